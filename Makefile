@@ -1,0 +1,39 @@
+# Two entry points: `make demo` and `make test`. Both create .venv and install on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU wheel by default: an unpinned torch would pull a multi-GB CUDA build.
+# GPU users: make install TORCH=torch
+TORCH ?= torch==2.13.0
+DEMO_OUT ?= runs/demo
+
+.PHONY: install install-dev demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	$(VENV)/bin/cocomix-lens pipeline --preset tiny --out $(DEMO_OUT)
+
+test: install-dev
+	$(PY) -m pytest -q tests
+
+lint: install-dev
+	$(VENV)/bin/ruff check cocomix_lens training app tests benchmarks
+
+bench: install-dev
+	$(PY) benchmarks/bench_generate.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,151 @@
+"""`CoCoMixConfig`: the architecture of a CoCoMix (or plain GPT-2) model, and its presets.
+
+Only what changes the weights lives here; training, data and steering knobs live elsewhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Registries of allowed names; the model maps them to implementations.
+ACT_FNS = ("gelu_new", "gelu", "relu")
+# interleave: paper (h1, c1, h2, c2, ...); add: paper's ablation (h_t + c_t);
+# pause: learned pause vector interleaved instead of c_t (baseline); none: plain GPT-2.
+MIX_MODES = ("interleave", "add", "pause", "none")
+
+
+@dataclass
+class CoCoMixConfig:
+    """Architecture of a GPT-2-style CoCoMix model."""
+
+    d_model: int = 128
+    """Residual stream width."""
+    n_layers: int = 4
+    """Number of transformer blocks."""
+    n_heads: int = 4
+    """Attention heads per block; must divide d_model."""
+    d_mlp: int | None = None
+    """MLP hidden width (default 4 * d_model)."""
+    d_vocab: int = 4096
+    """Vocabulary size."""
+    n_ctx: int = 256
+    """Maximum number of tokens (the mixed stream may hold 2 * n_ctx positions)."""
+    act_fn: str = "gelu_new"
+    """MLP activation: gelu_new (GPT-2's tanh GELU), gelu or relu."""
+    layer_norm_eps: float = 1e-5
+    """Epsilon of every affine LayerNorm."""
+    insert_layer: int = 2
+    """Index of the block whose input the concept head reads; later blocks see the mix."""
+    n_concepts: int = 2048
+    """Number of concepts C (the teacher SAE's d_sae)."""
+    concept_top_k: int = 32
+    """Concept logits kept (raw values) before compression."""
+    mix_mode: str = "interleave"
+    """interleave (paper), add (ablation), pause (baseline) or none (plain GPT-2)."""
+    tie_word_embeddings: bool = True
+    """Unembedding W_U is the transpose of W_E (GPT-2 and the official code)."""
+    initializer_range: float = 0.02
+    """Std of the normal init of weights (GPT-2)."""
+
+    def __post_init__(self) -> None:
+        if self.d_mlp is None:
+            self.d_mlp = 4 * self.d_model
+        self.validate()
+
+    # ---- validation -----------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise a one-line ValueError naming the first invalid field and its allowed range."""
+        for name in ("d_model", "n_layers", "n_heads", "d_mlp", "d_vocab", "n_ctx"):
+            _require(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
+        _require(self.d_model % self.n_heads == 0, "n_heads", self.n_heads,
+                 f"a divisor of d_model={self.d_model}")
+        _require(self.act_fn in ACT_FNS, "act_fn", self.act_fn, f"one of {ACT_FNS}")
+        _require(self.mix_mode in MIX_MODES, "mix_mode", self.mix_mode, f"one of {MIX_MODES}")
+        _require(self.layer_norm_eps > 0, "layer_norm_eps", self.layer_norm_eps, "> 0")
+        _require(self.initializer_range > 0, "initializer_range", self.initializer_range, "> 0")
+        if self.mix_mode == "none":
+            return
+        _require(1 <= self.insert_layer <= self.n_layers - 1, "insert_layer", self.insert_layer,
+                 f"in [1, n_layers - 1 = {self.n_layers - 1}]")
+        _require(self.n_concepts >= 1, "n_concepts", self.n_concepts, ">= 1")
+        _require(1 <= self.concept_top_k <= self.n_concepts, "concept_top_k",
+                 self.concept_top_k, f"in [1, n_concepts = {self.n_concepts}]")
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def has_concepts(self) -> bool:
+        """True when the model has a concept head (predictor + compressor)."""
+        return self.mix_mode in ("interleave", "add")
+
+    @property
+    def doubles_stream(self) -> bool:
+        """True when blocks >= insert_layer see 2T positions."""
+        return self.mix_mode in ("interleave", "pause")
+
+    # ---- serialisation --------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CoCoMixConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"CoCoMixConfig: unknown field(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> CoCoMixConfig:
+        p = Path(text_or_path)
+        text = p.read_text() if not str(text_or_path).lstrip().startswith("{") else str(text_or_path)
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes: Any) -> CoCoMixConfig:
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    # ---- presets --------------------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> CoCoMixConfig:
+        """A named preset (see `PRESETS`), optionally with fields overridden."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+
+def _require(ok: bool, field: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"CoCoMixConfig.{field}={value!r} is invalid: must be {allowed}")
+
+
+_GPT2 = dict(d_vocab=50257, n_ctx=1024, n_concepts=32768, concept_top_k=32)
+PRESETS: dict[str, dict[str, Any]] = {
+    # CPU-sized student for the offline pipeline (vocab and concepts set from the run's data).
+    "tiny": dict(d_model=128, n_layers=4, n_heads=4, d_vocab=4096, n_ctx=256, insert_layer=2,
+                 n_concepts=2048),
+    # Width-matched NTP baseline: ~ the same parameter count as "tiny" with its concept head.
+    "tiny-ntp": dict(d_model=160, n_layers=4, n_heads=4, d_vocab=4096, n_ctx=256,
+                     mix_mode="none"),
+    # Paper sizes (Tack et al. 2025, Table 5) and their width-matched NTP baselines.
+    "gpt2-69m": dict(d_model=512, n_layers=8, n_heads=8, insert_layer=3, **_GPT2),
+    "gpt2-69m-ntp": dict(d_model=624, n_layers=8, n_heads=8, mix_mode="none", **_GPT2),
+    "gpt2-386m": dict(d_model=1024, n_layers=24, n_heads=16, insert_layer=5, **_GPT2),
+    "gpt2-386m-ntp": dict(d_model=1072, n_layers=24, n_heads=16, mix_mode="none", **_GPT2),
+    "gpt2-1.38b": dict(d_model=2048, n_layers=24, n_heads=16, insert_layer=5, **_GPT2),
+    "gpt2-1.38b-ntp": dict(d_model=2096, n_layers=24, n_heads=16, mix_mode="none", **_GPT2),
+    # GPT-2 small itself (the paper's teacher), for from_hf_gpt2.
+    "gpt2": dict(d_model=768, n_layers=12, n_heads=12, mix_mode="none", **_GPT2),
+}

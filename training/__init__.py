@@ -1,0 +1,1 @@
+"""Training, data preparation and pipeline commands for cocomix-lens (outside the library)."""
