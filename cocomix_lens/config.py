@@ -109,8 +109,9 @@ class CoCoMixConfig:
 
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> CoCoMixConfig:
-        p = Path(text_or_path)
-        text = p.read_text() if not str(text_or_path).lstrip().startswith("{") else str(text_or_path)
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            text = Path(text_or_path).read_text()
         return cls.from_dict(json.loads(text))
 
     def replace(self, **changes: Any) -> CoCoMixConfig:

@@ -1,0 +1,179 @@
+"""`CoCoMixModel`: a GPT-2 with a CoCoMix concept head, as a TransformerLens HookedRootModule."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from transformer_lens import HookedRootModule
+from transformer_lens.hook_points import HookPoint
+
+from cocomix_lens.config import CoCoMixConfig
+from cocomix_lens.model.components import KVCacheLayer, LayerNorm, TransformerBlock, hooked
+from cocomix_lens.model.concept import MIXERS, ConceptHead
+from cocomix_lens.model.generation import GenerationMixin
+from cocomix_lens.model.pause import PauseHead
+from cocomix_lens.model.serialization import SerializationMixin
+from cocomix_lens.types import ConceptLogits, Logits, Tokens
+
+HEADS = {"interleave": ConceptHead, "add": ConceptHead, "pause": PauseHead}
+# TransformerLens forward kwargs that SAE-Lens passes and that mean nothing for a model
+# fed token ids directly (we never prepend BOS or pad).
+_IGNORED_TL_KWARGS = {"prepend_bos", "padding_side"}
+
+
+class KVCache:
+    """Per-block key/value caches; blocks >= insert_layer hold the doubled stream."""
+
+    def __init__(self, model: CoCoMixModel, batch: int, max_tokens: int):
+        cfg, like = model.cfg, model.embed.W_E
+        self.n_tokens = 0
+        self.layers = [
+            KVCacheLayer(batch, cfg.n_heads, max_tokens * model.stream_factor(i), cfg.d_head, like)
+            for i in range(cfg.n_layers)
+        ]
+
+
+class CoCoMixModel(SerializationMixin, GenerationMixin, HookedRootModule):
+    """GPT-2 (learned positions, pre-LN, tanh GELU) + concept head mixed in at insert_layer.
+
+    mix_mode="none" is plain GPT-2 (teachers and NTP baselines).
+    """
+
+    def __init__(self, cfg: CoCoMixConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.embed = _Embedding(cfg.d_vocab, cfg.d_model, "W_E")
+        self.pos_embed = _Embedding(cfg.n_ctx, cfg.d_model, "W_pos")
+        self.hook_embed = HookPoint()  # [batch, pos, d_model]
+        self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]
+        self.blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
+        self.concept = HEADS[cfg.mix_mode](cfg) if cfg.mix_mode in HEADS else None
+        self.ln_final = LayerNorm(cfg.d_model, cfg.layer_norm_eps)
+        self.unembed = None if cfg.tie_word_embeddings else _Unembed(cfg.d_model, cfg.d_vocab)
+        self.init_weights()
+        self.setup()  # TransformerLens: names every HookPoint, builds hook_dict / mod_dict
+
+    # ---- parameters ---------------------------------------------------------------------
+    @property
+    def W_E(self) -> Tensor:
+        return self.embed.W_E
+
+    @property
+    def W_pos(self) -> Tensor:
+        return self.pos_embed.W_pos
+
+    @property
+    def W_U(self) -> Tensor:
+        """[d_model, d_vocab]; the transpose of W_E when embeddings are tied."""
+        return self.embed.W_E.T if self.unembed is None else self.unembed.W_U
+
+    @property
+    def device(self) -> torch.device:
+        return self.embed.W_E.device
+
+    @property
+    def use_sdpa(self) -> bool:
+        return all(b.attn.use_sdpa for b in self.blocks)
+
+    @use_sdpa.setter
+    def use_sdpa(self, value: bool) -> None:
+        for b in self.blocks:
+            b.attn.use_sdpa = value
+
+    def init_weights(self) -> None:
+        """GPT-2 init: N(0, 0.02), residual output projections scaled by 1/sqrt(2 n_layers)."""
+        std = self.cfg.initializer_range
+        for name, p in self.named_parameters():
+            if name.endswith(("W_O", "W_out")):
+                nn.init.normal_(p, std=std / (2 * self.cfg.n_layers) ** 0.5)
+            elif name.split(".")[-1].startswith("W_"):
+                nn.init.normal_(p, std=std)
+
+    def stream_factor(self, layer: int) -> int:
+        """Positions per token in the stream entering block `layer` (2 after interleaving)."""
+        return 2 if self.cfg.doubles_stream and layer >= self.cfg.insert_layer else 1
+
+    # ---- forward ------------------------------------------------------------------------
+    def forward(
+        self,
+        tokens: Tokens,
+        return_concept_logits: bool = False,
+        stop_at_layer: int | None = None,
+        past_kv_cache: KVCache | None = None,
+        **tl_kwargs,
+    ) -> Logits | tuple[Logits, ConceptLogits] | Tensor:
+        """tokens [batch, pos] -> logits [batch, pos, d_vocab] (+ concept logits).
+
+        stop_at_layer=i returns the residual stream entering block i (TransformerLens).
+        past_kv_cache continues from cached positions (generation); it is updated in place.
+        """
+        self._check_kwargs(tl_kwargs, return_concept_logits)
+        tokens = self._check_tokens(tokens, past_kv_cache)
+        x = self._embed(tokens, 0 if past_kv_cache is None else past_kv_cache.n_tokens)
+        concept_logits = None
+        for i, block in enumerate(self.blocks):
+            if i == stop_at_layer:
+                return x
+            if i == self.cfg.insert_layer and self.concept is not None:
+                x, concept_logits = self._mix(x)
+            x = block(x, None if past_kv_cache is None else past_kv_cache.layers[i])
+        if past_kv_cache is not None:
+            past_kv_cache.n_tokens += tokens.shape[1]
+        logits = self._unembed(x)
+        return (logits, concept_logits) if return_concept_logits else logits
+
+    def _embed(self, tokens: Tensor, offset: int) -> Tensor:
+        pos = self.pos_embed.W_pos[offset : offset + tokens.shape[1]]
+        embed = hooked(self.hook_embed, self.embed.W_E[tokens])
+        return embed + hooked(self.hook_pos_embed, pos.expand_as(embed))
+
+    def _mix(self, h: Tensor) -> tuple[Tensor, Tensor | None]:
+        c, logits = self.concept(h)
+        mixed = MIXERS[self.cfg.mix_mode].mix(h, c)
+        return hooked(self.concept.hook_mixed, mixed), logits
+
+    def _unembed(self, x: Tensor) -> Tensor:
+        if self.concept is not None:
+            x = MIXERS[self.cfg.mix_mode].readout(x)
+        x = self.ln_final(x)
+        return x @ self.W_U
+
+    def _check_kwargs(self, tl_kwargs: dict, return_concept_logits: bool) -> None:
+        unknown = set(tl_kwargs) - _IGNORED_TL_KWARGS
+        if unknown:
+            raise TypeError(f"CoCoMixModel.forward got unexpected keyword(s) {sorted(unknown)}")
+        if return_concept_logits and not self.cfg.has_concepts:
+            raise ValueError(
+                f"return_concept_logits=True needs a concept head, but mix_mode="
+                f"{self.cfg.mix_mode!r}; use mix_mode 'interleave' or 'add'"
+            )
+
+    def _check_tokens(self, tokens: Tensor, cache: KVCache | None) -> Tensor:
+        if tokens.ndim == 1:
+            tokens = tokens[None]
+        if tokens.ndim != 2 or tokens.dtype not in (torch.int64, torch.int32):
+            raise ValueError(
+                f"tokens must be an integer tensor [batch, pos], got {tuple(tokens.shape)} "
+                f"{tokens.dtype}; tokenize text first"
+            )
+        end = tokens.shape[1] + (0 if cache is None else cache.n_tokens)
+        if end > self.cfg.n_ctx:
+            raise ValueError(f"{end} tokens exceed n_ctx={self.cfg.n_ctx}; truncate the input")
+        return tokens
+
+    def new_kv_cache(self, batch: int, max_tokens: int | None = None) -> KVCache:
+        """An empty KV cache for `batch` sequences of up to `max_tokens` tokens."""
+        return KVCache(self, batch, max_tokens or self.cfg.n_ctx)
+
+
+class _Embedding(nn.Module):
+    def __init__(self, n: int, d: int, name: str):
+        super().__init__()
+        self.register_parameter(name, nn.Parameter(torch.empty(n, d)))
+
+
+class _Unembed(nn.Module):
+    def __init__(self, d_model: int, d_vocab: int):
+        super().__init__()
+        self.W_U = nn.Parameter(torch.empty(d_model, d_vocab))

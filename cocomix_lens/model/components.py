@@ -1,0 +1,189 @@
+"""GPT-2 building blocks with TransformerLens hook points: LayerNorm, Attention, MLP, Block.
+
+Attention uses `F.scaled_dot_product_attention` unless a hook on `hook_attn_scores` /
+`hook_pattern` is active (or being cached), in which case the pattern is materialised.
+Blocks read and append to an optional `KVCache` layer for incremental decoding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformer_lens.hook_points import HookPoint
+
+from cocomix_lens.config import CoCoMixConfig
+
+
+def gelu_new(x: Tensor) -> Tensor:
+    # GPT-2's tanh approximation of GELU.
+    return F.gelu(x, approximate="tanh")
+
+
+ACTIVATIONS = {"gelu_new": gelu_new, "gelu": F.gelu, "relu": F.relu}
+
+
+def hooked(hp: HookPoint, x: Tensor) -> Tensor:
+    """Call a HookPoint only when it has hooks: the decode step is dominated by per-call
+    overhead, and an identity HookPoint call costs a few microseconds each."""
+    return hp(x) if has_hooks(hp) else x
+
+
+def has_hooks(hp: HookPoint) -> bool:
+    """True when any forward/backward hook (TransformerLens or raw PyTorch) is attached."""
+    return bool(hp._forward_hooks or hp._backward_hooks or hp._forward_pre_hooks)
+
+
+class LayerNorm(nn.Module):
+    """Affine LayerNorm (GPT-2) with `hook_normalized` (before the affine map, as TL)."""
+
+    def __init__(self, d_model: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.w = nn.Parameter(torch.ones(d_model))
+        self.b = nn.Parameter(torch.zeros(d_model))
+        self.hook_normalized = HookPoint()  # [batch, pos, d_model]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not has_hooks(self.hook_normalized):
+            return F.layer_norm(x, x.shape[-1:], self.w, self.b, self.eps)
+        x = F.layer_norm(x, x.shape[-1:], None, None, self.eps)
+        return self.hook_normalized(x) * self.w + self.b
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention; weights in TransformerLens layout."""
+
+    def __init__(self, cfg: CoCoMixConfig):
+        super().__init__()
+        n, d, h = cfg.n_heads, cfg.d_model, cfg.d_head
+        self.n_heads, self.d_head = n, h
+        # Fused QKV projection: one matmul per step instead of three (decode-step overhead).
+        self.W_QKV = nn.Parameter(torch.empty(d, 3 * d))
+        self.b_QKV = nn.Parameter(torch.zeros(3 * d))
+        self.W_O = nn.Parameter(torch.empty(d, d))
+        self.b_O = nn.Parameter(torch.zeros(d))
+        self.use_sdpa = True
+        self.hook_q = HookPoint()  # [batch, pos, n_heads, d_head]
+        self.hook_k = HookPoint()  # [batch, pos, n_heads, d_head]
+        self.hook_v = HookPoint()  # [batch, pos, n_heads, d_head]
+        self.hook_attn_scores = HookPoint()  # [batch, n_heads, query_pos, key_pos]
+        self.hook_pattern = HookPoint()  # [batch, n_heads, query_pos, key_pos]
+        self.hook_z = HookPoint()  # [batch, pos, n_heads, d_head]
+
+    # TransformerLens-layout views of the fused weights: [n_heads, d_model, d_head].
+    def _head_view(self, i: int) -> Tensor:
+        d = self.n_heads * self.d_head
+        w = self.W_QKV[:, i * d : (i + 1) * d]
+        return w.reshape(-1, self.n_heads, self.d_head).permute(1, 0, 2)
+
+    @property
+    def W_Q(self) -> Tensor:
+        return self._head_view(0)
+
+    @property
+    def W_K(self) -> Tensor:
+        return self._head_view(1)
+
+    @property
+    def W_V(self) -> Tensor:
+        return self._head_view(2)
+
+    def _explicit(self) -> bool:
+        watched = (self.hook_attn_scores, self.hook_pattern)
+        return not self.use_sdpa or any(has_hooks(hp) for hp in watched)
+
+    def forward(self, x: Tensor, kv_cache: KVCacheLayer | None = None) -> Tensor:
+        b, t, _ = x.shape
+        q, k, v = (x @ self.W_QKV + self.b_QKV).view(b, t, 3, self.n_heads, self.d_head).unbind(2)
+        q, k, v = hooked(self.hook_q, q), hooked(self.hook_k, k), hooked(self.hook_v, v)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [b, h, t, dh]
+        if kv_cache is not None:
+            k, v = kv_cache.append(k, v)
+        offset = k.shape[2] - t  # number of cached positions before this chunk
+        if self._explicit():
+            z = self._attend_explicit(q, k, v, offset)
+        elif offset == 0:
+            z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        elif t == 1:
+            z = F.scaled_dot_product_attention(q, k, v)  # one query sees every cached key
+        else:
+            # SDPA's is_causal is top-left aligned; a chunk after a cache needs bottom-right.
+            z = F.scaled_dot_product_attention(q, k, v, attn_mask=_causal_mask(t, offset, q.device))
+        z = hooked(self.hook_z, z.transpose(1, 2))  # [b, t, h, dh]
+        return z.reshape(b, t, -1) @ self.W_O + self.b_O
+
+    def _attend_explicit(self, q: Tensor, k: Tensor, v: Tensor, offset: int) -> Tensor:
+        t = q.shape[2]
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.d_head)
+        scores = scores.masked_fill(~_causal_mask(t, offset, q.device), float("-inf"))
+        scores = self.hook_attn_scores(scores)
+        pattern = self.hook_pattern(scores.softmax(-1))
+        return pattern @ v
+
+
+def _causal_mask(t: int, offset: int, device: torch.device) -> Tensor:
+    """Bool [t, offset + t]: query i (absolute offset + i) sees keys j <= offset + i."""
+    q_idx = torch.arange(t, device=device)[:, None] + offset
+    return torch.arange(offset + t, device=device)[None, :] <= q_idx
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: CoCoMixConfig):
+        super().__init__()
+        self.W_in = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
+        self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp))
+        self.W_out = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model))
+        self.b_out = nn.Parameter(torch.zeros(cfg.d_model))
+        self.act = ACTIVATIONS[cfg.act_fn]
+        self.hook_pre = HookPoint()  # [batch, pos, d_mlp]
+        self.hook_post = HookPoint()  # [batch, pos, d_mlp]
+
+    def forward(self, x: Tensor) -> Tensor:
+        pre = hooked(self.hook_pre, torch.addmm(self.b_in, x.flatten(0, -2), self.W_in))
+        post = hooked(self.hook_post, self.act(pre))
+        return torch.addmm(self.b_out, post, self.W_out).view(x.shape)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN GPT-2 block; each residual update on its own line."""
+
+    def __init__(self, cfg: CoCoMixConfig):
+        super().__init__()
+        self.ln1 = LayerNorm(cfg.d_model, cfg.layer_norm_eps)
+        self.attn = Attention(cfg)
+        self.ln2 = LayerNorm(cfg.d_model, cfg.layer_norm_eps)
+        self.mlp = MLP(cfg)
+        self.hook_resid_pre = HookPoint()  # [batch, pos, d_model]
+        self.hook_attn_out = HookPoint()  # [batch, pos, d_model]
+        self.hook_resid_mid = HookPoint()  # [batch, pos, d_model]
+        self.hook_mlp_out = HookPoint()  # [batch, pos, d_model]
+        self.hook_resid_post = HookPoint()  # [batch, pos, d_model]
+
+    def forward(self, x: Tensor, kv_cache: KVCacheLayer | None = None) -> Tensor:
+        x = hooked(self.hook_resid_pre, x)
+        attn_out = hooked(self.hook_attn_out, self.attn(self.ln1(x), kv_cache))
+        x = hooked(self.hook_resid_mid, x + attn_out)
+        mlp_out = hooked(self.hook_mlp_out, self.mlp(self.ln2(x)))
+        x = hooked(self.hook_resid_post, x + mlp_out)
+        return x
+
+
+class KVCacheLayer:
+    """Preallocated keys/values of one block: [batch, n_heads, max_pos, d_head]."""
+
+    def __init__(self, batch: int, n_heads: int, max_pos: int, d_head: int, like: Tensor):
+        self.k = like.new_empty(batch, n_heads, max_pos, d_head)
+        self.v = like.new_empty(batch, n_heads, max_pos, d_head)
+        self.pos = 0
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        end = self.pos + k.shape[2]
+        if end > self.k.shape[2]:
+            raise ValueError(f"KV cache full ({self.k.shape[2]} positions); allocate a larger one")
+        self.k[:, :, self.pos : end] = k
+        self.v[:, :, self.pos : end] = v
+        self.pos = end
+        return self.k[:, :, :end], self.v[:, :, :end]

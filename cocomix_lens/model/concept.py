@@ -1,0 +1,94 @@
+"""The CoCoMix concept head and the registry of ways to mix its output into the stream.
+
+Concept head, exactly as the official code computes it (see docs/cocomix_facts.md):
+    mu, std = mean(h), unbiased std(h) over d;  x = (h - mu) / (std + 1e-5) - pre_bias
+    z = x @ W_pred + b_pred                         concept logits  [batch, pos, n_concepts]
+    a = raw top-k of z, zeros elsewhere             concept acts    [batch, pos, n_concepts]
+    c = (a @ W_comp + b_comp + pre_bias) * std + mu concept vector  [batch, pos, d_model]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformer_lens.hook_points import HookPoint
+
+from cocomix_lens.config import CoCoMixConfig
+from cocomix_lens.model.components import has_hooks, hooked
+
+STD_EPS = 1e-5  # added to the std, not the variance, as the official code does
+
+
+class ConceptHead(nn.Module):
+    """Predicts concept logits from the residual stream and compresses the top-k into c_t."""
+
+    def __init__(self, cfg: CoCoMixConfig):
+        super().__init__()
+        d, c = cfg.d_model, cfg.n_concepts
+        self.top_k = cfg.concept_top_k
+        self.pre_bias = nn.Parameter(torch.zeros(d))
+        self.W_pred = nn.Parameter(torch.empty(d, c))
+        self.b_pred = nn.Parameter(torch.zeros(c))
+        # [n_concepts, d_model]: row i is concept i's direction, so the sparse product can be
+        # computed as a weighted gather of k rows (F.embedding_bag) instead of a C-wide matmul.
+        self.W_comp = nn.Parameter(torch.empty(c, d))
+        self.b_comp = nn.Parameter(torch.zeros(d))
+        self.use_gather = True
+        self.hook_in = HookPoint()  # [batch, pos, d_model] residual read by the predictor
+        self.hook_logits = HookPoint()  # [batch, pos, n_concepts] all concept logits
+        self.hook_acts = HookPoint()  # [batch, pos, n_concepts] top-k kept, zeros elsewhere
+        self.hook_vector = HookPoint()  # [batch, pos, d_model] continuous concept c_t
+        self.hook_mixed = HookPoint()  # [batch, 2 * pos or pos, d_model] mixed stream
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """h [batch, pos, d_model] -> (c [batch, pos, d_model], logits [batch, pos, n_concepts])."""
+        h = hooked(self.hook_in, h)
+        mu = h.mean(-1, keepdim=True)
+        std = h.std(-1, keepdim=True)
+        x = (h - mu) / (std + STD_EPS) - self.pre_bias
+        logits = hooked(self.hook_logits, x @ self.W_pred + self.b_pred)
+        vals, idx = logits.topk(self.top_k, dim=-1)
+        c = self._compress(logits, vals, idx)
+        c = (c + self.pre_bias) * std + mu
+        return hooked(self.hook_vector, c), logits
+
+    def _compress(self, logits: Tensor, vals: Tensor, idx: Tensor) -> Tensor:
+        if self.use_gather and not has_hooks(self.hook_acts):
+            k, d = vals.shape[-1], self.W_comp.shape[1]
+            c = F.embedding_bag(idx.reshape(-1, k), self.W_comp,
+                                per_sample_weights=vals.reshape(-1, k), mode="sum")
+            return c.view(*vals.shape[:-1], d) + self.b_comp
+        # Dense path: someone reads or edits the sparse acts, so materialise them.
+        acts = torch.zeros_like(logits).scatter(-1, idx, vals)
+        acts = self.hook_acts(acts)
+        return acts @ self.W_comp + self.b_comp
+
+
+# ---- mixing registry ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Mixer:
+    """How the concept (or pause) vector joins the residual stream at insert_layer."""
+
+    mix: Callable[[Tensor, Tensor], Tensor]  # (h [b,t,d], c [b,t,d]) -> mixed stream
+    readout: Callable[[Tensor], Tensor]  # final stream -> positions that feed the LM head
+
+
+def _interleave(h: Tensor, c: Tensor) -> Tensor:
+    # (h1, c1, h2, c2, ...): c_t sees h_<=t and c_<t under the plain causal mask.
+    b, t, d = h.shape
+    return torch.stack((h, c.expand_as(h)), dim=2).view(b, 2 * t, d)
+
+
+def _concept_slots(x: Tensor) -> Tensor:
+    return x[:, 1::2]  # slot t (the concept slot after token t) predicts token t + 1
+
+
+MIXERS: dict[str, Mixer] = {
+    "interleave": Mixer(_interleave, _concept_slots),
+    "pause": Mixer(_interleave, _concept_slots),
+    "add": Mixer(lambda h, c: h + c, lambda x: x),
+}

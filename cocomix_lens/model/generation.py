@@ -1,0 +1,96 @@
+"""Sampling and KV-cached generation for CoCoMixModel (a mixin; the model owns the cache).
+
+Below insert_layer the cache holds one position per token, from it on two (token + concept
+slot), so each decode step appends 1 and 2 positions respectively. Hooks on `concept.*`
+run on every step, which is how steering applies during cached generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+
+def sample_next(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None,
+                generator: torch.Generator | None) -> Tensor:
+    """logits [batch, d_vocab] -> token ids [batch]; temperature 0 is greedy."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = logits.sort(-1, descending=True)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        # Drop a token once the mass before it already reaches top_p (keeps at least one).
+        drop_sorted = (cum - sorted_logits.softmax(-1)) >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    probs = logits.softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _check_args(max_new_tokens: int, temperature: float, top_k: int | None,
+                top_p: float | None) -> None:
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens={max_new_tokens} must be >= 0")
+    if temperature < 0:
+        raise ValueError(f"temperature={temperature} must be >= 0 (0 = greedy)")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k={top_k} must be >= 1 or None")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p={top_p} must be in (0, 1] or None")
+
+
+class GenerationMixin:
+    """`generate` and `stream` for CoCoMixModel."""
+
+    def generate(self, tokens: Tensor, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None,
+                 stop_tokens: Sequence[int] | None = None, seed: int | None = None,
+                 use_cache: bool = True) -> Tensor:
+        """tokens [batch, pos] (or [pos]) -> [batch, pos + n_new]; stops early only when every
+        sequence has produced a stop token (finished sequences repeat it)."""
+        prompt = tokens if tokens.ndim == 2 else tokens[None]
+        new = list(self.stream(prompt, max_new_tokens, temperature, top_k, top_p, stop_tokens,
+                               seed, use_cache))
+        if not new:
+            return prompt.clone()
+        return torch.cat([prompt, torch.stack(new, dim=1)], dim=1)
+
+    @torch.inference_mode()
+    def stream(self, tokens: Tensor, max_new_tokens: int, temperature: float = 1.0,
+               top_k: int | None = None, top_p: float | None = None,
+               stop_tokens: Sequence[int] | None = None, seed: int | None = None,
+               use_cache: bool = True) -> Iterator[Tensor]:
+        """Yield the next token ids [batch] one step at a time."""
+        _check_args(max_new_tokens, temperature, top_k, top_p)
+        prompt = (tokens if tokens.ndim == 2 else tokens[None]).to(self.device)
+        total = prompt.shape[1] + max_new_tokens
+        if total > self.cfg.n_ctx:
+            raise ValueError(
+                f"prompt ({prompt.shape[1]}) + max_new_tokens ({max_new_tokens}) exceeds "
+                f"n_ctx={self.cfg.n_ctx}; shorten the prompt or generate fewer tokens"
+            )
+        gen = None if seed is None else torch.Generator(self.device).manual_seed(seed)
+        stops = None if not stop_tokens else torch.tensor(list(stop_tokens), device=self.device)
+        finished = torch.zeros(prompt.shape[0], dtype=torch.bool, device=self.device)
+        cache = self.new_kv_cache(prompt.shape[0], total) if use_cache else None
+        seq, step_in = prompt, prompt
+        for _ in range(max_new_tokens):
+            logits = self(step_in, past_kv_cache=cache)[:, -1]
+            nxt = sample_next(logits, temperature, top_k, top_p, gen)
+            if stops is not None:
+                nxt = torch.where(finished, stops[0], nxt)
+                finished |= torch.isin(nxt, stops)
+            yield nxt
+            if stops is not None and bool(finished.all()):
+                return
+            if use_cache:
+                step_in = nxt[:, None]
+            else:
+                seq = torch.cat([seq, nxt[:, None]], dim=1)
+                step_in = seq

@@ -1,0 +1,108 @@
+"""HF-style checkpoints: `save_pretrained(dir)` / `from_pretrained(dir)`.
+
+A directory holds config.json ({"format_version", "config", "metadata"}) and
+model.safetensors. Nothing is ever unpickled. Each file is written to a temp name, fsynced
+and renamed, so a crash leaves either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call write(tmp_path), fsync it, then rename it onto `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_config_file(directory: Path) -> dict[str, Any]:
+    """Read and check config.json of a checkpoint directory."""
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found; pass a directory written by CoCoMixModel.save_pretrained"
+        )
+    blob = json.loads(path.read_text())
+    version = blob.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: unknown format_version {version!r} (this cocomix-lens reads "
+            f"{FORMAT_VERSION}); upgrade cocomix-lens or re-save the checkpoint"
+        )
+    return blob
+
+
+class SerializationMixin:
+    """Checkpoint I/O for CoCoMixModel."""
+
+    metadata: dict[str, Any]
+
+    def save_pretrained(self, directory: str | os.PathLike,
+                        metadata: dict[str, Any] | None = None) -> Path:
+        """Write config.json + model.safetensors into `directory` (created if needed)."""
+        directory = Path(directory)
+        meta = {**getattr(self, "metadata", {}), **(metadata or {})}
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
+        blob = {"format_version": FORMAT_VERSION, "library": "cocomix-lens",
+                "config": self.cfg.to_dict(), "metadata": meta}
+        text = json.dumps(blob, indent=2, sort_keys=True) + "\n"
+        atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike,
+                        device: str | torch.device | None = None):
+        """Load a model written by `save_pretrained`."""
+        from cocomix_lens.config import CoCoMixConfig
+
+        directory = Path(directory)
+        blob = read_config_file(directory)
+        model = cls(CoCoMixConfig.from_dict(blob["config"]))
+        model.metadata = blob.get("metadata", {})
+        weights = directory / WEIGHTS_FILE
+        if not weights.is_file():
+            raise FileNotFoundError(
+                f"{weights} not found; the checkpoint is incomplete: re-save it with "
+                "save_pretrained"
+            )
+        _load_checked(model, load_file(str(weights)), weights)
+        return model if device is None else model.to(device)
+
+
+def _load_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: tensors do not match config.json (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]}); the weights and config come from different models"
+        )
+    for name, tensor in state.items():
+        if tensor.shape != expected[name].shape:
+            raise ValueError(
+                f"{path}: {name} has shape {tuple(tensor.shape)} but config.json implies "
+                f"{tuple(expected[name].shape)}; the weights and config come from different models"
+            )
+    model.load_state_dict(state)
