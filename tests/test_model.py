@@ -1,0 +1,147 @@
+"""CoCoMixModel forward semantics: interleaving, the concept head, attention paths, hooks."""
+
+import pytest
+import torch
+from helpers_model import tiny_model, tokens
+from sae_lens import TopKSAE, TopKSAEConfig
+from sae_lens.saes.sae import SAEMetadata
+
+from cocomix_lens.model.concept import STD_EPS
+
+
+def test_interleaved_stream_has_2T_positions_from_insert_layer():
+    model, x = tiny_model(insert_layer=2), tokens(pos=7)
+    _, cache = model.run_with_cache(x)
+    assert cache["blocks.1.hook_resid_post"].shape[1] == 7
+    assert cache["concept.hook_mixed"].shape[1] == 14
+    assert cache["blocks.2.hook_resid_pre"].shape[1] == 14
+    # Even slots are the tokens' residuals, odd slots their concept vectors.
+    torch.testing.assert_close(cache["concept.hook_mixed"][:, 0::2], cache["concept.hook_in"])
+    torch.testing.assert_close(cache["concept.hook_mixed"][:, 1::2], cache["concept.hook_vector"])
+
+
+def test_perturbing_c_t_changes_only_c_t_and_later():
+    model, x, t = tiny_model(), tokens(pos=9), 4
+    _, clean = model.run_with_cache(x, names_filter="blocks.2.hook_resid_post")
+
+    def bump(c, hook):
+        c = c.clone()
+        c[:, t] += 1.0
+        return c
+
+    with model.hooks(fwd_hooks=[("concept.hook_vector", bump)]):
+        _, hit = model.run_with_cache(x, names_filter="blocks.2.hook_resid_post")
+    a, b = clean["blocks.2.hook_resid_post"], hit["blocks.2.hook_resid_post"]
+    slot = 2 * t + 1  # c_t
+    torch.testing.assert_close(a[:, :slot], b[:, :slot], rtol=0, atol=0)  # h_<=t and c_<t
+    assert (a[:, slot] - b[:, slot]).abs().max() > 1e-3
+
+
+def test_concept_head_matches_official_formula():
+    model, x = tiny_model(), tokens()
+    logits, cache = model.run_with_cache(x)
+    head, h = model.concept, cache["concept.hook_in"]
+    mu, std = h.mean(-1, keepdim=True), h.std(-1, keepdim=True)
+    z = ((h - mu) / (std + STD_EPS) - head.pre_bias) @ head.W_pred + head.b_pred
+    torch.testing.assert_close(cache["concept.hook_logits"], z)
+    vals, idx = z.topk(model.cfg.concept_top_k, -1)
+    dense = torch.zeros_like(z).scatter(-1, idx, vals)
+    c = (dense @ head.W_comp + head.b_comp + head.pre_bias) * std + mu
+    torch.testing.assert_close(cache["concept.hook_vector"], c, atol=1e-5, rtol=1e-5)
+    assert (cache["concept.hook_acts"] != 0).sum(-1).eq(model.cfg.concept_top_k).all()
+
+
+def test_gathered_compressor_equals_dense():
+    model, x = tiny_model(), tokens()
+    fast = model(x)
+    model.concept.use_gather = False
+    torch.testing.assert_close(model(x), fast, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mix_mode", ["interleave", "add", "pause", "none"])
+def test_sdpa_equals_explicit_attention(mix_mode):
+    model, x = tiny_model(mix_mode=mix_mode), tokens()
+    fast = model(x)
+    _, cache = model.run_with_cache(x, names_filter=lambda n: n.endswith("hook_pattern"))
+    pattern = cache["blocks.2.attn.hook_pattern"]
+    torch.testing.assert_close(pattern.sum(-1), torch.ones_like(pattern.sum(-1)))
+    assert pattern.triu(1).abs().max() == 0  # causal
+    model.use_sdpa = False
+    torch.testing.assert_close(model(x), fast, atol=1e-5, rtol=1e-5)
+
+
+def test_return_concept_logits_equals_hooked_logits():
+    model, x = tiny_model(), tokens()
+    logits, concept_logits = model(x, return_concept_logits=True)
+    _, cache = model.run_with_cache(x, names_filter="concept.hook_logits")
+    torch.testing.assert_close(concept_logits, cache["concept.hook_logits"])
+    torch.testing.assert_close(logits, model(x))
+    with pytest.raises(ValueError, match="needs a concept head"):
+        tiny_model(mix_mode="none")(x, return_concept_logits=True)
+
+
+def test_add_mode_adds_concept_vector_to_residual():
+    model, x = tiny_model(mix_mode="add"), tokens()
+    _, cache = model.run_with_cache(x)
+    expected = cache["concept.hook_in"] + cache["concept.hook_vector"]
+    torch.testing.assert_close(cache["concept.hook_mixed"], expected)
+
+
+def test_steering_a_concept_logit_changes_the_next_token_distribution():
+    model, x = tiny_model(), tokens()
+    base = model(x)
+
+    def scale(z, hook):
+        z = z.clone()
+        z[..., 3] = 10.0 * z[..., 3].abs() + 5.0  # force concept 3 into the top-k
+        return z
+
+    steered = model.run_with_hooks(x, fwd_hooks=[("concept.hook_logits", scale)])
+    assert (steered - base).abs().max() > 1e-3
+    torch.testing.assert_close(model(x), base)  # hooks removed on exit
+
+
+def test_stop_at_layer_returns_the_residual_entering_that_block():
+    model, x = tiny_model(), tokens()
+    _, cache = model.run_with_cache(x, names_filter="blocks.2.hook_resid_pre")
+    out = model(x, stop_at_layer=2)
+    torch.testing.assert_close(out, cache["blocks.2.hook_resid_pre"])
+    _, partial = model.run_with_cache(x, names_filter=["blocks.1.hook_resid_pre"],
+                                      stop_at_layer=2, prepend_bos=False)
+    torch.testing.assert_close(partial["blocks.1.hook_resid_pre"],
+                               cache_at(model, x, "blocks.1.hook_resid_pre"))
+
+
+def cache_at(model, x, name):
+    return model.run_with_cache(x, names_filter=name)[1][name]
+
+
+def test_sae_lens_sae_attaches_by_hook_name():
+    model, x = tiny_model(), tokens()
+    torch.manual_seed(0)
+    name = "blocks.1.hook_resid_pre"
+    sae = TopKSAE(TopKSAEConfig(d_in=32, d_sae=64, k=4, metadata=SAEMetadata(hook_name=name)))
+    with torch.no_grad():
+        for p in sae.parameters():
+            p.normal_(0, 0.3)
+    hook_name = sae.cfg.metadata.hook_name
+    _, cache = model.run_with_cache(x, names_filter=hook_name, stop_at_layer=2)
+    feats = sae.encode(cache[hook_name])
+    assert (feats > 0).sum(-1).eq(4).all()
+
+    def splice(act, hook):
+        return sae(act)
+
+    spliced = model.run_with_hooks(x, fwd_hooks=[(hook_name, splice)])
+    assert (spliced - model(x)).abs().max() > 1e-3
+    sae.use_error_term = True  # reconstruction + error = identity: logits unchanged
+    torch.testing.assert_close(model.run_with_hooks(x, fwd_hooks=[(hook_name, splice)]),
+                               model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_bad_tokens_and_overlong_inputs_are_refused():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="integer tensor"):
+        model(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="exceed n_ctx"):
+        model(torch.zeros(1, 65, dtype=torch.long))

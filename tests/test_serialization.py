@@ -1,0 +1,64 @@
+"""save_pretrained / from_pretrained: round trips, atomic writes, clear errors."""
+
+import json
+
+import pytest
+import torch
+from helpers_model import tiny_model, tokens
+
+from cocomix_lens import CoCoMixModel
+from cocomix_lens.model import serialization
+
+
+@pytest.mark.parametrize("mix_mode", ["interleave", "add", "pause", "none"])
+def test_round_trip_gives_identical_logits(tmp_path, mix_mode):
+    model, x = tiny_model(mix_mode=mix_mode), tokens()
+    model.save_pretrained(tmp_path, metadata={"tokenizer_sha256": "abc"})
+    loaded = CoCoMixModel.from_pretrained(tmp_path)
+    assert torch.equal(loaded(x), model(x))
+    assert loaded.cfg == model.cfg
+    assert loaded.metadata == {"tokenizer_sha256": "abc"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_missing_files_are_named_with_a_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json not found.*save_pretrained"):
+        CoCoMixModel.from_pretrained(tmp_path)
+    tiny_model().save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors not found"):
+        CoCoMixModel.from_pretrained(tmp_path)
+
+
+def test_unknown_format_version_is_refused(tmp_path):
+    tiny_model().save_pretrained(tmp_path)
+    blob = json.loads((tmp_path / "config.json").read_text())
+    blob["format_version"] = 99
+    (tmp_path / "config.json").write_text(json.dumps(blob))
+    with pytest.raises(ValueError, match="unknown format_version 99.*upgrade"):
+        CoCoMixModel.from_pretrained(tmp_path)
+
+
+def test_shape_mismatch_is_refused(tmp_path):
+    tiny_model().save_pretrained(tmp_path)
+    blob = json.loads((tmp_path / "config.json").read_text())
+    blob["config"]["n_concepts"] = 50
+    (tmp_path / "config.json").write_text(json.dumps(blob))
+    with pytest.raises(ValueError, match=r"model.safetensors: concept\.W_\w+ has shape \(48, 32\).*different models"):
+        CoCoMixModel.from_pretrained(tmp_path)
+
+
+def test_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    model, x = tiny_model(), tokens()
+    model.save_pretrained(tmp_path)
+    other = tiny_model(seed=5)
+
+    def crash(tensors, path):
+        open(path, "wb").write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(serialization, "save_file", crash)
+    with pytest.raises(OSError, match="disk full"):
+        other.save_pretrained(tmp_path)
+    assert torch.equal(CoCoMixModel.from_pretrained(tmp_path)(x), model(x))
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
