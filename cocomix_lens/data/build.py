@@ -1,0 +1,149 @@
+"""`prepare_shards`: corpus -> tokenizer -> token shards, idempotent per inputs.
+
+The inputs (corpus fingerprint, tokenizer choice, split settings) are hashed into the
+manifest; re-running with the same inputs returns the existing manifest without work, and
+different inputs into a used directory need `force=True`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tokenizers import Tokenizer
+
+import cocomix_lens
+from cocomix_lens.data.corpus import CorpusSource, Document, split_of
+from cocomix_lens.data.files import atomic_write_json, sha256_file, sha256_json
+from cocomix_lens.data.shards import (
+    FORMAT_VERSION,
+    MANIFEST,
+    TOKENIZER_FILE,
+    ShardWriter,
+    TokenShards,
+    read_manifest,
+    shard_dtype,
+)
+from cocomix_lens.data.tokenizer import (
+    DEFAULT_VOCAB_SIZE,
+    build_tokenizer,
+    eos_id,
+    save_tokenizer,
+    tokenizer_sha256,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# progress(iterable, total, description) -> iterable; the CLI passes a tqdm wrapper.
+Progress = Callable[[Iterable[Any], "int | None", str], Iterable[Any]]
+_ENCODE_BATCH = 512
+
+
+def _no_progress(it: Iterable[T], total: int | None, desc: str) -> Iterable[T]:
+    return it
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    manifest: dict[str, Any]
+    skipped: bool  # True when the directory already held shards of the same inputs
+
+
+def _inputs(corpus: CorpusSource, tokenizer: str, vocab_size: int, tokenizer_file: str | None,
+            val_fraction: float, seed: int) -> dict[str, Any]:
+    tok: dict[str, Any] = {"kind": tokenizer}
+    if tokenizer == "bpe":
+        tok["vocab_size"] = vocab_size
+    if tokenizer_file:
+        tok["file_sha256"] = sha256_file(tokenizer_file)
+    return {"format_version": FORMAT_VERSION, "corpus": corpus.fingerprint(), "tokenizer": tok,
+            "val_fraction": val_fraction, "split_seed": seed}
+
+
+def _claim(out: Path, inputs_sha: str, force: bool) -> dict[str, Any] | None:
+    """The existing manifest if `out` already holds these inputs intact; else make sure we
+    may overwrite `out` (empty, or force) and drop its manifest before writing."""
+    if (out / MANIFEST).is_file():
+        manifest = read_manifest(out)
+        if manifest.get("inputs_sha256") == inputs_sha and not force:
+            TokenShards.open(out)  # sizes and tokenizer still intact?
+            return manifest
+        if not force:
+            raise FileExistsError(f"{out} already holds shards prepared from different inputs "
+                                  f"({manifest.get('corpus', {}).get('source')}); fix: pass "
+                                  "--force to overwrite or choose another --out")
+    elif out.is_dir() and any(out.iterdir()) and not force:
+        raise FileExistsError(f"{out} is not empty and holds no {MANIFEST}; fix: pass --force "
+                              "to write into it anyway or choose another --out")
+    # The manifest goes first so a crash mid-write never leaves it describing new shards.
+    (out / MANIFEST).unlink(missing_ok=True)
+    return None
+
+
+def _train_texts(corpus: CorpusSource, val_fraction: float, seed: int,
+                 progress: Progress) -> Callable[[], Iterator[str]]:
+    def texts() -> Iterator[str]:
+        docs = progress(corpus.documents(), corpus.num_documents(), "train tokenizer")
+        return (d.text for d in docs if split_of(d.id, val_fraction, seed) == "train")
+    return texts
+
+
+def _batches(docs: Iterable[Document], n: int) -> Iterator[list[Document]]:
+    it = iter(docs)
+    while batch := list(islice(it, n)):
+        yield batch
+
+
+def _write(corpus: CorpusSource, tok: Tokenizer, out: Path, val_fraction: float, seed: int,
+           progress: Progress) -> dict[str, dict[str, Any]]:
+    with ShardWriter(out, tok.get_vocab_size(), eos_id(tok)) as writer:
+        docs = progress(corpus.documents(), corpus.num_documents(), "tokenize")
+        for batch in _batches(docs, _ENCODE_BATCH):
+            encs = tok.encode_batch([d.text for d in batch], add_special_tokens=False)
+            for doc, enc in zip(batch, encs):
+                writer.add(split_of(doc.id, val_fraction, seed), doc, enc.ids)
+        summary = writer.summary()
+        for split, info in summary.items():
+            if info["documents"] == 0 and (split == "train" or val_fraction > 0):
+                raise ValueError(f"no document fell into the {split} split; fix: use a larger "
+                                 "corpus or change --val-fraction")
+    return summary
+
+
+def prepare_shards(corpus: CorpusSource, out: str | Path, tokenizer: str = "bpe",
+                   vocab_size: int = DEFAULT_VOCAB_SIZE, tokenizer_file: str | None = None,
+                   val_fraction: float = 0.02, seed: int = 0, force: bool = False,
+                   progress: Progress | None = None) -> PrepareResult:
+    """Tokenize `corpus` into shard directory `out` (see `cocomix_lens.data.shards`).
+
+    The split is by document (hash of id and `seed`); a trained BPE sees train documents
+    only."""
+    progress = progress or _no_progress
+    out = Path(out)
+    split_of("", val_fraction, seed)  # validates val_fraction before any work
+    inputs = _inputs(corpus, tokenizer, vocab_size, tokenizer_file, val_fraction, seed)
+    inputs_sha = sha256_json(inputs)
+    existing = _claim(out, inputs_sha, force)
+    if existing is not None:
+        log.info("%s already holds these shards (inputs %s); nothing to do", out,
+                 inputs_sha[:12])
+        return PrepareResult(existing, skipped=True)
+    texts = _train_texts(corpus, val_fraction, seed, progress)
+    tok = build_tokenizer(tokenizer, texts, vocab_size, tokenizer_file)
+    summary = _write(corpus, tok, out, val_fraction, seed, progress)
+    save_tokenizer(tok, out / TOKENIZER_FILE)
+    vocab = tok.get_vocab_size()
+    manifest = {"format_version": FORMAT_VERSION, "vocab_size": vocab,
+                "dtype": shard_dtype(vocab).name, "eos_id": eos_id(tok),
+                "tokenizer_sha256": tokenizer_sha256(tok), "tokenizer_file": TOKENIZER_FILE,
+                "splits": summary, "corpus": inputs["corpus"], "inputs": inputs,
+                "inputs_sha256": inputs_sha,
+                "created_by": f"cocomix-lens {cocomix_lens.__version__}"}
+    atomic_write_json(out / MANIFEST, manifest)
+    log.info("wrote %s: %d train / %d val tokens", out, summary["train"]["tokens"],
+             summary["val"]["tokens"])
+    return PrepareResult(manifest, skipped=False)

@@ -1,0 +1,191 @@
+"""Token shards on disk: writing them (`ShardWriter`) and reading them (`TokenShards`).
+
+Layout of a shard directory (format_version 1):
+    train.bin, val.bin      flat token ids, np.uint16 (np.uint32 if vocab > 65,535),
+                            every document followed by EOS
+    docs_<split>.jsonl      per document {"id", "start", "end", "meta"}: tokens [start, end)
+                            of the split's .bin are the document (EOS at `end`)
+    tokenizer.json          HF `tokenizers` file
+    manifest.json           format_version, vocab_size, dtype, eos_id, tokenizer_sha256,
+                            splits {name: {file, docs_file, tokens, documents, sha256}},
+                            corpus and inputs fingerprints
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from cocomix_lens.data.corpus import SPLITS, Document
+from cocomix_lens.data.files import atomic_open, sha256_file
+from cocomix_lens.data.tokenizer import check_tokenizer, load_tokenizer
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def shard_dtype(vocab_size: int) -> np.dtype:
+    """uint16 while every id fits (vocab <= 65,535, per the format), else uint32."""
+    return np.dtype(np.uint16 if vocab_size <= 65_535 else np.uint32)
+
+
+class _SplitWriter:
+    """Appends documents to one split's .bin and docs .jsonl, hashing as it goes."""
+
+    def __init__(self, bin_f: IO[bytes], docs_f: IO[str], dtype: np.dtype, eos: int) -> None:
+        self.bin_f, self.docs_f, self.dtype, self.eos = bin_f, docs_f, dtype, eos
+        self.sha = hashlib.sha256()
+        self.tokens = 0
+        self.documents = 0
+
+    def add(self, doc: Document, ids: list[int]) -> None:
+        blob = np.asarray(ids + [self.eos], dtype=self.dtype).tobytes()
+        self.bin_f.write(blob)
+        self.sha.update(blob)
+        row = {"id": doc.id, "start": self.tokens, "end": self.tokens + len(ids),
+               "meta": doc.meta}
+        self.docs_f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.tokens += len(ids) + 1
+        self.documents += 1
+
+    def summary(self, split: str) -> dict[str, Any]:
+        return {"file": f"{split}.bin", "docs_file": f"docs_{split}.jsonl",
+                "tokens": self.tokens, "documents": self.documents,
+                "sha256": self.sha.hexdigest()}
+
+
+class ShardWriter:
+    """Context manager writing all splits of a shard directory; files appear (atomically)
+    only when the block exits without error. The manifest is written separately, last."""
+
+    def __init__(self, root: str | Path, vocab_size: int, eos_id: int) -> None:
+        self.root = Path(root)
+        self.dtype = shard_dtype(vocab_size)
+        self.eos = eos_id
+        self._stack = ExitStack()
+        self.splits: dict[str, _SplitWriter] = {}
+
+    def __enter__(self) -> ShardWriter:
+        self.root.mkdir(parents=True, exist_ok=True)
+        for split in SPLITS:
+            bin_f = self._stack.enter_context(atomic_open(self.root / f"{split}.bin", "wb"))
+            docs_f = self._stack.enter_context(atomic_open(self.root / f"docs_{split}.jsonl",
+                                                           "w"))
+            self.splits[split] = _SplitWriter(bin_f, docs_f, self.dtype, self.eos)
+        return self
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._stack.__exit__(*exc)
+
+    def add(self, split: str, doc: Document, ids: list[int]) -> None:
+        self.splits[split].add(doc, ids)
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        return {name: w.summary(name) for name, w in self.splits.items()}
+
+
+class TokenShards:
+    """Read access to a prepared shard directory: `TokenShards.open(dir)`."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any], tokenizer: Tokenizer) -> None:
+        self.root = root
+        self.manifest = manifest
+        self.tokenizer = tokenizer
+        self.dtype = np.dtype(manifest["dtype"])
+        self._maps: dict[str, np.memmap] = {}
+
+    @classmethod
+    def open(cls, root: str | Path, verify: bool = False) -> TokenShards:
+        """Open and sanity-check `root` (tokenizer hash, file sizes; with `verify`, the
+        sha256 of every shard)."""
+        root = Path(root)
+        manifest = read_manifest(root)
+        tok = load_tokenizer(root / TOKENIZER_FILE)
+        check_tokenizer(manifest["tokenizer_sha256"], tok, what=f"token shards in {root}")
+        shards = cls(root, manifest, tok)
+        for split in manifest["splits"]:
+            shards._check(split, verify)
+        return shards
+
+    def _check(self, split: str, verify: bool) -> None:
+        info = self.manifest["splits"][split]
+        path = self.root / info["file"]
+        fix = f"fix: re-run `cocomix-lens prepare --out {self.root} --force`"
+        if not path.is_file() or path.stat().st_size != info["tokens"] * self.dtype.itemsize:
+            raise ValueError(f"{path} is missing or does not hold {info['tokens']} tokens; {fix}")
+        if verify and sha256_file(path) != info["sha256"]:
+            raise ValueError(f"{path} does not match the sha256 in its manifest; {fix}")
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.manifest["vocab_size"])
+
+    @property
+    def eos_id(self) -> int:
+        return int(self.manifest["eos_id"])
+
+    @property
+    def tokenizer_sha256(self) -> str:
+        return str(self.manifest["tokenizer_sha256"])
+
+    def n_tokens(self, split: str) -> int:
+        return int(self._info(split)["tokens"])
+
+    def _info(self, split: str) -> dict[str, Any]:
+        if split not in self.manifest["splits"]:
+            raise ValueError(f"no split {split!r} in {self.root}; "
+                             f"choose one of: {', '.join(self.manifest['splits'])}")
+        return self.manifest["splits"][split]
+
+    def split(self, split: str) -> np.memmap:
+        """Read-only memmap [n_tokens] of the split's token ids."""
+        if split not in self._maps:
+            info = self._info(split)
+            self._maps[split] = np.memmap(self.root / info["file"], dtype=self.dtype,
+                                          mode="r", shape=(info["tokens"],))
+        return self._maps[split]
+
+    def documents(self, split: str) -> list[dict[str, Any]]:
+        """Per-document rows {"id", "start", "end", "meta"} in shard order."""
+        with open(self.root / self._info(split)["docs_file"], encoding="utf-8") as f:
+            return [json.loads(line) for line in f]
+
+    def batch(self, split: str, starts: np.ndarray | list[int],
+              seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows of seq_len+1 tokens at `starts` -> (x, y), int64 [batch, seq_len] each,
+        y = x shifted by one token."""
+        tokens = self.split(split)
+        starts = np.asarray(starts, dtype=np.int64)
+        if starts.size and (starts.min() < 0 or starts.max() + seq_len + 1 > len(tokens)):
+            raise ValueError(f"window starts must lie in [0, {len(tokens) - seq_len - 1}] for "
+                             f"seq_len {seq_len} on split {split!r}; fix: build them with "
+                             "WindowSampler(n_tokens=shards.n_tokens(split), ...)")
+        idx = starts[:, None] + np.arange(seq_len + 1)
+        win = torch.from_numpy(tokens[idx].astype(np.int64))
+        return win[:, :-1], win[:, 1:]
+
+    def decode(self, ids: Any) -> str:
+        """Token ids -> text, special tokens kept (so EOS shows as <|endoftext|>)."""
+        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
+
+
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    """The manifest of a shard directory; clear errors if absent or of another format."""
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"no {MANIFEST} in {root}; fix: run "
+                                f"`cocomix-lens prepare --out {root}` first")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path} has format_version {manifest.get('format_version')}, this "
+                         f"code reads {FORMAT_VERSION}; fix: re-run `cocomix-lens prepare "
+                         f"--out {root} --force`")
+    return manifest
