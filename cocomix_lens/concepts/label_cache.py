@@ -1,0 +1,285 @@
+"""The label cache: top-k concept labels for every token of a token shard, on disk.
+
+Layout of a cache directory (format_version 1):
+    <split>.ids.bin     [n_tokens, k] latent ids; uint16 if n_latents <= 65,536, else int32
+    <split>.scores.bin  [n_tokens, k] float16 scores, best first
+    meta.json           teacher/SAE names and sha256, hook, method, k, window L, batch size,
+                        shard sha256 per split and progress (windows done)
+
+Row i of a split is aligned with token i of the shard. Its labels come from running the
+teacher on the window [floor(i/L)*L, +L) of the shard; the loss also scores the token right
+after the window, so the window's last position gets real labels too (only the shard's very
+last token has no target). Windows are processed in fixed batches and progress is committed
+(memmaps flushed, then meta.json replaced atomically) after each batch, so an interrupted build
+resumes at the first uncommitted batch and ends byte-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cocomix_lens.concepts.capture import IGNORE
+from cocomix_lens.data.files import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+META = "meta.json"
+# Fields that define a cache: resuming or reusing with any of them different is refused.
+IDENTITY = ("format_version", "teacher_sha256", "sae_sha256", "hook_name", "n_latents",
+            "method", "k", "window", "ids_dtype", "tokenizer_sha256")
+# progress(iterable, total, description) -> iterable; the CLI passes a tqdm wrapper.
+Progress = Callable[[Iterable[Any], "int | None", str], Iterable[Any]]
+
+
+def _no_progress(it: Iterable[Any], total: int | None, desc: str) -> Iterable[Any]:
+    return it
+
+
+def ids_dtype(n_latents: int) -> np.dtype:
+    """uint16 while every latent id fits (n_latents <= 65,536), else int32."""
+    return np.dtype(np.uint16 if n_latents <= 65_536 else np.int32)
+
+
+class LabelCache:
+    """Read access to a finished cache: `LabelCache.open(dir, shards=..., teacher_sha=...)`."""
+
+    def __init__(self, root: Path, meta: dict[str, Any]) -> None:
+        self.root = root
+        self.meta = meta
+        self.k = int(meta["k"])
+        self.window = int(meta["window"])
+        self._maps: dict[tuple[str, str], np.memmap] = {}
+
+    # ------------------------------------------------------------------ reading
+
+    @classmethod
+    def open(cls, root: str | Path, shards: Any = None, teacher_sha: str | None = None,
+             sae_sha: str | None = None) -> LabelCache:
+        """Open a complete cache, refusing one built for another teacher, SAE or shard.
+
+        `shards` is a `TokenShards` (or its directory); teacher_sha / sae_sha are
+        `module_sha256(teacher)` / `sae_sha256(sae)` of the models training will use.
+        """
+        root = Path(root)
+        meta = read_meta(root)
+        fix = f"fix: rebuild it with `cocomix-lens labels --out {root} ...`"
+        for split, info in meta["splits"].items():
+            if info["done_windows"] < info["windows"]:
+                raise ValueError(f"label cache {root} is incomplete ({split}: "
+                                 f"{info['done_windows']}/{info['windows']} windows); fix: "
+                                 "re-run the same `cocomix-lens labels` command to resume it")
+        for what, want in (("teacher", teacher_sha), ("sae", sae_sha)):
+            have = meta[f"{what}_sha256"]
+            if want is not None and want != have:
+                raise ValueError(f"label cache {root} was built with another {what} "
+                                 f"(sha256 {have[:12]}…, expected {want[:12]}…); {fix}")
+        if shards is not None:
+            _check_shards(root, meta, _manifest_of(shards), fix)
+        return cls(root, meta)
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.meta["splits"])
+
+    def array(self, split: str, kind: str = "ids") -> np.memmap:
+        """Read-only memmap [n_tokens, k] of a split's label `ids` or `scores`."""
+        if split not in self.meta["splits"]:
+            raise ValueError(f"label cache {self.root} has no split {split!r}; it holds "
+                             f"{', '.join(self.meta['splits'])}")
+        if (split, kind) not in self._maps:
+            dtype = self.meta["ids_dtype"] if kind == "ids" else "float16"
+            self._maps[split, kind] = _memmap(self.root, split, kind, np.dtype(dtype),
+                                              self.meta["splits"][split]["tokens"], self.k, "r")
+        return self._maps[split, kind]
+
+    def labels(self, split: str, starts: np.ndarray | list[int], seq_len: int) -> torch.Tensor:
+        """int64 [batch, seq_len, k] label ids of the tokens x = tok[s:s+seq_len]."""
+        return torch.from_numpy(self._gather(split, starts, seq_len, "ids").astype(np.int64))
+
+    def scores(self, split: str, starts: np.ndarray | list[int], seq_len: int) -> torch.Tensor:
+        """float32 [batch, seq_len, k] label scores aligned with `labels`."""
+        return torch.from_numpy(self._gather(split, starts, seq_len, "scores").astype(np.float32))
+
+    def _gather(self, split: str, starts: Any, seq_len: int, kind: str) -> np.ndarray:
+        arr = self.array(split, kind)
+        starts = np.asarray(starts, dtype=np.int64)
+        if starts.size and (starts.min() < 0 or starts.max() + seq_len > len(arr)):
+            raise ValueError(f"window starts must lie in [0, {len(arr) - seq_len}] for seq_len "
+                             f"{seq_len} on split {split!r} of the label cache")
+        return arr[starts[:, None] + np.arange(seq_len)]
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def build(cls, root: str | Path, shards: Any, extractor: Any, *, teacher_sha: str,
+              sae_sha: str, teacher_name: str = "", sae_name: str = "", k: int = 4,
+              window: int = 256, batch_size: int = 8, splits: list[str] | None = None,
+              progress: Progress = _no_progress) -> LabelCache:
+        """Label every token of `shards` (a `TokenShards`) with `extractor`, resuming a
+        partial cache of the same identity in `root`; returns the finished cache."""
+        root = Path(root)
+        if window < 2 or batch_size < 1:
+            raise ValueError(f"window must be >= 2 and batch_size >= 1, got {window}, "
+                             f"{batch_size}")
+        splits = list(shards.manifest["splits"]) if splits is None else splits
+        meta = _new_meta(shards, extractor, teacher_sha, sae_sha, teacher_name, sae_name,
+                         k, window, batch_size, splits)
+        meta = _resume_or_create(root, meta)
+        for split in splits:
+            _fill_split(root, meta, split, shards.split(split), extractor, progress)
+        log.info("label cache complete in %s", root)
+        return cls(root, meta)
+
+
+def read_meta(root: Path) -> dict[str, Any]:
+    """meta.json of a cache directory, with clear errors if absent or of another format."""
+    path = root / META
+    if not path.is_file():
+        raise FileNotFoundError(f"no label cache in {root} ({META} missing); fix: build one "
+                                f"with `cocomix-lens labels --data DIR --out {root}`")
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path} has format_version {meta.get('format_version')}, this code "
+                         f"reads {FORMAT_VERSION}; fix: rebuild the cache into a new --out")
+    return meta
+
+
+def _manifest_of(shards: Any) -> dict[str, Any]:
+    if hasattr(shards, "manifest"):
+        return shards.manifest
+    from cocomix_lens.data import read_manifest
+
+    return read_manifest(shards)
+
+
+def _check_shards(root: Path, meta: dict[str, Any], manifest: dict[str, Any], fix: str) -> None:
+    if meta["tokenizer_sha256"] != manifest.get("tokenizer_sha256"):
+        raise ValueError(f"label cache {root} was built on shards of another tokenizer; {fix}")
+    for split, info in meta["splits"].items():
+        theirs = manifest["splits"].get(split)
+        if theirs is not None and (theirs["sha256"], theirs["tokens"]) != (
+                info["shard_sha256"], info["tokens"]):
+            raise ValueError(f"label cache {root} split {split!r} was built on another token "
+                             f"shard (sha256 {info['shard_sha256'][:12]}…, the shards have "
+                             f"{theirs['sha256'][:12]}…); {fix}")
+
+
+def _new_meta(shards: Any, extractor: Any, teacher_sha: str, sae_sha: str, teacher_name: str,
+              sae_name: str, k: int, window: int, batch_size: int,
+              splits: list[str]) -> dict[str, Any]:
+    manifest = shards.manifest
+    split_meta = {}
+    for split in splits:
+        if split not in manifest["splits"]:
+            raise ValueError(f"the shards have no split {split!r}; choose from "
+                             f"{', '.join(manifest['splits'])}")
+        info = manifest["splits"][split]
+        n = int(info["tokens"])
+        split_meta[split] = {"tokens": n, "shard_sha256": info["sha256"],
+                             "windows": -(-n // window), "done_windows": 0}
+    if not 1 <= k <= extractor.n_latents:
+        raise ValueError(f"k={k} must be between 1 and the SAE's {extractor.n_latents} latents")
+    d_vocab = getattr(getattr(extractor.teacher, "cfg", None), "d_vocab", None)
+    if d_vocab is not None and int(manifest["vocab_size"]) > d_vocab:
+        raise ValueError(f"the shards use {manifest['vocab_size']} token ids but the teacher "
+                         f"knows {d_vocab}; fix: prepare the shards with the teacher's "
+                         "tokenizer (e.g. `cocomix-lens prepare --tokenizer gpt2`)")
+    return {
+        "format_version": FORMAT_VERSION, "teacher": teacher_name,
+        "teacher_sha256": teacher_sha, "sae": sae_name, "sae_sha256": sae_sha,
+        "hook_name": extractor.hook_name, "n_latents": extractor.n_latents,
+        "method": extractor.method_name, "k": k, "window": window, "batch_size": batch_size,
+        "ids_dtype": ids_dtype(extractor.n_latents).name, "scores_dtype": "float16",
+        "tokenizer_sha256": manifest.get("tokenizer_sha256"),
+        "loss": "per-window mean next-token CE, incl. the token after the window",
+        "splits": split_meta,
+    }
+
+
+def _resume_or_create(root: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """The meta to continue from: the existing one if it matches, else a fresh cache."""
+    if not (root / META).is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        for split, info in meta["splits"].items():  # zero-filled files, then the meta
+            for kind, dtype in (("ids", meta["ids_dtype"]), ("scores", "float16")):
+                _memmap(root, split, kind, np.dtype(dtype), info["tokens"], meta["k"], "w+")
+        atomic_write_json(root / META, meta)
+        return meta
+    old = read_meta(root)
+    diff = [f"{f}={old.get(f)!r} (now {meta[f]!r})" for f in IDENTITY if old.get(f) != meta[f]]
+    for split, info in meta["splits"].items():
+        have = old["splits"].get(split)
+        if have is None or have["shard_sha256"] != info["shard_sha256"]:
+            diff.append(f"shard of split {split!r}")
+    if diff:
+        raise ValueError(f"{root} holds a label cache built differently: {'; '.join(diff)}; "
+                         "fix: pass a fresh --out, or the same settings to resume it")
+    if old["batch_size"] != meta["batch_size"]:
+        log.warning("resuming with the cache's batch size %d (not %d) so the result is "
+                    "byte-identical", old["batch_size"], meta["batch_size"])
+    return old
+
+
+def _memmap(root: Path, split: str, kind: str, dtype: np.dtype, n: int, k: int,
+            mode: str) -> np.memmap:
+    path = root / f"{split}.{kind}.bin"
+    if n == 0:  # numpy cannot map an empty file
+        path.touch()
+        return np.zeros((0, k), dtype=dtype)  # type: ignore[return-value]
+    if mode == "r" and (not path.is_file() or path.stat().st_size != n * k * dtype.itemsize):
+        raise ValueError(f"{path} is missing or does not hold {n} x {k} labels; fix: rebuild "
+                         f"the cache with `cocomix-lens labels --out {root}`")
+    return np.memmap(path, dtype=dtype, mode=mode, shape=(n, k))
+
+
+def _batches(n_tokens: int, window: int, batch_size: int,
+             first_window: int) -> Iterator[list[int]]:
+    """Window indices per batch: full windows in fixed groups, the short tail window alone."""
+    n_full = n_tokens // window
+    for lo in range(first_window, n_full, batch_size):
+        yield list(range(lo, min(lo + batch_size, n_full)))
+    if n_tokens % window and first_window <= n_full:
+        yield [n_full]
+
+
+def _window_batch(tokens: np.ndarray, wins: list[int], window: int) -> tuple[torch.Tensor, ...]:
+    """(x, targets) int64 [batch, len]: window tokens and the token after each (or IGNORE)."""
+    n = len(tokens)
+    starts = np.asarray(wins, dtype=np.int64) * window
+    length = min(window, n - int(starts[0]))  # all windows of a batch have the same length
+    x = torch.from_numpy(tokens[starts[:, None] + np.arange(length)].astype(np.int64))
+    nxt = starts[:, None] + np.arange(1, length + 1)
+    y = torch.from_numpy(tokens[np.minimum(nxt, n - 1)].astype(np.int64))
+    y[torch.from_numpy(nxt >= n)] = IGNORE
+    return x, y
+
+
+def _fill_split(root: Path, meta: dict[str, Any], split: str, tokens: np.ndarray,
+                extractor: Any, progress: Progress) -> None:
+    info = meta["splits"][split]
+    if info["done_windows"] >= info["windows"]:
+        return
+    window, k = meta["window"], meta["k"]
+    ids_map = _memmap(root, split, "ids", np.dtype(meta["ids_dtype"]), info["tokens"], k, "r+")
+    scores_map = _memmap(root, split, "scores", np.dtype("float16"), info["tokens"], k, "r+")
+    batches = list(_batches(info["tokens"], window, meta["batch_size"], info["done_windows"]))
+    desc = f"labels {split}" + (f" (resuming at window {info['done_windows']})"
+                                if info["done_windows"] else "")
+    for wins in progress(batches, len(batches), desc):
+        x, y = _window_batch(tokens, wins, window)
+        ids, scores = extractor.labels(x, k=k, targets=y)
+        rows = slice(wins[0] * window, wins[0] * window + x.numel())
+        ids_map[rows] = ids.reshape(-1, k).cpu().numpy().astype(ids_map.dtype)
+        scores_map[rows] = scores.reshape(-1, k).float().cpu().numpy().astype(np.float16)
+        ids_map.flush()
+        scores_map.flush()
+        info["done_windows"] = wins[-1] + 1  # commit only after the rows are on disk
+        atomic_write_json(root / META, meta)
