@@ -1,0 +1,57 @@
+"""Tiny seeded shards, label sources and run configs shared by the training tests."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.config import RunConfig, load_config
+
+WORDS = ("the cat sat on a mat while dogs ran in the park and birds sang songs of "
+         "summer rain over hills near rivers where children played").split()
+
+
+def make_shards(root: Path, n_docs: int = 120, vocab_size: int = 300, seed: int = 0) -> Path:
+    """A prepared shard directory of random short documents (offline, seconds)."""
+    from cocomix_lens.data import open_corpus, prepare_shards
+
+    rng = random.Random(seed)
+    src = root / "corpus.txt"
+    docs = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60)))
+            for _ in range(n_docs)]
+    src.write_text("\n\n".join(docs))
+    out = root / "shards"
+    prepare_shards(open_corpus("text", path=src, separator="\n\n"), out,
+                   vocab_size=vocab_size, val_fraction=0.1)
+    return out
+
+
+class TokenLabels:
+    """A LabelSource whose labels are a fixed function of the token: (x * 7 + 3j) mod C."""
+
+    align = 1
+
+    def __init__(self, n_concepts: int = 32, k: int = 4):
+        self.n_concepts, self.k = n_concepts, k
+
+    def get(self, split: str, starts: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+        j = torch.arange(self.k, device=x.device)
+        return (x[..., None] * 7 + 3 * j) % self.n_concepts
+
+
+def tiny_run(data: Path | None = None, objective: str = "ntp", steps: int = 6,
+             **dotted) -> RunConfig:
+    """A CPU-sized run config: 2-layer d=32 model, 4 windows of 16 tokens per step."""
+    over = {"objective": objective, "optim.max_steps": steps, "data.seq_len": 16,
+            "data.batch_size": 4, "model.d_model": 32, "model.n_layers": 2,
+            "model.n_heads": 2, "model.n_ctx": 32, "model.insert_layer": 1,
+            "model.n_concepts": 32, "model.concept_top_k": 4, "logging.progress": False,
+            "logging.log_every": 1, "logging.eval_every": 3, "logging.eval_batches": 2,
+            "checkpoint.every": 3, "system.device": "cpu", "optim.warmup_steps": 2}
+    if data is not None:
+        over["data.dir"] = str(data)
+    over.update({k.replace("__", "."): v for k, v in dotted.items()})
+    return load_config(None, overrides=over)

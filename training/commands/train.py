@@ -1,0 +1,116 @@
+"""`cocomix-lens train`: one training run from token shards (and concept labels).
+
+    cocomix-lens train --objective ntp --data runs/data --out runs/ntp --max-steps 500
+    cocomix-lens train --objective cocomix --data runs/data --labels runs/labels \\
+        --teacher runs/teacher --sae runs/sae --out runs/cocomix --optim.lr 3e-4
+    torchrun --nproc_per_node 2 -m training.cli train ...     # DDP (add --system.fsdp true)
+
+Precedence: defaults < --config YAML < the named flags < dotted overrides (--section.key V).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+HELP = "train a CoCoMix / NTP / KD / pause model (any objective of training.objectives)"
+
+# Named flag dest -> dotted config key (a table, not an if-chain).
+FLAG_KEYS = {"objective": "objective", "data": "data.dir", "preset": "model.preset",
+             "max_steps": "optim.max_steps", "labels": "concept.labels",
+             "teacher": "concept.teacher", "sae": "concept.sae", "seed": "seed"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from training.objectives import OBJECTIVES
+
+    p.add_argument("--objective", choices=list(OBJECTIVES), help="training objective "
+                   "(default cocomix): " + "; ".join(f"{k}: {o.help}" for k, o in
+                                                      OBJECTIVES.items()))
+    p.add_argument("--data", help="token shard directory (cocomix-lens prepare)")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, metrics, model)")
+    p.add_argument("--preset", help="model preset, e.g. tiny or gpt2-69m (default tiny)")
+    p.add_argument("--max-steps", type=int, help="optimizer steps")
+    p.add_argument("--seed", type=int, help="seed of init, data order and RNGs")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoints (starts fresh if there is none)")
+    p.add_argument("--labels", help="label cache directory (cocomix-lens labels)")
+    p.add_argument("--teacher", help="teacher directory: on-the-fly labels (with --sae) and KD")
+    p.add_argument("--sae", help="SAE directory (SAE-Lens format) for on-the-fly labels")
+    p.add_argument("--config", help="YAML run config; dotted flags override it")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config as YAML and exit")
+    p.set_defaults(_accepts_overrides=True)
+
+
+def resolve_config(args: argparse.Namespace):
+    from training.config import load_config, parse_overrides
+
+    flags = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items()
+             if getattr(args, dest, None) is not None}
+    dotted = parse_overrides(list(getattr(args, "_extra", []) or []))
+    return load_config(args.config, overrides={**flags, **dotted})
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.config import dump_yaml
+    from training.trainer import train
+
+    cfg = resolve_config(args)
+    if args.print_config:
+        print(dump_yaml(cfg), end="")
+        return 0
+    shards, labels, teacher = load_inputs(cfg)
+    summary = train(cfg, data=shards, labels=labels, teacher=teacher, out_dir=args.out,
+                    resume=args.resume)
+    keys = ("objective", "steps", "val_loss", "val_ppl", "concept_top1", "concept_top4",
+            "tokens_per_s")
+    print(json.dumps({k: summary.get(k) for k in keys if k in summary}))
+    return 0
+
+
+def load_inputs(cfg: Any) -> tuple[Any, Any, Any]:
+    """(shards, label cache or extractor or None, KD teacher or None) for a config."""
+    from cocomix_lens.data import TokenShards
+    from training.objectives import get_objective
+
+    obj = get_objective(cfg.objective)
+    if cfg.data.dir is None:
+        raise ValueError("no training data: pass --data DIR (made by `cocomix-lens prepare`)")
+    shards = TokenShards.open(cfg.data.dir)
+    c = cfg.concept
+    pair = None
+    if c.teacher and (c.sae or obj.needs_teacher):
+        from cocomix_lens.concepts.teacher import load_teacher
+
+        pair = load_teacher(c.teacher, c.sae) if c.sae else None
+        teacher_model = pair.model if pair else _load_plain_teacher(c.teacher)
+    else:
+        teacher_model = None
+    labels = None
+    if obj.needs_labels or c.labels:
+        labels = _labels(cfg, shards, pair)
+    return shards, labels, teacher_model if obj.needs_teacher else None
+
+
+def _load_plain_teacher(path: str) -> Any:
+    from cocomix_lens.concepts.teacher import load_teacher_model
+
+    return load_teacher_model(path)
+
+
+def _labels(cfg: Any, shards: Any, pair: Any) -> Any:
+    c = cfg.concept
+    if c.labels:
+        from cocomix_lens.concepts.label_cache import LabelCache
+
+        return LabelCache.open(c.labels, shards=shards,
+                               teacher_sha=pair.model_sha256 if pair else None,
+                               sae_sha=pair.sae_sha256 if pair else None)
+    if pair is None:
+        raise ValueError(f"objective {cfg.objective!r} needs concept labels: pass --labels DIR "
+                         "(a label cache) or --teacher DIR --sae DIR (on-the-fly labels)")
+    from cocomix_lens.concepts import ConceptExtractor
+
+    return ConceptExtractor(pair.model, pair.sae)

@@ -1,0 +1,366 @@
+"""Run configuration: nested dataclasses, YAML files and dotted CLI overrides.
+
+`RunConfig` holds everything about a training run except the architecture, which stays in
+`cocomix_lens.CoCoMixConfig` (chosen by `model.preset` plus `model.overrides`). Every field has
+a docstring; `field_docs` reads them so CLI help and error messages quote them.
+
+    cfg = load_config("run.yaml", overrides=["--optim.lr", "3e-4", "--model.d_model=64"])
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import functools
+import inspect
+import textwrap
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cocomix_lens import CoCoMixConfig
+
+
+@dataclass
+class ModelSection:
+    """Which architecture to train."""
+
+    preset: str = "tiny"
+    """Name of a `CoCoMixConfig` preset (tiny, gpt2-69m, gpt2-386m, gpt2-1.38b, ...)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """CoCoMixConfig fields replacing the preset's (`--model.d_model 64` lands here)."""
+
+
+@dataclass
+class OptimSection:
+    """AdamW and its learning-rate schedule (paper: Tack et al. 2025, Table 5)."""
+
+    lr: float = 6e-4
+    """Peak learning rate (paper: 6e-4 / 3e-4 / 2e-4 for 69M / 386M / 1.38B)."""
+    betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW (beta1, beta2)."""
+    eps: float = 1e-8
+    """AdamW epsilon."""
+    weight_decay: float = 0.1
+    """Decoupled weight decay on weight matrices only (never norms, biases or embeddings)."""
+    warmup_steps: int | None = None
+    """Linear warmup steps; None means ceil(max_steps / 300) like the paper."""
+    min_lr_ratio: float = 0.1
+    """The cosine decays to this fraction of the peak lr at max_steps."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value (0 disables clipping)."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step (the global batch is split across them)."""
+    max_steps: int = 1000
+    """Optimizer steps of the run."""
+
+
+@dataclass
+class DataSection:
+    """Token shards and how windows are drawn from them."""
+
+    dir: str | None = None
+    """Directory written by `cocomix-lens prepare` (train.bin, val.bin, manifest.json)."""
+    seq_len: int = 128
+    """Tokens per training window (the model also reads one shifted target per token)."""
+    batch_size: int = 16
+    """Global batch in windows per optimizer step (all ranks and micro-batches together)."""
+    val_split: str = "val"
+    """Split used for evaluation."""
+
+
+@dataclass
+class ConceptSection:
+    """Concept labels and the auxiliary losses that use them."""
+
+    lam: float = 0.1
+    """Weight of the concept loss (paper: 0.1)."""
+    k_attr: int = 4
+    """Labels per position (top attribution scores; paper: 4)."""
+    labels: str | None = None
+    """Label cache directory (`cocomix-lens labels`); None computes labels on the fly."""
+    teacher: str | None = None
+    """Teacher model directory (save_pretrained format) for on-the-fly labels and KD."""
+    sae: str | None = None
+    """SAE directory (SAE-Lens format) for on-the-fly labels."""
+    kd_weight: float = 0.1
+    """Weight of KL(teacher || student) in the kd objective (paper: 0.1)."""
+
+
+@dataclass
+class LoggingSection:
+    """Metrics, evaluation cadence and progress display."""
+
+    log_every: int = 10
+    """Write training metrics to metrics.jsonl every this many steps."""
+    eval_every: int = 100
+    """Evaluate on the validation split every this many steps (and at the end)."""
+    eval_batches: int = 4
+    """Validation batches (of data.batch_size windows) per evaluation."""
+    tensorboard: bool = False
+    """Also log to TensorBoard (only if the tensorboard package is installed)."""
+    wandb: bool = False
+    """Also log to Weights & Biases (only if wandb is installed)."""
+    wandb_project: str = "cocomix-lens"
+    """W&B project name."""
+    progress: bool = True
+    """Show a tqdm progress bar with the loss and tokens/s."""
+
+
+@dataclass
+class CheckpointSection:
+    """When and how many checkpoints to keep."""
+
+    every: int = 100
+    """Save a checkpoint every this many steps (and at the end)."""
+    keep_last: int = 2
+    """Most recent checkpoints kept on disk."""
+    keep_best: bool = True
+    """Also keep the checkpoint with the lowest validation loss."""
+
+
+@dataclass
+class SystemSection:
+    """Devices, precision and parallelism."""
+
+    device: str = "auto"
+    """cpu, cuda, cuda:1 ... or auto (cuda when available, else cpu)."""
+    bf16: bool = True
+    """bf16 autocast on GPU (ignored on CPU, where runs stay fp32 and bitwise reproducible)."""
+    compile: bool = False
+    """torch.compile the model (GPU only)."""
+    fsdp: bool = False
+    """Under torchrun, shard with FSDP instead of replicating with DDP."""
+
+
+@dataclass
+class RunConfig:
+    """A complete training run."""
+
+    objective: str = "cocomix"
+    """Training objective: see training.objectives.OBJECTIVES."""
+    seed: int = 0
+    """Seeds model init, data order and every RNG."""
+    model: ModelSection = field(default_factory=ModelSection)
+    """Architecture."""
+    optim: OptimSection = field(default_factory=OptimSection)
+    """Optimizer and schedule."""
+    data: DataSection = field(default_factory=DataSection)
+    """Data."""
+    concept: ConceptSection = field(default_factory=ConceptSection)
+    """Concept labels and loss weights."""
+    logging: LoggingSection = field(default_factory=LoggingSection)
+    """Logging and evaluation."""
+    checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
+    """Checkpoints."""
+    system: SystemSection = field(default_factory=SystemSection)
+    """Devices and parallelism."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> RunConfig:
+        return _build(cls, d, source, prefix="")
+
+    def model_config(self, **defaults: Any) -> CoCoMixConfig:
+        """The architecture: preset, then `defaults` (e.g. d_vocab of the data), then overrides."""
+        return CoCoMixConfig.preset(self.model.preset, **{**defaults, **self.model.overrides})
+
+
+# ---- docstrings ---------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings of a dataclass: {field name: the string literal under it}."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)):
+            docs[node.target.id] = str(nxt.value.value)
+    return docs
+
+
+# ---- building from plain dicts (YAML) -----------------------------------------------------
+def _build(cls: type, d: Any, source: str, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(d, dict):
+        raise ValueError(f"{source}: {where} must be a mapping, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in d.items():
+        if key not in names:
+            raise ValueError(f"{source}: unknown key {prefix + str(key)!r}{_suggest(key, names)}; "
+                             f"known keys at {where}: {', '.join(names)}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, source, prefix + key + ".")
+        else:
+            kwargs[key] = coerce(value, tp, f"{source}: {prefix}{key}")
+    return cls(**kwargs)
+
+
+def _suggest(key: Any, names: list[str]) -> str:
+    close = difflib.get_close_matches(str(key), names, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def coerce(value: Any, tp: Any, what: str) -> Any:
+    """`value` (from YAML or a CLI string) converted to type `tp`, or a ValueError naming `what`."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return coerce(value, arg, what)
+            except ValueError as err:
+                errors.append(str(err))
+        raise ValueError(errors[0])
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or len(items) != len(args):
+            raise ValueError(f"{what}={value!r}: expected {len(args)} comma-separated values")
+        return tuple(coerce(v, a, what) for v, a in zip(items, args))
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{what}={value!r}: expected a mapping")
+        return dict(value)
+    if tp is Any:
+        return value
+    return _scalar(value, tp, what)
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _scalar(value: Any, tp: type, what: str) -> Any:
+    bad = ValueError(f"{what}={value!r} is not a valid {tp.__name__}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+            return value.lower() in _TRUE
+        raise bad
+    if isinstance(value, bool):  # YAML `true` is an int subclass: never a number here
+        raise bad
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise bad
+        return str(value)
+    try:
+        out = tp(value)
+    except (TypeError, ValueError):
+        raise bad from None
+    if tp is int and isinstance(value, float) and out != value:
+        raise bad
+    return out
+
+
+# ---- dotted overrides -----------------------------------------------------------------------
+def parse_overrides(argv: list[str]) -> dict[str, str]:
+    """['--optim.lr', '3e-4', '--model.d_model=64'] -> {'optim.lr': '3e-4', 'model.d_model': '64'}.
+    """
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise ValueError(f"unexpected argument {arg!r}: overrides look like "
+                             "--section.key VALUE")
+        key, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                raise ValueError(f"override --{key} needs a value: --{key} VALUE")
+            value, i = argv[i + 1], i + 1
+        out[key.replace("-", "_")] = value
+        i += 1
+    return out
+
+
+def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """A copy of `cfg` with dotted keys set (`model.<CoCoMixConfig field>` goes to overrides)."""
+    d = cfg.to_dict()
+    for key, value in overrides.items():
+        parts = key.split(".")
+        if parts[0] == "model" and len(parts) == 2 and parts[1] not in ("preset", "overrides"):
+            _set_arch_field(d["model"]["overrides"], parts[1], value)
+            continue
+        _set_dotted(d, RunConfig, parts, value, key)
+    return RunConfig.from_dict(d, source="override")
+
+
+def _set_dotted(d: dict, cls: type, parts: list[str], value: Any, key: str) -> None:
+    hints = typing.get_type_hints(cls)
+    name = parts[0]
+    if name not in hints:
+        known = ", ".join(hints)
+        raise ValueError(f"unknown override --{key}{_suggest(name, list(hints))}; "
+                         f"known keys here: {known}")
+    if len(parts) == 1:
+        if dataclasses.is_dataclass(hints[name]):
+            raise ValueError(f"override --{key} names a section; set one of its keys instead")
+        d[name] = coerce(value, hints[name], f"--{key}")
+    elif dataclasses.is_dataclass(hints[name]):
+        _set_dotted(d[name], hints[name], parts[1:], value, key)
+    else:
+        raise ValueError(f"override --{key}: {name!r} is a value, not a section")
+
+
+def _set_arch_field(overrides: dict, name: str, value: Any) -> None:
+    hints = typing.get_type_hints(CoCoMixConfig)
+    if name not in hints:
+        raise ValueError(f"unknown override --model.{name}{_suggest(name, list(hints))}; model "
+                         f"keys: preset, overrides or a CoCoMixConfig field ({', '.join(hints)})")
+    overrides[name] = coerce(value, hints[name], f"--model.{name}")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None,
+                base: RunConfig | None = None) -> RunConfig:
+    """`base` (default RunConfig()) updated by a YAML file, then by dotted overrides."""
+    cfg = base or RunConfig()
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"config file {p} does not exist; pass an existing YAML file")
+        raw = yaml.safe_load(p.read_text()) or {}
+        merged = _deep_merge(cfg.to_dict(), raw) if isinstance(raw, dict) else raw
+        cfg = RunConfig.from_dict(merged, source=str(p))
+    if overrides:
+        parsed = parse_overrides(overrides) if isinstance(overrides, list) else overrides
+        cfg = apply_overrides(cfg, parsed)
+    return cfg
+
+
+def _deep_merge(base: dict, new: dict) -> dict:
+    out = dict(base)
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "overrides":
+            out[k] = _deep_merge(out[k], v)
+        elif k == "overrides" and isinstance(v, dict):
+            out[k] = {**out.get(k, {}), **v}
+        else:
+            out[k] = v
+    return out
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    """The config as YAML (tuples as lists), loadable by `load_config`."""
+    return yaml.safe_dump(_plain(cfg.to_dict()), sort_keys=False)
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x

@@ -1,0 +1,83 @@
+"""Where a batch's concept labels come from: the label cache or a ConceptExtractor on the fly.
+
+Both give int64 labels [batch, seq_len, k] aligned with the input windows x. The trainer only
+sees the `LabelSource` protocol; `as_label_source` adapts whatever the caller passed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class LabelSource(Protocol):
+    n_concepts: int | None
+    """Size of the concept vocabulary (the SAE's d_sae), if known."""
+    align: int
+    """Window starts must be multiples of this (a label-cache window), 1 if free."""
+
+    def get(self, split: str, starts: np.ndarray, x: Tensor) -> Tensor:
+        """Labels [batch, seq_len, k] int64 on x.device for windows x starting at `starts`."""
+
+
+class CachedLabels:
+    """Labels read from a `cocomix_lens.concepts.LabelCache`."""
+
+    def __init__(self, cache: Any, k: int):
+        self.cache, self.k = cache, k
+        meta = getattr(cache, "meta", {}) or {}
+        self.align = int(_first(cache, meta, ("window", "window_len", "L"), 1))
+        n = _first(cache, meta, ("n_latents", "n_concepts", "d_sae"), None)
+        self.n_concepts = None if n is None else int(n)
+        have = _first(cache, meta, ("k",), k)
+        if int(have) < k:
+            raise ValueError(f"the label cache holds k={have} labels per token but k_attr={k}; "
+                             f"rebuild it with k >= {k} or pass --concept.k_attr {have}")
+
+    def get(self, split: str, starts: np.ndarray, x: Tensor) -> Tensor:
+        labels = self.cache.labels(split, starts, x.shape[1])[..., : self.k]
+        return labels.to(device=x.device, dtype=torch.long)
+
+
+class ExtractorLabels:
+    """Labels computed from the teacher on the student's own window (`extractor.labels`)."""
+
+    align = 1
+
+    def __init__(self, extractor: Any, k: int):
+        self.extractor, self.k = extractor, k
+        self.n_concepts = int(extractor.n_latents) if hasattr(extractor, "n_latents") else None
+
+    def to(self, device: torch.device) -> ExtractorLabels:
+        """Move the teacher and SAE next to the student."""
+        self.extractor.teacher.to(device)
+        self.extractor.sae.to(device)
+        return self
+
+    def get(self, split: str, starts: np.ndarray, x: Tensor) -> Tensor:
+        ids, _scores = self.extractor.labels(x, k=self.k)
+        return ids.to(device=x.device, dtype=torch.long)
+
+
+def as_label_source(obj: Any, k: int) -> LabelSource | None:
+    """None, a LabelSource, a LabelCache or a ConceptExtractor -> a LabelSource (or None)."""
+    if obj is None or hasattr(obj, "get") and hasattr(obj, "align"):
+        return obj
+    if hasattr(obj, "readout") or hasattr(obj, "scores"):  # ConceptExtractor
+        return ExtractorLabels(obj, k)
+    if hasattr(obj, "labels"):
+        return CachedLabels(obj, k)
+    raise ValueError(f"labels={type(obj).__name__} is not a LabelCache, ConceptExtractor or "
+                     "LabelSource; pass one of those")
+
+
+def _first(obj: Any, meta: dict, names: tuple[str, ...], default: Any) -> Any:
+    for name in names:
+        if getattr(obj, name, None) is not None:
+            return getattr(obj, name)
+        if meta.get(name) is not None:
+            return meta[name]
+    return default

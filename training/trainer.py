@@ -1,0 +1,312 @@
+"""The training loop: `train(cfg, model=None, data=..., labels=..., out_dir=...) -> summary`.
+
+One code path for a single process and for `torchrun` (DDP, or FSDP with system.fsdp).
+data.batch_size windows make one optimizer step, split over ranks and optim.grad_accum
+micro-batches; every rank draws the same global micro-batch from WindowSampler and keeps its
+slice, so the loss does not depend on how the batch is split. On CPU (fp32) a run resumed from
+a checkpoint ends bitwise identical to an uninterrupted one.
+
+Writes into out_dir: config.yaml, metrics.jsonl, checkpoints/, model/ (save_pretrained of the
+final weights) and summary.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cocomix_lens import CoCoMixModel
+from training import distributed as D
+from training.checkpoint import Checkpoint, CheckpointManager, restore_rng, write_json_atomic
+from training.config import RunConfig, dump_yaml
+from training.evaluate import evaluate
+from training.label_sources import as_label_source
+from training.metrics_log import MetricsLog
+from training.objectives import Batch, LossWeights, get_objective
+from training.optim import build_optimizer, build_scheduler
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss (or gradient norm) became NaN or inf; the last good checkpoint is kept."""
+
+
+def train(cfg: RunConfig, model: CoCoMixModel | None = None, *, data: Any = None,
+          labels: Any = None, teacher: nn.Module | None = None,
+          out_dir: str | Path | None = None, resume: bool = False) -> dict[str, Any]:
+    """Train `model` (default: built from cfg.model) and return the run summary.
+
+    data: a TokenShards or its directory (default cfg.data.dir). labels: a LabelCache, a
+    ConceptExtractor or a training.label_sources.LabelSource (needed by concept objectives).
+    teacher: frozen mix_mode none model for kd (default: loaded from cfg.concept.teacher).
+    resume: continue from out_dir/checkpoints if it holds one (else start fresh).
+    """
+    if out_dir is None:
+        raise ValueError("train() needs out_dir: the run directory to write into")
+    env = D.DistEnv.setup(cfg.system.device)
+    try:
+        return Trainer(cfg, Path(out_dir), env, model, data, labels, teacher).fit(resume)
+    finally:
+        env.teardown()
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, out_dir: Path, env: D.DistEnv, model: Any, data: Any,
+                 labels: Any, teacher: Any):
+        self.cfg, self.out, self.env = cfg, out_dir, env
+        self.objective = get_objective(cfg.objective)
+        self.shards = open_shards(data if data is not None else cfg.data.dir)
+        self.labels = as_label_source(labels, cfg.concept.k_attr)
+        if hasattr(self.labels, "to"):
+            self.labels.to(env.device)
+        self.micro = micro_batch(cfg, env.world_size)
+        torch.manual_seed(cfg.seed)  # model init is part of the seeded run
+        self.model = (model or self._build_model()).to(env.device)
+        self._check_model()
+        self.weights = LossWeights(cfg.concept.lam, cfg.concept.kd_weight,
+                                   self._teacher(teacher))
+        self.wrapped = D.wrap_model(self.model, env, cfg.system.fsdp)
+        if cfg.system.compile and env.device.type == "cuda":
+            self.wrapped = torch.compile(self.wrapped)
+        self.optimizer = build_optimizer(self.model, cfg.optim,
+                                         fused=env.device.type == "cuda" or None)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim)
+        from cocomix_lens.data import WindowSampler, sequential_starts
+
+        align = self.labels.align if self.labels is not None else 1
+        self.sampler = WindowSampler(self.shards.n_tokens("train"), cfg.data.seq_len,
+                                     self.micro, cfg.seed, env.rank, env.world_size, align)
+        n_eval = cfg.logging.eval_batches * cfg.data.batch_size
+        self.eval_starts = sequential_starts(self.shards.n_tokens(cfg.data.val_split),
+                                             cfg.data.seq_len, limit=n_eval)
+        self.ckpt = CheckpointManager(out_dir / "checkpoints", cfg.checkpoint.keep_last,
+                                      cfg.checkpoint.keep_best)
+        self.metrics = MetricsLog(out_dir, cfg.logging, env.is_main, cfg.to_dict())
+        self.step, self.tokens, self.last_eval = 0, 0, {}
+
+    # ---- setup ------------------------------------------------------------------------------
+    def _build_model(self) -> CoCoMixModel:
+        defaults = {"d_vocab": self.shards.vocab_size, "mix_mode": self.objective.mix_mode}
+        if self.labels is not None and self.labels.n_concepts:
+            defaults["n_concepts"] = self.labels.n_concepts
+        return CoCoMixModel(self.cfg.model_config(**defaults))
+
+    def _check_model(self) -> None:
+        mc, obj, cfg = self.model.cfg, self.objective, self.cfg
+        if mc.mix_mode != obj.mix_mode:
+            raise ValueError(f"objective {obj.name!r} trains a mix_mode {obj.mix_mode!r} model "
+                             f"but the model has mix_mode {mc.mix_mode!r}; drop the "
+                             "--model.mix_mode override or pass a matching model")
+        if mc.d_vocab < self.shards.vocab_size:
+            raise ValueError(f"model d_vocab={mc.d_vocab} < the shards' vocab_size="
+                             f"{self.shards.vocab_size}; pass --model.d_vocab "
+                             f"{self.shards.vocab_size}")
+        if cfg.data.seq_len > mc.n_ctx:
+            raise ValueError(f"data.seq_len={cfg.data.seq_len} exceeds the model's n_ctx="
+                             f"{mc.n_ctx}; lower --data.seq_len or raise --model.n_ctx")
+        if obj.needs_labels and self.labels is None:
+            raise ValueError(f"objective {obj.name!r} needs concept labels: pass --labels DIR "
+                             "or --teacher DIR --sae DIR")
+        n = self.labels.n_concepts if self.labels is not None else None
+        if mc.has_concepts and n and n != mc.n_concepts:
+            raise ValueError(f"the labels index {n} concepts but the model has n_concepts="
+                             f"{mc.n_concepts}; pass --model.n_concepts {n}")
+
+    def _teacher(self, teacher: Any) -> nn.Module | None:
+        if not self.objective.needs_teacher:
+            return None
+        if teacher is None and self.cfg.concept.teacher:
+            teacher = CoCoMixModel.from_pretrained(self.cfg.concept.teacher)
+        if teacher is None:
+            raise ValueError("objective 'kd' needs a teacher: pass --teacher DIR")
+        if teacher.cfg.d_vocab != self.model.cfg.d_vocab:
+            raise ValueError(f"teacher d_vocab={teacher.cfg.d_vocab} differs from the student's "
+                             f"{self.model.cfg.d_vocab}; KD needs one tokenizer for both")
+        return teacher.to(self.env.device).eval().requires_grad_(False)
+
+    def autocast(self):
+        if self.env.device.type == "cuda" and self.cfg.system.bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ---- checkpoints -----------------------------------------------------------------------
+    def _resume(self) -> None:
+        self.ckpt.clean_temporaries() if self.env.is_main else None
+        if self.ckpt.latest() is None:
+            log.info("no checkpoint in %s: starting from step 0", self.ckpt.root)
+            return
+        ck = self.ckpt.load(device="cpu")
+        D.load_full_state(self.model, self.optimizer, ck.model, ck.optimizer)
+        self.scheduler.load_state_dict(ck.state["scheduler"])
+        self.sampler.load_state_dict(ck.state["sampler"])
+        restore_rng(ck.state["rng_tensors"], ck.state["rng"])
+        self.step, self.tokens = ck.step, int(ck.state["tokens"])
+        self.metrics.truncate_after(self.step)
+        log.info("resumed from %s (step %d)", ck.path, self.step)
+
+    def _save(self, metric: float | None) -> None:
+        model_sd, optim_sd = D.full_state(self.model, self.optimizer)  # collective under FSDP
+        if self.env.is_main:
+            state = {"scheduler": self.scheduler.state_dict(),
+                     "sampler": self.sampler.state_dict(), "tokens": self.tokens,
+                     "objective": self.objective.name, "config": self.cfg.to_dict()}
+            path = self.ckpt.save(Checkpoint(self.step, model_sd, optim_sd, state), metric)
+            log.info("saved %s", path)
+
+    # ---- the loop --------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        if self.env.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.yaml").write_text(dump_yaml(self.cfg))
+        if resume:
+            self._resume()
+        start, t0 = self.step, time.perf_counter()
+        bar = _progress(self.env.is_main and self.cfg.logging.progress, self.step,
+                        self.cfg.optim.max_steps)
+        self.model.train()
+        while self.step < self.cfg.optim.max_steps:
+            t_step = time.perf_counter()
+            loss, parts, grad_norm = self._train_step()
+            self.step += 1
+            self.tokens += self.cfg.data.batch_size * self.cfg.data.seq_len
+            tok_s = self.cfg.data.batch_size * self.cfg.data.seq_len / (
+                time.perf_counter() - t_step)
+            bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tok_s:,.0f}")
+            bar.update(1)
+            self._after_step(loss, parts, grad_norm, tok_s)
+        bar.close()
+        wall = time.perf_counter() - t0
+        return self._finish(start, wall)
+
+    def _train_step(self) -> tuple[float, dict[str, float], float]:
+        accum = self.cfg.optim.grad_accum
+        totals = None
+        for i in range(accum):
+            batch = self._batch("train", self.sampler.next_starts())
+            with D.no_sync(self.wrapped, skip=i < accum - 1), self.autocast():
+                loss, parts = self.objective(self.wrapped, batch, self.weights, self.model)
+            (loss / accum).backward()
+            vec = torch.stack([loss.detach().float()] + [v.float() for v in parts.values()])
+            totals = vec if totals is None else totals + vec
+        totals = D.all_reduce_sum(totals / (accum * self.env.world_size), self.env)
+        values = totals.tolist()
+        grad_norm = self._clip()
+        if not all(math.isfinite(v) for v in values + [grad_norm]):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteLossError(self._nan_message(values[0], grad_norm))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return values[0], dict(zip(parts, values[1:])), grad_norm
+
+    def _clip(self) -> float:
+        clip = self.cfg.optim.grad_clip
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        norm = nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+        return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+
+    def _nan_message(self, loss: float, grad_norm: float) -> str:
+        last = self.ckpt.latest()
+        where = f"the last good checkpoint is {last}" if last else "no checkpoint was saved yet"
+        return (f"non-finite training loss {loss} (grad norm {grad_norm}) at step "
+                f"{self.step + 1}; stopped without updating the weights; {where}; lower "
+                "--optim.lr or check the data")
+
+    def _batch(self, split: str, starts) -> Batch:
+        x, y = self.shards.batch(split, starts, self.cfg.data.seq_len)
+        x, y = x.to(self.env.device), y.to(self.env.device)
+        want = self.objective.needs_labels and self.labels is not None
+        return Batch(x, y, self.labels.get(split, starts, x) if want else None)
+
+    def _after_step(self, loss: float, parts: dict[str, float], grad_norm: float,
+                    tok_s: float) -> None:
+        lg, ck, last = self.cfg.logging, self.cfg.checkpoint, self.cfg.optim.max_steps
+        if self.step % lg.log_every == 0 or self.step == last:
+            self.metrics.write({"split": "train", "step": self.step, "loss": loss, **parts,
+                                "lr": self.scheduler.get_last_lr()[0],
+                                "grad_norm": grad_norm, "tokens": self.tokens,
+                                "tokens_per_s": tok_s})
+        metric = None
+        if self.step % lg.eval_every == 0 or self.step == last:
+            self.last_eval = self.evaluate()
+            metric = self.last_eval["val_loss"]
+            self.metrics.write({"split": "val", "step": self.step, "tokens": self.tokens,
+                                **self.last_eval})
+        if self.step % ck.every == 0 or self.step == last:
+            self._save(metric)
+
+    def evaluate(self) -> dict[str, float]:
+        c = self.cfg
+        return evaluate(self.wrapped, self.model, self.objective, self.shards, c.data.val_split,
+                        self.eval_starts, c.data.seq_len, self.micro, self.labels, self.env,
+                        self.autocast)
+
+    def _finish(self, start_step: int, wall: float) -> dict[str, Any]:
+        steps = self.step - start_step
+        run_tokens = steps * self.cfg.data.batch_size * self.cfg.data.seq_len
+        summary = {"objective": self.objective.name, "steps": self.step,
+                   "tokens": self.tokens, "wall_s": wall,
+                   "tokens_per_s": run_tokens / wall if wall > 0 and steps else None,
+                   "world_size": self.env.world_size, "n_params": count_params(self.model),
+                   "model_config": self.model.cfg.to_dict(), **self.last_eval,
+                   "best_checkpoint": str(self.ckpt.best()) if self.ckpt.best() else None,
+                   "out_dir": str(self.out)}
+        model_sd, _ = D.full_state(self.model, self.optimizer)
+        if self.env.is_main:
+            final = CoCoMixModel(self.model.cfg)
+            final.load_state_dict(model_sd)
+            final.save_pretrained(self.out / "model", metadata={
+                "tokenizer_sha256": self.shards.tokenizer_sha256,
+                "objective": self.objective.name, "step": self.step})
+            write_json_atomic(self.out / "summary.json", summary)
+        self.metrics.close()
+        return summary
+
+
+# ---- helpers ------------------------------------------------------------------------------
+def open_shards(data: Any):
+    """A TokenShards from an instance or a directory."""
+    if data is None:
+        raise ValueError("no training data: pass --data DIR (made by `cocomix-lens prepare`)")
+    if hasattr(data, "batch") and hasattr(data, "n_tokens"):
+        return data
+    from cocomix_lens.data import TokenShards
+
+    return TokenShards.open(data)
+
+
+def micro_batch(cfg: RunConfig, world_size: int) -> int:
+    """Windows per rank per micro-batch: batch_size / (world_size * grad_accum)."""
+    parts = world_size * cfg.optim.grad_accum
+    if cfg.data.batch_size % parts:
+        raise ValueError(f"data.batch_size={cfg.data.batch_size} is not divisible by "
+                         f"world_size * grad_accum = {parts}; pick a multiple of {parts}")
+    return cfg.data.batch_size // parts
+
+
+def count_params(model: nn.Module) -> int:
+    """Parameters counted once each (tied weights once), as the paper counts them."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def _progress(enabled: bool, initial: int, total: int):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True)
+
+
+class _NoBar:
+    def set_postfix(self, **kw: Any) -> None: ...
+    def update(self, n: int) -> None: ...
+    def close(self) -> None: ...
+
