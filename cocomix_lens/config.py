@@ -135,10 +135,10 @@ def _require(ok: bool, field: str, value: Any, allowed: str) -> None:
 _GPT2 = dict(d_vocab=50257, n_ctx=1024, n_concepts=32768, concept_top_k=32)
 PRESETS: dict[str, dict[str, Any]] = {
     # CPU-sized student for the offline pipeline (vocab and concepts set from the run's data).
-    "tiny": dict(d_model=128, n_layers=4, n_heads=4, d_vocab=4096, n_ctx=256, insert_layer=2,
+    "tiny": dict(d_model=128, n_layers=4, n_heads=4, d_vocab=4096, n_ctx=512, insert_layer=2,
                  n_concepts=2048),
     # Width-matched NTP baseline: ~ the same parameter count as "tiny" with its concept head.
-    "tiny-ntp": dict(d_model=160, n_layers=4, n_heads=4, d_vocab=4096, n_ctx=256,
+    "tiny-ntp": dict(d_model=160, n_layers=4, n_heads=4, d_vocab=4096, n_ctx=512,
                      mix_mode="none"),
     # Paper sizes (Tack et al. 2025, Table 5) and their width-matched NTP baselines.
     "gpt2-69m": dict(d_model=512, n_layers=8, n_heads=8, insert_layer=3, **_GPT2),

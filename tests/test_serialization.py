@@ -44,7 +44,8 @@ def test_shape_mismatch_is_refused(tmp_path):
     blob = json.loads((tmp_path / "config.json").read_text())
     blob["config"]["n_concepts"] = 50
     (tmp_path / "config.json").write_text(json.dumps(blob))
-    with pytest.raises(ValueError, match=r"model.safetensors: concept\.W_\w+ has shape \(48, 32\).*different models"):
+    pattern = r"model.safetensors: concept\.W_\w+ has shape \(48, 32\).*different models"
+    with pytest.raises(ValueError, match=pattern):
         CoCoMixModel.from_pretrained(tmp_path)
 
 

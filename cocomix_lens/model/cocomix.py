@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
@@ -137,7 +138,9 @@ class CoCoMixModel(SerializationMixin, GenerationMixin, HookedRootModule):
         if self.concept is not None:
             x = MIXERS[self.cfg.mix_mode].readout(x)
         x = self.ln_final(x)
-        return x @ self.W_U
+        if self.unembed is None:
+            return F.linear(x, self.embed.W_E)  # tied: x @ W_E.T without a transposed copy
+        return x @ self.unembed.W_U
 
     def _check_kwargs(self, tl_kwargs: dict, return_concept_logits: bool) -> None:
         unknown = set(tl_kwargs) - _IGNORED_TL_KWARGS

@@ -7,6 +7,7 @@ Blocks read and append to an optional `KVCache` layer for incremental decoding.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -124,8 +125,11 @@ class Attention(nn.Module):
         return pattern @ v
 
 
+@functools.lru_cache(maxsize=16)
 def _causal_mask(t: int, offset: int, device: torch.device) -> Tensor:
-    """Bool [t, offset + t]: query i (absolute offset + i) sees keys j <= offset + i."""
+    """Bool [t, offset + t]: query i (absolute offset + i) sees keys j <= offset + i.
+
+    Cached because every block after insert_layer asks for the same mask in a decode step."""
     q_idx = torch.arange(t, device=device)[:, None] + offset
     return torch.arange(offset + t, device=device)[None, :] <= q_idx
 
