@@ -75,3 +75,32 @@ def test_empty_split_and_bad_fraction_are_refused_without_output(tmp_path):
     assert not (tmp_path / "out" / "train.bin").exists()
     with pytest.raises(ValueError, match="val_fraction must be in"):
         _prep(corpus, tmp_path / "out2", val_fraction=1.5)
+
+
+def _id_tokenizer(path, size):
+    """A byte-level tokenizer with `size` ids, EOS last (GPT-2's layout when size=50257)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    vocab.update({f"unused{i}": i for i in range(len(vocab), size - 1)})
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(["<|endoftext|>"])
+    tok.save(str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("kind,size,dtype", [("gpt2", 50257, "uint16"),
+                                             ("file", 70000, "uint32")])
+def test_loaded_tokenizers_set_eos_and_dtype(tmp_path, kind, size, dtype):
+    corpus = _write_corpus(tmp_path / "c.jsonl", n=12)
+    file = _id_tokenizer(tmp_path / "tok.json", size)
+    m = _prep(corpus, tmp_path / "out", tokenizer=kind, tokenizer_file=file).manifest
+    assert (m["vocab_size"], m["eos_id"], m["dtype"]) == (size, size - 1, dtype)
+    shards = TokenShards.open(tmp_path / "out", verify=True)
+    docs = shards.documents("train")
+    tokens = shards.split("train")
+    assert tokens.dtype.name == dtype and tokens[docs[0]["end"]] == size - 1
+    source = {d.id: d.text for d in corpus.documents()}
+    assert shards.decode(tokens[docs[0]["start"]:docs[0]["end"]]) == source[docs[0]["id"]]
