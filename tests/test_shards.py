@@ -47,6 +47,17 @@ def test_shards_decode_back_to_the_source_documents(prepared):
         assert meta["topic"] == rows[line - 1]["topic"]
 
 
+def test_document_of_maps_token_positions_to_their_document(prepared):
+    shards, _ = prepared
+    docs = shards.documents("train")
+    for i in (0, 1, len(docs) - 1):
+        d = docs[i]
+        positions = [d["start"], (d["start"] + d["end"]) // 2, d["end"]]  # end = its EOS
+        assert shards.document_of("train", positions).tolist() == [i, i, i]
+    with pytest.raises(ValueError, match="token positions must lie in"):
+        shards.document_of("train", [shards.n_tokens("train")])
+
+
 def test_batch_windows_are_shifted_slices_of_the_memmap(prepared):
     shards, _ = prepared
     tokens = np.asarray(shards.split("train"), dtype=np.int64)

@@ -101,6 +101,7 @@ class TokenShards:
         self.tokenizer = tokenizer
         self.dtype = np.dtype(manifest["dtype"])
         self._maps: dict[str, np.memmap] = {}
+        self._starts: dict[str, np.ndarray] = {}
 
     @classmethod
     def open(cls, root: str | Path, verify: bool = False) -> TokenShards:
@@ -157,6 +158,18 @@ class TokenShards:
         """Per-document rows {"id", "start", "end", "meta"} in shard order."""
         with open(self.root / self._info(split)["docs_file"], encoding="utf-8") as f:
             return [json.loads(line) for line in f]
+
+    def document_of(self, split: str, positions: np.ndarray | list[int]) -> np.ndarray:
+        """Index into `documents(split)` of the document holding each token position
+        (its trailing EOS included), np.int64 of the shape of `positions`."""
+        if split not in self._starts:
+            self._starts[split] = np.array([d["start"] for d in self.documents(split)],
+                                           dtype=np.int64)
+        pos = np.asarray(positions, dtype=np.int64)
+        if pos.size and (pos.min() < 0 or pos.max() >= self.n_tokens(split)):
+            raise ValueError(f"token positions must lie in [0, {self.n_tokens(split)}) for "
+                             f"split {split!r}")
+        return np.searchsorted(self._starts[split], pos, side="right") - 1
 
     def batch(self, split: str, starts: np.ndarray | list[int],
               seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
