@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -82,15 +83,18 @@ class Trainer:
         from cocomix_lens.data import WindowSampler, sequential_starts
 
         align = self.labels.align if self.labels is not None else 1
+        # One draw per optimizer step (this rank's slice of the global batch), then split into
+        # micro-batches: the data of a step depends on neither world_size nor grad_accum.
         self.sampler = WindowSampler(self.shards.n_tokens("train"), cfg.data.seq_len,
-                                     self.micro, cfg.seed, env.rank, env.world_size, align)
+                                     self.micro * cfg.optim.grad_accum, cfg.seed, env.rank,
+                                     env.world_size, align)
         n_eval = cfg.logging.eval_batches * cfg.data.batch_size
         self.eval_starts = sequential_starts(self.shards.n_tokens(cfg.data.val_split),
                                              cfg.data.seq_len, limit=n_eval)
         self.ckpt = CheckpointManager(out_dir / "checkpoints", cfg.checkpoint.keep_last,
                                       cfg.checkpoint.keep_best)
         self.metrics = MetricsLog(out_dir, cfg.logging, env.is_main, cfg.to_dict())
-        self.step, self.tokens, self.last_eval = 0, 0, {}
+        self.step, self.tokens, self.last_eval, self.train_s = 0, 0, {}, 0.0
 
     # ---- setup ------------------------------------------------------------------------------
     def _build_model(self) -> CoCoMixModel:
@@ -175,10 +179,12 @@ class Trainer:
         while self.step < self.cfg.optim.max_steps:
             t_step = time.perf_counter()
             loss, parts, grad_norm = self._train_step()
+            self.train_s += time.perf_counter() - t_step
             self.step += 1
             self.tokens += self.cfg.data.batch_size * self.cfg.data.seq_len
-            tok_s = self.cfg.data.batch_size * self.cfg.data.seq_len / (
-                time.perf_counter() - t_step)
+            # Mean over this session's optimizer steps (eval and checkpoints excluded).
+            tok_s = (self.step - start) * self.cfg.data.batch_size * self.cfg.data.seq_len / (
+                self.train_s)
             bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tok_s:,.0f}")
             bar.update(1)
             self._after_step(loss, parts, grad_norm, tok_s)
@@ -189,8 +195,8 @@ class Trainer:
     def _train_step(self) -> tuple[float, dict[str, float], float]:
         accum = self.cfg.optim.grad_accum
         totals = None
-        for i in range(accum):
-            batch = self._batch("train", self.sampler.next_starts())
+        for i, starts in enumerate(np.split(self.sampler.next_starts(), accum)):
+            batch = self._batch("train", starts)
             with D.no_sync(self.wrapped, skip=i < accum - 1), self.autocast():
                 loss, parts = self.objective(self.wrapped, batch, self.weights, self.model)
             (loss / accum).backward()
@@ -253,8 +259,8 @@ class Trainer:
         steps = self.step - start_step
         run_tokens = steps * self.cfg.data.batch_size * self.cfg.data.seq_len
         summary = {"objective": self.objective.name, "steps": self.step,
-                   "tokens": self.tokens, "wall_s": wall,
-                   "tokens_per_s": run_tokens / wall if wall > 0 and steps else None,
+                   "tokens": self.tokens, "wall_s": wall, "train_s": self.train_s,
+                   "tokens_per_s": run_tokens / self.train_s if steps else None,
                    "world_size": self.env.world_size, "n_params": count_params(self.model),
                    "model_config": self.model.cfg.to_dict(), **self.last_eval,
                    "best_checkpoint": str(self.ckpt.best()) if self.ckpt.best() else None,

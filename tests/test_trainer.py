@@ -1,0 +1,130 @@
+"""The trainer: SIGKILL + --resume is bitwise identical, NaN stops cleanly, accumulation and
+evaluation do what they say."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers_training import TokenLabels, make_shards, tiny_run
+from safetensors.torch import load_file
+
+from cocomix_lens import CoCoMixModel
+from training.checkpoint import CheckpointManager
+from training.trainer import NonFiniteLossError, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return make_shards(tmp_path_factory.mktemp("data"))
+
+
+def _cli(data: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "training.cli", "train", "--objective", "ntp", "--data",
+            str(data), "--out", str(out), "--max-steps", "40", "--data.seq_len", "16",
+            "--data.batch_size", "4", "--model.d_model", "32", "--model.n_layers", "2",
+            "--model.n_heads", "2", "--model.n_ctx", "32", "--checkpoint.every", "4",
+            "--logging.eval_every", "8", "--logging.eval_batches", "1",
+            "--logging.progress", "false", "--system.device", "cpu", *extra]
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+
+def _latest_step(out: Path) -> int:
+    index = out / "checkpoints" / "index.json"
+    if not index.is_file():
+        return 0
+    return json.loads(index.read_text())["checkpoints"][-1]["step"]
+
+
+def test_resume_after_sigkill_ends_bitwise_identical(shards, tmp_path):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(_cli(shards, full), env=_env(), check=True, capture_output=True, cwd=REPO)
+    proc = subprocess.Popen(_cli(shards, killed), env=_env(), cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while _latest_step(killed) < 4 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kill_step = _latest_step(killed)
+    assert 4 <= kill_step < 40 and not (killed / "summary.json").exists()
+    done = subprocess.run(_cli(shards, killed, "--resume"), env=_env(), cwd=REPO,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resumed from" in done.stderr
+    a, b = load_file(str(full / "model/model.safetensors")), load_file(
+        str(killed / "model/model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # metrics.jsonl of the resumed run has no duplicated steps and matches the full run's
+    rows = lambda p: [json.loads(x) for x in (p / "metrics.jsonl").read_text().splitlines()]
+    train_a = [(r["step"], r["loss"]) for r in rows(full) if r["split"] == "train"]
+    train_b = [(r["step"], r["loss"]) for r in rows(killed) if r["split"] == "train"]
+    assert train_a == train_b
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(shards, tmp_path):
+    cfg = tiny_run(shards, "ntp", steps=10)
+    torch.manual_seed(cfg.seed)
+    model = CoCoMixModel(cfg.model_config(d_vocab=300, mix_mode="none"))
+    calls = {"n": 0}
+
+    def poison(x, hook):  # the 5th training forward produces NaN
+        if model.training:
+            calls["n"] += 1
+            if calls["n"] == 5:
+                return x * float("nan")
+        return x
+
+    model.add_hook("hook_embed", poison)
+    with pytest.raises(NonFiniteLossError, match=r"step 5.*step_00000003"):
+        train(cfg, model, data=shards, out_dir=tmp_path)
+    ck = CheckpointManager(tmp_path / "checkpoints").load()
+    assert ck.step == 3 and all(torch.isfinite(v).all() for v in ck.model.values())
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_grad_accumulation_matches_one_big_batch(shards, tmp_path):
+    one = train(tiny_run(shards, "ntp", steps=3, optim__grad_accum=1), data=shards,
+                out_dir=tmp_path / "one")
+    two = train(tiny_run(shards, "ntp", steps=3, optim__grad_accum=2), data=shards,
+                out_dir=tmp_path / "two")
+    losses = [[json.loads(x)["loss"] for x in (tmp_path / d / "metrics.jsonl").read_text()
+               .splitlines() if json.loads(x)["split"] == "train"] for d in ("one", "two")]
+    assert losses[0] == pytest.approx(losses[1], abs=1e-5)
+    assert one["val_loss"] == pytest.approx(two["val_loss"], abs=1e-5)
+
+
+def test_cocomix_run_writes_model_metrics_and_concept_eval(shards, tmp_path):
+    s = train(tiny_run(shards, "cocomix", steps=6), data=shards, labels=TokenLabels(),
+              out_dir=tmp_path)
+    assert {"val_loss", "val_ppl", "concept_ce", "concept_top1", "concept_top4",
+            "concept_distinct"} <= set(s)
+    assert s["val_ppl"] == pytest.approx(2.718281828 ** s["val_loss"], rel=1e-6)
+    model = CoCoMixModel.from_pretrained(tmp_path / "model")
+    assert model.cfg.mix_mode == "interleave" and model.metadata["step"] == 6
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["split"] == "val"] == [3, 6]
+    assert all("concept" in r and "lr" in r for r in rows if r["split"] == "train")
+    assert json.loads((tmp_path / "summary.json").read_text())["steps"] == 6
+
+
+def test_clear_errors_for_bad_setups(shards, tmp_path):
+    with pytest.raises(ValueError, match="needs concept labels"):
+        train(tiny_run(shards, "cocomix"), data=shards, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="not divisible"):
+        train(tiny_run(shards, "ntp", data__batch_size=6, optim__grad_accum=4), data=shards,
+              out_dir=tmp_path)
+    with pytest.raises(ValueError, match="mix_mode"):
+        train(tiny_run(shards, "ntp", model__mix_mode="add"), data=shards, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="n_ctx"):
+        train(tiny_run(shards, "ntp", data__seq_len=64), data=shards, out_dir=tmp_path)
