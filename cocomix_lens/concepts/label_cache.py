@@ -104,7 +104,8 @@ class LabelCache:
         """int64 [batch, seq_len, k] label ids of the tokens x = tok[s:s+seq_len]."""
         return torch.from_numpy(self._gather(split, starts, seq_len, "ids").astype(np.int64))
 
-    def scores(self, split: str, starts: np.ndarray | list[int], seq_len: int) -> torch.Tensor:
+    def label_scores(self, split: str, starts: np.ndarray | list[int],
+                     seq_len: int) -> torch.Tensor:
         """float32 [batch, seq_len, k] label scores aligned with `labels`."""
         return torch.from_numpy(self._gather(split, starts, seq_len, "scores").astype(np.float32))
 
