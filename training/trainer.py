@@ -153,6 +153,7 @@ class Trainer:
         self.sampler.load_state_dict(ck.state["sampler"])
         restore_rng(ck.state["rng_tensors"], ck.state["rng"])
         self.step, self.tokens = ck.step, int(ck.state["tokens"])
+        self.last_eval = ck.state.get("last_eval", {})
         self.metrics.truncate_after(self.step)
         log.info("resumed from %s (step %d)", ck.path, self.step)
 
@@ -161,6 +162,7 @@ class Trainer:
         if self.env.is_main:
             state = {"scheduler": self.scheduler.state_dict(),
                      "sampler": self.sampler.state_dict(), "tokens": self.tokens,
+                     "last_eval": self.last_eval,
                      "objective": self.objective.name, "config": self.cfg.to_dict()}
             path = self.ckpt.save(Checkpoint(self.step, model_sd, optim_sd, state), metric)
             log.info("saved %s", path)

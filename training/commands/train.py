@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 HELP = "train a CoCoMix / NTP / KD / pause model (any objective of training.objectives)"
@@ -64,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     shards, labels, teacher = load_inputs(cfg)
     summary = train(cfg, data=shards, labels=labels, teacher=teacher, out_dir=args.out,
                     resume=args.resume)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun only rank 0 reports
     keys = ("objective", "steps", "val_loss", "val_ppl", "concept_top1", "concept_top4",
             "tokens_per_s")
     print(json.dumps({k: summary.get(k) for k in keys if k in summary}))
