@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from cocomix_lens.concepts.capture import IGNORE
+from cocomix_lens.data.build import Progress
 from cocomix_lens.data.files import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -35,12 +36,6 @@ META = "meta.json"
 # Fields that define a cache: resuming or reusing with any of them different is refused.
 IDENTITY = ("format_version", "teacher_sha256", "sae_sha256", "hook_name", "n_latents",
             "method", "k", "window", "ids_dtype", "tokenizer_sha256")
-# progress(iterable, total, description) -> iterable; the CLI passes a tqdm wrapper.
-Progress = Callable[[Iterable[Any], "int | None", str], Iterable[Any]]
-
-
-def _no_progress(it: Iterable[Any], total: int | None, desc: str) -> Iterable[Any]:
-    return it
 
 
 def ids_dtype(n_latents: int) -> np.dtype:
@@ -123,9 +118,10 @@ class LabelCache:
     def build(cls, root: str | Path, shards: Any, extractor: Any, *, teacher_sha: str,
               sae_sha: str, teacher_name: str = "", sae_name: str = "", k: int = 4,
               window: int = 256, batch_size: int = 8, splits: list[str] | None = None,
-              progress: Progress = _no_progress) -> LabelCache:
+              progress: Progress | None = None) -> LabelCache:
         """Label every token of `shards` (a `TokenShards`) with `extractor`, resuming a
-        partial cache of the same identity in `root`; returns the finished cache."""
+        partial cache of the same identity in `root`; returns the finished cache.
+        `progress(iterable, total, description)` wraps the batch loop (the CLI: tqdm)."""
         root = Path(root)
         if window < 2 or batch_size < 1:
             raise ValueError(f"window must be >= 2 and batch_size >= 1, got {window}, "
@@ -264,7 +260,7 @@ def _window_batch(tokens: np.ndarray, wins: list[int], window: int) -> tuple[tor
 
 
 def _fill_split(root: Path, meta: dict[str, Any], split: str, tokens: np.ndarray,
-                extractor: Any, progress: Progress) -> None:
+                extractor: Any, progress: Progress | None) -> None:
     info = meta["splits"][split]
     if info["done_windows"] >= info["windows"]:
         return
@@ -274,7 +270,7 @@ def _fill_split(root: Path, meta: dict[str, Any], split: str, tokens: np.ndarray
     batches = list(_batches(info["tokens"], window, meta["batch_size"], info["done_windows"]))
     desc = f"labels {split}" + (f" (resuming at window {info['done_windows']})"
                                 if info["done_windows"] else "")
-    for wins in progress(batches, len(batches), desc):
+    for wins in progress(batches, len(batches), desc) if progress else batches:
         x, y = _window_batch(tokens, wins, window)
         ids, scores = extractor.labels(x, k=k, targets=y)
         rows = slice(wins[0] * window, wins[0] * window + x.numel())
