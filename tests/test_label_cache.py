@@ -54,7 +54,7 @@ def test_rows_are_the_labels_of_their_window(tmp_path, shards, extractor):
     assert got.dtype == torch.int64 and got.shape == (2, WINDOW, K)
     assert torch.equal(got[1], torch.from_numpy(ids[24:32].astype(np.int64)))
     scores = cache.label_scores("train", [24], WINDOW)
-    assert torch.equal(scores[0], torch.from_numpy(cache.array("train", "scores")[24:32]).float())
+    assert torch.equal(scores[0], torch.tensor(cache.array("train", "scores")[24:32]).float())
     meta = json.loads((tmp_path / "labels" / "meta.json").read_text())
     assert (meta["method"], meta["k"], meta["window"]) == ("attribution", K, WINDOW)
     assert meta["splits"]["train"]["done_windows"] == 6
