@@ -13,7 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 from typing import Any
+
+BUNDLED = Path(__file__).resolve().parents[1] / "configs"
 
 HELP = "train a CoCoMix / NTP / KD / pause model (any objective of training.objectives)"
 
@@ -39,7 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", help="label cache directory (cocomix-lens labels)")
     p.add_argument("--teacher", help="teacher directory: on-the-fly labels (with --sae) and KD")
     p.add_argument("--sae", help="SAE directory (SAE-Lens format) for on-the-fly labels")
-    p.add_argument("--config", help="YAML run config; dotted flags override it")
+    p.add_argument("--config", help="YAML run config, or a bundled one (gpt2-69m, gpt2-386m, "
+                   "gpt2-1.38b: the paper's settings); flags and dotted overrides win")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config as YAML and exit")
     p.set_defaults(_accepts_overrides=True)
@@ -51,7 +55,7 @@ def resolve_config(args: argparse.Namespace):
     flags = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items()
              if getattr(args, dest, None) is not None}
     dotted = parse_overrides(list(getattr(args, "_extra", []) or []))
-    return load_config(args.config, overrides={**flags, **dotted})
+    return load_config(config_path(args.config), overrides={**flags, **dotted})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,24 +87,32 @@ def load_inputs(cfg: Any) -> tuple[Any, Any, Any]:
         raise ValueError("no training data: pass --data DIR (made by `cocomix-lens prepare`)")
     shards = TokenShards.open(cfg.data.dir)
     c = cfg.concept
-    pair = None
-    if c.teacher and (c.sae or obj.needs_teacher):
+    pair = teacher_model = None
+    # The teacher + SAE pair computes labels on the fly, or checks a label cache's provenance
+    # (without --sae a known teacher name such as gpt2 gets the paper's SAE).
+    if c.teacher and (c.sae or (obj.needs_labels and not c.labels)):
         from cocomix_lens.concepts.teacher import load_teacher
 
-        pair = load_teacher(c.teacher, c.sae) if c.sae else None
-        teacher_model = pair.model if pair else _load_plain_teacher(c.teacher)
-    else:
-        teacher_model = None
-    labels = None
-    if obj.needs_labels or c.labels:
-        labels = _labels(cfg, shards, pair)
+        pair = load_teacher(c.teacher, c.sae)
+        teacher_model = pair.model
+    elif c.teacher and obj.needs_teacher:
+        from cocomix_lens.concepts.teacher import load_teacher_model
+
+        teacher_model = load_teacher_model(c.teacher)
+    labels = _labels(cfg, shards, pair) if obj.needs_labels or c.labels else None
     return shards, labels, teacher_model if obj.needs_teacher else None
 
 
-def _load_plain_teacher(path: str) -> Any:
-    from cocomix_lens.concepts.teacher import load_teacher_model
-
-    return load_teacher_model(path)
+def config_path(name: str | None) -> str | None:
+    """A YAML path, or the name of a bundled config (training/configs/NAME.yaml)."""
+    if name is None or Path(name).is_file():
+        return name
+    bundled = BUNDLED / f"{name}.yaml"
+    if bundled.is_file():
+        return str(bundled)
+    names = ", ".join(sorted(p.stem for p in BUNDLED.glob("*.yaml")))
+    raise FileNotFoundError(f"config {name!r} is neither a file nor a bundled config; pass a "
+                            f"YAML path or one of: {names}")
 
 
 def _labels(cfg: Any, shards: Any, pair: Any) -> Any:
