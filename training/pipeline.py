@@ -1,0 +1,244 @@
+"""The offline pipeline: prepare -> teacher -> SAE -> label cache -> NTP and CoCoMix students.
+
+    summary = run_pipeline(pipeline_preset("tiny"), "runs/demo")
+
+Each stage is a function of the run context registered in `STAGES`. After it succeeds, a
+marker `stages/<name>.json` (its results and wall time) is written atomically; a re-run skips
+stages with a marker. A stage interrupted midway resumes: prepare and labels are idempotent
+and resumable by themselves, the three training runs continue from their last checkpoint
+(the trainer's resume). Both students use the same seed, windows (aligned to the label
+cache's window) and token budget. Run directory layout:
+
+    data/      token shards + tokenizer.json      teacher/model/   teacher (save_pretrained)
+    sae/       SAE-Lens SAE (cfg.json, sae_weights.safetensors, quality.json)
+    labels/    label cache                        ntp/model/, cocomix/model/   the students
+    stages/    markers                            pipeline.json, summary.json, REPORT.md
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cocomix_lens.data.files import atomic_write_json, atomic_write_text
+from training.pipeline_config import PipelineConfig
+from training.sae import collect_activations, default_hook, sae_quality, save_sae, train_sae
+from training.teacher import base_run_config, run_fields, train_teacher
+
+log = logging.getLogger(__name__)
+
+# Fields that may differ between invocations on one run directory (they change no result).
+NON_IDENTITY = ("device", "progress")
+
+
+@dataclass
+class Context:
+    """What every stage sees: the config, the run directory and the corpus options."""
+
+    cfg: PipelineConfig
+    out: Path
+    corpus_options: dict[str, Any]
+
+    def dir(self, name: str) -> Path:
+        return self.out / name
+
+    def shards(self):
+        from cocomix_lens.data import TokenShards
+
+        return TokenShards.open(self.dir("data"))
+
+    def teacher_pair(self):
+        """The trained teacher and its SAE (`cocomix_lens.concepts.Teacher`)."""
+        from cocomix_lens.concepts import load_teacher
+
+        return load_teacher(self.dir("teacher") / "model", self.dir("sae"),
+                            device=self.cfg.device)
+
+    def progress(self, it: Iterable[Any], total: int | None, desc: str) -> Iterable[Any]:
+        if not self.cfg.progress:
+            return it
+        from tqdm.auto import tqdm
+
+        return tqdm(it, total=total, desc=desc, dynamic_ncols=True)
+
+
+# ---- stages ---------------------------------------------------------------------------------
+def stage_prepare(ctx: Context) -> dict[str, Any]:
+    from cocomix_lens.data import open_corpus, prepare_shards
+
+    d = ctx.cfg.data
+    opts = {"max_docs": d.max_docs, "path": d.path, **ctx.corpus_options}
+    corpus = open_corpus(d.corpus, **opts)
+    res = prepare_shards(corpus, ctx.dir("data"), vocab_size=d.vocab_size,
+                         val_fraction=d.val_fraction, seed=ctx.cfg.seed,
+                         progress=ctx.progress)
+    m = res.manifest
+    return {"train_tokens": m["splits"]["train"]["tokens"],
+            "val_tokens": m["splits"]["val"]["tokens"], "vocab_size": m["vocab_size"],
+            "tokenizer_sha256": m["tokenizer_sha256"], "corpus": d.corpus,
+            "data_dir": str(ctx.dir("data")),
+            "tokenizer": str(ctx.dir("data") / m.get("tokenizer_file", "tokenizer.json"))}
+
+
+def stage_teacher(ctx: Context) -> dict[str, Any]:
+    return train_teacher(ctx.cfg, ctx.shards(), ctx.dir("teacher"))
+
+
+def stage_sae(ctx: Context) -> dict[str, Any]:
+    from cocomix_lens import CoCoMixModel
+    from cocomix_lens.concepts import load_sae
+
+    cfg, s = ctx.cfg, ctx.cfg.sae
+    shards = ctx.shards()
+    teacher = CoCoMixModel.from_pretrained(ctx.dir("teacher") / "model", device=cfg.device)
+    teacher.eval()
+    hook = s.hook or default_hook(teacher.cfg.n_layers)
+    train_acts = collect_activations(teacher, shards.split("train"), hook, s.train_tokens,
+                                     cfg.seq_len, s.seed)
+    eval_acts = collect_activations(teacher, shards.split("val"), hook, s.eval_tokens,
+                                    cfg.seq_len, s.seed + 1)
+    sae = train_sae(train_acts, hook, s, model_name="cocomix-lens-teacher",
+                    context_size=cfg.seq_len)
+    save_sae(sae, ctx.dir("sae"))
+    # Quality of the SAE as it was saved and will be used: read back through SAE-Lens.
+    saved = load_sae(ctx.dir("sae"), device=cfg.device)
+    quality = sae_quality(saved, eval_acts.to(cfg.device))
+    from training.sae import ce_loss_recovered
+
+    quality.update(ce_loss_recovered(teacher, saved, shards.split("val"), hook, cfg.seq_len))
+    result = {"hook": hook, "d_in": int(saved.cfg.d_in), "d_sae": int(saved.cfg.d_sae),
+              "k": s.k, "train_activations": len(train_acts), **quality,
+              "sae_dir": str(ctx.dir("sae"))}
+    atomic_write_json(ctx.dir("sae") / "quality.json", result)
+    return result
+
+
+def stage_labels(ctx: Context) -> dict[str, Any]:
+    from cocomix_lens.concepts import ConceptExtractor, LabelCache
+
+    lab, shards = ctx.cfg.labels, ctx.shards()
+    pair = ctx.teacher_pair()
+    extractor = ConceptExtractor(pair.model, pair.sae, method=lab.method)
+    t0 = time.perf_counter()
+    cache = LabelCache.build(ctx.dir("labels"), shards, extractor,
+                             teacher_sha=pair.model_sha256, sae_sha=pair.sae_sha256,
+                             teacher_name=pair.model_spec, sae_name=pair.sae_spec, k=lab.k,
+                             window=ctx.cfg.seq_len, batch_size=lab.batch_size,
+                             progress=ctx.progress)
+    wall = time.perf_counter() - t0
+    tokens = sum(int(i["tokens"]) for i in cache.meta["splits"].values())
+    return {"tokens": tokens, "tokens_per_s": tokens / wall if wall > 0 else None,
+            "k": lab.k, "method": lab.method, "window": ctx.cfg.seq_len,
+            "n_latents": int(cache.meta["n_latents"]), "labels_dir": str(ctx.dir("labels"))}
+
+
+def student_run_config(ctx: Context, objective: str):
+    s = ctx.cfg.student
+    preset = s.preset if objective != "ntp" else (s.ntp_preset or s.preset)
+    overrides = dict(s.overrides)
+    if objective == "ntp":  # the NTP baseline has no concept head to shape
+        overrides = {k: v for k, v in overrides.items()
+                     if k not in ("insert_layer", "n_concepts", "concept_top_k")}
+    cfg = base_run_config(ctx.cfg, ctx.dir("data"), objective, preset, overrides,
+                          s.max_steps, s.lr)
+    cfg.concept.k_attr = ctx.cfg.labels.k
+    cfg.concept.labels = str(ctx.dir("labels"))
+    return cfg
+
+
+def _train_student(ctx: Context, objective: str) -> dict[str, Any]:
+    from cocomix_lens.concepts import LabelCache
+    from training.trainer import train
+
+    shards, pair = ctx.shards(), ctx.teacher_pair()
+    # The NTP run gets the cache too: only for its window alignment, so both students
+    # draw the very same windows in the same order.
+    labels = LabelCache.open(ctx.dir("labels"), shards=shards, teacher_sha=pair.model_sha256,
+                             sae_sha=pair.sae_sha256)
+    out = ctx.dir(objective)
+    summary = train(student_run_config(ctx, objective), data=shards, labels=labels,
+                    out_dir=out, resume=True)
+    return run_fields(summary, out)
+
+
+STAGES: dict[str, Callable[[Context], dict[str, Any]]] = {
+    "prepare": stage_prepare,
+    "teacher": stage_teacher,
+    "sae": stage_sae,
+    "labels": stage_labels,
+    "ntp": lambda ctx: _train_student(ctx, "ntp"),
+    "cocomix": lambda ctx: _train_student(ctx, "cocomix"),
+}
+"""Stages in run order; each returns the results recorded in its marker."""
+
+
+# ---- running ----------------------------------------------------------------------------------
+def run_pipeline(cfg: PipelineConfig, out: str | Path, corpus_options: dict | None = None,
+                 stop_after: str | None = None) -> dict[str, Any]:
+    """Run (or finish) the pipeline in `out`; returns summary.json's content."""
+    if stop_after is not None and stop_after not in STAGES:
+        raise ValueError(f"unknown stage {stop_after!r}; choose one of {', '.join(STAGES)}")
+    ctx = Context(cfg, Path(out), dict(corpus_options or {}))
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    _claim(ctx)
+    records: dict[str, dict[str, Any]] = {}
+    for name, fn in STAGES.items():
+        records[name] = _run_stage(ctx, name, fn)
+        if name == stop_after:
+            break
+    from training.pipeline_report import write_summary
+
+    return write_summary(ctx, records)
+
+
+def _run_stage(ctx: Context, name: str, fn: Callable[[Context], dict[str, Any]]) -> dict:
+    marker = ctx.out / "stages" / f"{name}.json"
+    if marker.is_file():
+        log.info("stage %s: done before, skipped (%s)", name, marker)
+        return {**json.loads(marker.read_text()), "skipped": True}
+    log.info("stage %s: running", name)
+    t0 = time.perf_counter()
+    result = fn(ctx)
+    record = {"stage": name, "wall_s": time.perf_counter() - t0, "result": result,
+              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(marker, record)
+    log.info("stage %s: done in %.1f s", name, record["wall_s"])
+    return {**record, "skipped": False}
+
+
+def _claim(ctx: Context) -> None:
+    """Record the config in pipeline.json, or refuse a run directory made with another one."""
+    path = ctx.out / "pipeline.json"
+    mine = _identity(ctx)
+    if path.is_file():
+        old = json.loads(path.read_text())
+        diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
+        if diff:
+            raise ValueError(f"{ctx.out} holds a pipeline run with other settings "
+                             f"({', '.join(diff[:6])}); fix: pass the same preset and "
+                             "overrides, or another --out")
+        return
+    atomic_write_text(path, json.dumps(mine, indent=2, sort_keys=True) + "\n")
+
+
+def _identity(ctx: Context) -> dict[str, Any]:
+    flat = _flatten(dataclasses.asdict(ctx.cfg))
+    flat.update({f"corpus_options.{k}": str(v) for k, v in ctx.corpus_options.items()})
+    return {k: v for k, v in flat.items() if k not in NON_IDENTITY}
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "overrides":
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = json.loads(json.dumps(v))  # tuples -> lists, as re-read
+    return out

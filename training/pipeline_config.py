@@ -1,0 +1,173 @@
+"""Configuration of the offline pipeline (prepare -> teacher -> SAE -> labels -> students).
+
+Nested dataclasses with a docstring per field, named presets, and dotted overrides
+(`--teacher.max_steps 50`) resolved with the same coercion as `training.config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from training.config import coerce
+from training.sae import SAESection
+
+
+@dataclass
+class DataStage:
+    """The corpus and its tokenizer (`cocomix-lens prepare`)."""
+
+    corpus: str = "wiki"
+    """Corpus source: wiki (offline default), text (local files) or hf."""
+    path: str | None = None
+    """text: a .txt/.jsonl file or a directory of them."""
+    max_docs: int | None = 4000
+    """Use only the first N documents (the label cache covers every train token)."""
+    vocab_size: int = 4096
+    """BPE vocabulary size (trained on the corpus)."""
+    val_fraction: float = 0.03
+    """Fraction of documents in the validation split."""
+
+
+@dataclass
+class TeacherStage:
+    """The concept teacher: a plain GPT-2 (mix_mode none) wider than the student."""
+
+    preset: str = "tiny"
+    """CoCoMixConfig preset the shape starts from."""
+    d_model: int = 192
+    """Residual width (the student's tiny preset has 128)."""
+    n_layers: int = 4
+    """Blocks."""
+    n_heads: int = 6
+    """Attention heads."""
+    max_steps: int = 300
+    """Optimizer steps (objective ntp, the shared trainer)."""
+    lr: float = 1.5e-3
+    """Peak learning rate."""
+
+
+@dataclass
+class LabelsStage:
+    """The label cache (`cocomix-lens labels`)."""
+
+    k: int = 4
+    """Labels per token (paper: 4)."""
+    method: str = "attribution"
+    """Attribution method (cocomix_lens.concepts.METHODS)."""
+    batch_size: int = 8
+    """Teacher windows per call."""
+
+
+@dataclass
+class StudentStage:
+    """The two students, trained on the same windows in the same order."""
+
+    preset: str = "tiny"
+    """CoCoMix student preset."""
+    ntp_preset: str | None = "tiny-ntp"
+    """NTP baseline preset (width-matched); None uses `preset` with mix_mode none."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """CoCoMixConfig fields replacing both presets' (e.g. a smaller d_model in tests)."""
+    max_steps: int = 300
+    """Optimizer steps of each student (same token budget)."""
+    lr: float = 1.5e-3
+    """Peak learning rate."""
+
+
+@dataclass
+class PipelineConfig:
+    """The whole offline pipeline."""
+
+    seed: int = 0
+    """Seeds every stage."""
+    seq_len: int = 128
+    """Training window of teacher and students, and the label-cache window L."""
+    batch_size: int = 16
+    """Windows per optimizer step (teacher and students)."""
+    eval_every: int = 100
+    """Validation every this many steps (and at the end)."""
+    eval_batches: int = 4
+    """Validation batches per evaluation."""
+    device: str = "cpu"
+    """Torch device of every stage."""
+    progress: bool = True
+    """Show progress bars."""
+    data: DataStage = field(default_factory=DataStage)
+    """Corpus and tokenizer."""
+    teacher: TeacherStage = field(default_factory=TeacherStage)
+    """Teacher model."""
+    sae: SAESection = field(default_factory=SAESection)
+    """Teacher SAE."""
+    labels: LabelsStage = field(default_factory=LabelsStage)
+    """Label cache."""
+    student: StudentStage = field(default_factory=StudentStage)
+    """Students."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _tiny() -> PipelineConfig:
+    return PipelineConfig()
+
+
+def _micro() -> PipelineConfig:
+    """Seconds-sized, for tests and smoke runs: every stage runs, nothing learns much."""
+    return PipelineConfig(
+        seq_len=32, batch_size=8, eval_every=10, eval_batches=2, progress=False,
+        data=DataStage(max_docs=200, vocab_size=300, val_fraction=0.1),
+        teacher=TeacherStage(d_model=48, n_layers=2, n_heads=2, max_steps=12, lr=3e-3),
+        sae=SAESection(d_sae=64, k=4, train_tokens=4096, eval_tokens=1024, epochs=2,
+                       batch_size=256),
+        student=StudentStage(overrides={"d_model": 32, "n_heads": 2, "n_layers": 2,
+                                        "insert_layer": 1, "n_ctx": 64, "concept_top_k": 8},
+                             ntp_preset=None, max_steps=12, lr=3e-3))
+
+
+PRESETS = {"tiny": _tiny, "micro": _micro}
+"""Pipeline presets: tiny (the demo, <= 15 min on 2 cores) and micro (tests)."""
+
+
+def pipeline_preset(name: str) -> PipelineConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown pipeline preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]()
+
+
+def apply_overrides(cfg: PipelineConfig, overrides: dict[str, str]) -> PipelineConfig:
+    """A copy of `cfg` with dotted keys (`teacher.max_steps`) set from strings."""
+    for key, value in overrides.items():
+        cfg = _set(cfg, key.split("."), value, key)
+    return cfg
+
+
+def _set(obj: Any, parts: list[str], value: Any, key: str) -> Any:
+    hints = typing.get_type_hints(type(obj))
+    name = parts[0]
+    if name not in hints:
+        raise ValueError(f"unknown pipeline override --{key}; known keys here: "
+                         f"{', '.join(hints)}")
+    tp = hints[name]
+    if dataclasses.is_dataclass(tp):
+        if len(parts) == 1:
+            raise ValueError(f"override --{key} names a section; set one of its keys")
+        return dataclasses.replace(obj, **{name: _set(getattr(obj, name), parts[1:], value,
+                                                      key)})
+    if len(parts) > 1:
+        if tp == dict[str, Any]:  # e.g. student.overrides.d_model
+            return dataclasses.replace(obj, **{name: {**getattr(obj, name),
+                                                      parts[1]: _number(value)}})
+        raise ValueError(f"override --{key}: {name!r} is a value, not a section")
+    return dataclasses.replace(obj, **{name: coerce(value, tp, f"--{key}")})
+
+
+def _number(value: str) -> Any:
+    for tp in (int, float):
+        try:
+            return tp(value)
+        except ValueError:
+            pass
+    return value

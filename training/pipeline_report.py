@@ -1,0 +1,176 @@
+"""summary.json and REPORT.md of a pipeline run, and the concept-prediction baselines.
+
+Baselines for the CoCoMix student's concept metrics (same definitions as training.evaluate,
+same validation windows):
+    chance     a random ranking: top-1 ~ k / C, top-4 ~ 4 / C
+    frequency  always predict the 4 most frequent training labels (a context-free guess)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cocomix_lens.data.files import atomic_write_json, atomic_write_text
+
+SUMMARY_VERSION = 1
+
+
+def concept_baselines(ctx: Any) -> dict[str, float]:
+    """Chance and label-frequency baselines on the trainer's validation windows."""
+    from cocomix_lens.concepts import LabelCache
+    from cocomix_lens.data import sequential_starts
+    from training.evaluate import TOPK, concept_sums
+
+    cfg = ctx.cfg
+    cache = LabelCache.open(ctx.dir("labels"))
+    n_c, k = int(cache.meta["n_latents"]), cfg.labels.k
+    train = torch.from_numpy(cache.array("train", "ids")[:, :k].astype("int64"))
+    freq = torch.bincount(train.flatten(), minlength=n_c).float()
+    val_tokens = int(cache.meta["splits"]["val"]["tokens"])
+    starts = sequential_starts(val_tokens, cfg.seq_len,
+                               limit=cfg.eval_batches * cfg.batch_size)
+    labels = cache.labels("val", starts, cfg.seq_len)[..., :k]
+    logits = torch.log1p(freq).expand(*labels.shape[:2], n_c)
+    sums = concept_sums(logits, labels)
+    n = max(float(sums["n_pos"]), 1.0)
+    return {"n_concepts": n_c, "chance_top1": min(k / n_c, 1.0),
+            "chance_top4": min(TOPK / n_c, 1.0), "frequency_top1": float(sums["top1_sum"]) / n,
+            "frequency_top4": float(sums["top4_sum"]) / n,
+            "distinct_train_labels": int((freq > 0).sum())}
+
+
+def write_summary(ctx: Any, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Write summary.json and REPORT.md into the run directory; returns the summary."""
+    results = {name: rec.get("result", {}) for name, rec in records.items()}
+    summary: dict[str, Any] = {
+        "summary_version": SUMMARY_VERSION, "run_dir": str(ctx.out),
+        "complete": "cocomix" in records,
+        "stages": {name: {"wall_s": rec.get("wall_s"), "skipped": rec.get("skipped", False),
+                          "finished_at": rec.get("finished_at")}
+                   for name, rec in records.items()},
+        "total_wall_s": sum(rec.get("wall_s") or 0.0 for rec in records.values()),
+        **results,
+        "artifacts": _artifacts(ctx, records),
+        "config": ctx.cfg.to_dict(),
+    }
+    if "labels" in records and "cocomix" in records:
+        summary["concept_baselines"] = concept_baselines(ctx)
+    atomic_write_json(ctx.out / "summary.json", _finite(summary))
+    atomic_write_text(ctx.out / "REPORT.md", render_report(summary))
+    return summary
+
+
+def _artifacts(ctx: Any, records: dict[str, Any]) -> dict[str, str]:
+    """Paths (relative to the run directory) the app needs to reload everything."""
+    paths = {"data": "data", "tokenizer": "data/tokenizer.json", "teacher": "teacher/model",
+             "sae": "sae", "labels": "labels", "ntp": "ntp/model", "cocomix": "cocomix/model"}
+    stage_of = {"data": "prepare", "tokenizer": "prepare", "teacher": "teacher", "sae": "sae",
+                "labels": "labels", "ntp": "ntp", "cocomix": "cocomix"}
+    return {k: v for k, v in paths.items() if stage_of[k] in records}
+
+
+def _finite(obj: Any) -> Any:
+    """NaN/inf -> None so summary.json stays strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+# ---- REPORT.md ------------------------------------------------------------------------------
+def _f(x: Any, spec: str = ".4f") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return format(x, spec) if isinstance(x, (int, float)) else str(x)
+
+
+def render_report(s: dict[str, Any]) -> str:
+    lines = [f"# cocomix-lens pipeline report: `{s['run_dir']}`", ""]
+    lines += _students(s) + _concepts(s) + _teacher_sae(s) + _stages(s)
+    return "\n".join(lines) + "\n"
+
+
+def _students(s: dict[str, Any]) -> list[str]:
+    rows = [(name, s[name]) for name in ("ntp", "cocomix") if name in s]
+    if not rows:
+        return []
+    out = ["## Students (same windows, same token budget)", "",
+           "| student | params | steps | tokens | val loss | val ppl | tokens/s |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in rows:
+        out.append(f"| {name} | {_f(r.get('n_params'), ',')} | {_f(r.get('steps'), 'd')} | "
+                   f"{_f(r.get('tokens'), ',')} | {_f(r.get('val_loss'))} | "
+                   f"{_f(r.get('val_ppl'), '.2f')} | {_f(r.get('tokens_per_s'), ',.0f')} |")
+    if len(rows) == 2 and rows[0][1].get("val_loss") and rows[1][1].get("val_loss"):
+        delta = rows[1][1]["val_loss"] - rows[0][1]["val_loss"]
+        out += ["", f"CoCoMix − NTP val loss: {delta:+.4f} nats/token."]
+    return out + [""]
+
+
+def _concepts(s: dict[str, Any]) -> list[str]:
+    c, b = s.get("cocomix"), s.get("concept_baselines")
+    if not c or not b:
+        return []
+    return ["## Concept prediction (CoCoMix student vs the teacher's labels, validation)", "",
+            "| predictor | top-1 | top-4 |", "|---|---:|---:|",
+            f"| CoCoMix student | {_f(c.get('concept_top1'))} | {_f(c.get('concept_top4'))} |",
+            f"| most frequent labels | {_f(b['frequency_top1'])} | {_f(b['frequency_top4'])} |",
+            f"| chance | {_f(b['chance_top1'])} | {_f(b['chance_top4'])} |", "",
+            f"top-1: the highest concept logit is one of the k labels; top-4: recall of the "
+            f"labels among the 4 highest logits. C = {b['n_concepts']:,} concepts; "
+            f"{b['distinct_train_labels']:,} distinct labels in the train cache; "
+            f"concept CE {_f(c.get('concept_ce'))}, "
+            f"{_f(c.get('concept_distinct'), ',.0f')} distinct argmax concepts.", ""]
+
+
+def _teacher_sae(s: dict[str, Any]) -> list[str]:
+    out = []
+    t, q = s.get("teacher"), s.get("sae")
+    if t:
+        mc = t.get("model_config") or {}
+        out += ["## Teacher", "",
+                f"d_model {mc.get('d_model')}, {mc.get('n_layers')} layers, "
+                f"{_f(t.get('n_params'), ',')} parameters, {_f(t.get('steps'), 'd')} steps; "
+                f"val loss {_f(t.get('val_loss'))} (ppl {_f(t.get('val_ppl'), '.2f')}).", ""]
+    if q:
+        out += ["## SAE (TopK, SAE-Lens)", "",
+                f"`{q['hook']}`, d_in {q['d_in']}, d_sae {q['d_sae']:,}, k {q['k']}.", "",
+                "| variance explained | L0 | dead latents | CE clean | CE with SAE | "
+                "CE zero-ablated | CE loss recovered |", "|---:|---:|---:|---:|---:|---:|---:|",
+                f"| {_f(q.get('variance_explained'))} | {_f(q.get('l0'), '.1f')} | "
+                f"{q.get('dead_latents')} ({_f(q.get('dead_fraction'), '.1%')}) | "
+                f"{_f(q.get('ce_clean'))} | {_f(q.get('ce_sae'))} | "
+                f"{_f(q.get('ce_zero_ablation'))} | {_f(q.get('ce_loss_recovered'))} |", ""]
+    return out
+
+
+def _stages(s: dict[str, Any]) -> list[str]:
+    out = ["## Stages", "", "| stage | wall time (s) | tokens/s | this invocation |",
+           "|---|---:|---:|---|"]
+    for name, st in s["stages"].items():
+        tok_s = (s.get(name) or {}).get("tokens_per_s")
+        out.append(f"| {name} | {_f(st['wall_s'], '.1f')} | {_f(tok_s, ',.0f')} | "
+                   f"{'skipped (done before)' if st['skipped'] else 'ran'} |")
+    out += [f"| **total** | {_f(s['total_wall_s'], '.1f')} | | |", ""]
+    arts = s.get("artifacts", {})
+    if arts:
+        out += ["Artifacts (relative to the run directory): "
+                + ", ".join(f"{k} `{v}`" for k, v in arts.items()) + ".", ""]
+    return out
+
+
+def load_summary(run_dir: str | Path) -> dict[str, Any]:
+    """summary.json of a pipeline run directory."""
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; fix: run `cocomix-lens pipeline "
+                                f"--out {run_dir}` first")
+    return json.loads(path.read_text())
