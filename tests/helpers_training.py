@@ -37,7 +37,8 @@ class TokenLabels:
     def __init__(self, n_concepts: int = 32, k: int = 4):
         self.n_concepts, self.k = n_concepts, k
 
-    def get(self, split: str, starts: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+    def get(self, split: str, starts: np.ndarray, x: torch.Tensor,
+            y: torch.Tensor | None = None) -> torch.Tensor:
         j = torch.arange(self.k, device=x.device)
         return (x[..., None] * 7 + 3 * j) % self.n_concepts
 

@@ -64,7 +64,7 @@ def evaluate(model: Callable, hooks_model: torch.nn.Module, objective: Objective
                                                reduction="sum")
         batch_sums = {"loss_sum": ce, "n_tok": torch.tensor(float(y.numel()), device=ce.device)}
         if concepts:
-            batch_sums.update(concept_sums(z, labels.get(split, part, x)))
+            batch_sums.update(concept_sums(z, labels.get(split, part, x, y)))
         for k, v in batch_sums.items():
             sums[k] = v if k not in sums else (sums[k] | v if k == "predicted" else sums[k] + v)
     hooks_model.train(was_training)

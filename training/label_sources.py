@@ -19,8 +19,9 @@ class LabelSource(Protocol):
     align: int
     """Window starts must be multiples of this (a label-cache window), 1 if free."""
 
-    def get(self, split: str, starts: np.ndarray, x: Tensor) -> Tensor:
-        """Labels [batch, seq_len, k] int64 on x.device for windows x starting at `starts`."""
+    def get(self, split: str, starts: np.ndarray, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Labels [batch, seq_len, k] int64 on x.device for windows x starting at `starts`
+        (y: their next tokens, which the teacher's loss scores)."""
 
 
 class CachedLabels:
@@ -37,7 +38,7 @@ class CachedLabels:
             raise ValueError(f"the label cache holds k={have} labels per token but k_attr={k}; "
                              f"rebuild it with k >= {k} or pass --concept.k_attr {have}")
 
-    def get(self, split: str, starts: np.ndarray, x: Tensor) -> Tensor:
+    def get(self, split: str, starts: np.ndarray, x: Tensor, y: Tensor | None = None) -> Tensor:
         labels = self.cache.labels(split, starts, x.shape[1])[..., : self.k]
         return labels.to(device=x.device, dtype=torch.long)
 
@@ -57,18 +58,24 @@ class ExtractorLabels:
         self.extractor.sae.to(device)
         return self
 
-    def get(self, split: str, starts: np.ndarray, x: Tensor) -> Tensor:
-        ids, _scores = self.extractor.labels(x, k=self.k)
+    def get(self, split: str, starts: np.ndarray, x: Tensor, y: Tensor | None = None) -> Tensor:
+        # With y the teacher's loss also scores the window's last position, as the cache does.
+        ids, _scores = self.extractor.labels(x, k=self.k, targets=y)
         return ids.to(device=x.device, dtype=torch.long)
 
 
 def as_label_source(obj: Any, k: int) -> LabelSource | None:
     """None, a LabelSource, a LabelCache or a ConceptExtractor -> a LabelSource (or None)."""
+    from cocomix_lens.concepts import ConceptExtractor
+    from cocomix_lens.concepts.label_cache import LabelCache
+
     if obj is None or hasattr(obj, "get") and hasattr(obj, "align"):
         return obj
-    if hasattr(obj, "readout") or hasattr(obj, "scores"):  # ConceptExtractor
+    if isinstance(obj, LabelCache):
+        return CachedLabels(obj, k)
+    if isinstance(obj, ConceptExtractor) or hasattr(obj, "readout"):
         return ExtractorLabels(obj, k)
-    if hasattr(obj, "labels"):
+    if hasattr(obj, "labels"):  # any other object with the LabelCache interface
         return CachedLabels(obj, k)
     raise ValueError(f"labels={type(obj).__name__} is not a LabelCache, ConceptExtractor or "
                      "LabelSource; pass one of those")

@@ -232,7 +232,7 @@ class Trainer:
         x, y = self.shards.batch(split, starts, self.cfg.data.seq_len)
         x, y = x.to(self.env.device), y.to(self.env.device)
         want = self.objective.needs_labels and self.labels is not None
-        return Batch(x, y, self.labels.get(split, starts, x) if want else None)
+        return Batch(x, y, self.labels.get(split, starts, x, y) if want else None)
 
     def _after_step(self, loss: float, parts: dict[str, float], grad_norm: float,
                     tok_s: float) -> None:
