@@ -128,3 +128,16 @@ def test_clear_errors_for_bad_setups(shards, tmp_path):
         train(tiny_run(shards, "ntp", model__mix_mode="add"), data=shards, out_dir=tmp_path)
     with pytest.raises(ValueError, match="n_ctx"):
         train(tiny_run(shards, "ntp", data__seq_len=64), data=shards, out_dir=tmp_path)
+
+
+def test_kd_run_uses_a_frozen_teacher(shards, tmp_path):
+    torch.manual_seed(1)
+    cfg = tiny_run(shards, "kd", steps=3)
+    teacher = CoCoMixModel(cfg.model_config(d_vocab=300, mix_mode="none", d_model=48))
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    s = train(cfg, data=shards, teacher=teacher, out_dir=tmp_path)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["kd"] > 0 and r["loss"] == pytest.approx(r["ntp"] + 0.1 * r["kd"], abs=1e-5)
+               for r in rows if r["split"] == "train")
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    assert s["objective"] == "kd"

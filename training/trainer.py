@@ -89,8 +89,10 @@ class Trainer:
                                      self.micro * cfg.optim.grad_accum, cfg.seed, env.rank,
                                      env.world_size, align)
         n_eval = cfg.logging.eval_batches * cfg.data.batch_size
-        self.eval_starts = sequential_starts(self.shards.n_tokens(cfg.data.val_split),
-                                             cfg.data.seq_len, limit=n_eval)
+        starts = sequential_starts(self.shards.n_tokens(cfg.data.val_split), cfg.data.seq_len,
+                                   limit=n_eval)
+        # Every rank must run the same number of forwards (FSDP gathers weights in each).
+        self.eval_starts = starts[: len(starts) - len(starts) % env.world_size]
         self.ckpt = CheckpointManager(out_dir / "checkpoints", cfg.checkpoint.keep_last,
                                       cfg.checkpoint.keep_best)
         self.metrics = MetricsLog(out_dir, cfg.logging, env.is_main, cfg.to_dict())
