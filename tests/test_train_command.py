@@ -66,3 +66,17 @@ def test_cocomix_from_a_label_cache_directory(shards, tmp_path, capsys):
     assert code == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 <= report["concept_top4"] <= 1
+
+
+def test_cocomix_with_on_the_fly_labels_from_teacher_and_sae_dirs(shards, tmp_path, capsys):
+    torch.manual_seed(0)
+    teacher = CoCoMixModel(CoCoMixConfig(d_model=16, n_layers=3, n_heads=2, d_vocab=40,
+                                         n_ctx=32, mix_mode="none"))
+    teacher.save_pretrained(tmp_path / "teacher")
+    tiny_sae(d_in=16, d_sae=48).save_model(str(tmp_path / "sae"))
+    code = main(["train", "--objective", "cocomix", "--data", str(shards.root), "--out",
+                 str(tmp_path / "run"), "--teacher", str(tmp_path / "teacher"), "--sae",
+                 str(tmp_path / "sae"), "--max-steps", "2", *TINY])  # n_concepts from the SAE
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["steps"] == 2 and 0 <= report["concept_top1"] <= 1
