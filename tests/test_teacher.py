@@ -25,8 +25,10 @@ def test_paper_path_loads_gpt2_and_the_oai_32k_sae(monkeypatch):
     calls = {}
     teacher, sae = tiny_hooked_transformer(), tiny_sae()
 
+    sae.cfg.metadata.model_from_pretrained_kwargs = {"center_writing_weights": False}
+
     def fake_model(name, device="cpu", **kw):
-        calls["model"] = name
+        calls["model"] = (name, kw)
         return teacher
 
     def fake_sae(release, sae_id, device="cpu", **kw):
@@ -36,7 +38,8 @@ def test_paper_path_loads_gpt2_and_the_oai_32k_sae(monkeypatch):
     monkeypatch.setattr(HookedTransformer, "from_pretrained", fake_model)
     monkeypatch.setattr(SAE, "from_pretrained", fake_sae)
     loaded = load_teacher("gpt2")
-    assert calls == {"model": "gpt2",
+    # the teacher is built the way the SAE's training activations were recorded
+    assert calls == {"model": ("gpt2", {"center_writing_weights": False}),
                      "sae": ("gpt2-small-resid-post-v5-32k", "blocks.5.hook_resid_post")}
     assert loaded.model is teacher and loaded.sae is sae
     assert loaded.sae_spec == "gpt2-small-resid-post-v5-32k:blocks.5.hook_resid_post"
@@ -44,6 +47,7 @@ def test_paper_path_loads_gpt2_and_the_oai_32k_sae(monkeypatch):
 
 def test_failed_teacher_download_says_what_and_how_to_go_local(monkeypatch):
     monkeypatch.setattr(HookedTransformer, "from_pretrained", _offline)
+    monkeypatch.setattr(SAE, "from_pretrained", lambda *a, **kw: tiny_sae())
     with pytest.raises(FetchError, match=r"could not fetch teacher 'gpt2'.*OSError.*"
                                          r"HF_HUB_OFFLINE=1.*local CoCoMixModel checkpoint"):
         load_teacher("gpt2")

@@ -50,24 +50,24 @@ def _is_cocomix_dir(spec: str) -> bool:
     return (p / "config.json").is_file() and (p / "model.safetensors").is_file()
 
 
-def _load_cocomix(spec: str, device: str) -> nn.Module:
+def _load_cocomix(spec: str, device: str, **tl_kwargs) -> nn.Module:
     from cocomix_lens.model import CoCoMixModel
 
     return CoCoMixModel.from_pretrained(spec, device=device)
 
 
-def _refuse_bad_dir(spec: str, device: str) -> nn.Module:
+def _refuse_bad_dir(spec: str, device: str, **tl_kwargs) -> nn.Module:
     raise FileNotFoundError(
         f"teacher directory {spec} has no config.json + model.safetensors; pass a "
         "CoCoMixModel.save_pretrained directory or a TransformerLens model name such as 'gpt2'"
     )
 
 
-def _load_hooked_transformer(spec: str, device: str) -> nn.Module:
+def _load_hooked_transformer(spec: str, device: str, **tl_kwargs) -> nn.Module:
     from transformer_lens import HookedTransformer
 
     try:
-        return HookedTransformer.from_pretrained(spec, device=device)
+        return HookedTransformer.from_pretrained(spec, device=device, **tl_kwargs)
     except Exception as err:  # hub, network and cache errors come in many types
         raise FetchError(
             f"could not fetch teacher {spec!r} through TransformerLens / the Hugging Face hub "
@@ -85,12 +85,13 @@ TEACHER_SOURCES: list[Source] = [
 ]
 
 
-def load_teacher_model(spec: str | Path, device: str = "cpu") -> nn.Module:
-    """A teacher LM from a CoCoMixModel checkpoint directory or a TransformerLens model name."""
+def load_teacher_model(spec: str | Path, device: str = "cpu", **tl_kwargs) -> nn.Module:
+    """A teacher LM from a CoCoMixModel checkpoint directory or a TransformerLens model name;
+    `tl_kwargs` go to `HookedTransformer.from_pretrained` (e.g. center_writing_weights)."""
     spec = str(spec)
     source = next(s for s in TEACHER_SOURCES if s.matches(spec))
     log.info("loading teacher %s (%s)", spec, source.name)
-    model = source.load(spec, device)
+    model = source.load(spec, device, **tl_kwargs)
     return model.eval()
 
 
@@ -174,14 +175,19 @@ class Teacher:
 
 def load_teacher(teacher: str | Path = "gpt2", sae: str | Path | None = None,
                  sae_id: str | None = None, device: str = "cpu") -> Teacher:
-    """The teacher LM and its SAE; without `sae`, the paper's SAE for a known teacher name."""
+    """The teacher LM and its SAE; without `sae`, the paper's SAE for a known teacher name.
+
+    The SAE is loaded first so a TransformerLens teacher is built the way the SAE's
+    activations were recorded (its config's `model_from_pretrained_kwargs`).
+    """
     if sae is None:
         if str(teacher) not in PAPER_SAES:
             raise ValueError(f"no default SAE for teacher {teacher!r}; pass an SAE (a SAE-Lens "
                              "directory, or a release and an SAE id)")
         sae, sae_id = PAPER_SAES[str(teacher)]
-    model = load_teacher_model(teacher, device=device)
     sae_module = load_sae(sae, sae_id, device=device)
+    tl_kwargs = dict(sae_module.cfg.metadata.get("model_from_pretrained_kwargs") or {})
+    model = load_teacher_model(teacher, device=device, **tl_kwargs)
     sae_spec = f"{sae}:{sae_id}" if sae_id else str(sae)
     return Teacher(model=model, sae=sae_module, model_spec=str(teacher), sae_spec=sae_spec)
 
