@@ -141,3 +141,14 @@ def test_kd_run_uses_a_frozen_teacher(shards, tmp_path):
                for r in rows if r["split"] == "train")
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
     assert s["objective"] == "kd"
+
+
+def test_resume_refuses_another_objective_or_model(shards, tmp_path):
+    train(tiny_run(shards, "ntp", steps=3), data=shards, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="another model or objective"):
+        train(tiny_run(shards, "pause", steps=4), data=shards, out_dir=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="another model or objective"):
+        train(tiny_run(shards, "ntp", steps=4, model__d_model=16), data=shards,
+              out_dir=tmp_path, resume=True)
+    assert train(tiny_run(shards, "ntp", steps=4), data=shards, out_dir=tmp_path,
+                 resume=True)["steps"] == 4

@@ -2,7 +2,7 @@
 
 One code path for a single process and for `torchrun` (DDP, or FSDP with system.fsdp).
 data.batch_size windows make one optimizer step, split over ranks and optim.grad_accum
-micro-batches; every rank draws the same global micro-batch from WindowSampler and keeps its
+micro-batches; every rank draws the same global batch from WindowSampler and keeps its
 slice, so the loss does not depend on how the batch is split. On CPU (fp32) a run resumed from
 a checkpoint ends bitwise identical to an uninterrupted one.
 
@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from cocomix_lens import CoCoMixModel
+from cocomix_lens.data import WindowSampler, sequential_starts
 from training import distributed as D
 from training.checkpoint import Checkpoint, CheckpointManager, restore_rng, write_json_atomic
 from training.config import RunConfig, dump_yaml
@@ -74,14 +75,12 @@ class Trainer:
         self._check_model()
         self.weights = LossWeights(cfg.concept.lam, cfg.concept.kd_weight,
                                    self._teacher(teacher))
-        self.wrapped = D.wrap_model(self.model, env, cfg.system.fsdp)
-        if cfg.system.compile and env.device.type == "cuda":
-            self.wrapped = torch.compile(self.wrapped)
-        self.optimizer = build_optimizer(self.model, cfg.optim,
-                                         fused=env.device.type == "cuda" or None)
+        self.ddp = D.wrap_model(self.model, env, cfg.system.fsdp)  # the model itself if alone
+        compile_it = cfg.system.compile and env.device.type == "cuda"
+        self.wrapped = torch.compile(self.ddp) if compile_it else self.ddp
+        fused = env.device.type == "cuda" and not D.is_sharded(self.model)
+        self.optimizer = build_optimizer(self.model, cfg.optim, fused=fused or None)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim)
-        from cocomix_lens.data import WindowSampler, sequential_starts
-
         align = self.labels.align if self.labels is not None else 1
         # One draw per optimizer step (this rank's slice of the global batch), then split into
         # micro-batches: the data of a step depends on neither world_size nor grad_accum.
@@ -145,11 +144,17 @@ class Trainer:
 
     # ---- checkpoints -----------------------------------------------------------------------
     def _resume(self) -> None:
-        self.ckpt.clean_temporaries() if self.env.is_main else None
+        if self.env.is_main:
+            self.ckpt.clean_temporaries()
         if self.ckpt.latest() is None:
             log.info("no checkpoint in %s: starting from step 0", self.ckpt.root)
             return
         ck = self.ckpt.load(device="cpu")
+        saved = ck.state.get("model_config")
+        if ck.state.get("objective") != self.objective.name or saved != self.model.cfg.to_dict():
+            raise ValueError(f"{ck.path} holds a {ck.state.get('objective')!r} run of another "
+                             "model or objective; resume with the same settings, or pick a "
+                             "new --out / drop --resume")
         D.load_full_state(self.model, self.optimizer, ck.model, ck.optimizer)
         self.scheduler.load_state_dict(ck.state["scheduler"])
         self.sampler.load_state_dict(ck.state["sampler"])
@@ -165,7 +170,8 @@ class Trainer:
             state = {"scheduler": self.scheduler.state_dict(),
                      "sampler": self.sampler.state_dict(), "tokens": self.tokens,
                      "last_eval": self.last_eval,
-                     "objective": self.objective.name, "config": self.cfg.to_dict()}
+                     "objective": self.objective.name, "config": self.cfg.to_dict(),
+                     "model_config": self.model.cfg.to_dict()}
             path = self.ckpt.save(Checkpoint(self.step, model_sd, optim_sd, state), metric)
             log.info("saved %s", path)
 
@@ -201,7 +207,7 @@ class Trainer:
         totals = None
         for i, starts in enumerate(np.split(self.sampler.next_starts(), accum)):
             batch = self._batch("train", starts)
-            with D.no_sync(self.wrapped, skip=i < accum - 1), self.autocast():
+            with D.no_sync(self.ddp, skip=i < accum - 1), self.autocast():
                 loss, parts = self.objective(self.wrapped, batch, self.weights, self.model)
             (loss / accum).backward()
             vec = torch.stack([loss.detach().float()] + [v.float() for v in parts.values()])
