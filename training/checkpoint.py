@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from cocomix_lens.data.files import atomic_write_json
+
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
@@ -54,17 +56,6 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to `path` via a fsynced temporary file and os.replace."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_path(path.parent)
 
 
 def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -180,7 +171,7 @@ class CheckpointManager:
             tensors.update(opt_tensors)
         write_tensors(directory / "optim.safetensors", tensors)
         state.update(format_version=FORMAT_VERSION, step=ckpt.step)
-        write_json_atomic(directory / "state.json", state)
+        atomic_write_json(directory / "state.json", state)
 
     def _commit(self, name: str, step: int, metric: float | None) -> None:
         idx = self.index()
@@ -198,7 +189,8 @@ class CheckpointManager:
         idx["checkpoints"] = [e for e in idx["checkpoints"] if e["name"] in keep]
         if idx["best"] and idx["best"]["name"] not in keep:
             idx["best"] = None
-        write_json_atomic(self.root / INDEX, idx)  # the commit point
+        atomic_write_json(self.root / INDEX, idx)  # the commit point
+        fsync_path(self.root)
         for old in doomed:  # only after the index no longer names them
             shutil.rmtree(self.root / old, ignore_errors=True)
 

@@ -25,8 +25,9 @@ from torch import nn
 
 from cocomix_lens import CoCoMixModel
 from cocomix_lens.data import WindowSampler, sequential_starts
+from cocomix_lens.data.files import atomic_write_json
 from training import distributed as D
-from training.checkpoint import Checkpoint, CheckpointManager, restore_rng, write_json_atomic
+from training.checkpoint import Checkpoint, CheckpointManager, restore_rng
 from training.config import RunConfig, dump_yaml
 from training.evaluate import evaluate
 from training.label_sources import as_label_source
@@ -282,7 +283,7 @@ class Trainer:
             final.save_pretrained(self.out / "model", metadata={
                 "tokenizer_sha256": self.shards.tokenizer_sha256,
                 "objective": self.objective.name, "step": self.step})
-            write_json_atomic(self.out / "summary.json", summary)
+            atomic_write_json(self.out / "summary.json", summary)
         self.metrics.close()
         return summary
 
