@@ -34,6 +34,8 @@ lint: install-dev
 
 bench: install-dev
 	$(PY) benchmarks/bench_generate.py
+	$(PY) benchmarks/bench_attribution.py
+	$(PY) benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,7 +1,9 @@
 """cocomix-lens: train, inspect and steer CoCoMix language models with TransformerLens hooks."""
 
+from cocomix_lens.concepts import ConceptExtractor, LabelCache, load_teacher
 from cocomix_lens.config import PRESETS, CoCoMixConfig
 from cocomix_lens.model import CoCoMixModel
 
-__all__ = ["CoCoMixConfig", "CoCoMixModel", "PRESETS"]
+__all__ = ["CoCoMixConfig", "CoCoMixModel", "ConceptExtractor", "LabelCache", "PRESETS",
+           "load_teacher"]
 __version__ = "0.1.0"

@@ -1,1 +1,1 @@
-"""One module per `cocomix-lens` subcommand; each defines `add_arguments(parser)` and `run(args)`."""
+"""One module per `cocomix-lens` subcommand: `HELP`, `add_arguments(parser)`, `run(args)`."""
