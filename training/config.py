@@ -83,11 +83,11 @@ class ConceptSection:
     k_attr: int = 4
     """Labels per position (top attribution scores; paper: 4)."""
     labels: str | None = None
-    """Label cache directory (`cocomix-lens labels`); None computes labels on the fly."""
+    """Label cache directory (`cocomix-lens labels`); None: on the fly from teacher + sae."""
     teacher: str | None = None
-    """Teacher model directory (save_pretrained format) for on-the-fly labels and KD."""
+    """Teacher for on-the-fly labels and KD: a save_pretrained directory or a name (gpt2)."""
     sae: str | None = None
-    """SAE directory (SAE-Lens format) for on-the-fly labels."""
+    """SAE directory (SAE-Lens format); None with teacher gpt2 means the paper's OpenAI SAE."""
     kd_weight: float = 0.1
     """Weight of KL(teacher || student) in the kd objective (paper: 0.1)."""
 
@@ -351,6 +351,20 @@ def _deep_merge(base: dict, new: dict) -> dict:
         else:
             out[k] = v
     return out
+
+
+def describe(cls: type = RunConfig, prefix: str = "") -> list[str]:
+    """One line per settable key: `--section.key (default)  docstring` (CLI help)."""
+    lines, defaults = [], cls()
+    for f in dataclasses.fields(cls):
+        value, doc = getattr(defaults, f.name), field_docs(cls).get(f.name, "")
+        if dataclasses.is_dataclass(value):
+            lines += describe(type(value), f"{prefix}{f.name}.")
+        elif not isinstance(value, dict):  # model.overrides is set field by field
+            lines.append(f"  --{prefix}{f.name} ({value!r})  {doc}")
+    if cls is RunConfig:
+        lines.append("  --model.<field> (preset)  any CoCoMixConfig field, e.g. --model.d_model 64")
+    return lines
 
 
 def dump_yaml(cfg: RunConfig) -> str:

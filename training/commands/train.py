@@ -47,6 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config as YAML and exit")
     p.set_defaults(_accepts_overrides=True)
+    from training.config import describe
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = "dotted overrides (--key VALUE or --key=VALUE; defaults in brackets):\n" + \
+        "\n".join(describe())
 
 
 def resolve_config(args: argparse.Namespace):
