@@ -203,9 +203,11 @@ def _run_stage(ctx: Context, name: str, fn: Callable[[Context], dict[str, Any]])
         log.info("stage %s: done before, skipped (%s)", name, marker)
         return {**json.loads(marker.read_text()), "skipped": True}
     log.info("stage %s: running", name)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = fn(ctx)
-    record = {"stage": name, "wall_s": time.perf_counter() - t0, "result": result,
+    # CPU seconds (all threads) next to wall time show how much a shared machine slowed us.
+    record = {"stage": name, "wall_s": time.perf_counter() - t0,
+              "cpu_s": time.process_time() - c0, "result": result,
               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     marker.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(marker, record)

@@ -23,7 +23,7 @@ class DataStage:
     """Corpus source: wiki (offline default), text (local files) or hf."""
     path: str | None = None
     """text: a .txt/.jsonl file or a directory of them."""
-    max_docs: int | None = 4000
+    max_docs: int | None = 2000
     """Use only the first N documents (the label cache covers every train token)."""
     vocab_size: int = 4096
     """BPE vocabulary size (trained on the corpus)."""
@@ -43,9 +43,9 @@ class TeacherStage:
     """Blocks."""
     n_heads: int = 6
     """Attention heads."""
-    max_steps: int = 300
+    max_steps: int = 200
     """Optimizer steps (objective ntp, the shared trainer)."""
-    lr: float = 1.5e-3
+    lr: float = 2e-3
     """Peak learning rate."""
 
 
@@ -57,7 +57,7 @@ class LabelsStage:
     """Labels per token (paper: 4)."""
     method: str = "attribution"
     """Attribution method (cocomix_lens.concepts.METHODS)."""
-    batch_size: int = 8
+    batch_size: int = 16
     """Teacher windows per call."""
 
 
@@ -71,9 +71,9 @@ class StudentStage:
     """NTP baseline preset (width-matched); None uses `preset` with mix_mode none."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """CoCoMixConfig fields replacing both presets' (e.g. a smaller d_model in tests)."""
-    max_steps: int = 300
+    max_steps: int = 200
     """Optimizer steps of each student (same token budget)."""
-    lr: float = 1.5e-3
+    lr: float = 2e-3
     """Peak learning rate."""
 
 

@@ -50,7 +50,8 @@ def write_summary(ctx: Any, records: dict[str, dict[str, Any]]) -> dict[str, Any
     summary: dict[str, Any] = {
         "summary_version": SUMMARY_VERSION, "run_dir": str(ctx.out),
         "complete": "cocomix" in records,
-        "stages": {name: {"wall_s": rec.get("wall_s"), "skipped": rec.get("skipped", False),
+        "stages": {name: {"wall_s": rec.get("wall_s"), "cpu_s": rec.get("cpu_s"),
+                          "skipped": rec.get("skipped", False),
                           "finished_at": rec.get("finished_at")}
                    for name, rec in records.items()},
         "total_wall_s": sum(rec.get("wall_s") or 0.0 for rec in records.values()),
@@ -153,13 +154,17 @@ def _teacher_sae(s: dict[str, Any]) -> list[str]:
 
 
 def _stages(s: dict[str, Any]) -> list[str]:
-    out = ["## Stages", "", "| stage | wall time (s) | tokens/s | this invocation |",
-           "|---|---:|---:|---|"]
+    out = ["## Stages", "",
+           "| stage | wall time (s) | CPU time (s) | tokens/s | this invocation |",
+           "|---|---:|---:|---:|---|"]
     for name, st in s["stages"].items():
         tok_s = (s.get(name) or {}).get("tokens_per_s")
-        out.append(f"| {name} | {_f(st['wall_s'], '.1f')} | {_f(tok_s, ',.0f')} | "
+        out.append(f"| {name} | {_f(st['wall_s'], '.1f')} | {_f(st.get('cpu_s'), '.1f')} | "
+                   f"{_f(tok_s, ',.0f')} | "
                    f"{'skipped (done before)' if st['skipped'] else 'ran'} |")
-    out += [f"| **total** | {_f(s['total_wall_s'], '.1f')} | | |", ""]
+    out += [f"| **total** | {_f(s['total_wall_s'], '.1f')} | | | |", "",
+            "CPU time counts every thread; wall time well above CPU time / threads means "
+            "the machine was shared.", ""]
     arts = s.get("artifacts", {})
     if arts:
         out += ["Artifacts (relative to the run directory): "

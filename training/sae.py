@@ -43,15 +43,15 @@ class SAESection:
     """Number of latents (= the student's n_concepts)."""
     k: int = 32
     """Active latents per token (TopK)."""
-    train_tokens: int = 262_144
+    train_tokens: int = 65_536
     """Activation vectors collected from the train split."""
     eval_tokens: int = 16_384
     """Activation vectors collected from the validation split for the quality metrics."""
-    epochs: float = 4.0
+    epochs: float = 2.0
     """Passes over the collected train activations."""
     batch_size: int = 1024
     """Activation vectors per SAE step."""
-    lr: float = 1e-3
+    lr: float = 2e-3
     """Adam learning rate (warmup, then cosine to lr / 10)."""
     normalize: str = "expected_average_only_in"
     """SAE-Lens normalize_activations; the scale is folded into the weights at the end."""

@@ -1,0 +1,150 @@
+"""The offline pipeline end to end on a miniature corpus: stages, skip, resume, reloading."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from training.pipeline import STAGES, run_pipeline
+from training.pipeline_config import apply_overrides, pipeline_preset
+
+TOPICS = {
+    "sea": "ship wave harbor sailor anchor tide boat fish salt storm coast",
+    "space": "star planet orbit rocket moon galaxy comet telescope astronaut light",
+    "food": "bread cheese soup kitchen recipe oven salt sugar apple dinner",
+    "music": "song guitar piano rhythm melody concert drum singer chord band",
+}
+
+
+def write_corpus(root: Path, n_docs: int = 240, seed: int = 0) -> Path:
+    """Topical toy documents: each draws most words from one topic's vocabulary."""
+    rng = random.Random(seed)
+    glue = "the a of and in to was is with on".split()
+    root.mkdir(parents=True)
+    lines = []
+    for i in range(n_docs):
+        topic = rng.choice(sorted(TOPICS))
+        words = TOPICS[topic].split()
+        text = " ".join(rng.choice(words) if rng.random() < 0.6 else rng.choice(glue)
+                        for _ in range(rng.randint(40, 80)))
+        lines.append(json.dumps({"text": text.capitalize() + ".", "topic": topic,
+                                 "id": f"doc{i}"}))
+    (root / "docs.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def micro_config(corpus: Path):
+    return apply_overrides(pipeline_preset("micro"),
+                           {"data.corpus": "text", "data.path": str(corpus),
+                            "data.max_docs": "none"})
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pipeline")
+    cfg = micro_config(write_corpus(tmp / "corpus"))
+    out = tmp / "run"
+    summary = run_pipeline(cfg, out)
+    return cfg, out, summary
+
+
+def test_pipeline_runs_every_stage_and_writes_summary(run):
+    cfg, out, summary = run
+    assert list(summary["stages"]) == list(STAGES)
+    assert not any(s["skipped"] for s in summary["stages"].values())
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["complete"] and on_disk["ntp"]["val_loss"] == summary["ntp"]["val_loss"]
+    report = (out / "REPORT.md").read_text()
+    assert "| cocomix |" in report and "variance explained" in report
+    # both students saw the same number of tokens, and learned something
+    uniform = math.log(summary["prepare"]["vocab_size"])
+    for name in ("teacher", "ntp", "cocomix"):
+        assert summary[name]["val_loss"] < uniform
+    assert summary["ntp"]["tokens"] == summary["cocomix"]["tokens"] == (
+        cfg.student.max_steps * cfg.batch_size * cfg.seq_len)
+
+
+def test_sae_is_saved_in_sae_lens_format_with_quality(run):
+    from sae_lens import SAE
+
+    cfg, out, summary = run
+    sae = SAE.load_from_disk(out / "sae")
+    q = summary["sae"]
+    assert sae.cfg.d_sae == q["d_sae"] == cfg.sae.d_sae
+    assert sae.cfg.metadata.hook_name == q["hook"] == "blocks.0.hook_resid_post"
+    assert 0 < q["l0"] <= cfg.sae.k
+    assert 0 <= q["dead_latents"] <= cfg.sae.d_sae
+    assert q["variance_explained"] <= 1.0
+    # the quality numbers are those of the saved SAE on the val activations
+    saved_q = json.loads((out / "sae" / "quality.json").read_text())
+    assert saved_q["variance_explained"] == pytest.approx(q["variance_explained"])
+
+
+def test_run_directory_reloads_teacher_sae_students_and_tokenizer(run):
+    from cocomix_lens import CoCoMixModel
+    from cocomix_lens.concepts import ConceptExtractor, load_teacher
+    from cocomix_lens.data import load_tokenizer
+
+    _, out, summary = run
+    arts = summary["artifacts"]
+    tok = load_tokenizer(out / arts["tokenizer"])
+    ids = torch.tensor([tok.encode("the ship and the star").ids])
+    pair = load_teacher(out / arts["teacher"], out / arts["sae"])
+    labels, _ = ConceptExtractor(pair.model, pair.sae).labels(ids, k=4)
+    assert labels.shape == (1, ids.shape[1], 4)
+    student = CoCoMixModel.from_pretrained(out / arts["cocomix"])
+    logits, concepts = student(ids, return_concept_logits=True)
+    assert concepts.shape[-1] == summary["sae"]["d_sae"]
+    ntp = CoCoMixModel.from_pretrained(out / arts["ntp"])
+    assert ntp.cfg.mix_mode == "none" and torch.isfinite(ntp(ids)).all()
+
+
+def test_second_invocation_skips_finished_stages(run):
+    cfg, out, summary = run
+    before = (out / "cocomix" / "model" / "model.safetensors").stat().st_mtime_ns
+    again = run_pipeline(cfg, out)
+    assert all(s["skipped"] for s in again["stages"].values())
+    assert (out / "cocomix" / "model" / "model.safetensors").stat().st_mtime_ns == before
+    assert again["cocomix"] == summary["cocomix"]
+
+
+def test_interrupted_stage_resumes_from_its_checkpoint_bitwise(run):
+    cfg, out, _ = run
+    weights = out / "cocomix" / "model" / "model.safetensors"
+    reference = load_file(weights)
+    # Pretend the run died after the second-to-last checkpoint: no marker, no final model.
+    (out / "stages" / "cocomix.json").unlink()
+    index_path = out / "cocomix" / "checkpoints" / "index.json"
+    index = json.loads(index_path.read_text())
+    ckpts = sorted(p.name for p in index_path.parent.glob("step_*"))
+    assert len(ckpts) == 2
+    index["latest"] = ckpts[0]
+    index_path.write_text(json.dumps(index))
+    weights.unlink()
+    again = run_pipeline(cfg, out)
+    assert not again["stages"]["cocomix"]["skipped"]
+    assert again["stages"]["ntp"]["skipped"]
+    resumed = load_file(weights)
+    assert resumed.keys() == reference.keys()
+    assert all(torch.equal(resumed[k], reference[k]) for k in reference)
+
+
+def test_changed_settings_are_refused_in_a_used_run_directory(run):
+    cfg, out, _ = run
+    other = dataclasses.replace(cfg, seed=cfg.seed + 1)
+    with pytest.raises(ValueError, match="other settings .*seed.*another --out"):
+        run_pipeline(other, out)
+
+
+def test_unknown_override_and_stage_are_one_line_errors():
+    with pytest.raises(ValueError, match="unknown pipeline override --teacher.depth"):
+        apply_overrides(pipeline_preset("micro"), {"teacher.depth": "3"})
+    with pytest.raises(ValueError, match="unknown stage 'train'"):
+        run_pipeline(pipeline_preset("micro"), "/nonexistent/never", stop_after="train")
