@@ -46,10 +46,24 @@ def _latest_step(out: Path) -> int:
     return json.loads(index.read_text())["checkpoints"][-1]["step"]
 
 
+# Loaded by the interpreter at start-up (sitecustomize): slows every optimizer step so the test
+# can kill the run between checkpoints on any machine; sleeping changes no number.
+SLOW_STEPS = """
+import time
+import training.trainer as t
+_step = t.Trainer._train_step
+t.Trainer._train_step = lambda self: (time.sleep(0.05), _step(self))[1]
+"""
+
+
 def test_resume_after_sigkill_ends_bitwise_identical(shards, tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
     subprocess.run(_cli(shards, full), env=_env(), check=True, capture_output=True, cwd=REPO)
-    proc = subprocess.Popen(_cli(shards, killed), env=_env(), cwd=REPO,
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text(SLOW_STEPS)
+    env = {**_env(), "PYTHONPATH": f"{slow}{os.pathsep}{REPO}"}
+    proc = subprocess.Popen(_cli(shards, killed), env=env, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while _latest_step(killed) < 4 and proc.poll() is None and time.time() < deadline:

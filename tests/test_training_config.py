@@ -7,6 +7,7 @@ import pytest
 from training.config import (
     RunConfig,
     apply_overrides,
+    describe,
     dump_yaml,
     field_docs,
     load_config,
@@ -82,3 +83,13 @@ def test_bad_yaml_keys_and_types(tmp_path):
         load_config(bad)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_cli_help_lists_every_key_with_its_docstring():
+    lines = describe()
+    keys = {line.split()[0] for line in lines}
+    for section in ("optim", "data", "concept", "logging", "checkpoint", "system"):
+        cls = type(getattr(RunConfig(), section))
+        for f in dataclasses.fields(cls):
+            assert f"--{section}.{f.name}" in keys
+    assert all(len(line.split("  ")) >= 2 and line.strip()[-1] in ".)" for line in lines)

@@ -363,7 +363,7 @@ def describe(cls: type = RunConfig, prefix: str = "") -> list[str]:
         elif not isinstance(value, dict):  # model.overrides is set field by field
             lines.append(f"  --{prefix}{f.name} ({value!r})  {doc}")
     if cls is RunConfig:
-        lines.append("  --model.<field> (preset)  any CoCoMixConfig field, e.g. --model.d_model 64")
+        lines.append("  --model.<field> (preset)  a CoCoMixConfig field, e.g. --model.d_model 64.")
     return lines
 
 
