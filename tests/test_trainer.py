@@ -166,3 +166,14 @@ def test_resume_refuses_another_objective_or_model(shards, tmp_path):
               out_dir=tmp_path, resume=True)
     assert train(tiny_run(shards, "ntp", steps=4), data=shards, out_dir=tmp_path,
                  resume=True)["steps"] == 4
+
+
+def test_concept_head_learns_labels_far_above_chance(shards, tmp_path):
+    # TokenLabels are a function of the current token, so the predictor can learn them fast.
+    cfg = tiny_run(shards, "cocomix", steps=30, optim__lr=3e-3, concept__lam=1.0,
+                   logging__eval_every=30, checkpoint__every=30)
+    s = train(cfg, data=shards, labels=TokenLabels(n_concepts=32), out_dir=tmp_path)
+    chance_top1, chance_top4 = 4 / 32, 4 / 32
+    assert s["concept_top1"] > 5 * chance_top1 and s["concept_top4"] > 4 * chance_top4
+    first = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert s["concept_ce"] < first["concept"] - 0.5
