@@ -28,7 +28,14 @@ from typing import Any
 
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
 from training.pipeline_config import PipelineConfig
-from training.sae import collect_activations, default_hook, sae_quality, save_sae, train_sae
+from training.sae import (
+    ce_loss_recovered,
+    collect_activations,
+    default_hook,
+    sae_quality,
+    save_sae,
+    train_sae,
+)
 from training.teacher import base_run_config, run_fields, train_teacher
 
 log = logging.getLogger(__name__)
@@ -109,8 +116,6 @@ def stage_sae(ctx: Context) -> dict[str, Any]:
     # Quality of the SAE as it was saved and will be used: read back through SAE-Lens.
     saved = load_sae(ctx.dir("sae"), device=cfg.device)
     quality = sae_quality(saved, eval_acts.to(cfg.device))
-    from training.sae import ce_loss_recovered
-
     quality.update(ce_loss_recovered(teacher, saved, shards.split("val"), hook, cfg.seq_len))
     result = {"hook": hook, "d_in": int(saved.cfg.d_in), "d_sae": int(saved.cfg.d_sae),
               "k": s.k, "train_activations": len(train_acts), **quality,
