@@ -98,7 +98,8 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, kv_cache: KVCacheLayer | None = None) -> Tensor:
         b, t, _ = x.shape
-        q, k, v = (x @ self.W_QKV + self.b_QKV).view(b, t, 3, self.n_heads, self.d_head).unbind(2)
+        qkv = torch.addmm(self.b_QKV, x.reshape(b * t, -1), self.W_QKV)
+        q, k, v = qkv.view(b, t, 3, self.n_heads, self.d_head).unbind(2)
         q, k, v = hooked(self.hook_q, q), hooked(self.hook_k, k), hooked(self.hook_v, v)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [b, h, t, dh]
         if kv_cache is not None:
@@ -114,7 +115,7 @@ class Attention(nn.Module):
             # SDPA's is_causal is top-left aligned; a chunk after a cache needs bottom-right.
             z = F.scaled_dot_product_attention(q, k, v, attn_mask=_causal_mask(t, offset, q.device))
         z = hooked(self.hook_z, z.transpose(1, 2))  # [b, t, h, dh]
-        return z.reshape(b, t, -1) @ self.W_O + self.b_O
+        return torch.addmm(self.b_O, z.reshape(b * t, -1), self.W_O).view(b, t, -1)
 
     def _attend_explicit(self, q: Tensor, k: Tensor, v: Tensor, offset: int) -> Tensor:
         t = q.shape[2]

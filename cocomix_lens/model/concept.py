@@ -47,10 +47,10 @@ class ConceptHead(nn.Module):
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
         """h [batch, pos, d_model] -> (c [batch, pos, d_model], logits [batch, pos, n_concepts])."""
         h = hooked(self.hook_in, h)
-        mu = h.mean(-1, keepdim=True)
-        std = h.std(-1, keepdim=True)
+        std, mu = torch.std_mean(h, dim=-1, keepdim=True)  # unbiased std, as torch.std
         x = (h - mu) / (std + STD_EPS) - self.pre_bias
-        logits = hooked(self.hook_logits, x @ self.W_pred + self.b_pred)
+        logits = torch.addmm(self.b_pred, x.reshape(-1, x.shape[-1]), self.W_pred)
+        logits = hooked(self.hook_logits, logits.view(*x.shape[:-1], -1))
         vals, idx = logits.topk(self.top_k, dim=-1)
         c = self._compress(logits, vals, idx)
         c = (c + self.pre_bias) * std + mu
