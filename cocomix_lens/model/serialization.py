@@ -9,31 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
+
+from cocomix_lens.data.files import atomic_open, atomic_write_json
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call write(tmp_path), fsync it, then rename it onto `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_config_file(directory: Path) -> dict[str, Any]:
@@ -64,11 +50,12 @@ class SerializationMixin:
         directory = Path(directory)
         meta = {**getattr(self, "metadata", {}), **(metadata or {})}
         tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_open(directory / WEIGHTS_FILE, "wb") as f:
+            f.write(save(tensors))
         blob = {"format_version": FORMAT_VERSION, "library": "cocomix-lens",
                 "config": self.cfg.to_dict(), "metadata": meta}
-        text = json.dumps(blob, indent=2, sort_keys=True) + "\n"
-        atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))
+        atomic_write_json(directory / CONFIG_FILE, blob)
         return directory
 
     @classmethod
