@@ -7,6 +7,7 @@ import torch
 from helpers_model import tiny_model, tokens
 
 from cocomix_lens import CoCoMixModel
+from cocomix_lens.data.tokenizer import tokenizer_sha256, train_bpe
 from cocomix_lens.model import serialization
 
 
@@ -62,3 +63,20 @@ def test_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
         other.save_pretrained(tmp_path)
     assert torch.equal(CoCoMixModel.from_pretrained(tmp_path)(x), model(x))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_tokenizer_travels_with_the_model_and_a_different_one_is_refused(tmp_path):
+    texts = ["the cat sat on the mat", "a dog ran in the park"] * 20
+    tok = train_bpe(texts, vocab_size=300)
+    other = train_bpe(["completely different words here"] * 20, vocab_size=280)
+    model = tiny_model()
+    model.save_pretrained(tmp_path, tokenizer=tok)
+    loaded = CoCoMixModel.from_pretrained(tmp_path)
+    assert loaded.tokenizer.decode(tok.encode("the cat").ids) == "the cat"
+    assert loaded.metadata["tokenizer_sha256"] == tokenizer_sha256(tok)
+    loaded.check_tokenizer(tok)
+    with pytest.raises(ValueError, match="tokenizer mismatch.*fix:"):
+        loaded.check_tokenizer(other)
+    other.save(str(tmp_path / "tokenizer.json"))  # swapped on disk: refused at load
+    with pytest.raises(ValueError, match="tokenizer mismatch"):
+        CoCoMixModel.from_pretrained(tmp_path)

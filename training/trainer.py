@@ -136,6 +136,8 @@ class Trainer:
         if teacher.cfg.d_vocab != self.model.cfg.d_vocab:
             raise ValueError(f"teacher d_vocab={teacher.cfg.d_vocab} differs from the student's "
                              f"{self.model.cfg.d_vocab}; KD needs one tokenizer for both")
+        if isinstance(teacher, CoCoMixModel):
+            teacher.check_tokenizer(self.shards.tokenizer)  # same vocab size is not enough
         return teacher.to(self.env.device).eval().requires_grad_(False)
 
     def autocast(self):
@@ -280,9 +282,8 @@ class Trainer:
         if self.env.is_main:
             final = CoCoMixModel(self.model.cfg)
             final.load_state_dict(model_sd)
-            final.save_pretrained(self.out / "model", metadata={
-                "tokenizer_sha256": self.shards.tokenizer_sha256,
-                "objective": self.objective.name, "step": self.step})
+            final.save_pretrained(self.out / "model", tokenizer=self.shards.tokenizer,
+                                  metadata={"objective": self.objective.name, "step": self.step})
             atomic_write_json(self.out / "summary.json", summary)
         self.metrics.close()
         return summary

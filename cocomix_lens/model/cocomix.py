@@ -44,6 +44,7 @@ class CoCoMixModel(SerializationMixin, GenerationMixin, HookedRootModule):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
+        self.metadata: dict = {}  # free-form, saved in config.json (e.g. tokenizer_sha256)
         self.embed = _Embedding(cfg.d_vocab, cfg.d_model, "W_E")
         self.pos_embed = _Embedding(cfg.n_ctx, cfg.d_model, "W_pos")
         self.hook_embed = HookPoint()  # [batch, pos, d_model]

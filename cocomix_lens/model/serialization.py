@@ -14,12 +14,20 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save
+from tokenizers import Tokenizer
 
 from cocomix_lens.data.files import atomic_open, atomic_write_json
+from cocomix_lens.data.tokenizer import (
+    check_tokenizer,
+    load_tokenizer,
+    save_tokenizer,
+    tokenizer_sha256,
+)
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
 
 
 def read_config_file(directory: Path) -> dict[str, Any]:
@@ -43,12 +51,22 @@ class SerializationMixin:
     """Checkpoint I/O for CoCoMixModel."""
 
     metadata: dict[str, Any]
+    tokenizer: Tokenizer | None = None
 
     def save_pretrained(self, directory: str | os.PathLike,
-                        metadata: dict[str, Any] | None = None) -> Path:
-        """Write config.json + model.safetensors into `directory` (created if needed)."""
+                        metadata: dict[str, Any] | None = None,
+                        tokenizer: Tokenizer | None = None) -> Path:
+        """Write config.json + model.safetensors (+ tokenizer.json) into `directory`.
+
+        The tokenizer (argument, else `self.tokenizer`) is saved beside the weights and its
+        sha256 recorded in the metadata, so data tokenized differently can be refused."""
         directory = Path(directory)
-        meta = {**getattr(self, "metadata", {}), **(metadata or {})}
+        meta = {**self.metadata, **(metadata or {})}
+        tokenizer = tokenizer or self.tokenizer
+        if tokenizer is not None:
+            meta["tokenizer_sha256"] = tokenizer_sha256(tokenizer)
+            directory.mkdir(parents=True, exist_ok=True)
+            save_tokenizer(tokenizer, directory / TOKENIZER_FILE)
         tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         directory.mkdir(parents=True, exist_ok=True)
         with atomic_open(directory / WEIGHTS_FILE, "wb") as f:
@@ -75,7 +93,24 @@ class SerializationMixin:
                 "save_pretrained"
             )
         _load_checked(model, load_file(str(weights)), weights)
+        model.tokenizer = _load_tokenizer(directory, model.metadata)
         return model if device is None else model.to(device)
+
+    def check_tokenizer(self, tokenizer: Tokenizer | str) -> None:
+        """Raise a clear ValueError if `tokenizer` (or its sha256) is not the model's own."""
+        expected = self.metadata.get("tokenizer_sha256")
+        if expected is not None:
+            check_tokenizer(expected, tokenizer, what="model")
+
+
+def _load_tokenizer(directory: Path, metadata: dict[str, Any]) -> Tokenizer | None:
+    path = directory / TOKENIZER_FILE
+    if not path.is_file():
+        return None
+    tok = load_tokenizer(path)
+    if "tokenizer_sha256" in metadata:
+        check_tokenizer(metadata["tokenizer_sha256"], tok, what=f"model in {directory}")
+    return tok
 
 
 def _load_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
