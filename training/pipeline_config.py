@@ -27,7 +27,7 @@ class DataStage:
     """Use only the first N documents (the label cache covers every train token)."""
     vocab_size: int = 4096
     """BPE vocabulary size (trained on the corpus)."""
-    val_fraction: float = 0.03
+    val_fraction: float = 0.05
     """Fraction of documents in the validation split."""
 
 
@@ -43,7 +43,7 @@ class TeacherStage:
     """Blocks."""
     n_heads: int = 6
     """Attention heads."""
-    max_steps: int = 200
+    max_steps: int = 250
     """Optimizer steps (objective ntp, the shared trainer)."""
     lr: float = 2e-3
     """Peak learning rate."""
@@ -71,7 +71,7 @@ class StudentStage:
     """NTP baseline preset (width-matched); None uses `preset` with mix_mode none."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """CoCoMixConfig fields replacing both presets' (e.g. a smaller d_model in tests)."""
-    max_steps: int = 200
+    max_steps: int = 250
     """Optimizer steps of each student (same token budget)."""
     lr: float = 2e-3
     """Peak learning rate."""

@@ -27,6 +27,8 @@ def base_run_config(p: PipelineConfig, data_dir: str | Path, objective: str, pre
     cfg = RunConfig(objective=objective, seed=p.seed)
     cfg.model.preset, cfg.model.overrides = preset, dict(overrides)
     cfg.optim.max_steps, cfg.optim.lr = max_steps, lr
+    # The paper's 1/300 warmup is one step in a run this short; 5 % keeps early steps sane.
+    cfg.optim.warmup_steps = max(max_steps // 20, 1)
     cfg.data.dir, cfg.data.seq_len, cfg.data.batch_size = str(data_dir), p.seq_len, p.batch_size
     cfg.logging.eval_every, cfg.logging.eval_batches = p.eval_every, p.eval_batches
     cfg.logging.progress = p.progress
