@@ -1,0 +1,40 @@
+"""training.pipeline_config: presets and dotted overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from training.pipeline_config import PRESETS, apply_overrides, pipeline_preset
+
+
+def test_presets_build_and_tiny_is_the_default_shape():
+    assert sorted(PRESETS) == ["micro", "tiny"]
+    tiny = pipeline_preset("tiny")
+    assert tiny.teacher.d_model > 128  # wider than the tiny student
+    assert tiny.student.max_steps * tiny.batch_size * tiny.seq_len == 250 * 16 * 128
+
+
+def test_overrides_are_coerced_to_the_field_types():
+    cfg = apply_overrides(pipeline_preset("tiny"), {
+        "teacher.max_steps": "7", "sae.lr": "5e-4", "progress": "false",
+        "data.max_docs": "none", "data.path": "docs/", "student.overrides.d_model": "64"})
+    assert cfg.teacher.max_steps == 7 and cfg.sae.lr == pytest.approx(5e-4)
+    assert cfg.progress is False and cfg.data.max_docs is None and cfg.data.path == "docs/"
+    assert cfg.student.overrides == {"d_model": 64}
+    assert pipeline_preset("tiny").teacher.max_steps == 250  # presets are fresh copies
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("teacher.depth", "3", "unknown pipeline override --teacher.depth"),
+    ("teacher", "3", "names a section"),
+    ("seed.x", "3", "is a value, not a section"),
+    ("teacher.max_steps", "many", "is not a valid int"),
+])
+def test_bad_overrides_are_one_line_errors(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(pipeline_preset("micro"), {key: value})
+
+
+def test_unknown_preset_names_the_choices():
+    with pytest.raises(ValueError, match=r"choose one of \['micro', 'tiny'\]"):
+        pipeline_preset("huge")
