@@ -48,9 +48,11 @@ class LayerNorm(nn.Module):
         self.hook_normalized = HookPoint()  # [batch, pos, d_model]
 
     def forward(self, x: Tensor) -> Tensor:
+        # torch.layer_norm, not F.layer_norm: the functional wrapper's dispatch checks cost
+        # more than the kernel on a one-token decode step.
         if not has_hooks(self.hook_normalized):
-            return F.layer_norm(x, x.shape[-1:], self.w, self.b, self.eps)
-        x = F.layer_norm(x, x.shape[-1:], None, None, self.eps)
+            return torch.layer_norm(x, self.w.shape, self.w, self.b, self.eps)
+        x = torch.layer_norm(x, self.w.shape, None, None, self.eps)
         return self.hook_normalized(x) * self.w + self.b
 
 
