@@ -27,10 +27,12 @@ TARGETS = {"cached/recompute": 10.0, "cached/TL": 3.0, "cached/HF": 1.5}
 MAX_STEER_COST = 0.10
 
 
-def best_rate(fn, n_tokens: int, repeats: int) -> float:
+def best_rate(fn, n_tokens: int, repeats: int, label: str = "") -> float:
     fn()  # warm-up (allocator, kernels)
-    best = min(_timed(fn) for _ in range(repeats))
-    return n_tokens / best
+    rate = n_tokens / min(_timed(fn) for _ in range(repeats))
+    if label:
+        print(f"  {label:<14} {rate:9.1f} tokens/s", flush=True)
+    return rate
 
 
 def _timed(fn) -> float:
@@ -64,30 +66,29 @@ def bench_shape(name: str, cfg: CoCoMixConfig, repeats: int, recompute: bool) ->
     plain = CoCoMixModel(cfg.replace(mix_mode="none")).eval()
     x = torch.randint(0, cfg.d_vocab, (1, PROMPT))
     gen = lambda m, **kw: m.generate(x, NEW, temperature=0, **kw)  # noqa: E731
-    rates = {"cached": best_rate(lambda: gen(model), NEW, repeats)}
+    print(f"\n== {name}: greedy, prompt {PROMPT}, {NEW} new tokens ==", flush=True)
+    rates = {"cached": best_rate(lambda: gen(model), NEW, repeats, "cached")}
     with model.hooks(fwd_hooks=[("concept.hook_logits", steer_hook)]):
-        rates["cached+steer"] = best_rate(lambda: gen(model), NEW, repeats)
-    rates["plain cached"] = best_rate(lambda: gen(plain), NEW, repeats)
+        rates["cached+steer"] = best_rate(lambda: gen(model), NEW, repeats, "cached+steer")
+    rates["plain cached"] = best_rate(lambda: gen(plain), NEW, repeats, "plain cached")
     if recompute:
-        rates["recompute"] = best_rate(lambda: gen(model, use_cache=False), NEW, 1)
+        rates["recompute"] = best_rate(lambda: gen(model, use_cache=False), NEW, 1, "recompute")
     tl = tl_model(cfg)
     with torch.inference_mode():
         rates["TL"] = best_rate(lambda: tl.generate(
             x, max_new_tokens=TL_NEW, do_sample=False, use_past_kv_cache=True, verbose=False,
-            stop_at_eos=False), TL_NEW, repeats)
+            stop_at_eos=False), TL_NEW, repeats, "TL")
     hf = hf_model(cfg)
     with torch.inference_mode():
         rates["HF"] = best_rate(lambda: hf.generate(
             x, attention_mask=torch.ones_like(x), max_new_tokens=NEW, min_new_tokens=NEW,
-            do_sample=False, use_cache=True, pad_token_id=0), NEW, repeats)
+            do_sample=False, use_cache=True, pad_token_id=0), NEW, repeats, "HF")
     report(name, rates)
     return rates
 
 
 def report(name: str, rates: dict) -> None:
-    print(f"\n== {name}: greedy, prompt {PROMPT}, {NEW} new tokens, tokens/s ==")
-    for k, v in rates.items():
-        print(f"  {k:<14} {v:9.1f}")
+    print(f"-- {name}: ratios")
     ratios = {"cached/TL": rates["cached"] / rates["TL"],
               "cached/HF": rates["cached"] / rates["HF"],
               "plain/TL": rates["plain cached"] / rates["TL"],
