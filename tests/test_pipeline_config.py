@@ -11,7 +11,7 @@ def test_presets_build_and_tiny_is_the_default_shape():
     assert sorted(PRESETS) == ["micro", "tiny"]
     tiny = pipeline_preset("tiny")
     assert tiny.teacher.d_model > 128  # wider than the tiny student
-    assert tiny.student.max_steps * tiny.batch_size * tiny.seq_len == 250 * 16 * 128
+    assert tiny.student.max_steps * tiny.batch_size * tiny.seq_len == 400 * 16 * 128
 
 
 def test_overrides_are_coerced_to_the_field_types():
@@ -21,7 +21,7 @@ def test_overrides_are_coerced_to_the_field_types():
     assert cfg.teacher.max_steps == 7 and cfg.sae.lr == pytest.approx(5e-4)
     assert cfg.progress is False and cfg.data.max_docs is None and cfg.data.path == "docs/"
     assert cfg.student.overrides == {"d_model": 64}
-    assert pipeline_preset("tiny").teacher.max_steps == 250  # presets are fresh copies
+    assert pipeline_preset("tiny").teacher.max_steps == 600  # presets are fresh copies
 
 
 @pytest.mark.parametrize("key, value, message", [

@@ -23,7 +23,7 @@ class DataStage:
     """Corpus source: wiki (offline default), text (local files) or hf."""
     path: str | None = None
     """text: a .txt/.jsonl file or a directory of them."""
-    max_docs: int | None = 2000
+    max_docs: int | None = 5000
     """Use only the first N documents (the label cache covers every train token)."""
     vocab_size: int = 4096
     """BPE vocabulary size (trained on the corpus)."""
@@ -43,7 +43,7 @@ class TeacherStage:
     """Blocks."""
     n_heads: int = 6
     """Attention heads."""
-    max_steps: int = 250
+    max_steps: int = 600
     """Optimizer steps (objective ntp, the shared trainer)."""
     lr: float = 2e-3
     """Peak learning rate."""
@@ -71,7 +71,7 @@ class StudentStage:
     """NTP baseline preset (width-matched); None uses `preset` with mix_mode none."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """CoCoMixConfig fields replacing both presets' (e.g. a smaller d_model in tests)."""
-    max_steps: int = 250
+    max_steps: int = 400
     """Optimizer steps of each student (same token budget)."""
     lr: float = 2e-3
     """Peak learning rate."""
