@@ -128,13 +128,18 @@ class Attention(nn.Module):
         return pattern @ v
 
 
-@functools.lru_cache(maxsize=16)
 def _causal_mask(t: int, offset: int, device: torch.device) -> Tensor:
-    """Bool [t, offset + t]: query i (absolute offset + i) sees keys j <= offset + i.
+    """Bool [t, offset + t]: query i (absolute offset + i) sees keys j <= offset + i."""
+    # A view into one cached lower-triangular matrix: building a mask per decode step costs
+    # four tensor ops, a slice costs one.
+    end = offset + t
+    size = 1 << max(10, (end - 1).bit_length())  # powers of two: few distinct sizes
+    return _tril(size, device)[offset:end, :end]
 
-    Cached because every block after insert_layer asks for the same mask in a decode step."""
-    q_idx = torch.arange(t, device=device)[:, None] + offset
-    return torch.arange(offset + t, device=device)[None, :] <= q_idx
+
+@functools.lru_cache(maxsize=4)
+def _tril(size: int, device: torch.device) -> Tensor:
+    return torch.ones(size, size, dtype=torch.bool, device=device).tril()
 
 
 class MLP(nn.Module):
