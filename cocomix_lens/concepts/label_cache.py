@@ -16,7 +16,6 @@ resumes at the first uncommitted batch and ends byte-identical to an uninterrupt
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 
 from cocomix_lens.concepts.capture import IGNORE
 from cocomix_lens.data.build import Progress
-from cocomix_lens.data.files import atomic_write_json
+from cocomix_lens.data.files import atomic_write_json, read_versioned_json
 
 log = logging.getLogger(__name__)
 
@@ -138,15 +137,11 @@ class LabelCache:
 
 def read_meta(root: Path) -> dict[str, Any]:
     """meta.json of a cache directory, with clear errors if absent or of another format."""
-    path = root / META
-    if not path.is_file():
-        raise FileNotFoundError(f"no label cache in {root} ({META} missing); fix: build one "
-                                f"with `cocomix-lens labels --data DIR --out {root}`")
-    meta = json.loads(path.read_text(encoding="utf-8"))
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path} has format_version {meta.get('format_version')}, this code "
-                         f"reads {FORMAT_VERSION}; fix: rebuild the cache into a new --out")
-    return meta
+    return read_versioned_json(
+        root / META, FORMAT_VERSION,
+        missing=f"no label cache in {root} ({META} missing); fix: build one with "
+                f"`cocomix-lens labels --data DIR --out {root}`",
+        fix="rebuild the cache into a new --out")
 
 
 def _manifest_of(shards: Any) -> dict[str, Any]:

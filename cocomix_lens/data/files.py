@@ -61,3 +61,18 @@ def sha256_json(obj: Any) -> str:
     """Hex sha256 of the canonical (key-sorted, compact) JSON form of `obj`."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def read_versioned_json(path: str | Path, version: int, *, missing: str,
+                        fix: str) -> dict[str, Any]:
+    """Read a JSON file carrying "format_version"; FileNotFoundError(`missing`) if absent,
+    ValueError naming the versions and `fix` if it is of another format."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(missing)
+    blob = json.loads(path.read_text(encoding="utf-8"))
+    found = blob.get("format_version")
+    if found != version:
+        raise ValueError(f"{path} has unknown format_version {found!r}, this code reads "
+                         f"{version}; fix: {fix}")
+    return blob

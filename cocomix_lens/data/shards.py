@@ -24,7 +24,7 @@ import torch
 from tokenizers import Tokenizer
 
 from cocomix_lens.data.corpus import SPLITS, Document
-from cocomix_lens.data.files import atomic_open, sha256_file
+from cocomix_lens.data.files import atomic_open, read_versioned_json, sha256_file
 from cocomix_lens.data.tokenizer import check_tokenizer, load_tokenizer
 
 FORMAT_VERSION = 1
@@ -192,13 +192,7 @@ class TokenShards:
 
 def read_manifest(root: str | Path) -> dict[str, Any]:
     """The manifest of a shard directory; clear errors if absent or of another format."""
-    path = Path(root) / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"no {MANIFEST} in {root}; fix: run "
-                                f"`cocomix-lens prepare --out {root}` first")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path} has format_version {manifest.get('format_version')}, this "
-                         f"code reads {FORMAT_VERSION}; fix: re-run `cocomix-lens prepare "
-                         f"--out {root} --force`")
-    return manifest
+    return read_versioned_json(
+        Path(root) / MANIFEST, FORMAT_VERSION,
+        missing=f"no {MANIFEST} in {root}; fix: run `cocomix-lens prepare --out {root}` first",
+        fix=f"re-run `cocomix-lens prepare --out {root} --force`")

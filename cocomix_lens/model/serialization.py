@@ -7,7 +7,6 @@ and renamed, so a crash leaves either the old file or the new one.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save
 from tokenizers import Tokenizer
 
-from cocomix_lens.data.files import atomic_open, atomic_write_json
+from cocomix_lens.data.files import atomic_open, atomic_write_json, read_versioned_json
 from cocomix_lens.data.tokenizer import (
     check_tokenizer,
     load_tokenizer,
@@ -33,18 +32,10 @@ TOKENIZER_FILE = "tokenizer.json"
 def read_config_file(directory: Path) -> dict[str, Any]:
     """Read and check config.json of a checkpoint directory."""
     path = directory / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found; pass a directory written by CoCoMixModel.save_pretrained"
-        )
-    blob = json.loads(path.read_text())
-    version = blob.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: unknown format_version {version!r} (this cocomix-lens reads "
-            f"{FORMAT_VERSION}); upgrade cocomix-lens or re-save the checkpoint"
-        )
-    return blob
+    return read_versioned_json(
+        path, FORMAT_VERSION,
+        missing=f"{path} not found; pass a directory written by CoCoMixModel.save_pretrained",
+        fix="upgrade cocomix-lens or re-save the checkpoint")
 
 
 class SerializationMixin:
