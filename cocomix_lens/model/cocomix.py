@@ -28,6 +28,14 @@ class KVCache:
     def __init__(self, model: CoCoMixModel, batch: int, max_tokens: int):
         cfg, like = model.cfg, model.embed.W_E
         self.n_tokens = 0
+        # A contiguous [d_model, d_vocab] unembedding for decode steps on CPU: x @ W_E.T with
+        # the tied [d_vocab, d_model] matrix runs a transposed GEMV about 2x slower there (one
+        # extra embedding-sized copy per cache). It is detached, so forward uses it only when
+        # no gradient is taken; GPUs multiply the transposed view at full speed.
+        self.W_U = None
+        if like.device.type == "cpu":
+            with torch.no_grad():
+                self.W_U = model.W_U.contiguous()
         self.layers = [
             KVCacheLayer(batch, cfg.n_heads, max_tokens * model.stream_factor(i), cfg.d_head, like)
             for i in range(cfg.n_layers)
@@ -122,12 +130,12 @@ class CoCoMixModel(SerializationMixin, GenerationMixin, HookedRootModule):
             x = block(x, None if past_kv_cache is None else past_kv_cache.layers[i])
         if past_kv_cache is not None:
             past_kv_cache.n_tokens += tokens.shape[1]
-        logits = self._unembed(x)
+        logits = self._unembed(x, past_kv_cache)
         return (logits, concept_logits) if return_concept_logits else logits
 
     def _embed(self, tokens: Tensor, offset: int) -> Tensor:
         pos = self.pos_embed.W_pos[offset : offset + tokens.shape[1]]
-        embed = hooked(self.hook_embed, self.embed.W_E[tokens])
+        embed = hooked(self.hook_embed, F.embedding(tokens, self.embed.W_E))
         return embed + hooked(self.hook_pos_embed, pos.expand_as(embed))
 
     def _mix(self, h: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -135,10 +143,12 @@ class CoCoMixModel(SerializationMixin, GenerationMixin, HookedRootModule):
         mixed = MIXERS[self.cfg.mix_mode].mix(h, c)
         return hooked(self.concept.hook_mixed, mixed), logits
 
-    def _unembed(self, x: Tensor) -> Tensor:
+    def _unembed(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
         if self.concept is not None:
             x = MIXERS[self.cfg.mix_mode].readout(x)
         x = self.ln_final(x)
+        if cache is not None and cache.W_U is not None and not torch.is_grad_enabled():
+            return torch.mm(x.reshape(-1, x.shape[-1]), cache.W_U).view(*x.shape[:-1], -1)
         if self.unembed is None:
             return F.linear(x, self.embed.W_E)  # tied: x @ W_E.T without a transposed copy
         return x @ self.unembed.W_U

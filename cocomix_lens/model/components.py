@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
 from cocomix_lens.config import CoCoMixConfig
+from cocomix_lens.model.fused import fused_block, is_unobserved
 
 
 def gelu_new(x: Tensor) -> Tensor:
@@ -33,8 +34,8 @@ def hooked(hp: HookPoint, x: Tensor) -> Tensor:
 
 
 def has_hooks(hp: HookPoint) -> bool:
-    """True when any forward/backward hook (TransformerLens or raw PyTorch) is attached."""
-    return bool(hp._forward_hooks or hp._backward_hooks or hp._forward_pre_hooks)
+    """True when any forward/backward hook (TransformerLens, raw or global PyTorch) applies."""
+    return not is_unobserved((hp,))
 
 
 class LayerNorm(nn.Module):
@@ -106,21 +107,25 @@ class Attention(nn.Module):
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [b, h, t, dh]
         if kv_cache is not None:
             k, v = kv_cache.append(k, v)
-        offset = k.shape[2] - t  # number of cached positions before this chunk
-        if self._explicit():
-            z = self._attend_explicit(q, k, v, offset)
-        elif offset == 0:
-            z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        elif t == 1:
-            z = F.scaled_dot_product_attention(q, k, v)  # one query sees every cached key
-        else:
-            # SDPA's is_causal is top-left aligned; a chunk after a cache needs bottom-right.
-            z = F.scaled_dot_product_attention(q, k, v, attn_mask=_causal_mask(t, offset, q.device))
+        z = self._attend_explicit(q, k, v) if self._explicit() else self.attend(q, k, v)
         z = hooked(self.hook_z, z.transpose(1, 2))  # [b, t, h, dh]
         return torch.addmm(self.b_O, z.reshape(b * t, -1), self.W_O).view(b, t, -1)
 
-    def _attend_explicit(self, q: Tensor, k: Tensor, v: Tensor, offset: int) -> Tensor:
+    @staticmethod
+    def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """SDPA for q [b, h, t, dh] against k, v [b, h, offset + t, dh] (cached keys first)."""
         t = q.shape[2]
+        offset = k.shape[2] - t  # number of cached positions before this chunk
+        if offset == 0:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if t == 1:
+            return F.scaled_dot_product_attention(q, k, v)  # one query sees every cached key
+        # SDPA's is_causal is top-left aligned; a chunk after a cache needs bottom-right.
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=_causal_mask(t, offset, q.device))
+
+    def _attend_explicit(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        t = q.shape[2]
+        offset = k.shape[2] - t
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.d_head)
         scores = scores.masked_fill(~_causal_mask(t, offset, q.device), float("-inf"))
         scores = self.hook_attn_scores(scores)
@@ -173,8 +178,13 @@ class TransformerBlock(nn.Module):
         self.hook_resid_mid = HookPoint()  # [batch, pos, d_model]
         self.hook_mlp_out = HookPoint()  # [batch, pos, d_model]
         self.hook_resid_post = HookPoint()  # [batch, pos, d_model]
+        # Everything inside the block a hook could sit on; hooks on the block itself run
+        # around forward either way. (Replacing a submodule later needs a new block.)
+        self._inner = tuple(m for m in self.modules() if m is not self)
 
     def forward(self, x: Tensor, kv_cache: KVCacheLayer | None = None) -> Tensor:
+        if self.attn.use_sdpa and is_unobserved(self._inner):
+            return fused_block(self, x, kv_cache)
         x = hooked(self.hook_resid_pre, x)
         attn_out = hooked(self.hook_attn_out, self.attn(self.ln1(x), kv_cache))
         x = hooked(self.hook_resid_mid, x + attn_out)
@@ -195,7 +205,8 @@ class KVCacheLayer:
         end = self.pos + k.shape[2]
         if end > self.k.shape[2]:
             raise ValueError(f"KV cache full ({self.k.shape[2]} positions); allocate a larger one")
-        self.k[:, :, self.pos : end] = k
-        self.v[:, :, self.pos : end] = v
+        # narrow + copy_: Python slice indexing costs several dispatches per call.
+        self.k.narrow(2, self.pos, k.shape[2]).copy_(k)
+        self.v.narrow(2, self.pos, v.shape[2]).copy_(v)
         self.pos = end
-        return self.k[:, :, :end], self.v[:, :, :end]
+        return self.k.narrow(2, 0, end), self.v.narrow(2, 0, end)
