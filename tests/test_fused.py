@@ -46,6 +46,8 @@ def test_any_hook_inside_a_block_makes_it_observed():
     with model.hooks(fwd_hooks=[("blocks.0.attn.hook_v", lambda act, hook: act)]):
         assert not is_unobserved(block._inner)
         assert is_unobserved(model.blocks[1]._inner)
+    with model.hooks(bwd_hooks=[("blocks.0.hook_resid_mid", lambda grad, hook: None)]):
+        assert not is_unobserved(block._inner)
     handle = block.attn.register_forward_hook(lambda mod, inp, out: None)  # raw PyTorch hook
     assert not is_unobserved(block._inner)
     handle.remove()
@@ -79,3 +81,12 @@ def test_cached_forward_with_grad_enabled_keeps_the_unembedding_differentiable()
     model.zero_grad()
     model(x).sum().backward()
     torch.testing.assert_close(grad_cached, model.W_E.grad)
+
+
+def test_backward_hooks_inside_a_block_receive_the_gradient():
+    model, x = tiny_model(), tokens()
+    grads = []
+    with model.hooks(bwd_hooks=[("blocks.0.hook_resid_mid", lambda g, hook: grads.append(g))]):
+        model(x).logsumexp(-1).mean().backward()
+    assert len(grads) == 1 and grads[0].shape == (2, 12, 32)
+    assert grads[0].abs().sum() > 0

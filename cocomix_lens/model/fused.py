@@ -22,11 +22,12 @@ if TYPE_CHECKING:
 
 def is_unobserved(modules: tuple[nn.Module, ...]) -> bool:
     """True when no forward/backward hook sits on any of `modules` nor globally."""
-    if (_torch_module._global_forward_hooks or _torch_module._global_forward_pre_hooks
-            or _torch_module._global_backward_hooks):
+    g = _torch_module
+    if (g._global_forward_hooks or g._global_forward_pre_hooks or g._global_backward_hooks
+            or g._global_backward_pre_hooks):
         return False
     for m in modules:
-        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks:
+        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
             return False
     return True
 
