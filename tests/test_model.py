@@ -6,6 +6,7 @@ from helpers_model import tiny_model, tokens
 from sae_lens import TopKSAE, TopKSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 
+from cocomix_lens.model import concept as concept_module
 from cocomix_lens.model.concept import STD_EPS
 
 
@@ -51,7 +52,9 @@ def test_concept_head_matches_official_formula():
     assert (cache["concept.hook_acts"] != 0).sum(-1).eq(model.cfg.concept_top_k).all()
 
 
-def test_gathered_compressor_equals_dense():
+@pytest.mark.parametrize("bmm_gather_max", [concept_module.BMM_GATHER_MAX, 0])
+def test_gathered_compressor_equals_dense(monkeypatch, bmm_gather_max):
+    monkeypatch.setattr(concept_module, "BMM_GATHER_MAX", bmm_gather_max)  # 0: embedding_bag
     model, x = tiny_model(), tokens()
     fast = model(x)
     model.concept.use_gather = False

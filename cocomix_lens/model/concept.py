@@ -58,14 +58,27 @@ class ConceptHead(nn.Module):
 
     def _compress(self, logits: Tensor, vals: Tensor, idx: Tensor) -> Tensor:
         if self.use_gather and not has_hooks(self.hook_acts):
-            k, d = vals.shape[-1], self.W_comp.shape[1]
-            c = F.embedding_bag(idx.reshape(-1, k), self.W_comp,
-                                per_sample_weights=vals.reshape(-1, k), mode="sum")
-            return c.view(*vals.shape[:-1], d) + self.b_comp
+            return weighted_rows(self.W_comp, vals, idx) + self.b_comp
         # Dense path: someone reads or edits the sparse acts, so materialise them.
         acts = torch.zeros_like(logits).scatter(-1, idx, vals)
         acts = self.hook_acts(acts)
         return acts @ self.W_comp + self.b_comp
+
+
+# Up to this many gathered elements (positions x k x d_model, 4 MB of floats) the rows are
+# gathered and reduced with one bmm: on a decode step that is two ops, where embedding_bag
+# also builds an offsets tensor. Beyond it embedding_bag avoids materialising the gather.
+BMM_GATHER_MAX = 1 << 20
+
+
+def weighted_rows(W: Tensor, vals: Tensor, idx: Tensor) -> Tensor:
+    """sum_j vals[..., j] * W[idx[..., j]]: vals, idx [..., k], W [C, d] -> [..., d]."""
+    k, d = vals.shape[-1], W.shape[1]
+    if idx.numel() * d <= BMM_GATHER_MAX:
+        rows = W.index_select(0, idx.reshape(-1)).view(-1, k, d)
+        return torch.bmm(vals.reshape(-1, 1, k), rows).view(*vals.shape[:-1], d)
+    c = F.embedding_bag(idx.reshape(-1, k), W, per_sample_weights=vals.reshape(-1, k), mode="sum")
+    return c.view(*vals.shape[:-1], d)
 
 
 # ---- mixing registry ----------------------------------------------------------------------
