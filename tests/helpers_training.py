@@ -16,7 +16,7 @@ WORDS = ("the cat sat on a mat while dogs ran in the park and birds sang songs o
 
 def make_shards(root: Path, n_docs: int = 120, vocab_size: int = 300, seed: int = 0) -> Path:
     """A prepared shard directory of random short documents (offline, seconds)."""
-    from cocomix_lens.data import open_corpus, prepare_shards
+    from training.corpus import open_corpus, prepare_shards
 
     rng = random.Random(seed)
     src = root / "corpus.txt"

@@ -1,11 +1,12 @@
-"""prepare_shards (cocomix_lens.data.build): idempotence, --force, deterministic split."""
+"""prepare_shards (training.corpus.build): idempotence, --force, deterministic split."""
 
 import json
 import random
 
 import pytest
 
-from cocomix_lens.data import TokenShards, open_corpus, prepare_shards, split_of
+from cocomix_lens.data import TokenShards
+from training.corpus import open_corpus, prepare_shards, split_of
 
 WORDS = "one two three four five six seven eight nine ten".split()
 

@@ -1,8 +1,8 @@
-"""Corpus registry and the document split (cocomix_lens.data.corpus)."""
+"""Corpus registry and the document split (training.corpus.sources)."""
 
 import pytest
 
-from cocomix_lens.data import SOURCES, open_corpus, split_of
+from training.corpus import SOURCES, open_corpus, split_of
 
 
 def test_registry_holds_the_three_sources():

@@ -1,4 +1,4 @@
-"""The Hugging Face corpus source (cocomix_lens.data.hf), offline through local datasets."""
+"""The Hugging Face corpus source (training.corpus.hf), offline through local datasets."""
 
 import json
 
@@ -6,7 +6,7 @@ import pytest
 
 datasets = pytest.importorskip("datasets")
 
-from cocomix_lens.data import open_corpus  # noqa: E402
+from training.corpus import open_corpus  # noqa: E402
 
 ROWS = {"text": ["once upon a time", "a cat sat", "the end"], "label": [0, 1, 0],
         "extra": [[1], [2], [3]]}

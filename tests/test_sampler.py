@@ -1,9 +1,9 @@
-"""Window sampling (cocomix_lens.data.sampler): resume, ranks, alignment, bounds."""
+"""Window sampling (training.sampler): resume, ranks, alignment, bounds."""
 
 import numpy as np
 import pytest
 
-from cocomix_lens.data import WindowSampler, sequential_starts
+from training.sampler import WindowSampler, sequential_starts
 
 
 def test_resumed_sampler_reproduces_the_uninterrupted_batches():

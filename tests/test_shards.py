@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from cocomix_lens.data import TokenShards, open_corpus, prepare_shards, train_bpe
+from cocomix_lens.data import TokenShards, train_bpe
 from cocomix_lens.data.tokenizer import save_tokenizer
+from training.corpus import open_corpus, prepare_shards
 
 WORDS = "alpha beta gamma delta river stone cloud ☁ über naïve".split()
 

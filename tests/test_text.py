@@ -1,10 +1,10 @@
-"""The local-files corpus source (cocomix_lens.data.text)."""
+"""The local-files corpus source (training.corpus.text)."""
 
 import json
 
 import pytest
 
-from cocomix_lens.data import open_corpus
+from training.corpus import open_corpus
 
 
 def _tree(tmp_path):

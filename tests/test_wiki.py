@@ -1,10 +1,10 @@
-"""The offline wiki corpus (cocomix_lens.data.wiki): location, pinned hash, documents."""
+"""The offline wiki corpus (training.corpus.wiki): location, pinned hash, documents."""
 
 from importlib import metadata
 
 import pytest
 
-from cocomix_lens.data import open_corpus, wiki
+from training.corpus import open_corpus, wiki
 
 
 def test_missing_package_says_how_to_install(monkeypatch):

@@ -77,7 +77,7 @@ class Context:
 
 # ---- stages ---------------------------------------------------------------------------------
 def stage_prepare(ctx: Context) -> dict[str, Any]:
-    from cocomix_lens.data import open_corpus, prepare_shards
+    from training.corpus import open_corpus, prepare_shards
 
     d = ctx.cfg.data
     opts = {"max_docs": d.max_docs, "path": d.path, **ctx.corpus_options}

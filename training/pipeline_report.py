@@ -23,8 +23,8 @@ SUMMARY_VERSION = 1
 def concept_baselines(ctx: Any) -> dict[str, float]:
     """Chance and label-frequency baselines on the trainer's validation windows."""
     from cocomix_lens.concepts import LabelCache
-    from cocomix_lens.data import sequential_starts
     from training.evaluate import TOPK, concept_sums
+    from training.sampler import sequential_starts
 
     cfg = ctx.cfg
     cache = LabelCache.open(ctx.dir("labels"))

@@ -24,7 +24,6 @@ import torch
 from torch import nn
 
 from cocomix_lens import CoCoMixModel
-from cocomix_lens.data import WindowSampler, sequential_starts
 from cocomix_lens.data.files import atomic_write_json
 from training import distributed as D
 from training.checkpoint import Checkpoint, CheckpointManager, restore_rng
@@ -34,6 +33,7 @@ from training.label_sources import as_label_source
 from training.metrics_log import MetricsLog
 from training.objectives import Batch, LossWeights, get_objective
 from training.optim import build_optimizer, build_scheduler
+from training.sampler import WindowSampler, sequential_starts
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from cocomix_lens.concepts.capture import IGNORE
-from cocomix_lens.data.build import Progress
 from cocomix_lens.data.files import atomic_write_json, read_versioned_json
+from cocomix_lens.progress import Progress
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from cocomix_lens.data.corpus import SPLITS, Document
+from cocomix_lens.data.documents import SPLITS, Document
 from cocomix_lens.data.files import atomic_open, read_versioned_json, sha256_file
 from cocomix_lens.data.tokenizer import check_tokenizer, load_tokenizer
 

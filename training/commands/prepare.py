@@ -24,7 +24,8 @@ CORPUS_OPTIONS = {"path": "path", "name": "name", "hf_config": "config", "split"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from cocomix_lens.data import SOURCES, TOKENIZERS
+    from cocomix_lens.data import TOKENIZERS
+    from training.corpus import SOURCES
 
     p.add_argument("--corpus", default="wiki", choices=sorted(SOURCES),
                    help="wiki: offline Wikipedia summaries (default); text: local files; "
@@ -62,7 +63,7 @@ def corpus_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cocomix_lens.data import open_corpus, prepare_shards
+    from training.corpus import open_corpus, prepare_shards
 
     corpus = open_corpus(args.corpus, **corpus_options(args))
     res = prepare_shards(corpus, args.out, tokenizer=args.tokenizer,

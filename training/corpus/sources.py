@@ -1,4 +1,4 @@
-"""Documents, the corpus-source registry and the deterministic train/val split.
+"""The corpus-source registry and the deterministic train/val split.
 
 A corpus source yields `Document`s (stable id, text, metadata such as the wiki topic) and a
 JSON fingerprint that changes whenever its documents would change; `prepare` uses the
@@ -12,20 +12,9 @@ import abc
 import hashlib
 import inspect
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-SPLITS = ("train", "val")
-
-
-@dataclass(frozen=True)
-class Document:
-    """One document. `id` is stable across runs and decides the split; `meta` is kept
-    next to the shard offsets (docs_<split>.jsonl) for later concept analysis."""
-
-    id: str
-    text: str
-    meta: dict[str, Any] = field(default_factory=dict)
+from cocomix_lens.data.documents import Document
 
 
 class CorpusSource(abc.ABC):

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from tokenizers import Tokenizer
 
 import cocomix_lens
-from cocomix_lens.data.corpus import CorpusSource, Document, split_of
+from cocomix_lens.data.documents import Document
 from cocomix_lens.data.files import atomic_write_json, sha256_file, sha256_json
 from cocomix_lens.data.shards import (
     FORMAT_VERSION,
@@ -35,11 +35,11 @@ from cocomix_lens.data.tokenizer import (
     save_tokenizer,
     tokenizer_sha256,
 )
+from cocomix_lens.progress import Progress
+from training.corpus.sources import CorpusSource, split_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# progress(iterable, total, description) -> iterable; the CLI passes a tqdm wrapper.
-Progress = Callable[[Iterable[Any], "int | None", str], Iterable[Any]]
 _ENCODE_BATCH = 512
 
 

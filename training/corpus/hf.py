@@ -13,8 +13,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from cocomix_lens.data.corpus import CorpusSource, Document, register_source
+from cocomix_lens.data.documents import Document
 from cocomix_lens.data.files import sha256_file
+from training.corpus.sources import CorpusSource, register_source
 
 _SCALARS = (str, int, float, bool, type(None))
 

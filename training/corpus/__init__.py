@@ -1,0 +1,16 @@
+"""Corpus preparation: sources (wiki, text, hf), the split, and corpus -> token shards.
+
+    from training.corpus import open_corpus, prepare_shards
+    prepare_shards(open_corpus("wiki", max_docs=5000), "runs/data", vocab_size=4096)
+"""
+
+# Importing the source modules registers them in SOURCES.
+from training.corpus import hf, text, wiki  # noqa: F401
+from training.corpus.build import PrepareResult, prepare_shards
+from training.corpus.sources import SOURCES, CorpusSource, open_corpus, register_source, split_of
+from training.corpus.wiki import WIKI_LICENSE, WIKI_SHA256, verified_wiki_file
+
+__all__ = [
+    "SOURCES", "WIKI_LICENSE", "WIKI_SHA256", "CorpusSource", "PrepareResult", "open_corpus",
+    "prepare_shards", "register_source", "split_of", "verified_wiki_file",
+]
