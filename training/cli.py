@@ -18,6 +18,9 @@ COMMANDS: dict[str, str] = {
     "labels": "training.commands.labels",
     "train": "training.commands.train",
     "pipeline": "training.commands.pipeline",
+    "catalog": "training.commands.catalog",
+    "concepts": "training.commands.concepts",
+    "inspect": "training.commands.inspect",
 }
 
 

@@ -70,7 +70,8 @@ def concentration(labels: np.ndarray, doc_of: np.ndarray, n_docs: int, n_concept
     # sparse [C, docs] counts: rows of an n_docs x C dense matrix would not fit at paper scale
     pairs = torch.from_numpy(np.stack([concept, doc]))
     concept_doc = torch.sparse_coo_tensor(pairs, torch.ones(len(doc), dtype=torch.float64),
-                                          (n_concepts, n_docs)).coalesce()
+                                          (n_concepts, n_docs),
+                                          check_invariants=True).coalesce()
     per_concept = np.bincount(concept, minlength=n_concepts).astype(np.float64)  # [C]
     doc_tokens = np.bincount(doc_of, minlength=n_docs).astype(np.float64)  # [docs]
     parts = []

@@ -47,7 +47,7 @@ def concepts_table(df: pd.DataFrame, columns: list[str] | None = None) -> str:
     """A concepts frame (e.g. a search result) as an aligned text table."""
     if not len(df):
         return "(no concepts)"
-    view = df[columns] if columns else df
+    view = (df[columns] if columns else df).reset_index()  # the id as a column: one header
     formatters: dict[str, Any] = {}
     for col in view.columns:
         first = view[col].iloc[0]
@@ -56,7 +56,7 @@ def concepts_table(df: pd.DataFrame, columns: list[str] | None = None) -> str:
             formatters[col] = lambda v: _words(v, 4)
         elif col.endswith("density") or col == "share":
             formatters[col] = _pct
-    return view.to_string(formatters=formatters, justify="left")
+    return view.to_string(formatters=formatters, justify="left", index=False)
 
 
 def _pct(x: float) -> str:

@@ -58,6 +58,9 @@ def inspect(run_or_model: Any, text: str, k: int = 5, *, extractor: Any = None,
     """Inspect `text` with a run (student, and teacher/SAE/catalogue when it has them) or a
     CoCoMix model (then pass `extractor` = a ConceptExtractor and `catalogue` yourself)."""
     model, extractor, catalogue = _parts(run_or_model, extractor, catalogue)
+    if not getattr(model.cfg, "has_concepts", False):
+        raise ValueError(f"inspect needs a CoCoMix model with a concept head, got mix_mode "
+                         f"{model.cfg.mix_mode!r}; pass the student (run.student)")
     if not 1 <= k <= model.cfg.n_concepts:
         raise ValueError(f"k={k} must be between 1 and the model's {model.cfg.n_concepts} "
                          "concepts")

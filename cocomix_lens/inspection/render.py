@@ -45,8 +45,8 @@ def inspection_table(res: Inspection, max_tokens: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def _tok(text: str | None) -> str:
-    if text is None:
+def _tok(text: str | float | None) -> str:
+    if not isinstance(text, str):  # the last token has no next token (None, or NaN in pandas)
         return "-"
     shown = repr(text)
     return shown if len(shown) <= 14 else shown[:13] + "…"
