@@ -11,7 +11,7 @@ import pytest
 import torch
 from test_pipeline import micro_config, write_corpus
 
-from cocomix_lens import ConceptExtractor
+from cocomix_lens import ConceptExtractor, Run
 from cocomix_lens.steering.evaluate import (
     Sampling,
     Steerer,
@@ -32,27 +32,6 @@ PROMPTS = ["the ship", "a star", "music and"]
 FAST = dict(n_samples=12, max_new_tokens=10, n_boot=500)
 
 
-def _open_run(out):
-    from pathlib import Path
-
-    from sae_lens import SAE
-
-    from cocomix_lens import CoCoMixModel, LabelCache
-    from cocomix_lens.data import TokenShards
-    from cocomix_lens.data.tokenizer import load_tokenizer
-
-    out = Path(out)
-
-    def load(p):
-        return CoCoMixModel.from_pretrained(out / p / "model").eval()
-
-    return SimpleNamespace(student=load("cocomix"), baseline=load("ntp"),
-                           teacher=load("teacher"), sae=SAE.load_from_disk(out / "sae"),
-                           tokenizer=load_tokenizer(out / "data/tokenizer.json"),
-                           labels=LabelCache.open(out / "labels"),
-                           shards=TokenShards.open(out / "data"))
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("steer_eval")
@@ -63,7 +42,7 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(run_dir):
-    return _open_run(run_dir)
+    return Run.open(run_dir)
 
 
 @pytest.fixture(scope="module")
