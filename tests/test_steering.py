@@ -73,8 +73,12 @@ def test_add_uses_the_given_std_or_the_std_measured_on_the_prompt():
     measured = z[:, :8, 6].std()
     torch.testing.assert_close(z3[:, 8:, 6], z[:, 8:, 6] + 2.0 * measured)
     _only_column_changed(z, z3, 6, slice(8, None))
-    z4, _, _ = _run(model, x, SteeringSpec().add(6, 1.0), logit_std={6: 0.75})
-    torch.testing.assert_close(z4[..., 6], z[..., 6] + 0.75)
+    stds = torch.full((48,), 9.0)
+    stds[6] = 0.15
+    spec = SteeringSpec().add(6, 1.0).scale(2, 2.0).with_stds(stds)
+    assert spec.edits[0].std == pytest.approx(0.15) and spec.edits[1].std is None
+    z4, _, _ = _run(model, x, spec)
+    torch.testing.assert_close(z4[..., 6], z[..., 6] + 0.15)
 
 
 def test_force_puts_the_concept_in_the_top_k_at_the_chosen_positions_only():

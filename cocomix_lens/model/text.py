@@ -207,13 +207,17 @@ class TextMixin:
         pieces for a str in (or return_type="str"); a piece that ends inside a multi-byte
         character is held back until the character completes. Text stops before the first
         stop token."""
+        if return_type not in GENERATE_RETURN_TYPES:
+            raise ValueError(f"return_type={return_type!r} is not one of "
+                             f"{GENERATE_RETURN_TYPES}; fix: pass 'input', 'str' or 'tokens'")
         if not isinstance(input, (str, Tensor)):
             raise ValueError("stream takes one prompt (a str or token ids); fix: loop over "
                              "prompts, or use generate for a list")
         tokens = self.to_tokens(input) if isinstance(input, str) else input
         stops = self._stop_ids(stop_tokens, stop_at_eos)
-        ids = super().stream(tokens, max_new_tokens, temperature, top_k, top_p, stops, seed,
-                             use_cache)
+        ids = super().stream(tokens, max_new_tokens=max_new_tokens, temperature=temperature,
+                             top_k=top_k, top_p=top_p, stop_tokens=stops, seed=seed,
+                             use_cache=use_cache)
         as_text = return_type == "str" or (return_type == "input" and isinstance(input, str))
         with self._steering(steering, tokens):
             yield from (_text_pieces(self, ids, stops) if as_text else ids)

@@ -17,20 +17,17 @@ from torch import Tensor
 from cocomix_lens.steering.ops import APPLY, OPS, ORDER, STAGE_HOOKS
 from cocomix_lens.steering.spec import Edit, SteeringSpec
 
-LogitStd = Tensor | Mapping[int, float] | None
-
 
 @contextmanager
-def steer(model, spec: SteeringSpec | Mapping, prompt_len: int | None = None,
-          logit_std: LogitStd = None) -> Iterator[Steering]:
-    """Apply `spec` to every forward of `model` inside the block.
+def steer(model, spec: SteeringSpec | Mapping,
+          prompt_len: int | None = None) -> Iterator[Steering]:
+    """Apply `spec` (or its dict form) to every forward of `model` inside the block.
 
     prompt_len: tokens of the prompt ("prompt" / "generated" positions); default: the token
-    count of the first forward inside the block. logit_std: per-concept logit stds for `add`
-    edits (a [n_concepts] tensor or {concept: std}, e.g. from the catalogue).
+    count of the first forward inside the block.
     """
     spec = spec if isinstance(spec, SteeringSpec) else SteeringSpec.from_dict(spec)
-    state = Steering(model, spec, prompt_len, logit_std)
+    state = Steering(model, spec, prompt_len)
     handle = model.register_forward_pre_hook(state.before_forward, with_kwargs=True)
     try:
         with model.hooks(fwd_hooks=state.fwd_hooks()):
@@ -42,13 +39,12 @@ def steer(model, spec: SteeringSpec | Mapping, prompt_len: int | None = None,
 class Steering:
     """The state of one `steer` block: position offset, prompt length, measured stds."""
 
-    def __init__(self, model, spec: SteeringSpec, prompt_len: int | None, logit_std: LogitStd):
+    def __init__(self, model, spec: SteeringSpec, prompt_len: int | None):
         check_against(model, spec)
         self.model, self.spec = model, spec
         self.top_k = model.cfg.concept_top_k
         self.prompt_len = prompt_len
         self.offset = 0  # absolute position of the current forward's first token
-        self._given_std = logit_std
         self._std: dict[int, float] = {}  # id(edit) -> the std used by an add edit
         self._by_stage = {stage: [(op, [e for e in spec.edits if e.op == op])
                                   for op in ORDER if OPS[op].stage == stage]
@@ -99,14 +95,12 @@ class Steering:
         return self._std[id(edit)]
 
     def _measure_stds(self, z: Tensor) -> None:
-        """Fix each add edit's std once: given, else over the prompt rows of the first chunk."""
+        """Fix each add edit's std once: its own, else over the prompt rows of the first chunk."""
         for edit in self.spec.edits:
             if edit.op != "add" or id(edit) in self._std:
                 continue
             if edit.std is not None:
                 self._std[id(edit)] = edit.std
-            elif self._given_std is not None:
-                self._std[id(edit)] = float(self._given_std[edit.concept])
             else:
                 self._std[id(edit)] = _prompt_std(z, edit.concept, self.prompt_len - self.offset)
 
@@ -120,8 +114,8 @@ def _prompt_std(z: Tensor, concept: int, n_prompt: int) -> float:
     rows = z[:, : max(n_prompt, 0), concept]
     if rows.numel() < 2:
         raise ValueError(f"add on concept {concept} measures its logit std on the prompt, "
-                         "which has fewer than 2 tokens; fix: pass std=... in the edit or "
-                         "logit_std= to steer(), or use a longer prompt")
+                         "which has fewer than 2 tokens; fix: give the edit a std "
+                         "(e.g. spec.with_stds(the catalogue logit_std)) or use a longer prompt")
     return float(rows.detach().float().std())
 
 

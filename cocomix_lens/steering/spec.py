@@ -45,8 +45,8 @@ class Edit:
     vector: tuple[float, ...] | None = None
     """vector: a d_model direction to add instead of the compressor row of `concept`."""
     std: float | None = None
-    """add: the concept's logit std (else the one given to steer(), else measured on the
-    prompt)."""
+    """add: the concept's logit std (SteeringSpec.with_stds fills it from the catalogue);
+    without it, the std of the concept's logit measured on the prompt."""
 
     def __post_init__(self) -> None:
         # Lists from JSON become tuples, so specs compare and hash by value.
@@ -104,6 +104,14 @@ class SteeringSpec:
         """Add alpha * (compressor row of `concept`, or `vector`) to c_t."""
         return self.add_edit(Edit("vector", concept, alpha, positions,
                                   vector=None if vector is None else tuple(map(float, vector))))
+
+    def with_stds(self, logit_std) -> SteeringSpec:
+        """This spec with `std` filled in for every add edit that has none, from `logit_std`
+        (indexable by concept id: a [n_concepts] tensor or array, a dict, or the catalogue's
+        `logit_std` column), so the JSON records the stds the edits used."""
+        return replace(self, edits=tuple(
+            replace(e, std=float(logit_std[e.concept])) if e.op == "add" and e.std is None
+            else e for e in self.edits))
 
     # ---- JSON -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
     cocomix-lens generate --run runs/demo --prompt "The history of"
     cocomix-lens generate --run runs/demo --prompt "The history of" --steer spec.json --seed 0
+
+`add` edits without a std use the concept's logit std from the run's catalogue when it has one
+(`cocomix-lens catalog --run DIR`), else the std measured on the prompt.
 """
 
 from __future__ import annotations
@@ -30,10 +33,18 @@ def run(args: argparse.Namespace) -> int:
     from cocomix_lens.rundir import Run
     from cocomix_lens.steering import SteeringSpec
 
+    run = Run.open(args.run, device=args.device)
     spec = SteeringSpec.load(args.steer) if args.steer else None
-    model = getattr(Run.open(args.run, device=args.device), args.model)
+    model = getattr(run, args.model)
+    if spec is not None and _needs_stds(spec) and run.has("catalogue"):
+        spec = spec.with_stds(run.catalogue.concepts["logit_std"])
     text = model.generate(args.prompt, max_new_tokens=args.max_new_tokens,
                           temperature=args.temperature, top_p=args.top_p, seed=args.seed,
                           stop_at_eos=not args.no_stop, steering=spec)
     print(text)
     return 0
+
+
+def _needs_stds(spec) -> bool:
+    """An add edit without a std takes the catalogue's logit std when the run has one."""
+    return any(e.op == "add" and e.std is None for e in spec.edits)
