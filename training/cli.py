@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "train": "training.commands.train",
     "pipeline": "training.commands.pipeline",
     "generate": "training.commands.generate",
+    "steer-eval": "training.commands.steer_eval",
 }
 
 

@@ -1,5 +1,8 @@
-"""Steering a CoCoMix model through its predicted concepts: specs, the `steer` context and
-`transplant`. ops.py documents every operation and the order they compose in."""
+"""Steering CoCoMix models by editing their concepts, and measuring whether it worked.
+
+Specs, the `steer` context and `transplant` (spec.py, hooks.py, ops.py: every operation and the
+order they compose in, transplant.py); measured steering in evaluate.py.
+"""
 
 from cocomix_lens.steering.hooks import Steering, steer
 from cocomix_lens.steering.ops import OPS, ORDER
