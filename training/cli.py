@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "catalog": "training.commands.catalog",
     "concepts": "training.commands.concepts",
     "inspect": "training.commands.inspect",
+    "generate": "training.commands.generate",
     "steer-eval": "training.commands.steer_eval",
 }
 
