@@ -9,7 +9,6 @@ import torch
 from torch import Tensor
 
 from cocomix_lens.catalogue.scan import LOGITS
-from cocomix_lens.catalogue.text import to_tokens
 from cocomix_lens.concepts.capture import activations_at
 
 if TYPE_CHECKING:
@@ -21,7 +20,7 @@ def mean_concept_logits(model: Any, texts: list[str]) -> Tensor:
     text counts as much as a short one)."""
     if isinstance(texts, str) or not texts:
         raise ValueError("pass a non-empty list of texts (not a single string)")
-    per_text = [activations_at(model, [LOGITS], to_tokens(model, t))[LOGITS][0].float().mean(0)
+    per_text = [activations_at(model, [LOGITS], model.to_tokens(t))[LOGITS][0].float().mean(0)
                 for t in texts]
     return torch.stack(per_text).mean(0).cpu()
 

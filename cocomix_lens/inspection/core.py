@@ -26,7 +26,6 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from cocomix_lens.catalogue.text import str_tokens, to_tokens
 from cocomix_lens.inspection.slots import SlotEffects, slot_effects
 
 TOKEN_COLUMNS = ["pos", "token", "next_token", "logprob", "delta_zero", "delta_mean",
@@ -64,7 +63,7 @@ def inspect(run_or_model: Any, text: str, k: int = 5, *, extractor: Any = None,
     if not 1 <= k <= model.cfg.n_concepts:
         raise ValueError(f"k={k} must be between 1 and the model's {model.cfg.n_concepts} "
                          "concepts")
-    tokens = to_tokens(model, text)
+    tokens = model.to_tokens(text)  # no BOS; cut to n_ctx
     if tokens.shape[1] < 2:
         raise ValueError(f"text {text!r} is one token long; inspect needs at least two")
     with torch.no_grad():
@@ -75,7 +74,7 @@ def inspect(run_or_model: Any, text: str, k: int = 5, *, extractor: Any = None,
     effects = slot_effects(model, tokens, None if mean is None else torch.tensor(mean),
                            concepts=top.indices[:-1] if ablate_concepts else None)
     teacher = extractor.attribution_map(tokens[0], k=k) if extractor is not None else None
-    words = str_tokens(model, tokens)
+    words = model.to_str_tokens(tokens[0])
     frame = _frame(z, top.indices, effects, teacher, catalogue, words, ablate_concepts)
     token_rows = _token_frame(words, effects, teacher, top.indices, k)
     return Inspection(text=text, k=k, tokens=token_rows, frame=frame,
