@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
+from cocomix_lens.data.lock import DirLock
 from training.pipeline_config import PipelineConfig
 from training.sae import (
     ce_loss_recovered,
@@ -58,7 +59,7 @@ class Context:
     def shards(self):
         from cocomix_lens.data import TokenShards
 
-        return TokenShards.open(self.dir("data"))
+        return TokenShards.open(self.dir("data"), verify=True)
 
     def teacher_pair(self):
         """The trained teacher and its SAE (`cocomix_lens.concepts.Teacher`)."""
@@ -190,16 +191,16 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, corpus_options: dict | No
     if stop_after is not None and stop_after not in STAGES:
         raise ValueError(f"unknown stage {stop_after!r}; choose one of {', '.join(STAGES)}")
     ctx = Context(cfg, Path(out), dict(corpus_options or {}))
-    ctx.out.mkdir(parents=True, exist_ok=True)
-    _claim(ctx)
-    records: dict[str, dict[str, Any]] = {}
-    for name, fn in STAGES.items():
-        records[name] = _run_stage(ctx, name, fn)
-        if name == stop_after:
-            break
-    from training.pipeline_report import write_summary
+    with DirLock(ctx.out, "pipeline run directory"):
+        _claim(ctx)
+        records: dict[str, dict[str, Any]] = {}
+        for name, fn in STAGES.items():
+            records[name] = _run_stage(ctx, name, fn)
+            if name == stop_after:
+                break
+        from training.pipeline_report import write_summary
 
-    return write_summary(ctx, records)
+        return write_summary(ctx, records)
 
 
 def _run_stage(ctx: Context, name: str, fn: Callable[[Context], dict[str, Any]]) -> dict:
