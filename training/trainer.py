@@ -26,6 +26,7 @@ from torch import nn
 from cocomix_lens import CoCoMixModel
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
 from cocomix_lens.data.lock import DirLock
+from cocomix_lens.rundir import LAYOUT
 from training import distributed as D
 from training.checkpoint import Checkpoint, CheckpointManager, restore_rng
 from training.config import RunConfig, dump_yaml
@@ -155,7 +156,7 @@ class Trainer:
     def _claim_dir(self, resume: bool, force: bool) -> None:
         """Refuse to mix two runs in one directory: a used one needs resume or force."""
         used = self.ckpt.used() or self.metrics.path.is_file() or (
-            self.out / "summary.json").is_file()
+            self.out / LAYOUT.train.summary).is_file()
         if not used or resume:
             return
         if not force:
@@ -165,7 +166,7 @@ class Trainer:
         log.warning("--force: deleting the previous run's checkpoints and metrics in %s",
                     self.out)
         self.ckpt.reset()
-        for name in ("metrics.jsonl", "summary.json"):
+        for name in (LAYOUT.train.metrics, LAYOUT.train.summary):
             (self.out / name).unlink(missing_ok=True)
 
     def _resume(self) -> None:
@@ -221,7 +222,7 @@ class Trainer:
     def _fit(self, resume: bool, force: bool) -> dict[str, Any]:
         if self.env.is_main:
             self._claim_dir(resume, force)
-            atomic_write_text(self.out / "config.yaml", dump_yaml(self.cfg))
+            atomic_write_text(self.out / LAYOUT.train.config, dump_yaml(self.cfg))
         if resume:
             self._resume()
         start, t0 = self.step, time.perf_counter()
@@ -321,9 +322,9 @@ class Trainer:
         if self.env.is_main:
             final = CoCoMixModel(self.model.cfg)
             final.load_state_dict(model_sd)
-            final.save_pretrained(self.out / "model", tokenizer=self.shards.tokenizer,
+            final.save_pretrained(self.out / LAYOUT.train.model, tokenizer=self.shards.tokenizer,
                                   metadata={"objective": self.objective.name, "step": self.step})
-            atomic_write_json(self.out / "summary.json", summary)
+            atomic_write_json(self.out / LAYOUT.train.summary, summary)
         self.metrics.close()
         return summary
 
