@@ -315,12 +315,12 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> Checkpoin
 
 
 def _looks_complete(path: Path) -> bool:
-    """Cheap check (no hashing): state.json present and the tensor files of recorded size."""
+    """Cheap check (no hashing): state.json present and the tensor files of recorded size.
+    Another format_version counts as complete: `load` then refuses it with a clear error
+    instead of a resume silently starting over."""
     try:
         state = json.loads((path / STATE).read_text())
     except (OSError, ValueError):
-        return False
-    if state.get("format_version") != FORMAT_VERSION:
         return False
     files = state.get("files") or {f: None for f in TENSOR_FILES}
     return all((path / f).is_file() and (w is None or (path / f).stat().st_size == w["bytes"])

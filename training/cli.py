@@ -52,8 +52,15 @@ def _available() -> dict[str, object]:
     return mods
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (with the fix), like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; fix: see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cocomix-lens", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="cocomix-lens", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--debug", action="store_true",
                         help="print the traceback of an error (and debug logging)")
