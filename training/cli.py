@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "labels": "training.commands.labels",
     "train": "training.commands.train",
     "pipeline": "training.commands.pipeline",
+    "steer-eval": "training.commands.steer_eval",
 }
 
 # errno -> (what happened, the fix) for OSErrors that carry no message of ours.
