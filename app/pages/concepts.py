@@ -1,0 +1,7 @@
+"""Concepts (placeholder until the catalogue lands)."""
+
+import streamlit as st
+
+
+def render(ctx) -> None:
+    st.header("Concepts")
