@@ -34,7 +34,7 @@ class Context:
 
 
 def pages() -> dict[str, Any]:
-    from app.pages import concepts, inspect, steer, training
+    from app.views import concepts, inspect, steer, training
 
     return {"concepts": concepts, "inspect": inspect, "steer": steer, "training": training}
 

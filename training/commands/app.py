@@ -55,13 +55,14 @@ def streamlit_command(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(script),
             "--server.address", host, "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none", "--global.developmentMode", "false"]
+            "--server.fileWatcherType", "none", "--global.developmentMode", "false",
+            "--client.toolbarMode", "viewer"]
 
 
 def run(args: argparse.Namespace) -> int:
     env = {**os.environ, **app_environment(args)}
     # The repo root first, so a source checkout's app/ and library win over any installed copy.
-    repo = str(Path(__file__).resolve().parents[2])
+    repo = str(Path(__file__).absolute().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([repo, *filter(None, [env.get("PYTHONPATH")])])
     print(f"cocomix-lens app: http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     try:
