@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-
 TABLE_COLUMNS = {"name": "name", "prediction_density": "prediction density",
                  "label_density": "label density", "act_density": "SAE density",
                  "fires_on": "fires on", "student_tokens": "top output tokens",

@@ -14,6 +14,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import streamlit as st
+from streamlit.logger import get_logger
+
+log = get_logger(__name__)  # streamlit's handler: these lines reach the server log
 
 PIECE_NAMES = {"student": "the CoCoMix student", "baseline": "the NTP baseline",
                "teacher": "the teacher", "sae": "the SAE", "tokenizer": "the tokenizer",
@@ -31,7 +34,9 @@ def open_run(path: str, device: str):
 
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _piece(path: str, device: str, name: str) -> Any:
-    return getattr(open_run(path, device), name)
+    value = getattr(open_run(path, device), name)
+    log.info("loaded %s of run %s", name, path)
+    return value
 
 
 def piece(run, name: str) -> Any:

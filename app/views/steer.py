@@ -118,9 +118,10 @@ def _show_result(result: dict) -> None:
         with col:
             st.markdown(f"**{name.capitalize()}**")
             trace = sample["trace"]
-            st.html(highlight.highlight_tokens([result["prompt"], *trace.text.tolist()],
-                                            [0.0, *trace.prob.tolist()],
-                                            [False, *trace.in_topk.tolist()]))
+            html = highlight.highlight_tokens([result["prompt"], *trace.text.tolist()],
+                                              [0.0, *trace.prob.tolist()],
+                                              [False, *trace.in_topk.tolist()])
+            st.html(f'<div class="cocomix-sample" data-name="{name}">{html}</div>')
     table = pd.DataFrame({name: s["metrics"] for name, s in result["samples"].items()}).T
     st.dataframe(table, width="stretch")
 
