@@ -38,7 +38,7 @@ from training.sae import (
     save_sae,
     train_sae,
 )
-from training.teacher import base_run_config, run_fields, train_teacher
+from training.teacher import base_run_config, run_fields, teacher_run_config, train_teacher
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +196,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, corpus_options: dict | No
     if stop_after is not None and stop_after not in STAGES:
         raise ValueError(f"unknown stage {stop_after!r}; choose one of {', '.join(STAGES)}")
     ctx = Context(cfg, Path(out), dict(corpus_options or {}))
+    check_models(ctx)
     ctx.out.mkdir(parents=True, exist_ok=True)
     _claim(ctx)
     records: dict[str, dict[str, Any]] = {}
@@ -206,6 +207,21 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, corpus_options: dict | No
     from training.pipeline_report import write_summary
 
     return write_summary(ctx, records)
+
+
+def check_models(ctx: Context) -> None:
+    """Build the three runs' architectures now, so a bad shape fails before any stage runs
+    (the vocabulary and concept count are the configured ones; the real ones come later)."""
+    from training.objectives import get_objective
+
+    runs = {"teacher": teacher_run_config(ctx.cfg, ctx.dir("shards")),
+            "ntp": student_run_config(ctx, "ntp"), "cocomix": student_run_config(ctx, "cocomix")}
+    for stage, run_cfg in runs.items():
+        try:
+            run_cfg.model_config(d_vocab=ctx.cfg.data.vocab_size, n_concepts=ctx.cfg.sae.d_sae,
+                                 mix_mode=get_objective(run_cfg.objective).mix_mode)
+        except ValueError as err:
+            raise ValueError(f"the {stage} model cannot be built: {err}") from None
 
 
 def _run_stage(ctx: Context, name: str, fn: Callable[[Context], dict[str, Any]]) -> dict:
