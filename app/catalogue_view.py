@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app.resources import piece
+
 TABLE_COLUMNS = {"name": "name", "prediction_density": "prediction density",
                  "label_density": "label density", "act_density": "SAE density",
                  "fires_on": "fires on", "student_tokens": "top output tokens",
@@ -20,32 +22,20 @@ SORTS = {"prediction density": ("prediction_density", False),
          "concept id": (None, True), "name": ("name", True)}
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _open(path: str, fresh_key: float):
-    from cocomix_lens.catalogue import Catalogue
-
+def catalogue(run):
+    """The run's catalogue (`run.catalogue`), loaded once per process. A missing, stale or
+    unreadable catalogue is a one-line error naming the command that (re)builds it."""
     try:
-        return Catalogue.open(path)
+        return piece(run, "catalogue")
     except FileNotFoundError:
         raise
-    except Exception as err:  # pyarrow, JSON, missing columns: all mean "rebuild it"
-        run_dir = str(path).rsplit("/", 1)[0]
-        raise ValueError(f"the concept catalogue in {path} is unreadable "
-                         f"({type(err).__name__}: {str(err).splitlines()[0][:120]}): rebuild "
-                         f"it with 'cocomix-lens catalog --run {run_dir} --force'") from None
-
-
-def catalogue(run):
-    """The run's catalogue, loaded once per process (again when its meta.json changes);
-    MissingPieceError / ValueError name the command that makes or repairs it."""
-    if not run.has("catalogue"):
-        raise FileNotFoundError(f"run {run.path} has no concept catalogue (looked for "
-                                f"{run.catalogue_dir}): run 'cocomix-lens catalog --run "
-                                f"{run.path}'")
-    meta = run.catalogue_dir / "meta.json"
-    stamp = meta.stat().st_mtime if meta.is_file() else 0.0
-    with st.spinner("Loading the concept catalogue ..."):
-        return _open(str(run.catalogue_dir), stamp)
+    except Exception as err:  # noqa: BLE001 — pyarrow, JSON, columns: all mean "rebuild it"
+        if "fix:" in str(err):  # the library's own one-line errors (stale sources ...)
+            raise
+        first = str(err).splitlines()[0][:120] if str(err) else ""
+        raise ValueError(f"the concept catalogue in {run.catalogue_dir} is unreadable "
+                         f"({type(err).__name__}: {first}): rebuild it with "
+                         f"'cocomix-lens catalog --run {run.path} --force'") from None
 
 
 def concept_names(run) -> dict[int, str]:

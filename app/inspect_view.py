@@ -1,10 +1,10 @@
-"""What the Inspect page shows for a text: student concept probabilities per token, the
-teacher's attribution labels, their agreement, and the effect of ablating the concept slot.
+"""The Inspect page's view of `cocomix_lens.inspection.inspect(run, text)`: the frame of
+(token, concept) rows pivoted into heatmaps, plus the per-token agreement and ablation.
 
-    view = inspect_text(student, text, teacher=(teacher, sae), k=4)
-    view.probs      # [n_shown_concepts, pos] student probabilities of the most active concepts
-    view.agreement  # [pos] |student top-k ∩ teacher top-k| / k (nan where the teacher has none)
-    view.ablation   # [pos] Δ log p(actual next token) when c_t is zeroed (nan at the last token)
+    view = inspect_text(run, text)
+    view.student    # [n_concepts_shown, pos] student probabilities (0 where not in its top-k)
+    view.teacher    # [n_teacher_concepts, pos] teacher attribution scores (NaN: not a label)
+    view.tokens     # the library's per-token frame (precision_at_k, delta_zero, delta_mean ...)
 """
 
 from __future__ import annotations
@@ -13,80 +13,75 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 from app.config import MAX_INSPECT_TOKENS
+
+N_SHOWN = 12  # concepts in each heatmap
 
 
 @dataclass
 class InspectView:
-    tokens: list[str]
-    concepts: list[int]  # shown concepts, most active first
-    probs: np.ndarray  # [len(concepts), pos]
-    student_top: np.ndarray  # [pos, k] student's top-k concept ids
-    teacher_top: np.ndarray | None  # [pos, k] teacher's attribution labels (-1: none)
-    agreement: np.ndarray  # [pos]
-    ablation: np.ndarray  # [pos]
+    words: list[str]
+    tokens: pd.DataFrame  # inspection TOKEN_COLUMNS
+    frame: pd.DataFrame  # inspection FRAME_COLUMNS
+    student_concepts: list[int]
+    student: np.ndarray  # [len(student_concepts), pos]
+    teacher_concepts: list[int]
+    teacher: np.ndarray  # [len(teacher_concepts), pos]
+    has_teacher: bool
 
     def table(self, names: dict[int, str]) -> pd.DataFrame:
-        """One row per token: its text, the student's and teacher's concepts, agreement, Δ."""
-        fmt = lambda ids: ", ".join(f"{c} {names.get(int(c), '')}".strip() for c in ids if c >= 0)
+        """One row per token: the student's concepts, the teacher's labels, P@k, Δ log p."""
+        f = self.frame
+        label = lambda c: f"{c} {names.get(int(c), '')}".strip()
+        joined = lambda rows, rank: ", ".join(label(c) for c in rows.sort_values(rank).concept)
         rows = []
-        for i, tok in enumerate(self.tokens):
-            rows.append({"pos": i, "token": tok, "student": fmt(self.student_top[i]),
-                         "teacher": fmt(self.teacher_top[i]) if self.teacher_top is not None
-                         else "", "agreement": self.agreement[i],
-                         "ablation Δlogp": self.ablation[i]})
+        for _, t in self.tokens.iterrows():
+            here = f[f.pos == t.pos]
+            rows.append({"pos": t.pos, "token": t.token,
+                         "student top-k": joined(here[here.student_rank.notna()],
+                                                 "student_rank"),
+                         "teacher labels": joined(here[here.teacher_rank.notna()],
+                                                  "teacher_rank"),
+                         "P@k": t.precision_at_k, "Δ log p (c_t zeroed)": t.delta_zero})
         return pd.DataFrame(rows)
 
 
-def encode_text(tokenizer, text: str, n_ctx: int) -> torch.Tensor:
+def check_text(text: str, tokenizer) -> None:
+    """One-line ValueError for empty or overlong text."""
     if not text or not text.strip():
         raise ValueError("the text is empty: type or paste some text to inspect")
-    ids = tokenizer.encode(text).ids
-    cap = min(MAX_INSPECT_TOKENS, n_ctx)
-    if len(ids) > cap:
-        raise ValueError(f"the text is {len(ids)} tokens, more than the {cap} this page "
-                         "inspects: shorten it")
-    return torch.tensor([ids], dtype=torch.long)
+    n = len(tokenizer.encode(text).ids)
+    if n > MAX_INSPECT_TOKENS:
+        raise ValueError(f"the text is {n} tokens, more than the {MAX_INSPECT_TOKENS} this "
+                         "page inspects: shorten it")
 
 
-@torch.no_grad()
-def _ablation(model, ids: torch.Tensor) -> np.ndarray:
-    """Δ log p(next token) at each position when the concept vector c_t is zeroed."""
-    def logp(hooks):
-        with model.hooks(fwd_hooks=hooks):
-            lp = model(ids).float().log_softmax(-1)[0, :-1]
-        return lp.gather(-1, ids[0, 1:, None])[:, 0]
+def _pivot(frame: pd.DataFrame, value: str, rank: str, n_pos: int,
+           fill: float) -> tuple[list[int], np.ndarray]:
+    """(concepts ranked by their best value, matrix [concepts, pos]) of rows with a `rank`."""
+    rows = frame[frame[rank].notna()]
+    if rows.empty:
+        return [], np.zeros((0, n_pos))
+    best = rows.groupby("concept")[value].max().sort_values(ascending=False)
+    concepts = [int(c) for c in best.index[:N_SHOWN]]
+    mat = np.full((len(concepts), n_pos), fill)
+    index = {c: i for i, c in enumerate(concepts)}
+    for c, p, v in zip(rows.concept, rows.pos, rows[value]):
+        if int(c) in index:
+            mat[index[int(c)], int(p)] = v
+    return concepts, mat
 
-    out = np.full(ids.shape[1], np.nan)
-    if ids.shape[1] > 1 and "concept.hook_vector" in model.hook_dict:
-        zero = [("concept.hook_vector", lambda v, hook: torch.zeros_like(v))]
-        out[:-1] = (logp(zero) - logp([])).cpu().numpy()
-    return out
 
+def inspect_text(run, text: str, k: int = 5) -> InspectView:
+    """Inspect `text` with the run's student (and teacher, SAE and catalogue if present)."""
+    from cocomix_lens.inspection import inspect
 
-def inspect_text(model, text: str, teacher=None, k: int = 4, n_show: int = 12) -> InspectView:
-    """Inspect `text` with the student `model` (and `teacher` = (model, sae) when given)."""
-    ids = encode_text(model.tokenizer, text, int(model.cfg.n_ctx)).to(model.device)
-    with torch.no_grad():
-        _, z = model(ids, return_concept_logits=True)
-    probs = z[0].float().softmax(-1)  # [pos, C]
-    student_top = probs.topk(k, dim=-1).indices.cpu().numpy()
-    shown = probs.max(0).values.topk(min(n_show, probs.shape[-1])).indices.tolist()
-    teacher_top = None
-    agreement = np.full(ids.shape[1], np.nan)
-    if teacher is not None:
-        from cocomix_lens.concepts import ConceptExtractor
-
-        t_model, sae = teacher
-        t_ids, t_scores = ConceptExtractor(t_model, sae).labels(ids.to(t_model.device), k=k)
-        teacher_top = torch.where(t_scores[0] > 0, t_ids[0], -1).cpu().numpy()
-        for i in range(ids.shape[1]):
-            real = {int(c) for c in teacher_top[i] if c >= 0}
-            if real:
-                agreement[i] = len(real & set(student_top[i].tolist())) / len(real)
-    tokens = [model.tokenizer.decode([t]) for t in ids[0].tolist()]
-    return InspectView(tokens=tokens, concepts=shown, probs=probs[:, shown].T.cpu().numpy(),
-                       student_top=student_top, teacher_top=teacher_top, agreement=agreement,
-                       ablation=_ablation(model, ids))
+    check_text(text, run.tokenizer)
+    res = inspect(run, text, k=k)
+    n = len(res.tokens)
+    s_c, s_m = _pivot(res.frame, "prob", "student_rank", n, 0.0)
+    t_c, t_m = _pivot(res.frame, "teacher_score", "teacher_rank", n, np.nan)
+    return InspectView(words=res.tokens.token.tolist(), tokens=res.tokens, frame=res.frame,
+                       student_concepts=s_c, student=s_m, teacher_concepts=t_c, teacher=t_m,
+                       has_teacher=res.has_teacher)

@@ -78,17 +78,17 @@ def logit_histogram(values: Sequence[float] | None, stats: dict[str, float] | No
 
 
 def concept_heatmap(tokens: Sequence[str], concepts: Sequence[int], names: Sequence[str],
-                    values: Any, title: str = "Student concept probabilities") -> go.Figure:
+                    values: Any, title: str = "Student concept probabilities",
+                    value: str = "p") -> go.Figure:
     """Heatmap tokens (x) × concepts (y); `values` [n_concepts, n_tokens]; hover names."""
     if not len(tokens) or not len(concepts):
         return _empty(title, "nothing to show")
     labels = [f"{c}: {n}" for c, n in zip(concepts, names)]
     xs = [f"{i}:{t}" for i, t in enumerate(tokens)]
-    hover = [[f"token {i} {t!r}<br>concept {c} — {n}<br>p = %{{z:.3f}}<extra></extra>"
-              for i, t in enumerate(tokens)] for c, n in zip(concepts, names)]
-    fig = go.Figure(go.Heatmap(z=values, x=xs, y=labels, colorscale="Blues",
-                               hovertemplate=None, text=hover, texttemplate=None))
-    fig.update_traces(hovertemplate="%{text}")
+    hover = [[f"token {i} {t!r}<br>concept {c}: {n}" for i, t in enumerate(tokens)]
+             for c, n in zip(concepts, names)]
+    fig = go.Figure(go.Heatmap(z=values, x=xs, y=labels, colorscale="Blues", text=hover,
+                               hovertemplate=f"%{{text}}<br>{value} = %{{z:.3f}}<extra></extra>"))
     fig.update_layout(title=title, **{**LAYOUT, "height": 120 + 22 * len(concepts)})
     fig.update_yaxes(autorange="reversed")
     return fig
@@ -105,12 +105,21 @@ def token_bars(tokens: Sequence[str], values: Sequence[float], title: str,
     return fig
 
 
-def sweep_plot(rows: pd.DataFrame, y: str = "concept_rate",
-               title: str = "Strength sweep") -> go.Figure:
-    """A dose-response line: `y` against strength (rows from steer_logic.sweep)."""
+def sweep_plot(rows: pd.DataFrame, metric: str, title: str = "Strength sweep") -> go.Figure:
+    """Dose-response of `metric`: steered and random-concept control means with CI bars by
+    strength, the unsteered mean dotted (rows from steer_logic.sweep)."""
+    rows = rows[rows.metric == metric] if not rows.empty else rows
     if rows.empty:
         return _empty(title, "run the sweep")
-    fig = px.line(rows, x="strength", y=y, markers=True,
-                  hover_data=[c for c in rows.columns if c not in ("strength", y)])
-    fig.update_layout(title=title, **LAYOUT)
+    fig = go.Figure()
+    for cond in ("steered", "control"):
+        r = rows[rows.condition == cond]
+        fig.add_trace(go.Scatter(x=r.strength, y=r["mean"], mode="lines+markers", name=cond,
+                                 error_y=dict(type="data", symmetric=False,
+                                              array=r.hi - r["mean"],
+                                              arrayminus=r["mean"] - r.lo)))
+    base = rows[rows.condition == "unsteered"]["mean"]
+    if len(base):
+        fig.add_hline(y=float(base.iloc[0]), line_dash="dot", annotation_text="unsteered")
+    fig.update_layout(title=title, xaxis_title="strength", yaxis_title=metric, **LAYOUT)
     return fig

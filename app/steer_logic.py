@@ -1,20 +1,21 @@
-"""Capped, streamed, optionally steered generation for the Steer page, and what it measures.
+"""Capped, streamed, steered generation for the Steer page, and what it measures.
 
     ids = encode_prompt(tok, "The ship", n_ctx)                 # [1, pos]; ValueError if bad
-    for token_id, text in stream_text(model, ids, Sampling(seed=0), edit):
+    spec = make_spec("scale", concept=12, strength=8.0)         # a cocomix_lens SteeringSpec
+    for token_id, text in stream_text(model, ids, Sampling(seed=0), spec):
         ...                                                     # text so far, one token a step
-    trace = concept_trace(model, all_ids, ids.shape[1], concept)  # p(c) per generated token
+    trace = concept_trace(model, all_ids, ids.shape[1], 12)     # p(c) per generated token
+    scores = sample_scores(run, 12, {"default": ids_a, "steered": ids_b}, ids.shape[1])
 
-Callers hold the run's model lock (app.resources.model_in_use): steering hooks live on the
-shared model for the length of a generation.
+Steering is the library's (`cocomix_lens.steering`); scores are its scorers, read with
+steering off. Callers hold the run's model lock (app.resources.model_in_use): steering hooks
+live on the shared model for the length of a generation.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,8 +23,19 @@ import torch
 from torch import Tensor
 
 from app.config import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_PROMPT_TOKENS
+from cocomix_lens.steering import OPS, Edit, SteeringSpec
 
 POSITIONS = ("all", "prompt", "generated")
+# What the strength slider means for each op, and its range.
+STRENGTH = {"scale": ("factor on the predicted logit", -10.0, 10.0),
+            "add": ("logit standard deviations added", -10.0, 10.0),
+            "vector": ("α · compressor row added to c_t", -10.0, 10.0),
+            "set": ("weight of the concept replacing the top-k", 0.0, 10.0),
+            "force": ("(no strength: always in the top-k)", None, None),
+            "ban": ("(no strength: never in the top-k)", None, None)}
+# Scores shown for the samples on the page (cocomix_lens.steering.scorers), when they apply.
+SHOWN_SCORES = ("student_topk", "student_prob", "sae_active", "top_token_share", "ppl_ntp",
+                "ppl_teacher", "distinct_2", "length")
 
 
 @dataclass(frozen=True)
@@ -37,15 +49,36 @@ class Sampling:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class Edit:
-    """One steering edit as the page shows it: op on concept with strength at positions."""
+def available_ops() -> tuple[str, ...]:
+    return tuple(op for op in OPS if op in STRENGTH)
 
-    concept: int
-    op: str = "scale"
-    strength: float = 8.0
-    positions: str | list[int] = "all"
-    extra: dict = field(default_factory=dict)
+
+def make_edit(op: str, concept: int, strength: float,
+              positions: str | Sequence[int] = "all", std: float | None = None) -> Edit:
+    """One library Edit from the page's controls (ValueError naming the fix if invalid)."""
+    pos = positions if isinstance(positions, str) else tuple(int(p) for p in positions)
+    if op in ("force", "ban"):
+        return Edit(op, concept, positions=pos)
+    if op == "set":
+        return Edit("set", positions=pos, concepts=(concept,), weights=(float(strength),))
+    return Edit(op, concept, float(strength), pos, std=std if op == "add" else None)
+
+
+def make_spec(op: str, concept: int, strength: float, positions: str | Sequence[int] = "all",
+              std: float | None = None) -> SteeringSpec:
+    return SteeringSpec((make_edit(op, concept, strength, positions, std),))
+
+
+def spec_controls(spec: SteeringSpec) -> dict:
+    """The page's controls for a loaded spec's first edit: concept, op, strength, positions."""
+    if not spec.edits:
+        raise ValueError("the spec has no edits: save one from this page and load that")
+    e = spec.edits[0]
+    concept = e.concept if e.concept is not None else e.concepts[0]
+    strength = e.value if e.value is not None else (e.weights[0] if e.weights else 0.0)
+    pos = e.positions if isinstance(e.positions, str) else ",".join(map(str, e.positions))
+    return {"steer_concept": int(concept), "steer_op": e.op, "steer_strength": float(strength),
+            "steer_positions": pos}
 
 
 def encode_prompt(tokenizer, prompt: str, n_ctx: int) -> Tensor:
@@ -68,96 +101,29 @@ def new_token_cap(n_ctx: int, prompt_len: int) -> int:
     return max(0, min(MAX_NEW_TOKENS, n_ctx - prompt_len))
 
 
-def eos_ids(tokenizer) -> list[int]:
-    from cocomix_lens.data.tokenizer import eos_id
-
-    return [eos_id(tokenizer)]
-
-
-# ---- steering --------------------------------------------------------------------------------
-def available_ops() -> tuple[str, ...]:
-    """Steering operations the installed library offers."""
-    try:
-        from cocomix_lens.steering import OPS
-    except ImportError:  # the steering API has not landed: the paper's scale op via hooks
-        return ("scale",)
-    return tuple(OPS)
-
-
-def _scale_hook(concept: int, factor: float) -> Callable:
-    def hook(z: Tensor, hook) -> Tensor:
-        z[..., concept] = z[..., concept] * factor
-        return z
-
-    return hook
-
-
-@contextmanager
-def steering(model, edit: Edit | None):
-    """Hooks for `edit` on `model` for the body of the block (nothing when edit is None)."""
-    if edit is None:
-        with nullcontext():
-            yield
-        return
-    try:
-        from cocomix_lens.steering import steer
-    except ImportError:
-        with model.hooks(fwd_hooks=[("concept.hook_logits",
-                                     _scale_hook(edit.concept, edit.strength))]):
-            yield
-        return
-    with steer(model, to_spec(edit)):
-        yield
-
-
-def to_spec(edit: Edit):
-    """The library's SteeringSpec for `edit`."""
-    from cocomix_lens.steering import SteeringSpec
-
-    return SteeringSpec.from_dict(edit_dict(edit))
-
-
-def edit_dict(edit: Edit) -> dict:
-    return asdict(edit)
-
-
-def edit_to_json(edit: Edit) -> str:
-    return json.dumps(edit_dict(edit), indent=2)
-
-
-def edit_from_json(text: str) -> Edit:
-    """An Edit from saved JSON; ValueError naming the problem."""
-    try:
-        data = json.loads(text)
-        return Edit(concept=int(data["concept"]), op=str(data.get("op", "scale")),
-                    strength=float(data.get("strength", 8.0)),
-                    positions=data.get("positions", "all"), extra=data.get("extra", {}))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"the spec file is not a steering spec ({err}): save one from this "
-                         "page and load that") from None
-
-
 # ---- generation ------------------------------------------------------------------------------
 def stream_text(model, ids: Tensor, sampling: Sampling,
-                edit: Edit | None = None) -> Iterator[tuple[int, str]]:
+                spec: SteeringSpec | None = None) -> Iterator[tuple[int, str]]:
     """Yield (token id, generated text so far) per new token; stops at <|endoftext|>."""
-    tok = model.tokenizer
+    from cocomix_lens.data.tokenizer import eos_id
+
+    tok, eos = model.tokenizer, eos_id(model.tokenizer)
     n_new = min(sampling.max_new_tokens, new_token_cap(model.cfg.n_ctx, ids.shape[1]))
     new: list[int] = []
-    with steering(model, edit):
-        for nxt in model.stream(ids, n_new, temperature=sampling.temperature,
-                                top_k=sampling.top_k, top_p=sampling.top_p,
-                                stop_tokens=eos_ids(tok), seed=sampling.seed):
-            token = int(nxt[0])
-            if token in eos_ids(tok):
-                return
-            new.append(token)
-            yield token, tok.decode(new)
+    for nxt in model.stream(ids, n_new, temperature=sampling.temperature,
+                            top_k=sampling.top_k, top_p=sampling.top_p, seed=sampling.seed,
+                            steering=spec):
+        token = int(nxt[0])
+        if token == eos:
+            return
+        new.append(token)
+        yield token, tok.decode(new)
 
 
-def generate_ids(model, ids: Tensor, sampling: Sampling, edit: Edit | None = None) -> list[int]:
+def generate_ids(model, ids: Tensor, sampling: Sampling,
+                 spec: SteeringSpec | None = None) -> list[int]:
     """The generated token ids (no prompt), without streaming."""
-    return [t for t, _ in stream_text(model, ids, sampling, edit)]
+    return [t for t, _ in stream_text(model, ids, sampling, spec)]
 
 
 @torch.no_grad()
@@ -179,50 +145,79 @@ def concept_trace(model, ids: Sequence[int], prompt_len: int, concept: int) -> p
                          "in_topk": in_top.cpu().numpy()})
 
 
-def distinct_n(tokens: Sequence[int], n: int = 2) -> float:
-    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else float("nan")
+def sample_scores(run, concept: int, samples: dict[str, Sequence[int]],
+                  prompt_len: int) -> pd.DataFrame:
+    """The library's steering scores (steering off) of each shown sample: rows = samples,
+    columns = SHOWN_SCORES that apply to the run; perplexities as perplexities."""
+    from cocomix_lens.data.tokenizer import eos_id
+    from cocomix_lens.steering.evaluate import score
+    from cocomix_lens.steering.scorers import SCORERS, Generations, scorers_for
+
+    eos = eos_id(run.tokenizer)
+    names = list(samples)
+    width = max(len(s) for s in samples.values())
+    tokens = torch.full((len(names), width), eos, dtype=torch.long)
+    for i, s in enumerate(samples.values()):
+        tokens[i, :len(s)] = torch.tensor(list(s))
+    gens = Generations(tokens, torch.full((len(names),), prompt_len),
+                       torch.tensor([len(s) - prompt_len for s in samples.values()]),
+                       [run.tokenizer.decode(list(s[prompt_len:])) for s in samples.values()])
+    use = [s for s in scorers_for(run) if s.name in SHOWN_SCORES]
+    values = score(run, concept, gens, use)
+    table = pd.DataFrame({n: np.exp(v) if SCORERS[n].log_scale else v
+                          for n, v in values.items()}, index=names)
+    return table[[n for n in SHOWN_SCORES if n in table]]
 
 
-@torch.no_grad()
-def perplexity(model, ids: Sequence[int], prompt_len: int) -> float:
-    """Perplexity of the generated tokens given the prompt under `model` (unsteered)."""
-    if len(ids) - prompt_len < 1 or prompt_len < 1:
-        return float("nan")
-    x = torch.tensor([list(ids)], dtype=torch.long, device=model.device)
-    logp = model(x).float().log_softmax(-1)[0, :-1]
-    target = x[0, 1:]
-    nll = -logp.gather(-1, target[:, None])[:, 0][prompt_len - 1:]
-    return float(nll.mean().exp())
+def spec_steerer(op: str, positions: str | Sequence[int] = "all") -> Callable:
+    """make(concept, strength) -> a library Steerer applying the page's edit (for sweep)."""
+    from cocomix_lens.steering import steer
+    from cocomix_lens.steering.evaluate import Steerer
+
+    def make(concept: int, strength: float) -> Steerer:
+        def apply(model, c: int):
+            return steer(model, make_spec(op, c, strength, positions))
+
+        return Steerer(concept, apply, "cocomix", f"{op} concept {concept} by {strength:g}",
+                       float(strength))
+
+    return make
 
 
-def sample_metrics(model, ids: Sequence[int], prompt_len: int, concept: int,
-                   scorer=None) -> dict[str, float]:
-    """What the page shows for one sample: concept rate and probability (unsteered student),
-    distinct-2, and the perplexity under `scorer` (the NTP baseline, else the student)."""
-    trace = concept_trace(model, ids, prompt_len, concept)
-    gen = list(ids[prompt_len:])
-    return {"tokens": len(gen),
-            "concept_rate": float(trace.in_topk.mean()) if len(trace) else float("nan"),
-            "concept_prob": float(trace.prob.mean()) if len(trace) else float("nan"),
-            "distinct_2": distinct_n(gen, 2),
-            "perplexity": perplexity(scorer or model, ids, prompt_len)}
+def sweep(run, prompt: str, concept: int, op: str, strengths: Sequence[float],
+          sampling: Sampling, n_samples: int = 4,
+          progress: Callable | None = None) -> pd.DataFrame:
+    """Dose-response with the library's `sweep` (steered vs random-concept control, CIs):
+    tidy rows strength, metric, condition, mean, lo, hi."""
+    from cocomix_lens.progress import no_progress
+    from cocomix_lens.steering.evaluate import sweep as lib_sweep
 
-
-def sweep(model, ids: Tensor, concept: int, strengths: Sequence[float], sampling: Sampling,
-          op: str = "scale", scorer=None,
-          progress: Callable[[float], None] | None = None) -> pd.DataFrame:
-    """Dose-response: one generation per strength (same seed), scored by sample_metrics."""
+    res = lib_sweep(run, concept, op, list(strengths), prompts=[prompt], n_samples=n_samples,
+                    seed=sampling.seed, max_new_tokens=sampling.max_new_tokens,
+                    temperature=max(sampling.temperature, 1e-3), top_p=sampling.top_p,
+                    scorers=[s for s in ("student_prob", "student_topk", "ppl_ntp")
+                             if _applies(run, s)], n_boot=200, progress=progress or no_progress,
+                    make=spec_steerer(op))
     rows = []
-    prompt = ids[0].tolist()
-    for i, s in enumerate(strengths):
-        new = generate_ids(model, ids, sampling, Edit(concept=concept, op=op, strength=float(s)))
-        rows.append({"strength": float(s),
-                     **sample_metrics(model, prompt + new, len(prompt), concept, scorer)})
-        if progress is not None:
-            progress((i + 1) / len(strengths))
+    for s, r in zip(res.strengths, res.results):
+        for m in r.metrics:
+            f = np.exp if m.log_scale else (lambda x: x)
+            for cond in ("steered", "control", "unsteered"):
+                e = r.estimate(m.name, cond)
+                rows.append({"strength": s, "metric": m.name, "condition": cond,
+                             "mean": float(f(e.mean)), "lo": float(f(e.lo)),
+                             "hi": float(f(e.hi))})
     return pd.DataFrame(rows)
 
 
+def _applies(run, name: str) -> bool:
+    from cocomix_lens.steering.scorers import SCORERS
+
+    return SCORERS[name].applies(run)
+
+
 def default_strengths(op: str) -> list[float]:
-    return list(np.linspace(-10, 10, 9)) if op == "scale" else [0, 1, 2, 4, 8]
+    lo, hi = STRENGTH[op][1:]
+    if lo is None:
+        return [0.0]
+    return [float(x) for x in np.linspace(lo, hi, 5 if lo >= 0 else 7)]

@@ -33,13 +33,13 @@ def build_root(tmp: Path) -> Path:
 
 
 def build_catalogue(run_dir: Path) -> None:
-    from cocomix_lens.catalogue import build_catalogue as build
-
+    """The run's concept catalogue, unless the pipeline already made it."""
     from cocomix_lens import Run
+    from cocomix_lens.catalogue.run import build_for_run
 
     run = Run.open(run_dir)
-    build(run.catalogue_dir, teacher=run.teacher, sae=run.sae, student=run.student,
-          shards=run.shards, labels=run.labels)
+    if not run.has("catalogue"):
+        build_for_run(run)
 
 
 @contextmanager
@@ -85,7 +85,7 @@ def find_steerable(run_dir: Path, prompt: str = "The") -> tuple[int, float]:
     concepts, so look for one, the concept it predicts most strongly first."""
     import torch
 
-    from app.steer_logic import Edit, Sampling, generate_ids
+    from app.steer_logic import Sampling, generate_ids, make_spec
     from cocomix_lens import Run
 
     model = Run.open(run_dir).student
@@ -95,6 +95,6 @@ def find_steerable(run_dir: Path, prompt: str = "The") -> tuple[int, float]:
     default = text()
     for c in z[0, -1].argsort(descending=True).tolist():
         for strength in (10.0, -10.0):
-            if text(Edit(c, "scale", strength)) != default:
+            if text(make_spec("scale", c, strength)) != default:
                 return c, strength
     raise AssertionError("no concept changes the micro student's text")

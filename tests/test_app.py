@@ -60,9 +60,11 @@ def test_steer_shows_default_and_steered_side_by_side_and_strength_changes_the_t
     assert_clean(at)
     texts = _texts(at)
     assert texts["default"] and texts["steered"] != texts["default"]
-    metrics = at.dataframe[0].value
-    assert list(metrics.index) == ["default", "steered"]
-    assert set(metrics.columns) >= {"concept_rate", "concept_prob", "distinct_2", "perplexity"}
+    scores = at.dataframe[0].value
+    assert list(scores.index) == ["default", "steered"]
+    assert set(scores.columns) >= {"student_topk", "student_prob", "ppl_ntp", "distinct_2"}
+    assert scores.loc["default", "length"] == len(at.session_state["steer_result"]["samples"]
+                                                    ["default"]["trace"])
     # scale ×1 is no edit: the steered sample is the default one again
     at = _steer(at, concept, 1.0)
     assert_clean(at)
@@ -80,8 +82,26 @@ def test_steer_sweep_plots_one_point_per_strength(steerable):
     at.run()
     assert_clean(at)
     _, op, rows = at.session_state["steer_sweep"]
-    assert rows.strength.tolist() == default_strengths(op)
+    assert sorted(rows.strength.unique()) == default_strengths(op)
+    assert set(rows.condition) == {"steered", "control", "unsteered"}
+    assert (rows.lo <= rows["mean"] + 1e-9).all() and (rows["mean"] <= rows.hi + 1e-9).all()
     assert chart_count(at) == 1
+    before = at.get("plotly_chart")[0].proto.spec
+    at.selectbox(key="steer_sweep_metric").set_value("ppl_ntp")
+    at.run()
+    assert at.get("plotly_chart")[0].proto.spec != before
+
+
+def test_steer_spec_json_round_trips_through_the_page_controls():
+    from app.steer_logic import make_spec, spec_controls
+    from cocomix_lens.steering import SteeringSpec
+
+    spec = make_spec("add", 7, -2.5, [0, 3], std=0.5)
+    again = SteeringSpec.from_json(spec.to_json())
+    assert again == spec
+    assert spec_controls(again) == {"steer_concept": 7, "steer_op": "add",
+                                    "steer_strength": -2.5, "steer_positions": "0,3"}
+    assert spec_controls(make_spec("set", 4, 3.0))["steer_strength"] == 3.0
 
 
 @pytest.mark.parametrize("prompt, message", [("   ", "the prompt is empty"),
@@ -99,7 +119,7 @@ def test_steer_refuses_an_empty_or_overlong_prompt(prompt, message):
 def test_inspect_follows_the_text_and_opens_a_clicked_concept():
     at = open_app(page="inspect")
     assert_clean(at)
-    assert chart_count(at) == 3
+    assert chart_count(at) == 4
     first = at.dataframe[0].value
     at.text_area(key="inspect_text").set_value("star planet orbit")
     at.run()
@@ -107,7 +127,7 @@ def test_inspect_follows_the_text_and_opens_a_clicked_concept():
     table = at.dataframe[0].value
     assert len(table) != len(first)
     assert "".join(table.token) == "star planet orbit"
-    assert table.agreement.dropna().between(0, 1).all()
+    assert table["P@k"].dropna().between(0, 1).all()
     button = next(b for b in at.button if b.key.startswith("open_"))
     button.click()
     at.run()

@@ -1,9 +1,9 @@
 """Steer: default and steered generations side by side, streamed, with the steered concept's
-prediction rate per token, metrics, spec save/load and a strength sweep."""
+prediction rate per token, the steering scores of the shown samples, spec save/load and a
+strength sweep."""
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from app import catalogue_view as cv
@@ -13,7 +13,8 @@ from app.resources import model_in_use, piece
 
 STEER_DEFAULTS = {"steer_prompt": "The", "steer_op": "scale", "steer_strength": 8.0,
                   "steer_positions": "all", "steer_max_new": 40, "steer_temperature": 0.8,
-                  "steer_top_p": 0.95, "steer_seed": 0, "steer_search": ""}
+                  "steer_top_p": 0.95, "steer_seed": 0, "steer_search": "",
+                  "steer_sweep_metric": "student_prob"}
 
 
 def _defaults() -> None:
@@ -21,20 +22,27 @@ def _defaults() -> None:
         st.session_state.setdefault(key, value)
 
 
-def _load_spec(upload) -> None:
+def _load_spec() -> None:
+    upload = st.session_state.get("steer_upload")
     if upload is None:
         return
-    edit = sl.edit_from_json(upload.getvalue().decode("utf-8", errors="replace"))
-    st.session_state.update(steer_concept=edit.concept, steer_op=edit.op,
-                            steer_strength=float(edit.strength),
-                            steer_positions=edit.positions if isinstance(edit.positions, str)
-                            else ",".join(map(str, edit.positions)))
+    from cocomix_lens.steering import SteeringSpec
+
+    try:
+        spec = SteeringSpec.from_json(upload.getvalue().decode("utf-8", errors="replace"))
+        st.session_state.update(sl.spec_controls(spec))
+        st.session_state["steer_search"] = ""
+        if len(spec.edits) > 1:
+            st.session_state["_steer_note"] = (f"the spec has {len(spec.edits)} edits; this "
+                                               "page shows and applies the first")
+    except ValueError as err:
+        st.session_state["_steer_note"] = f"could not load the spec: {err}"
 
 
 def _picker(ctx, n_concepts: int) -> int:
     names = cv.concept_names(ctx.run)
     query = st.text_input("Search concepts", key="steer_search",
-                          help="words in a concept's name or top tokens, or its id")
+                          help="words in a concept's name, tokens or contexts, or its id")
     options = cv.search_ids(ctx.run, query, n_concepts)
     chosen = st.session_state.get("steer_concept")
     if chosen is not None and not 0 <= int(chosen) < n_concepts:
@@ -51,6 +59,7 @@ def _picker(ctx, n_concepts: int) -> int:
 
 
 def _positions(text: str) -> str | list[int]:
+    text = text.strip()
     if text in sl.POSITIONS:
         return text
     try:
@@ -60,18 +69,25 @@ def _positions(text: str) -> str | list[int]:
                          "like 0,3,5") from None
 
 
-def _controls(ctx, model) -> tuple[sl.Edit, sl.Sampling, str]:
+def _strength(op: str) -> float:
+    what, lo, hi = sl.STRENGTH[op]
+    if lo is None:
+        st.caption(f"Strength {what}")
+        return 0.0
+    st.session_state["steer_strength"] = min(hi, max(lo, st.session_state["steer_strength"]))
+    return st.slider("Strength", lo, hi, step=0.5, key="steer_strength", help=what + (
+        ". A negative logit times a factor > 1 moves further out of the top-k; a concept acts "
+        "only once it is in the top-k (use add or force to promote a negative one)."
+        if op == "scale" else ""))
+
+
+def _controls(ctx, model) -> tuple:
     left, right = st.columns([3, 2])
     with left:
         prompt = st.text_area("Prompt", key="steer_prompt", height=90)
         concept = _picker(ctx, int(model.cfg.n_concepts))
         op = st.selectbox("Operation", sl.available_ops(), key="steer_op")
-        lo, hi = (-10.0, 10.0) if op == "scale" else (0.0, 10.0)
-        st.session_state["steer_strength"] = min(hi, max(lo, st.session_state["steer_strength"]))
-        strength = st.slider("Strength", lo, hi, step=0.5, key="steer_strength",
-                             help="scale: multiply the concept's predicted logit (the paper's "
-                                  "method). A negative logit times a positive factor moves "
-                                  "further out of the top-k; a concept acts only in the top-k.")
+        strength = _strength(op)
         pos = st.text_input("Positions", key="steer_positions",
                             help="all, prompt, generated, or token indices (0,3,5)")
     with right:
@@ -79,40 +95,43 @@ def _controls(ctx, model) -> tuple[sl.Edit, sl.Sampling, str]:
         temp = st.slider("Temperature (0 = greedy)", 0.0, 2.0, step=0.05, key="steer_temperature")
         top_p = st.slider("Top-p", 0.05, 1.0, step=0.05, key="steer_top_p")
         seed = st.number_input("Seed", 0, 2**31 - 1, step=1, key="steer_seed")
-    edit = sl.Edit(concept=int(concept), op=op, strength=float(strength),
-                   positions=_positions(pos))
+    std = None
+    if op == "add" and ctx.run.has("catalogue"):  # the catalogue's logit std, as the CLI does
+        std = float(cv.catalogue(ctx.run).concepts["logit_std"].loc[int(concept)]) or None
+    spec = sl.make_spec(op, int(concept), float(strength), _positions(pos), std)
     sampling = sl.Sampling(max_new_tokens=int(n_new), temperature=float(temp),
                            top_p=float(top_p), seed=int(seed))
-    return edit, sampling, prompt
+    return int(concept), op, spec, sampling, prompt
 
 
-def _generate(ctx, model, edit: sl.Edit, sampling: sl.Sampling, prompt: str) -> None:
+def _generate(ctx, model, concept: int, spec, sampling: sl.Sampling, prompt: str) -> None:
     ids = sl.encode_prompt(model.tokenizer, prompt, int(model.cfg.n_ctx))
-    scorer = piece(ctx.run, "baseline") if ctx.run.has("baseline") else None
-    result = {"prompt": prompt, "edit": edit, "samples": {}}
+    result = {"prompt": prompt, "concept": concept, "spec": spec, "samples": {}}
     cols = dict(zip(("default", "steered"), st.columns(2)))
     with model_in_use(ctx.run):
-        for name, e in (("default", None), ("steered", edit)):
+        for name, s in (("default", None), ("steered", spec)):
             with cols[name]:
                 st.markdown(f"**{name.capitalize()}**")
                 box, text, new = st.empty(), "", []
-                for token, text in sl.stream_text(model, ids, sampling, e):
+                for token, text in sl.stream_text(model, ids, sampling, s):
                     new.append(token)
                     box.markdown(f"{prompt}**{text}**")
             all_ids = ids[0].tolist() + new
             result["samples"][name] = {
                 "ids": all_ids, "text": text,
-                "trace": sl.concept_trace(model, all_ids, ids.shape[1], edit.concept),
-                "metrics": sl.sample_metrics(model, all_ids, ids.shape[1], edit.concept,
-                                             scorer)}
+                "trace": sl.concept_trace(model, all_ids, ids.shape[1], concept)}
+        with st.spinner("Scoring the samples with steering off ..."):
+            result["scores"] = sl.sample_scores(
+                ctx.run, concept, {n: s["ids"] for n, s in result["samples"].items()},
+                ids.shape[1])
     st.session_state["steer_result"] = result
-    st.rerun()  # redraw with highlights and metrics
+    st.rerun()  # redraw with highlights and scores
 
 
 def _show_result(result: dict) -> None:
-    edit = result["edit"]
-    st.caption(f"Highlight: probability the unsteered student gives concept {edit.concept} "
-               "when it reads each generated token (underlined: in its top-k).")
+    st.caption(f"Highlight: probability the unsteered student gives concept "
+               f"{result['concept']} when it reads each generated token (underlined: in its "
+               "top-k).")
     cols = st.columns(2)
     for col, (name, sample) in zip(cols, result["samples"].items()):
         with col:
@@ -122,20 +141,28 @@ def _show_result(result: dict) -> None:
                                               [0.0, *trace.prob.tolist()],
                                               [False, *trace.in_topk.tolist()])
             st.html(f'<div class="cocomix-sample" data-name="{name}">{html}</div>')
-    table = pd.DataFrame({name: s["metrics"] for name, s in result["samples"].items()}).T
-    st.dataframe(table, width="stretch")
+    st.markdown("**Steering scores of these samples** (read with steering off)")
+    st.dataframe(result["scores"], width="stretch", key="steer_scores")
 
 
-def _sweep(ctx, model, edit: sl.Edit, sampling: sl.Sampling, prompt: str) -> None:
-    ids = sl.encode_prompt(model.tokenizer, prompt, int(model.cfg.n_ctx))
-    scorer = piece(ctx.run, "baseline") if ctx.run.has("baseline") else None
+def _sweep(ctx, concept: int, op: str, sampling: sl.Sampling, prompt: str) -> None:
+    model = piece(ctx.run, "student")
+    sl.encode_prompt(model.tokenizer, prompt, int(model.cfg.n_ctx))  # the same checks
+    for name in ("teacher", "sae", "baseline"):
+        piece(ctx.run, name)  # loaded once, with a spinner, before the sweep's progress bar
+    strengths = sl.default_strengths(op)
     bar = st.progress(0.0, text="Sweeping strengths ...")
+
+    def progress(items, total, desc):
+        for i, item in enumerate(items):
+            bar.progress(i / max(len(strengths), 1), text=f"strength {item:g}")
+            yield item
+
     short = sl.Sampling(**{**sampling.__dict__, "max_new_tokens": min(24, sampling.max_new_tokens)})
     with model_in_use(ctx.run):
-        rows = sl.sweep(model, ids, edit.concept, sl.default_strengths(edit.op), short, edit.op,
-                        scorer, progress=lambda f: bar.progress(f, text="Sweeping strengths"))
+        rows = sl.sweep(ctx.run, prompt, concept, op, strengths, short, progress=progress)
     bar.empty()
-    st.session_state["steer_sweep"] = (edit.concept, edit.op, rows)
+    st.session_state["steer_sweep"] = (concept, op, rows)
 
 
 def render(ctx) -> None:
@@ -143,22 +170,28 @@ def render(ctx) -> None:
     _defaults()
     model = piece(ctx.run, "student")
     with st.expander("Load a saved spec"):
-        st.file_uploader("Spec JSON", type=["json"], key="steer_upload",
-                         on_change=lambda: _load_spec(st.session_state.get("steer_upload")))
-    edit, sampling, prompt = _controls(ctx, model)
+        st.file_uploader("Spec JSON", type=["json"], key="steer_upload", on_change=_load_spec)
+    if "_steer_note" in st.session_state:
+        st.warning(st.session_state.pop("_steer_note"))
+    concept, op, spec, sampling, prompt = _controls(ctx, model)
     go_col, save_col, sweep_col = st.columns(3)
     clicked = go_col.button("Generate", type="primary", key="steer_go")
-    save_col.download_button("Save spec (JSON)", sl.edit_to_json(edit), "steer_spec.json",
+    save_col.download_button("Save spec (JSON)", spec.to_json(), "steer_spec.json",
                               mime="application/json", key="steer_save")
-    swept = sweep_col.button("Strength sweep", key="steer_sweep_go")
+    swept = sweep_col.button("Strength sweep", key="steer_sweep_go",
+                             disabled=sl.STRENGTH[op][1] is None,
+                             help="one short generation per strength, steered and with a "
+                                  "random concept of the same strength, scored with "
+                                  "steering off")
     if clicked:
-        _generate(ctx, model, edit, sampling, prompt)
+        _generate(ctx, model, concept, spec, sampling, prompt)
     if swept:
-        with st.spinner("Generating one sample per strength ..."):
-            _sweep(ctx, model, edit, sampling, prompt)
+        _sweep(ctx, concept, op, sampling, prompt)
     if "steer_result" in st.session_state:
         _show_result(st.session_state["steer_result"])
     if "steer_sweep" in st.session_state:
-        concept, op, rows = st.session_state["steer_sweep"]
-        st.plotly_chart(plots.sweep_plot(rows, title=f"Strength sweep: {op} concept {concept}"),
+        c, o, rows = st.session_state["steer_sweep"]
+        metric = st.selectbox("Sweep metric", sorted(rows.metric.unique()),
+                              key="steer_sweep_metric")
+        st.plotly_chart(plots.sweep_plot(rows, metric, f"Strength sweep: {o} concept {c}"),
                         key="sweep_plot")
