@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 
 def highlight_tokens(tokens: Sequence[str], values: Sequence[float],
-                     marked: Sequence[bool] | None = None, rgb: str = "255,140,0") -> str:
-    """Tokens with a background whose opacity is value / max(values); `marked` ones underlined.
-    Hovering a token shows its value."""
-    top = max([float(v) for v in values] + [1e-12])
+                     marked: Sequence[bool] | None = None, rgb: str = "255,140,0",
+                     top: float | None = None) -> str:
+    """Tokens with a background whose opacity is value / top (default: max(values));
+    `marked` ones underlined. Hovering a token shows its value."""
+    top = top or max([float(v) for v in values] + [1e-12])
     spans = []
     for i, (t, v) in enumerate(zip(tokens, values)):
         alpha = max(0.0, float(v)) / top

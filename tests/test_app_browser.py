@@ -116,8 +116,9 @@ def settle(page, timeout: float = 120_000) -> None:
     page.wait_for_selector("[data-testid=stApp]", timeout=timeout)
     page.wait_for_timeout(500)
     page.wait_for_selector("[data-testid=stStatusWidget]", state="detached", timeout=timeout)
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=stPlotlyChart]')]"
+    page.wait_for_function(  # lazily loaded charts: skeletons first, then the plot
+        "() => !document.querySelector('[data-testid=stSkeleton]') && "
+        "[...document.querySelectorAll('[data-testid=stPlotlyChart]')]"
         ".every(c => c.querySelector('.main-svg'))", timeout=timeout)
 
 

@@ -133,13 +133,16 @@ def _show_result(result: dict) -> None:
                f"{result['concept']} when it reads each generated token (underlined: in its "
                "top-k).")
     cols = st.columns(2)
+    # one colour scale for both columns, so their highlights compare
+    top = max([float(s["trace"].prob.max()) for s in result["samples"].values()
+               if len(s["trace"])] + [1e-12])
     for col, (name, sample) in zip(cols, result["samples"].items()):
         with col:
             st.markdown(f"**{name.capitalize()}**")
             trace = sample["trace"]
             html = highlight.highlight_tokens([result["prompt"], *trace.text.tolist()],
                                               [0.0, *trace.prob.tolist()],
-                                              [False, *trace.in_topk.tolist()])
+                                              [False, *trace.in_topk.tolist()], top=top)
             st.html(f'<div class="cocomix-sample" data-name="{name}">{html}</div>')
     st.markdown("**Steering scores of these samples** (read with steering off)")
     st.dataframe(result["scores"], width="stretch", key="steer_scores")
