@@ -182,8 +182,10 @@ def test_steered_cached_generation_equals_uncached(op):
     sampled = model.generate(prompt, 14, seed=5, steering=spec)
     assert torch.equal(sampled, model.generate(prompt, 14, seed=5, use_cache=False,
                                                steering=spec))
-    with steer(model, spec, prompt_len=6):
+    with steer(model, spec):  # prompt_len defaults to the first forward's length: 6
         assert torch.equal(model.generate(prompt, 14, temperature=0), cached)
+    streamed = torch.stack(list(model.stream(prompt, 14, temperature=0, steering=spec)), 1)
+    assert torch.equal(streamed, cached[:, 6:])
 
 
 def test_a_strong_edit_changes_generation_and_generated_positions_spare_the_first_token():
