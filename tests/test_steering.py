@@ -252,3 +252,17 @@ def test_transplant_patches_the_source_concept_vector_into_the_target():
     assert SteeringSpec.from_json(spec.to_json()) == spec
     with pytest.raises(ValueError, match="out of range.*fix"):
         transplant(model, source, target, [200])
+
+
+def test_add_edits_take_the_catalogue_std_when_the_run_has_one():
+    from types import SimpleNamespace
+
+    stds = torch.full((48,), 0.5)
+    stds[6] = 0.2
+    run = SimpleNamespace(has=lambda piece: piece == "catalogue",
+                          catalogue=SimpleNamespace(concepts={"logit_std": stds}))
+    spec = SteeringSpec().add(6, 1.0).add(3, 1.0, std=2.0).scale(6, 2.0)
+    filled = spec.with_catalogue_stds(run)
+    assert [e.std for e in filled.edits] == [pytest.approx(0.2), 2.0, None]
+    no_catalogue = SimpleNamespace(has=lambda piece: False)
+    assert spec.with_catalogue_stds(no_catalogue) == spec
