@@ -95,10 +95,9 @@ def _controls(ctx, model) -> tuple:
         temp = st.slider("Temperature (0 = greedy)", 0.0, 2.0, step=0.05, key="steer_temperature")
         top_p = st.slider("Top-p", 0.05, 1.0, step=0.05, key="steer_top_p")
         seed = st.number_input("Seed", 0, 2**31 - 1, step=1, key="steer_seed")
-    std = None
-    if op == "add" and ctx.run.has("catalogue"):  # the catalogue's logit std, as the CLI does
-        std = float(cv.catalogue(ctx.run).concepts["logit_std"].loc[int(concept)]) or None
-    spec = sl.make_spec(op, int(concept), float(strength), _positions(pos), std)
+    # add: strength in the concept's logit stds over validation tokens, as the CLI does
+    spec = sl.make_spec(op, int(concept), float(strength),
+                        _positions(pos)).with_catalogue_stds(ctx.run)
     sampling = sl.Sampling(max_new_tokens=int(n_new), temperature=float(temp),
                            top_p=float(top_p), seed=int(seed))
     return int(concept), op, spec, sampling, prompt
