@@ -203,3 +203,23 @@ def test_bad_urls_and_broken_runs_show_one_error_naming_the_fix(query, message):
     shown = errors(at)
     assert any(message in e for e in shown), shown
     assert not any("Traceback" in e or "bug in cocomix-lens" in e for e in shown)
+
+
+@pytest.mark.parametrize("op", ["add", "force", "ban", "set", "vector"])
+def test_every_steering_operation_generates_from_the_page(root, steerable, op):
+    from cocomix_lens import Run
+
+    concept, _ = steerable
+    at = open_app(page="steer", concept=concept)
+    at.selectbox(key="steer_op").set_value(op)
+    at.run()
+    has_slider = any(s.key == "steer_strength" for s in at.slider)
+    assert has_slider == (op not in ("force", "ban"))
+    at.button(key="steer_go").click()
+    at.run()
+    assert_clean(at)
+    edit = at.session_state["steer_result"]["spec"].edits[0]
+    assert edit.op == op
+    if op == "add":  # strength counts the catalogue's logit stds of that concept
+        stds = Run.open(root / "run").catalogue.concepts["logit_std"]
+        assert edit.std == pytest.approx(float(stds.loc[concept]))
