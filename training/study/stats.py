@@ -3,7 +3,7 @@
 A claim "A beats B" becomes per-seed differences d_s oriented so that d_s > 0 supports it
 (e.g. val_loss(B) - val_loss(A)). With n seeds, mean m, std s and the 95 % t-interval
 m ± t_{n-1} s / sqrt(n):
-    holds           the interval lies above 0
+    holds           the interval lies above 0 and the mean reaches `min_effect`
     does not hold   the interval lies below `min_effect` (no effect of a size that matters,
                     or the opposite one)
     inconclusive    otherwise, and always with fewer than 2 seeds
@@ -76,7 +76,8 @@ def paired(diffs: Sequence[float | None], min_effect: float = 0.0,
     if n < 2:
         return Paired(UNSURE, n, mean, std, math.nan, math.nan, math.nan, min_effect)
     lo, hi = t_interval(d, level)
-    verdict = HOLDS if lo > 0 else FAILS if hi < min_effect else UNSURE
+    verdict = (HOLDS if lo > 0 and mean >= min_effect else FAILS if hi < min_effect
+               else UNSURE)
     return Paired(verdict, n, mean, std, lo, hi, sign_test(d), min_effect)
 
 
