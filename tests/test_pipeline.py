@@ -108,7 +108,8 @@ def test_interrupted_stage_resumes_from_its_checkpoint_bitwise(run):
 def test_changed_settings_are_refused_in_a_used_run_directory(run):
     cfg, out, _ = run
     other = dataclasses.replace(cfg, seed=cfg.seed + 1)
-    with pytest.raises(ValueError, match="other settings .*seed.*another --out"):
+    with pytest.raises(ValueError, match=r"holds a pipeline run built differently: seed=0 "
+                                         r"\(now 1\); fix: .*another --out$"):
         run_pipeline(other, out)
 
 

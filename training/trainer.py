@@ -25,6 +25,7 @@ from torch import nn
 
 from cocomix_lens import CoCoMixModel
 from cocomix_lens.data.files import atomic_write_json
+from cocomix_lens.progress import step_bar
 from cocomix_lens.rundir import LAYOUT
 from training import distributed as D
 from training.checkpoint import Checkpoint, CheckpointManager, restore_rng
@@ -131,7 +132,11 @@ class Trainer:
         if not self.objective.needs_teacher:
             return None
         if teacher is None and self.cfg.concept.teacher:
-            teacher = CoCoMixModel.from_pretrained(self.cfg.concept.teacher)
+            # The labelling teachers' registry: a checkpoint directory or a TransformerLens
+            # name such as gpt2.
+            from cocomix_lens.concepts.teacher import load_teacher_model
+
+            teacher = load_teacher_model(self.cfg.concept.teacher)
         if teacher is None:
             raise ValueError("objective 'kd' needs a teacher: pass --teacher DIR")
         if teacher.cfg.d_vocab != self.model.cfg.d_vocab:
@@ -187,8 +192,8 @@ class Trainer:
         if resume:
             self._resume()
         start, t0 = self.step, time.perf_counter()
-        bar = _progress(self.env.is_main and self.cfg.logging.progress, self.step,
-                        self.cfg.optim.max_steps)
+        bar = step_bar(self.cfg.optim.max_steps, self.step, "train",
+                       show=self.env.is_main and self.cfg.logging.progress)
         self.model.train()
         while self.step < self.cfg.optim.max_steps:
             t_step = time.perf_counter()
@@ -314,18 +319,4 @@ def micro_batch(cfg: RunConfig, world_size: int) -> int:
 def count_params(model: nn.Module) -> int:
     """Parameters counted once each (tied weights once), as the paper counts them."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-
-
-def _progress(enabled: bool, initial: int, total: int):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True)
-
-
-class _NoBar:
-    def set_postfix(self, **kw: Any) -> None: ...
-    def update(self, n: int) -> None: ...
-    def close(self) -> None: ...
 

@@ -26,6 +26,7 @@ import torch
 
 from cocomix_lens.concepts.capture import IGNORE
 from cocomix_lens.data.files import atomic_write_json, read_versioned_json
+from cocomix_lens.data.shards import gather_windows
 from cocomix_lens.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -104,12 +105,9 @@ class LabelCache:
         return torch.from_numpy(self._gather(split, starts, seq_len, "scores").astype(np.float32))
 
     def _gather(self, split: str, starts: Any, seq_len: int, kind: str) -> np.ndarray:
-        arr = self.array(split, kind)
-        starts = np.asarray(starts, dtype=np.int64)
-        if starts.size and (starts.min() < 0 or starts.max() + seq_len > len(arr)):
-            raise ValueError(f"window starts must lie in [0, {len(arr) - seq_len}] for seq_len "
-                             f"{seq_len} on split {split!r} of the label cache")
-        return arr[starts[:, None] + np.arange(seq_len)]
+        return gather_windows(self.array(split, kind), starts, seq_len,
+                              where=f"seq_len {seq_len} on split {split!r} of the label cache",
+                              fix="draw them from the split the cache labels")
 
     # ------------------------------------------------------------------ building
 
@@ -247,7 +245,8 @@ def _window_batch(tokens: np.ndarray, wins: list[int], window: int) -> tuple[tor
     n = len(tokens)
     starts = np.asarray(wins, dtype=np.int64) * window
     length = min(window, n - int(starts[0]))  # all windows of a batch have the same length
-    x = torch.from_numpy(tokens[starts[:, None] + np.arange(length)].astype(np.int64))
+    x = torch.from_numpy(gather_windows(tokens, starts, length).astype(np.int64))
+    # The token after each position; past the shard's end there is none (IGNORE).
     nxt = starts[:, None] + np.arange(1, length + 1)
     y = torch.from_numpy(tokens[np.minimum(nxt, n - 1)].astype(np.int64))
     y[torch.from_numpy(nxt >= n)] = IGNORE

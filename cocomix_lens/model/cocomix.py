@@ -10,13 +10,11 @@ from transformer_lens.hook_points import HookPoint
 
 from cocomix_lens.config import CoCoMixConfig
 from cocomix_lens.model.components import KVCacheLayer, LayerNorm, TransformerBlock, hooked
-from cocomix_lens.model.concept import MIXERS, ConceptHead
+from cocomix_lens.model.concept import build_head
 from cocomix_lens.model.generation import GenerationMixin
-from cocomix_lens.model.pause import PauseHead
 from cocomix_lens.model.serialization import SerializationMixin
 from cocomix_lens.types import ConceptLogits, Logits, Tokens
 
-HEADS = {"interleave": ConceptHead, "add": ConceptHead, "pause": PauseHead}
 # TransformerLens forward kwargs that SAE-Lens passes and that mean nothing for a model
 # fed token ids directly (we never prepend BOS or pad).
 _IGNORED_TL_KWARGS = {"prepend_bos", "padding_side"}
@@ -58,7 +56,7 @@ class CoCoMixModel(SerializationMixin, GenerationMixin, HookedRootModule):
         self.hook_embed = HookPoint()  # [batch, pos, d_model]
         self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]
         self.blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
-        self.concept = HEADS[cfg.mix_mode](cfg) if cfg.mix_mode in HEADS else None
+        self.concept = build_head(cfg)  # mixes at insert_layer; None for plain GPT-2
         self.ln_final = LayerNorm(cfg.d_model, cfg.layer_norm_eps)
         self.unembed = None if cfg.tie_word_embeddings else _Unembed(cfg.d_model, cfg.d_vocab)
         self.init_weights()
@@ -126,7 +124,7 @@ class CoCoMixModel(SerializationMixin, GenerationMixin, HookedRootModule):
             if i == stop_at_layer:
                 return x
             if i == self.cfg.insert_layer and self.concept is not None:
-                x, concept_logits = self._mix(x)
+                x, concept_logits = self.concept.mix(x)
             x = block(x, None if past_kv_cache is None else past_kv_cache.layers[i])
         if past_kv_cache is not None:
             past_kv_cache.n_tokens += tokens.shape[1]
@@ -138,14 +136,10 @@ class CoCoMixModel(SerializationMixin, GenerationMixin, HookedRootModule):
         embed = hooked(self.hook_embed, F.embedding(tokens, self.embed.W_E))
         return embed + hooked(self.hook_pos_embed, pos.expand_as(embed))
 
-    def _mix(self, h: Tensor) -> tuple[Tensor, Tensor | None]:
-        c, logits = self.concept(h)
-        mixed = MIXERS[self.cfg.mix_mode].mix(h, c)
-        return hooked(self.concept.hook_mixed, mixed), logits
-
     def _unembed(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
-        if self.concept is not None:
-            x = MIXERS[self.cfg.mix_mode].readout(x)
+        head = self.concept
+        if head is not None:
+            x = head.readout(x)  # e.g. the concept slots of an interleaved stream
         x = self.ln_final(x)
         if cache is not None and cache.W_U is not None and not torch.is_grad_enabled():
             return torch.mm(x.reshape(-1, x.shape[-1]), cache.W_U).view(*x.shape[:-1], -1)
