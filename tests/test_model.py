@@ -144,7 +144,7 @@ def test_sae_lens_sae_attaches_by_hook_name():
 
 def test_bad_tokens_and_overlong_inputs_are_refused():
     model = tiny_model()
-    with pytest.raises(ValueError, match="integer tensor"):
+    with pytest.raises(ValueError, match="integer ids"):
         model(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="exceed n_ctx"):
         model(torch.zeros(1, 65, dtype=torch.long))

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
+from cocomix_lens.types import as_tokens
+
 
 def sample_next(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None,
                 generator: torch.Generator | None) -> Tensor:
@@ -46,20 +48,7 @@ def _check_args(max_new_tokens: int, temperature: float, top_k: int | None,
 
 
 class GenerationMixin:
-    """`generate` and `stream` for CoCoMixModel."""
-
-    def generate(self, tokens: Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None,
-                 stop_tokens: Sequence[int] | None = None, seed: int | None = None,
-                 use_cache: bool = True) -> Tensor:
-        """tokens [batch, pos] (or [pos]) -> [batch, pos + n_new]; stops early only when every
-        sequence has produced a stop token (finished sequences repeat it)."""
-        prompt = tokens if tokens.ndim == 2 else tokens[None]
-        new = list(self.stream(prompt, max_new_tokens, temperature, top_k, top_p, stop_tokens,
-                               seed, use_cache))
-        if not new:
-            return prompt.clone()
-        return torch.cat([prompt, torch.stack(new, dim=1)], dim=1)
+    """Token-id `stream` for CoCoMixModel (text, `generate` and steering: model/text.py)."""
 
     @torch.inference_mode()
     def stream(self, tokens: Tensor, max_new_tokens: int, temperature: float = 1.0,
@@ -68,7 +57,7 @@ class GenerationMixin:
                use_cache: bool = True) -> Iterator[Tensor]:
         """Yield the next token ids [batch] one step at a time."""
         _check_args(max_new_tokens, temperature, top_k, top_p)
-        prompt = (tokens if tokens.ndim == 2 else tokens[None]).to(self.device)
+        prompt = as_tokens(tokens).to(self.device)
         total = prompt.shape[1] + max_new_tokens
         if total > self.cfg.n_ctx:
             raise ValueError(
