@@ -26,7 +26,8 @@ install-dev: $(VENV)/.installed-dev
 demo: install
 	$(VENV)/bin/cocomix-lens pipeline --preset tiny --out $(DEMO_OUT)
 
-test: install-dev
+# lint first: the import rules between folders (README "Layout") are ruff rules.
+test: install-dev lint
 	$(PY) -m pytest -q tests
 
 lint: install-dev

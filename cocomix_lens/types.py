@@ -11,9 +11,8 @@ from torch import Tensor
 
 Tokens = Int[Tensor, "batch pos"]
 Logits = Float[Tensor, "batch pos d_vocab"]
-ConceptLogits = Float[Tensor, "batch pos n_concepts"]
 
-__all__ = ["ConceptLogits", "Logits", "Tokens", "as_tokens"]
+__all__ = ["Logits", "Tokens", "as_tokens"]
 
 _INDEX_DTYPES = (torch.int64, torch.int32)  # what F.embedding takes as they are
 

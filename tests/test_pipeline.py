@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from helpers_training import micro_config, write_corpus
+from helpers_training import micro_pipeline_run
 from safetensors.torch import load_file
 
 from training.pipeline import STAGES, run_pipeline
@@ -17,11 +17,7 @@ from training.pipeline_config import apply_overrides, pipeline_preset
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("pipeline")
-    cfg = micro_config(write_corpus(tmp / "corpus"))
-    out = tmp / "run"
-    summary = run_pipeline(cfg, out)
-    return cfg, out, summary
+    return micro_pipeline_run(tmp_path_factory.mktemp("pipeline"))
 
 
 def test_pipeline_runs_every_stage_and_writes_summary(run):
