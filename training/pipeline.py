@@ -1,4 +1,5 @@
-"""The offline pipeline: prepare -> teacher -> SAE -> label cache -> NTP and CoCoMix students.
+"""The offline pipeline: prepare -> teacher -> SAE -> label cache -> NTP and CoCoMix students
+-> concept catalogue.
 
     summary = run_pipeline(pipeline_preset("tiny"), "runs/demo")
 
@@ -13,6 +14,7 @@ cache's window) and token budget. The run directory's layout is
     data/      token shards + tokenizer.json      teacher/model/   teacher (save_pretrained)
     sae/       SAE-Lens SAE (cfg.json, sae_weights.safetensors, quality.json)
     labels/    label cache                        ntp/model/, cocomix/model/   the students
+    catalogue/ concept catalogue (Parquet)
     stages/    markers                            pipeline.json, summary.json, REPORT.md
 """
 
@@ -29,6 +31,7 @@ from typing import Any
 
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
 from cocomix_lens.data.identity import check_identity
+from cocomix_lens.data.lock import DirLock
 from cocomix_lens.progress import Progress, progress_for
 from cocomix_lens.rundir import LAYOUT
 from training.pipeline_config import PipelineConfig
@@ -72,7 +75,7 @@ class Context:
     def shards(self):
         from cocomix_lens.data import TokenShards
 
-        return TokenShards.open(self.dir("shards"))
+        return TokenShards.open(self.dir("shards"), verify=True)
 
     def teacher_pair(self):
         """The trained teacher and its SAE (`cocomix_lens.concepts.Teacher`)."""
@@ -169,6 +172,15 @@ def _train_student(ctx: Context, objective: str) -> dict[str, Any]:
     return run_fields(summary, out)
 
 
+def stage_catalog(ctx: Context) -> dict[str, Any]:
+    from cocomix_lens.catalogue import build_for_run
+    from cocomix_lens.rundir import Run
+
+    cat = build_for_run(Run.open(ctx.out, device=ctx.cfg.device), progress=ctx.progress)
+    return {"concepts": len(cat), "dead": int(cat.concepts["dead"].sum()),
+            "build_s": cat.meta["build_s"], "catalogue_dir": str(cat.root)}
+
+
 STAGES: dict[str, Callable[[Context], dict[str, Any]]] = {
     "prepare": stage_prepare,
     "teacher": stage_teacher,
@@ -176,6 +188,7 @@ STAGES: dict[str, Callable[[Context], dict[str, Any]]] = {
     "labels": stage_labels,
     "ntp": lambda ctx: _train_student(ctx, "ntp"),
     "cocomix": lambda ctx: _train_student(ctx, "cocomix"),
+    "catalog": stage_catalog,
 }
 """Stages in run order; each returns the results recorded in its marker."""
 
@@ -188,22 +201,23 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, corpus_options: dict | No
         raise ValueError(f"unknown stage {stop_after!r}; choose one of {', '.join(STAGES)}")
     ctx = Context(cfg, Path(out), dict(corpus_options or {}))
     check_models(ctx)
-    ctx.out.mkdir(parents=True, exist_ok=True)
-    _claim(ctx)
-    records: dict[str, dict[str, Any]] = {}
-    for name, fn in STAGES.items():
-        records[name] = _run_stage(ctx, name, fn)
-        if name == stop_after:
-            break
-    from training.pipeline_report import write_summary
+    with DirLock(ctx.out, "pipeline run directory"):
+        _claim(ctx)
+        records: dict[str, dict[str, Any]] = {}
+        for name, fn in STAGES.items():
+            records[name] = _run_stage(ctx, name, fn)
+            if name == stop_after:
+                break
+        from training.pipeline_report import write_summary
 
-    return write_summary(ctx, records)
+        return write_summary(ctx, records)
 
 
 def check_models(ctx: Context) -> None:
     """Build the three runs' architectures now, so a bad shape fails before any stage runs
     (the vocabulary and concept count are the configured ones; the real ones come later)."""
     from training.objectives import get_objective
+    from training.trainer import check_run_config
 
     data, labels = ctx.dir("shards"), ctx.dir("labels")
     runs = {"teacher": teacher_run_config(ctx.cfg, data),
@@ -214,6 +228,7 @@ def check_models(ctx: Context) -> None:
                                  mix_mode=get_objective(run_cfg.objective).mix_mode)
         except ValueError as err:
             raise ValueError(f"the {stage} model cannot be built: {err}") from None
+        check_run_config(run_cfg)  # e.g. an eval interval of 0, before hours of stages
 
 
 def _run_stage(ctx: Context, name: str, fn: Callable[[Context], dict[str, Any]]) -> dict:

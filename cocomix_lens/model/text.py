@@ -219,6 +219,12 @@ class TextMixin:
                              top_k=top_k, top_p=top_p, stop_tokens=stops, seed=seed,
                              use_cache=use_cache)
         as_text = return_type == "str" or (return_type == "input" and isinstance(input, str))
+        # A plain function returning a generator: the checks above and the hooks the token
+        # stream binds happen now, not at the first next() (maybe after a `with` block).
+        return self._stream_pieces(ids, stops, as_text, steering, tokens)
+
+    def _stream_pieces(self, ids: Iterator[Tensor], stops, as_text: bool, steering,
+                       tokens: Tensor) -> Iterator[Tensor | str]:
         with self._steering(steering, tokens):
             yield from (_text_pieces(self, ids, stops) if as_text else ids)
 
