@@ -40,6 +40,7 @@ lint: install-dev
 bench: install-dev
 	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/bench_attribution.py
+	$(PY) benchmarks/bench_inspect.py
 	$(PY) benchmarks/bench_train.py
 
 clean:
