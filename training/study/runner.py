@@ -20,7 +20,8 @@ from typing import Any
 
 from cocomix_lens.data.files import atomic_write_json
 from cocomix_lens.rundir import Run
-from training.pipeline import Context, build_label_cache, open_context, student_run_config
+from training.pipeline import Context, build_label_cache, open_context
+from training.stage_runs import student_run_config
 from training.study.arms import Arm, StudySettings
 
 log = logging.getLogger(__name__)
@@ -99,13 +100,13 @@ class Study:
 
     def run_config(self, arm: Arm, seed: int):
         """The arm's RunConfig: the pipeline's student settings, this seed and budget."""
-        cfg = student_run_config(self.ctx, arm.objective)
+        cfg = student_run_config(self.ctx.cfg, self.ctx.dir("shards"),
+                                 self.labels_dir(arm.method), arm.objective)
         cfg.seed = seed
         cfg.optim.max_steps = self.steps
         cfg.optim.warmup_steps = max(self.steps // 20, 1)
         cfg.checkpoint.every = max(self.steps // 4, 1)
         cfg.logging.eval_every, cfg.logging.eval_batches = self.eval_every, self.eval_batches
-        cfg.concept.labels = str(self.labels_dir(arm.method))
         if arm.objective == "kd":
             cfg.concept.teacher = str(self.ctx.dir("teacher"))
         return cfg
