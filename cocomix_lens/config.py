@@ -6,7 +6,10 @@ Only what changes the weights lives here; training, data and steering knobs live
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import numbers
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,9 @@ class CoCoMixConfig:
     # ---- validation -----------------------------------------------------------------
     def validate(self) -> None:
         """Raise a one-line ValueError naming the first invalid field and its allowed range."""
+        for name, tp in _field_types().items():  # types first: the ranges compare values
+            value = getattr(self, name)
+            _require(_is_a(value, tp), name, value, f"{_TYPE_NAMES[tp]}")
         for name in ("d_model", "n_layers", "n_heads", "d_mlp", "d_vocab", "n_ctx"):
             _require(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
         _require(self.d_model % self.n_heads == 0, "n_heads", self.n_heads,
@@ -125,6 +131,27 @@ class CoCoMixConfig:
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
+
+
+@functools.lru_cache(maxsize=None)
+def _field_types() -> dict[str, Any]:
+    """Field name -> its type (int, float, str, bool or `int | None`)."""
+    return typing.get_type_hints(CoCoMixConfig)
+
+
+_TYPE_NAMES = {int: "an int", float: "a number", str: "a string",
+               bool: "a bool (true or false)", int | None: "an int or None"}
+
+
+def _is_a(value: Any, tp: Any) -> bool:
+    if tp == int | None:
+        return value is None or _is_a(value, int)
+    if tp is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):  # True is an int to Python, never a width or a rate here
+        return False
+    kind = {int: numbers.Integral, float: numbers.Real}.get(tp, tp)
+    return isinstance(value, kind)
 
 
 def _require(ok: bool, field: str, value: Any, allowed: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 
 from training.config import RunConfig, load_config
+from training.pipeline_config import apply_overrides, pipeline_preset
 
 WORDS = ("the cat sat on a mat while dogs ran in the park and birds sang songs of "
          "summer rain over hills near rivers where children played").split()
@@ -56,3 +58,34 @@ def tiny_run(data: Path | None = None, objective: str = "ntp", steps: int = 6,
         over["data.dir"] = str(data)
     over.update({k.replace("__", "."): v for k, v in dotted.items()})
     return load_config(None, overrides=over)
+
+
+TOPICS = {
+    "sea": "ship wave harbor sailor anchor tide boat fish salt storm coast",
+    "space": "star planet orbit rocket moon galaxy comet telescope astronaut light",
+    "food": "bread cheese soup kitchen recipe oven salt sugar apple dinner",
+    "music": "song guitar piano rhythm melody concert drum singer chord band",
+}
+
+
+def write_corpus(root: Path, n_docs: int = 240, seed: int = 0) -> Path:
+    """Topical toy documents: each draws most words from one topic's vocabulary."""
+    rng = random.Random(seed)
+    glue = "the a of and in to was is with on".split()
+    root.mkdir(parents=True)
+    lines = []
+    for i in range(n_docs):
+        topic = rng.choice(sorted(TOPICS))
+        words = TOPICS[topic].split()
+        text = " ".join(rng.choice(words) if rng.random() < 0.6 else rng.choice(glue)
+                        for _ in range(rng.randint(40, 80)))
+        lines.append(json.dumps({"text": text.capitalize() + ".", "topic": topic,
+                                 "id": f"doc{i}"}))
+    (root / "docs.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def micro_config(corpus: Path):
+    return apply_overrides(pipeline_preset("micro"),
+                           {"data.corpus": "text", "data.path": str(corpus),
+                            "data.max_docs": "none"})

@@ -5,45 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import random
-from pathlib import Path
 
 import pytest
 import torch
+from helpers_training import micro_config, write_corpus
 from safetensors.torch import load_file
 
 from training.pipeline import STAGES, run_pipeline
 from training.pipeline_config import apply_overrides, pipeline_preset
-
-TOPICS = {
-    "sea": "ship wave harbor sailor anchor tide boat fish salt storm coast",
-    "space": "star planet orbit rocket moon galaxy comet telescope astronaut light",
-    "food": "bread cheese soup kitchen recipe oven salt sugar apple dinner",
-    "music": "song guitar piano rhythm melody concert drum singer chord band",
-}
-
-
-def write_corpus(root: Path, n_docs: int = 240, seed: int = 0) -> Path:
-    """Topical toy documents: each draws most words from one topic's vocabulary."""
-    rng = random.Random(seed)
-    glue = "the a of and in to was is with on".split()
-    root.mkdir(parents=True)
-    lines = []
-    for i in range(n_docs):
-        topic = rng.choice(sorted(TOPICS))
-        words = TOPICS[topic].split()
-        text = " ".join(rng.choice(words) if rng.random() < 0.6 else rng.choice(glue)
-                        for _ in range(rng.randint(40, 80)))
-        lines.append(json.dumps({"text": text.capitalize() + ".", "topic": topic,
-                                 "id": f"doc{i}"}))
-    (root / "docs.jsonl").write_text("\n".join(lines) + "\n")
-    return root
-
-
-def micro_config(corpus: Path):
-    return apply_overrides(pipeline_preset("micro"),
-                           {"data.corpus": "text", "data.path": str(corpus),
-                            "data.max_docs": "none"})
 
 
 @pytest.fixture(scope="module")
@@ -99,10 +68,10 @@ def test_run_directory_reloads_teacher_sae_students_and_tokenizer(run):
     pair = load_teacher(out / arts["teacher"], out / arts["sae"])
     labels, _ = ConceptExtractor(pair.model, pair.sae).labels(ids, k=4)
     assert labels.shape == (1, ids.shape[1], 4)
-    student = CoCoMixModel.from_pretrained(out / arts["cocomix"])
+    student = CoCoMixModel.from_pretrained(out / arts["student"])
     logits, concepts = student(ids, return_concept_logits=True)
     assert concepts.shape[-1] == summary["sae"]["d_sae"]
-    ntp = CoCoMixModel.from_pretrained(out / arts["ntp"])
+    ntp = CoCoMixModel.from_pretrained(out / arts["baseline"])
     assert ntp.cfg.mix_mode == "none" and torch.isfinite(ntp(ids)).all()
 
 

@@ -4,15 +4,8 @@ import dataclasses
 
 import pytest
 
-from training.config import (
-    RunConfig,
-    apply_overrides,
-    describe,
-    dump_yaml,
-    field_docs,
-    load_config,
-    parse_overrides,
-)
+from training.config import RunConfig, describe, dump_yaml, field_docs, load_config
+from training.overrides import apply_overrides, parse_overrides
 
 
 def _sections(cls=RunConfig):

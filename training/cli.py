@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "labels": "training.commands.labels",
     "train": "training.commands.train",
     "pipeline": "training.commands.pipeline",
+    "steer-eval": "training.commands.steer_eval",
 }
 
 

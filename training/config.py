@@ -1,5 +1,7 @@
 """Run configuration: nested dataclasses, YAML files and dotted CLI overrides.
 
+Values are typed and checked by `training.overrides`, the engine `pipeline` uses too.
+
 `RunConfig` holds everything about a training run except the architecture, which stays in
 `cocomix_lens.CoCoMixConfig` (chosen by `model.preset` plus `model.overrides`). Every field has
 a docstring; `field_docs` reads them so CLI help and error messages quote them.
@@ -11,12 +13,9 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import difflib
 import functools
 import inspect
 import textwrap
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import yaml
 
 from cocomix_lens import CoCoMixConfig
+from training.overrides import apply_overrides, build, parse_overrides, schema_field
 
 
 @dataclass
@@ -32,7 +32,7 @@ class ModelSection:
 
     preset: str = "tiny"
     """Name of a `CoCoMixConfig` preset (tiny, gpt2-69m, gpt2-386m, gpt2-1.38b, ...)."""
-    overrides: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = schema_field(CoCoMixConfig, shorthand=True)
     """CoCoMixConfig fields replacing the preset's (`--model.d_model 64` lands here)."""
 
 
@@ -166,7 +166,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "config") -> RunConfig:
-        return _build(cls, d, source, prefix="")
+        return build(cls, d, source)
 
     def model_config(self, **defaults: Any) -> CoCoMixConfig:
         """The architecture: preset, then `defaults` (e.g. d_vocab of the data), then overrides."""
@@ -185,143 +185,6 @@ def field_docs(cls: type) -> dict[str, str]:
                 and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)):
             docs[node.target.id] = str(nxt.value.value)
     return docs
-
-
-# ---- building from plain dicts (YAML) -----------------------------------------------------
-def _build(cls: type, d: Any, source: str, prefix: str) -> Any:
-    where = prefix.rstrip(".") or "top level"
-    if not isinstance(d, dict):
-        raise ValueError(f"{source}: {where} must be a mapping, got {type(d).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in d.items():
-        if key not in names:
-            raise ValueError(f"{source}: unknown key {prefix + str(key)!r}{_suggest(key, names)}; "
-                             f"known keys at {where}: {', '.join(names)}")
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value, source, prefix + key + ".")
-        else:
-            kwargs[key] = coerce(value, tp, f"{source}: {prefix}{key}")
-    return cls(**kwargs)
-
-
-def _suggest(key: Any, names: list[str]) -> str:
-    close = difflib.get_close_matches(str(key), names, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def coerce(value: Any, tp: Any, what: str) -> Any:
-    """`value` (from YAML or a CLI string) converted to type `tp`, or a ValueError naming `what`."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return coerce(value, arg, what)
-            except ValueError as err:
-                errors.append(str(err))
-        raise ValueError(errors[0])
-    if origin is tuple:
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)) or len(items) != len(args):
-            raise ValueError(f"{what}={value!r}: expected {len(args)} comma-separated values")
-        return tuple(coerce(v, a, what) for v, a in zip(items, args))
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise ValueError(f"{what}={value!r}: expected a mapping")
-        return dict(value)
-    if tp is Any:
-        return value
-    return _scalar(value, tp, what)
-
-
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-
-
-def _scalar(value: Any, tp: type, what: str) -> Any:
-    bad = ValueError(f"{what}={value!r} is not a valid {tp.__name__}")
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
-            return value.lower() in _TRUE
-        raise bad
-    if isinstance(value, bool):  # YAML `true` is an int subclass: never a number here
-        raise bad
-    if tp is str:
-        if isinstance(value, (dict, list)):
-            raise bad
-        return str(value)
-    try:
-        out = tp(value)
-    except (TypeError, ValueError):
-        raise bad from None
-    if tp is int and isinstance(value, float) and out != value:
-        raise bad
-    return out
-
-
-# ---- dotted overrides -----------------------------------------------------------------------
-def parse_overrides(argv: list[str]) -> dict[str, str]:
-    """['--optim.lr', '3e-4', '--model.d_model=64'] -> {'optim.lr': '3e-4', 'model.d_model': '64'}.
-    """
-    out: dict[str, str] = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if not arg.startswith("--") or len(arg) == 2:
-            raise ValueError(f"unexpected argument {arg!r}: overrides look like "
-                             "--section.key VALUE")
-        key, eq, value = arg[2:].partition("=")
-        if not eq:
-            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
-                raise ValueError(f"override --{key} needs a value: --{key} VALUE")
-            value, i = argv[i + 1], i + 1
-        out[key.replace("-", "_")] = value
-        i += 1
-    return out
-
-
-def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    """A copy of `cfg` with dotted keys set (`model.<CoCoMixConfig field>` goes to overrides)."""
-    d = cfg.to_dict()
-    for key, value in overrides.items():
-        parts = key.split(".")
-        if parts[0] == "model" and len(parts) == 2 and parts[1] not in ("preset", "overrides"):
-            _set_arch_field(d["model"]["overrides"], parts[1], value)
-            continue
-        _set_dotted(d, RunConfig, parts, value, key)
-    return RunConfig.from_dict(d, source="override")
-
-
-def _set_dotted(d: dict, cls: type, parts: list[str], value: Any, key: str) -> None:
-    hints = typing.get_type_hints(cls)
-    name = parts[0]
-    if name not in hints:
-        known = ", ".join(hints)
-        raise ValueError(f"unknown override --{key}{_suggest(name, list(hints))}; "
-                         f"known keys here: {known}")
-    if len(parts) == 1:
-        if dataclasses.is_dataclass(hints[name]):
-            raise ValueError(f"override --{key} names a section; set one of its keys instead")
-        d[name] = coerce(value, hints[name], f"--{key}")
-    elif dataclasses.is_dataclass(hints[name]):
-        _set_dotted(d[name], hints[name], parts[1:], value, key)
-    else:
-        raise ValueError(f"override --{key}: {name!r} is a value, not a section")
-
-
-def _set_arch_field(overrides: dict, name: str, value: Any) -> None:
-    hints = typing.get_type_hints(CoCoMixConfig)
-    if name not in hints:
-        raise ValueError(f"unknown override --model.{name}{_suggest(name, list(hints))}; model "
-                         f"keys: preset, overrides or a CoCoMixConfig field ({', '.join(hints)})")
-    overrides[name] = coerce(value, hints[name], f"--model.{name}")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None,

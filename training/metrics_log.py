@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cocomix_lens.rundir import LAYOUT
 from training.config import LoggingSection
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ class MetricsLog:
 
     def __init__(self, out_dir: Path, cfg: LoggingSection, enabled: bool = True,
                  run_config: dict[str, Any] | None = None):
-        self.path = out_dir / "metrics.jsonl"
+        self.path = out_dir / LAYOUT.train.metrics
         self.enabled = enabled
         self._tb = self._wandb = None
         if not enabled:

@@ -7,7 +7,8 @@ marker `stages/<name>.json` (its results and wall time) is written atomically; a
 stages with a marker. A stage interrupted midway resumes: prepare and labels are idempotent
 and resumable by themselves, the three training runs continue from their last checkpoint
 (the trainer's resume). Both students use the same seed, windows (aligned to the label
-cache's window) and token budget. Run directory layout:
+cache's window) and token budget. The run directory's layout is
+`cocomix_lens.rundir.LAYOUT` (read back by `cocomix_lens.Run.open`):
 
     data/      token shards + tokenizer.json      teacher/model/   teacher (save_pretrained)
     sae/       SAE-Lens SAE (cfg.json, sae_weights.safetensors, quality.json)
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
+from cocomix_lens.rundir import LAYOUT
 from training.pipeline_config import PipelineConfig
 from training.sae import (
     ce_loss_recovered,
@@ -36,7 +38,7 @@ from training.sae import (
     save_sae,
     train_sae,
 )
-from training.teacher import base_run_config, run_fields, train_teacher
+from training.teacher import base_run_config, run_fields, teacher_run_config, train_teacher
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +54,24 @@ class Context:
     out: Path
     corpus_options: dict[str, Any]
 
-    def dir(self, name: str) -> Path:
-        return self.out / name
+    def dir(self, piece: str) -> Path:
+        """Where `piece` ("shards", "teacher", "sae", "labels", ...) lives: LAYOUT's path."""
+        return self.out / LAYOUT.pieces("pipeline")[piece]
+
+    def run_dir(self, stage: str) -> Path:
+        """The trainer run directory of a training stage ("teacher", "ntp", "cocomix")."""
+        return self.out / LAYOUT.pipeline.run_dir(stage)
 
     def shards(self):
         from cocomix_lens.data import TokenShards
 
-        return TokenShards.open(self.dir("data"))
+        return TokenShards.open(self.dir("shards"))
 
     def teacher_pair(self):
         """The trained teacher and its SAE (`cocomix_lens.concepts.Teacher`)."""
         from cocomix_lens.concepts import load_teacher
 
-        return load_teacher(self.dir("teacher") / "model", self.dir("sae"),
-                            device=self.cfg.device)
+        return load_teacher(self.dir("teacher"), self.dir("sae"), device=self.cfg.device)
 
     def progress(self, it: Iterable[Any], total: int | None, desc: str) -> Iterable[Any]:
         if not self.cfg.progress:
@@ -82,19 +88,19 @@ def stage_prepare(ctx: Context) -> dict[str, Any]:
     d = ctx.cfg.data
     opts = {"max_docs": d.max_docs, "path": d.path, **ctx.corpus_options}
     corpus = open_corpus(d.corpus, **opts)
-    res = prepare_shards(corpus, ctx.dir("data"), vocab_size=d.vocab_size,
+    res = prepare_shards(corpus, ctx.dir("shards"), vocab_size=d.vocab_size,
                          val_fraction=d.val_fraction, seed=ctx.cfg.seed,
                          progress=ctx.progress)
     m = res.manifest
     return {"train_tokens": m["splits"]["train"]["tokens"],
             "val_tokens": m["splits"]["val"]["tokens"], "vocab_size": m["vocab_size"],
             "tokenizer_sha256": m["tokenizer_sha256"], "corpus": d.corpus,
-            "data_dir": str(ctx.dir("data")),
-            "tokenizer": str(ctx.dir("data") / m.get("tokenizer_file", "tokenizer.json"))}
+            "data_dir": str(ctx.dir("shards")),
+            "tokenizer": str(ctx.dir("tokenizer"))}
 
 
 def stage_teacher(ctx: Context) -> dict[str, Any]:
-    return train_teacher(ctx.cfg, ctx.shards(), ctx.dir("teacher"))
+    return train_teacher(ctx.cfg, ctx.shards(), ctx.run_dir("teacher"))
 
 
 def stage_sae(ctx: Context) -> dict[str, Any]:
@@ -103,7 +109,7 @@ def stage_sae(ctx: Context) -> dict[str, Any]:
 
     cfg, s = ctx.cfg, ctx.cfg.sae
     shards = ctx.shards()
-    teacher = CoCoMixModel.from_pretrained(ctx.dir("teacher") / "model", device=cfg.device)
+    teacher = CoCoMixModel.from_pretrained(ctx.dir("teacher"), device=cfg.device)
     teacher.eval()
     hook = s.hook or default_hook(teacher.cfg.n_layers)
     train_acts = collect_activations(teacher, shards.split("train"), hook, s.train_tokens,
@@ -150,7 +156,7 @@ def student_run_config(ctx: Context, objective: str):
     if objective == "ntp":  # the NTP baseline has no concept head to shape
         overrides = {k: v for k, v in overrides.items()
                      if k not in ("insert_layer", "n_concepts", "concept_top_k")}
-    cfg = base_run_config(ctx.cfg, ctx.dir("data"), objective, preset, overrides,
+    cfg = base_run_config(ctx.cfg, ctx.dir("shards"), objective, preset, overrides,
                           s.max_steps, s.lr)
     cfg.concept.k_attr = ctx.cfg.labels.k
     cfg.concept.labels = str(ctx.dir("labels"))
@@ -166,7 +172,7 @@ def _train_student(ctx: Context, objective: str) -> dict[str, Any]:
     # draw the very same windows in the same order.
     labels = LabelCache.open(ctx.dir("labels"), shards=shards, teacher_sha=pair.model_sha256,
                              sae_sha=pair.sae_sha256)
-    out = ctx.dir(objective)
+    out = ctx.run_dir(objective)
     summary = train(student_run_config(ctx, objective), data=shards, labels=labels,
                     out_dir=out, resume=True)
     return run_fields(summary, out)
@@ -190,6 +196,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, corpus_options: dict | No
     if stop_after is not None and stop_after not in STAGES:
         raise ValueError(f"unknown stage {stop_after!r}; choose one of {', '.join(STAGES)}")
     ctx = Context(cfg, Path(out), dict(corpus_options or {}))
+    check_models(ctx)
     ctx.out.mkdir(parents=True, exist_ok=True)
     _claim(ctx)
     records: dict[str, dict[str, Any]] = {}
@@ -202,8 +209,23 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, corpus_options: dict | No
     return write_summary(ctx, records)
 
 
+def check_models(ctx: Context) -> None:
+    """Build the three runs' architectures now, so a bad shape fails before any stage runs
+    (the vocabulary and concept count are the configured ones; the real ones come later)."""
+    from training.objectives import get_objective
+
+    runs = {"teacher": teacher_run_config(ctx.cfg, ctx.dir("shards")),
+            "ntp": student_run_config(ctx, "ntp"), "cocomix": student_run_config(ctx, "cocomix")}
+    for stage, run_cfg in runs.items():
+        try:
+            run_cfg.model_config(d_vocab=ctx.cfg.data.vocab_size, n_concepts=ctx.cfg.sae.d_sae,
+                                 mix_mode=get_objective(run_cfg.objective).mix_mode)
+        except ValueError as err:
+            raise ValueError(f"the {stage} model cannot be built: {err}") from None
+
+
 def _run_stage(ctx: Context, name: str, fn: Callable[[Context], dict[str, Any]]) -> dict:
-    marker = ctx.out / "stages" / f"{name}.json"
+    marker = ctx.out / LAYOUT.pipeline.stages / f"{name}.json"
     if marker.is_file():
         log.info("stage %s: done before, skipped (%s)", name, marker)
         return {**json.loads(marker.read_text()), "skipped": True}
@@ -222,7 +244,7 @@ def _run_stage(ctx: Context, name: str, fn: Callable[[Context], dict[str, Any]])
 
 def _claim(ctx: Context) -> None:
     """Record the config in pipeline.json, or refuse a run directory made with another one."""
-    path = ctx.out / "pipeline.json"
+    path = ctx.out / LAYOUT.pipeline.config
     mine = _identity(ctx)
     if path.is_file():
         old = json.loads(path.read_text())

@@ -1,17 +1,18 @@
 """Configuration of the offline pipeline (prepare -> teacher -> SAE -> labels -> students).
 
 Nested dataclasses with a docstring per field, named presets, and dotted overrides
-(`--teacher.max_steps 50`) resolved with the same coercion as `training.config`.
+(`--teacher.max_steps 50`) typed by `training.overrides`, the engine `train` uses too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from training.config import coerce
+from cocomix_lens.config import CoCoMixConfig
+from training import overrides as overrides_engine
+from training.overrides import schema_field
 from training.sae import SAESection
 
 
@@ -69,8 +70,8 @@ class StudentStage:
     """CoCoMix student preset."""
     ntp_preset: str | None = "tiny-ntp"
     """NTP baseline preset (width-matched); None uses `preset` with mix_mode none."""
-    overrides: dict[str, Any] = field(default_factory=dict)
-    """CoCoMixConfig fields replacing both presets' (e.g. a smaller d_model in tests)."""
+    overrides: dict[str, Any] = schema_field(CoCoMixConfig)
+    """CoCoMixConfig fields replacing both presets' (`--student.overrides.d_model 64`)."""
     max_steps: int = 400
     """Optimizer steps of each student (same token budget)."""
     lr: float = 2e-3
@@ -137,37 +138,7 @@ def pipeline_preset(name: str) -> PipelineConfig:
     return PRESETS[name]()
 
 
-def apply_overrides(cfg: PipelineConfig, overrides: dict[str, str]) -> PipelineConfig:
-    """A copy of `cfg` with dotted keys (`teacher.max_steps`) set from strings."""
-    for key, value in overrides.items():
-        cfg = _set(cfg, key.split("."), value, key)
-    return cfg
-
-
-def _set(obj: Any, parts: list[str], value: Any, key: str) -> Any:
-    hints = typing.get_type_hints(type(obj))
-    name = parts[0]
-    if name not in hints:
-        raise ValueError(f"unknown pipeline override --{key}; known keys here: "
-                         f"{', '.join(hints)}")
-    tp = hints[name]
-    if dataclasses.is_dataclass(tp):
-        if len(parts) == 1:
-            raise ValueError(f"override --{key} names a section; set one of its keys")
-        return dataclasses.replace(obj, **{name: _set(getattr(obj, name), parts[1:], value,
-                                                      key)})
-    if len(parts) > 1:
-        if tp == dict[str, Any]:  # e.g. student.overrides.d_model
-            return dataclasses.replace(obj, **{name: {**getattr(obj, name),
-                                                      parts[1]: _number(value)}})
-        raise ValueError(f"override --{key}: {name!r} is a value, not a section")
-    return dataclasses.replace(obj, **{name: coerce(value, tp, f"--{key}")})
-
-
-def _number(value: str) -> Any:
-    for tp in (int, float):
-        try:
-            return tp(value)
-        except ValueError:
-            pass
-    return value
+def apply_overrides(cfg: PipelineConfig, overrides: dict[str, Any]) -> PipelineConfig:
+    """A copy of `cfg` with dotted keys (`teacher.max_steps`, `student.overrides.d_model`)
+    set from strings, typed by the fields they set (`training.overrides`)."""
+    return overrides_engine.apply_overrides(cfg, overrides, label="pipeline override")

@@ -8,14 +8,13 @@ same validation windows):
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
+from cocomix_lens.rundir import LAYOUT
 
 SUMMARY_VERSION = 1
 
@@ -56,23 +55,25 @@ def write_summary(ctx: Any, records: dict[str, dict[str, Any]]) -> dict[str, Any
                    for name, rec in records.items()},
         "total_wall_s": sum(rec.get("wall_s") or 0.0 for rec in records.values()),
         **results,
-        "artifacts": _artifacts(ctx, records),
+        "artifacts": _artifacts(records),
         "config": ctx.cfg.to_dict(),
     }
     if "labels" in records and "cocomix" in records:
         summary["concept_baselines"] = concept_baselines(ctx)
-    atomic_write_json(ctx.out / "summary.json", _finite(summary))
-    atomic_write_text(ctx.out / "REPORT.md", render_report(summary))
+    atomic_write_json(ctx.dir("summary"), _finite(summary))
+    atomic_write_text(ctx.dir("report"), render_report(summary))
     return summary
 
 
-def _artifacts(ctx: Any, records: dict[str, Any]) -> dict[str, str]:
-    """Paths (relative to the run directory) the app needs to reload everything."""
-    paths = {"data": "data", "tokenizer": "data/tokenizer.json", "teacher": "teacher/model",
-             "sae": "sae", "labels": "labels", "ntp": "ntp/model", "cocomix": "cocomix/model"}
-    stage_of = {"data": "prepare", "tokenizer": "prepare", "teacher": "teacher", "sae": "sae",
-                "labels": "labels", "ntp": "ntp", "cocomix": "cocomix"}
-    return {k: v for k, v in paths.items() if stage_of[k] in records}
+# The stage that makes each run piece (LAYOUT gives where it lives).
+MADE_BY = {"shards": "prepare", "tokenizer": "prepare", "teacher": "teacher", "sae": "sae",
+           "labels": "labels", "baseline": "ntp", "student": "cocomix"}
+
+
+def _artifacts(records: dict[str, Any]) -> dict[str, str]:
+    """Paths (relative to the run directory) of the pieces made so far, from LAYOUT."""
+    return {piece: rel for piece, rel in LAYOUT.pieces("pipeline").items()
+            if MADE_BY.get(piece) in records}
 
 
 def _finite(obj: Any) -> Any:
@@ -170,12 +171,3 @@ def _stages(s: dict[str, Any]) -> list[str]:
         out += ["Artifacts (relative to the run directory): "
                 + ", ".join(f"{k} `{v}`" for k, v in arts.items()) + ".", ""]
     return out
-
-
-def load_summary(run_dir: str | Path) -> dict[str, Any]:
-    """summary.json of a pipeline run directory."""
-    path = Path(run_dir) / "summary.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; fix: run `cocomix-lens pipeline "
-                                f"--out {run_dir}` first")
-    return json.loads(path.read_text())

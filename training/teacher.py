@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from cocomix_lens.rundir import LAYOUT
 from training.config import RunConfig
 from training.pipeline_config import PipelineConfig
 
@@ -58,6 +59,6 @@ def train_teacher(p: PipelineConfig, shards: Any, out_dir: Path) -> dict[str, An
 def run_fields(summary: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """The summary fields the pipeline reports, plus where the final model lives."""
     out = {k: summary[k] for k in RUN_FIELDS if k in summary}
-    out["model_dir"] = str(out_dir / "model")
+    out["model_dir"] = str(out_dir / LAYOUT.train.model)
     out["model_config"] = summary.get("model_config")
     return out

@@ -25,6 +25,7 @@ from torch import nn
 
 from cocomix_lens import CoCoMixModel
 from cocomix_lens.data.files import atomic_write_json
+from cocomix_lens.rundir import LAYOUT
 from training import distributed as D
 from training.checkpoint import Checkpoint, CheckpointManager, restore_rng
 from training.config import RunConfig, dump_yaml
@@ -182,7 +183,7 @@ class Trainer:
     def fit(self, resume: bool = False) -> dict[str, Any]:
         if self.env.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.yaml").write_text(dump_yaml(self.cfg))
+            (self.out / LAYOUT.train.config).write_text(dump_yaml(self.cfg))
         if resume:
             self._resume()
         start, t0 = self.step, time.perf_counter()
@@ -282,9 +283,9 @@ class Trainer:
         if self.env.is_main:
             final = CoCoMixModel(self.model.cfg)
             final.load_state_dict(model_sd)
-            final.save_pretrained(self.out / "model", tokenizer=self.shards.tokenizer,
+            final.save_pretrained(self.out / LAYOUT.train.model, tokenizer=self.shards.tokenizer,
                                   metadata={"objective": self.objective.name, "step": self.step})
-            atomic_write_json(self.out / "summary.json", summary)
+            atomic_write_json(self.out / LAYOUT.train.summary, summary)
         self.metrics.close()
         return summary
 

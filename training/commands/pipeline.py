@@ -37,7 +37,7 @@ FLAG_KEYS = {"corpus": "data.corpus", "path": "data.path", "max_docs": "data.max
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.config import parse_overrides
+    from training.overrides import parse_overrides
     from training.pipeline import run_pipeline
     from training.pipeline_config import apply_overrides, pipeline_preset
 

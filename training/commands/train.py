@@ -55,7 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(args: argparse.Namespace):
-    from training.config import load_config, parse_overrides
+    from training.config import load_config
+    from training.overrides import parse_overrides
 
     flags = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items()
              if getattr(args, dest, None) is not None}

@@ -1,0 +1,294 @@
+"""The run reader: every artifact of a run directory, loaded lazily, each once.
+
+    from cocomix_lens import Run
+    run = Run.open("runs/demo")             # `cocomix-lens pipeline` or `cocomix-lens train`
+    run.student.generate_text("The ship")   # run.baseline, run.teacher, run.sae, run.labels ...
+    run.metrics["cocomix"][-1]              # metrics.jsonl records, keyed by stage
+
+`LAYOUT` is the one definition of where each piece lives; `training.pipeline` and
+`training.trainer` write through it, so reader and writers cannot drift apart. A missing piece
+raises `MissingPieceError` (a FileNotFoundError) whose one line names the piece, the path
+looked for and the command that makes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from cocomix_lens.data.shards import TOKENIZER_FILE as SHARDS_TOKENIZER
+from cocomix_lens.model.serialization import TOKENIZER_FILE as MODEL_TOKENIZER
+
+log = logging.getLogger(__name__)
+
+PIECES = ("tokenizer", "student", "baseline", "teacher", "sae", "labels", "shards", "summary",
+          "report", "metrics", "catalogue")
+
+
+@dataclass(frozen=True)
+class TrainLayout:
+    """What one trainer run writes into its directory (`cocomix-lens train --out DIR`)."""
+
+    model: str = "model"  # save_pretrained of the final weights (+ tokenizer.json)
+    metrics: str = "metrics.jsonl"
+    summary: str = "summary.json"
+    config: str = "config.yaml"
+    checkpoints: str = "checkpoints"
+
+
+@dataclass(frozen=True)
+class PipelineLayout:
+    """Where each stage of `cocomix-lens pipeline --out DIR` puts its output."""
+
+    data: str = "data"  # token shards + tokenizer.json
+    tokenizer: str = f"data/{SHARDS_TOKENIZER}"
+    sae: str = "sae"  # SAE-Lens save_model directory + quality.json
+    labels: str = "labels"  # label cache
+    stages: str = "stages"  # one marker <stage>.json per finished stage
+    config: str = "pipeline.json"
+    summary: str = "summary.json"
+    report: str = "REPORT.md"
+    catalogue: str = "catalogue"
+    # Trainer runs (each a TrainLayout directory), keyed by the stage that trains them.
+    runs: tuple[tuple[str, str], ...] = (("teacher", "teacher"), ("ntp", "ntp"),
+                                         ("cocomix", "cocomix"))
+
+    def run_dir(self, stage: str) -> str:
+        return dict(self.runs)[stage]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Relative paths of a run directory's pieces, for both kinds of run."""
+
+    train: TrainLayout = TrainLayout()
+    pipeline: PipelineLayout = PipelineLayout()
+
+    def pieces(self, kind: str) -> dict[str, str]:
+        """Piece name -> relative path (file or directory) in a run of `kind`."""
+        t, p = self.train, self.pipeline
+        if kind == "train":
+            return {"student": t.model, "tokenizer": f"{t.model}/{MODEL_TOKENIZER}",
+                    "summary": t.summary, "catalogue": p.catalogue}
+        model = {stage: f"{p.run_dir(stage)}/{t.model}" for stage in ("teacher", "ntp",
+                                                                        "cocomix")}
+        return {"tokenizer": p.tokenizer, "shards": p.data, "teacher": model["teacher"],
+                "sae": p.sae, "labels": p.labels, "baseline": model["ntp"],
+                "student": model["cocomix"], "summary": p.summary, "report": p.report,
+                "catalogue": p.catalogue}
+
+    def metrics(self, kind: str) -> dict[str, str]:
+        """Stage -> relative path of its metrics.jsonl."""
+        if kind == "train":
+            return {"train": self.train.metrics}
+        return {stage: f"{d}/{self.train.metrics}" for stage, d in self.pipeline.runs}
+
+
+LAYOUT = Layout()
+"""The one definition of a run directory's layout (readers and writers use it)."""
+
+# A file whose presence shows the piece is complete (relative to the piece's path).
+_MARKERS = {"student": "config.json", "baseline": "config.json", "teacher": "config.json",
+            "sae": "cfg.json", "labels": "meta.json", "shards": "manifest.json"}
+
+
+class MissingPieceError(FileNotFoundError):
+    """A run directory lacks a piece; the one-line message names the command that makes it."""
+
+
+class Run:
+    """Read access to a run directory; open with `Run.open(path, device="cpu")`."""
+
+    def __init__(self, path: Path, kind: str, device: str = "cpu") -> None:
+        self.path, self.kind, self.device = path, kind, device
+
+    @classmethod
+    def open(cls, path: str | Path, device: str = "cpu") -> Run:
+        """A pipeline run directory (pipeline.json / stages/) or a train run (model/ ...)."""
+        path = Path(path)
+        kind = _kind(path)
+        if kind is None:
+            raise FileNotFoundError(
+                f"{path} is not a run directory (no {LAYOUT.pipeline.config} or "
+                f"{LAYOUT.train.model}/): make one with 'cocomix-lens pipeline --out {path}' "
+                f"or 'cocomix-lens train --out {path}'")
+        return cls(path, kind, device)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, kind={self.kind!r})"
+
+    # ------------------------------------------------------------------ where
+
+    @property
+    def catalogue_dir(self) -> Path:
+        """Where the concept catalogue of this run lives (it may not exist yet)."""
+        return self.path / LAYOUT.pipeline.catalogue
+
+    def where(self, piece: str) -> Path | None:
+        """Absolute path of `piece` in this run (None where this kind of run has none)."""
+        if piece not in PIECES:
+            raise ValueError(f"unknown run piece {piece!r}; choose one of {', '.join(PIECES)}")
+        if piece == "metrics":
+            return self.path / LAYOUT.train.metrics if self.kind == "train" else self.path
+        rel = LAYOUT.pieces(self.kind).get(piece)
+        if rel is not None:
+            return self.path / rel
+        return self._train_input(piece)
+
+    def has(self, piece: str) -> bool:
+        """Whether the run holds `piece` (one of PIECES), without loading it."""
+        if piece == "metrics":
+            return bool(self._metric_files())
+        path = self.where(piece)
+        if path is None:
+            return False
+        marker = _MARKERS.get(piece)
+        return (path / marker).is_file() if marker else path.exists()
+
+    # ------------------------------------------------------------------ pieces
+
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        """summary.json: the pipeline's stage results, or the trainer's final numbers."""
+        return json.loads(self._need("summary").read_text())
+
+    @cached_property
+    def report(self) -> str:
+        """REPORT.md text (pipeline runs)."""
+        return self._need("report").read_text()
+
+    @cached_property
+    def tokenizer(self):
+        """The run's `tokenizers.Tokenizer`."""
+        from cocomix_lens.data.tokenizer import load_tokenizer
+
+        return load_tokenizer(self._need("tokenizer"))
+
+    @cached_property
+    def student(self):
+        """The CoCoMix student (a train run's model), eval mode, tokenizer attached."""
+        return self._model("student")
+
+    @cached_property
+    def baseline(self):
+        """The NTP baseline student of a pipeline run."""
+        return self._model("baseline")
+
+    @cached_property
+    def teacher(self):
+        """The teacher (a CoCoMixModel with mix_mode none) the labels came from."""
+        return self._model("teacher")
+
+    @cached_property
+    def sae(self):
+        """The SAE-Lens SAE on the teacher (hook: `sae.cfg.metadata.hook_name`)."""
+        from cocomix_lens.concepts.teacher import load_sae
+
+        return load_sae(self._need("sae"), device=self.device)
+
+    @cached_property
+    def labels(self):
+        """The label cache (`cocomix_lens.concepts.LabelCache`)."""
+        from cocomix_lens.concepts.label_cache import LabelCache
+
+        return LabelCache.open(self._need("labels"))
+
+    @cached_property
+    def shards(self):
+        """The token shards (`cocomix_lens.data.TokenShards`)."""
+        from cocomix_lens.data.shards import TokenShards
+
+        return TokenShards.open(self._need("shards"))
+
+    @cached_property
+    def metrics(self) -> dict[str, list[dict[str, Any]]]:
+        """Every metrics.jsonl of the run as records, keyed by stage ("train" for a train
+        run). A torn last line (a run killed mid-write) is skipped."""
+        files = self._metric_files()
+        if not files:
+            raise self._missing("metrics", self.where("metrics"))
+        return {stage: _read_jsonl(path) for stage, path in files.items()}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _model(self, piece: str):
+        from cocomix_lens.model import CoCoMixModel
+
+        model = CoCoMixModel.from_pretrained(self._need(piece), device=self.device)
+        if model.tokenizer is None and self.has("tokenizer"):
+            model.tokenizer = self.tokenizer
+        return model.eval()
+
+    def _need(self, piece: str) -> Path:
+        if not self.has(piece):
+            raise self._missing(piece, self.where(piece))
+        return self.where(piece)
+
+    def _missing(self, piece: str, looked: Path | None) -> MissingPieceError:
+        if looked is None:  # a train run has no teacher, SAE, report, ...
+            return MissingPieceError(
+                f"run {self.path} has no {piece} (a 'cocomix-lens train' run holds a model, "
+                f"metrics and summary): run 'cocomix-lens pipeline --out DIR' for a run with "
+                f"every piece, and open DIR")
+        return MissingPieceError(f"run {self.path} has no {piece} (looked for {looked}): "
+                                 f"run '{self._maker(piece, looked)}'")
+
+    def _maker(self, piece: str, looked: Path) -> str:
+        """The command that makes `piece` at `looked`."""
+        if piece == "catalogue":
+            return f"cocomix-lens catalog --run {self.path}"
+        if self.kind == "pipeline":
+            return f"cocomix-lens pipeline --out {self.path}"
+        made_by = {"shards": f"cocomix-lens prepare --out {looked}",
+                   "labels": f"cocomix-lens labels --out {looked} ..."}
+        return made_by.get(piece, f"cocomix-lens train --out {self.path} ...")
+
+    def _metric_files(self) -> dict[str, Path]:
+        found = {stage: self.path / rel for stage, rel in LAYOUT.metrics(self.kind).items()}
+        return {stage: p for stage, p in found.items() if p.is_file()}
+
+    def _train_input(self, piece: str) -> Path | None:
+        """A train run's shards / labels: the directories its config.yaml names."""
+        key = {"shards": ("data", "dir"), "labels": ("concept", "labels")}.get(piece)
+        if key is None:
+            return None
+        cfg = self._train_config
+        value = (cfg.get(key[0]) or {}).get(key[1])
+        return Path(value) if value else None
+
+    @cached_property
+    def _train_config(self) -> dict[str, Any]:
+        import yaml
+
+        path = self.path / LAYOUT.train.config
+        return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+
+
+def _kind(path: Path) -> str | None:
+    p, t = LAYOUT.pipeline, LAYOUT.train
+    if (path / p.config).is_file() or (path / p.stages).is_dir():
+        return "pipeline"
+    if any((path / rel).exists() for rel in (t.model, t.config, t.metrics, t.summary)):
+        return "train"
+    return None
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    records = []
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                log.warning("%s: skipped a torn last line", path)
+                continue
+            raise ValueError(f"{path} line {i + 1} is not JSON; the file is damaged: delete "
+                             "the line or re-run the stage") from None
+    return records

@@ -1,0 +1,1 @@
+"""Steering CoCoMix models by editing their concepts, and measuring whether it worked."""

@@ -1,0 +1,190 @@
+"""Measured steering on a micro pipeline run: bootstrap CIs, scoring with steering off, a
+planted effect clear of the control, dose-response, and the steer-eval command."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from test_pipeline import micro_config, write_corpus
+
+from cocomix_lens import ConceptExtractor, Run
+from cocomix_lens.steering.evaluate import (
+    Sampling,
+    Steerer,
+    encode_prompts,
+    evaluate_steering,
+    generate_samples,
+    live_concepts,
+    logit_steerer,
+    random_control,
+    score,
+    sweep,
+)
+from cocomix_lens.steering.scorers import SCORERS, Scorer, register_scorer, scorers_for
+from cocomix_lens.steering.stats import bootstrap, bootstrap_diff
+from training.pipeline import run_pipeline
+
+PROMPTS = ["the ship", "a star", "music and"]
+FAST = dict(n_samples=12, max_new_tokens=10, n_boot=500)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("steer_eval")
+    out = tmp / "run"
+    run_pipeline(micro_config(write_corpus(tmp / "corpus")), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(run_dir):
+    return Run.open(run_dir)
+
+
+@pytest.fixture(scope="module")
+def planted(run):
+    """Concept c, a control with a different best token, and a steerer that makes the student
+    emit the token which most activates the aimed-at latent (added to its final residual)."""
+    vocab = run.teacher.cfg.d_vocab
+    toks = torch.stack([torch.zeros(vocab, dtype=torch.long), torch.arange(vocab)], 1)
+    acts = ConceptExtractor(run.teacher, run.sae, method="activation").scores(toks)[:, 1]
+    best_val, best_tok = acts.max(0)
+    c = int(best_val.argmax())
+    others = [i for i in best_val.argsort(descending=True).tolist()
+              if best_tok[i] != best_tok[c] and best_val[i] > 0]
+    control = others[0]
+
+    def make(concept: int, alpha: float) -> Steerer:
+        def apply(model, target):
+            v = model.W_U[:, best_tok[target]].detach()
+            v = alpha * v / v.norm()
+            return model.hooks(fwd_hooks=[("ln_final.hook_normalized", lambda x, hook: x + v)])
+        return Steerer(concept, apply, "cocomix", f"emit the top token of {concept}", alpha)
+
+    return SimpleNamespace(c=c, control=control, make=make)
+
+
+def test_bootstrap_interval_covers_the_mean_and_is_seeded():
+    x = np.random.default_rng(0).normal(1.0, 2.0, size=400)
+    a, b = bootstrap(x, seed=3), bootstrap(x, seed=3)
+    assert a == b and a.lo < x.mean() < a.hi and a.mean == pytest.approx(x.mean())
+    # the percentile interval matches the normal approximation mean +- 1.96 sd / sqrt(n)
+    half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)
+    assert (a.hi - a.lo) / 2 == pytest.approx(half, rel=0.15)
+    assert bootstrap(x, seed=4) != a
+    assert bootstrap(np.full(10, 2.5)).lo == bootstrap(np.full(10, 2.5)).hi == 2.5
+    d = bootstrap_diff(x + 1, x)  # a constant paired shift has a zero-width interval
+    assert d.lo == pytest.approx(1) and d.hi == pytest.approx(1)
+
+
+def test_bootstrap_refuses_empty_values():
+    with pytest.raises(ValueError, match="non-empty"):
+        bootstrap(np.array([]))
+
+
+def test_scores_equal_a_direct_computation(run):
+    gens = generate_samples(run.student, run.tokenizer, encode_prompts(run.tokenizer, PROMPTS),
+                            Sampling(n_samples=4, max_new_tokens=8))
+    c = 5
+    got = score(run, c, gens, scorers_for(run, ["sae_act", "ppl_teacher", "distinct_1"]))
+    acts = ConceptExtractor(run.teacher, run.sae, method="activation").scores(gens.tokens)
+    with torch.no_grad():
+        logp = run.teacher(gens.tokens).log_softmax(-1)
+    for i in range(4):
+        p, n = int(gens.prompt_lens[i]), int(gens.gen_lens[i])
+        gen = gens.tokens[i, p:p + n]
+        assert got["sae_act"][i] == pytest.approx(float(acts[i, p:p + n, c].mean()), abs=1e-6)
+        nll = -logp[i, torch.arange(p - 1, p + n - 1), gen].mean()
+        assert got["ppl_teacher"][i] == pytest.approx(float(nll), rel=1e-5)
+        assert got["distinct_1"][i] == pytest.approx(len(set(gen.tolist())) / n)
+
+
+def _hook_count(model) -> int:
+    return sum(len(hp._forward_hooks) for hp in model.hook_dict.values())
+
+
+def test_scoring_runs_with_steering_off(run):
+    seen = []
+
+    def spy(r):
+        seen.append((_hook_count(r.run.student), _hook_count(r.run.teacher)))
+        return np.zeros(len(r.gens))
+
+    register_scorer(Scorer("_spy", spy, "success", "hooks present while scoring"))
+    try:
+        steer = logit_steerer(3, "scale", 5.0)
+        with steer.context(run.student):  # the check can fail: inside, a hook is counted
+            assert _hook_count(run.student) == 1
+        evaluate_steering(run, steer, PROMPTS, scorers=["_spy"], sae_strength=1.0, **FAST)
+    finally:
+        SCORERS.pop("_spy")
+    assert len(seen) == 6 and all(s == (0, 0) for s in seen)
+
+
+def test_planted_effect_is_clear_of_unsteered_and_control(run, planted):
+    res = evaluate_steering(run, planted.make(planted.c, 200.0), PROMPTS, control=planted.control,
+                            sae_strength=None, scorers=["sae_act", "ppl_ntp"], n_samples=24,
+                            max_new_tokens=12, n_boot=500)
+    arm = res.arms["cocomix"]
+    assert arm.clear_of("sae_act") == {"above_unsteered": True, "above_control": True,
+                                       "diff_unsteered_positive": True,
+                                       "diff_control_positive": True}
+    assert "sae_act *" in arm.table()
+
+
+def test_random_control_is_another_live_concept_at_the_same_strength(run):
+    live = set(live_concepts(run).tolist())
+    picks = {random_control(run, 7, seed) for seed in range(20)}
+    assert 7 not in picks and picks <= live and len(picks) > 1
+    assert random_control(run, 7, 3) == random_control(run, 7, 3)
+    res = evaluate_steering(run, logit_steerer(7, "add", 4.0), PROMPTS, seed=3,
+                            scorers=["student_prob"], sae_strength=None, **FAST)
+    arm = res.arms["cocomix"]
+    assert arm.control_concept == random_control(run, 7, 3) and arm.strength == 4.0
+
+
+def test_unsteered_and_zero_strength_runs_are_identical(run):
+    res = evaluate_steering(run, logit_steerer(7, "add", 0.0), PROMPTS, scorers=["sae_act"],
+                            sae_strength=0.0, **FAST)
+    for arm in res.arms.values():
+        assert arm.values["steered"] == arm.values["unsteered"] == arm.values["control"]
+
+
+def test_sweep_dose_response_is_monotone_on_a_planted_case(run, planted):
+    sw = sweep(run, planted.c, "vector", [0.0, 20.0, 200.0], PROMPTS, n_samples=12,
+               max_new_tokens=10, scorers=["sae_act"], control=planted.control,
+               make=planted.make, n_boot=200)
+    means = sw.means("sae_act")
+    assert means[0] == pytest.approx(sw.means("sae_act", "unsteered")[0])
+    assert means[0] < means[1] < means[2]
+    assert "unsteered" in sw.table() and len(sw.to_dict()["results"]) == 3
+
+
+def test_steer_eval_cli_prints_a_table_and_json(run_dir, tmp_path, capsys):
+    from training.cli import main
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"concept": 3, "op": "scale", "strength": 4.0}))
+    args = ["steer-eval", "--run", str(run_dir), "--spec", str(spec), "--samples", "6",
+            "--max-new-tokens", "8", "--prompt", "the ship", "--prompt", "a star"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "CoCoMix concept steering" in out and "SAE steering" in out and "sae_act" in out
+    assert main(args + ["--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    arm = data["arms"]["cocomix"]
+    assert arm["concept"] == 3 and len(arm["values"]["steered"]["sae_act"]) == 6
+
+
+def test_steer_eval_cli_bad_spec_is_one_line(run_dir, tmp_path, capsys):
+    from training.cli import main
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"concept": 3, "op": "wiggle", "strength": 4.0}))
+    assert main(["steer-eval", "--run", str(run_dir), "--spec", str(spec)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "wiggle" in err and "\n" not in err
