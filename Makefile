@@ -24,7 +24,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 demo: install
-	$(VENV)/bin/cocomix-lens pipeline --preset tiny --out $(DEMO_OUT)
+	$(VENV)/bin/cocomix-lens pipeline --preset world --out $(DEMO_OUT)
 
 test: install-dev
 	$(PY) -m pytest -q tests

@@ -30,6 +30,7 @@ from typing import Any
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
 from cocomix_lens.rundir import LAYOUT
 from training.pipeline_config import PipelineConfig
+from training.pipeline_groundtruth import stage_groundtruth
 from training.sae import (
     ce_loss_recovered,
     collect_activations,
@@ -185,6 +186,7 @@ STAGES: dict[str, Callable[[Context], dict[str, Any]]] = {
     "labels": stage_labels,
     "ntp": lambda ctx: _train_student(ctx, "ntp"),
     "cocomix": lambda ctx: _train_student(ctx, "cocomix"),
+    "groundtruth": stage_groundtruth,  # world only: recovery of the known latents
 }
 """Stages in run order; each returns the results recorded in its marker."""
 
