@@ -127,3 +127,65 @@ def config_from_hf_gpt2(hf_config) -> CoCoMixConfig:
         tie_word_embeddings=getattr(hf_config, "tie_word_embeddings", True),
         initializer_range=hf_config.initializer_range,
     )
+
+
+# ---- TransformerLens ----------------------------------------------------------------------
+def _tl_state_dict(model: CoCoMixModel) -> dict[str, Tensor]:
+    """Our plain-GPT-2 parameters under HookedTransformer names and layouts."""
+    cfg = model.cfg
+    out = {"embed.W_E": model.W_E, "pos_embed.W_pos": model.W_pos,
+           "ln_final.w": model.ln_final.w, "ln_final.b": model.ln_final.b,
+           "unembed.W_U": model.W_U, "unembed.b_U": torch.zeros(cfg.d_vocab)}
+    heads = (cfg.n_heads, cfg.d_head)
+    for i, block in enumerate(model.blocks):
+        attn, p = block.attn, f"blocks.{i}."
+        b_q, b_k, b_v = attn.b_QKV.view(3, *heads).unbind(0)
+        out.update({
+            p + "ln1.w": block.ln1.w, p + "ln1.b": block.ln1.b,
+            p + "ln2.w": block.ln2.w, p + "ln2.b": block.ln2.b,
+            p + "attn.W_Q": attn.W_Q, p + "attn.W_K": attn.W_K, p + "attn.W_V": attn.W_V,
+            p + "attn.b_Q": b_q, p + "attn.b_K": b_k, p + "attn.b_V": b_v,
+            p + "attn.W_O": attn.W_O.view(*heads, cfg.d_model), p + "attn.b_O": attn.b_O,
+            p + "mlp.W_in": block.mlp.W_in, p + "mlp.b_in": block.mlp.b_in,
+            p + "mlp.W_out": block.mlp.W_out, p + "mlp.b_out": block.mlp.b_out})
+    return {k: v.detach().clone() for k, v in out.items()}
+
+
+def to_hooked_transformer(model: CoCoMixModel, cls=None):
+    """A TransformerLens `HookedTransformer` (or `cls`, e.g. SAE-Lens's HookedSAETransformer)
+    with the weights of a plain (mix_mode "none") model; logits equal ours (to float error).
+
+    The model's tokenizer, when attached, comes along (wrapped for transformers) with
+    `<|endoftext|>` as BOS/EOS/pad and prepend_bos off, as the model was trained.
+    """
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    cfg = model.cfg
+    if cfg.mix_mode != "none":
+        raise ValueError(f"only plain models (mix_mode 'none') convert to a HookedTransformer, "
+                         f"got mix_mode={cfg.mix_mode!r}; fix: convert the teacher or an NTP "
+                         "baseline (a concept head has no TransformerLens counterpart)")
+    tl_cfg = HookedTransformerConfig(
+        n_layers=cfg.n_layers, d_model=cfg.d_model, n_ctx=cfg.n_ctx, d_head=cfg.d_head,
+        n_heads=cfg.n_heads, d_mlp=cfg.d_mlp, d_vocab=cfg.d_vocab, act_fn=cfg.act_fn,
+        eps=cfg.layer_norm_eps, normalization_type="LN", default_prepend_bos=False,
+        device=str(model.device))
+    tl = (cls or HookedTransformer)(tl_cfg, tokenizer=_hf_tokenizer(model.tokenizer))
+    state = tl.state_dict()
+    state.update(_tl_state_dict(model))
+    tl.load_state_dict(state)
+    return tl.eval()
+
+
+def _hf_tokenizer(tokenizer):
+    if tokenizer is None:
+        return None
+    from transformers import PreTrainedTokenizerFast
+
+    from cocomix_lens.data.tokenizer import EOS_TOKEN
+
+    # name_or_path and add_bos_token: TransformerLens otherwise reloads the tokenizer from the
+    # hub by name to make one that prepends BOS (we have none: prepend_bos stays off).
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=EOS_TOKEN,
+                                   eos_token=EOS_TOKEN, pad_token=EOS_TOKEN, unk_token=EOS_TOKEN,
+                                   name_or_path="cocomix-lens", add_bos_token=True)

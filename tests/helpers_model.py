@@ -25,3 +25,25 @@ def tiny_model(seed: int = 0, **overrides) -> CoCoMixModel:
 def tokens(batch: int = 2, pos: int = 12, vocab: int = 97, seed: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, vocab, (batch, pos), generator=g)
+
+
+TEXTS = ["The cat sat on the mat. The dog ran after the cat.",
+         "Paris is the capital of France. Berlin is the capital of Germany.",
+         "One, two, three: counting numbers is fun. Ünïcödé bytes too."] * 20
+_TOKENIZER = None
+
+
+def tiny_tokenizer():
+    """A 300-token byte-level BPE trained on TEXTS (built once per session)."""
+    global _TOKENIZER
+    if _TOKENIZER is None:
+        from cocomix_lens.data.tokenizer import train_bpe
+        _TOKENIZER = train_bpe(TEXTS, vocab_size=300)
+    return _TOKENIZER
+
+
+def tiny_text_model(seed: int = 0, **overrides) -> CoCoMixModel:
+    """tiny_model with a 300-token vocabulary and the tiny tokenizer attached."""
+    model = tiny_model(seed, **{"d_vocab": 300, **overrides})
+    model.tokenizer = tiny_tokenizer()
+    return model

@@ -57,3 +57,21 @@ def test_official_state_dict_with_wrong_config_is_refused():
         from_official_state_dict(sd, model.cfg.replace(n_layers=4, insert_layer=1))
     with pytest.raises(ValueError, match="checkpoint shape"):
         from_official_state_dict(sd, model.cfg.replace(n_concepts=40))
+
+
+def test_plain_model_converts_to_hooked_transformer_with_equal_logits():
+    from helpers_model import tiny_text_model
+    from sae_lens import HookedSAETransformer
+    from transformer_lens import HookedTransformer
+
+    from cocomix_lens.interop import to_hooked_transformer
+
+    ours = tiny_text_model(mix_mode="none")
+    x = ours.to_tokens("The cat sat on the mat.")
+    for cls in (HookedTransformer, HookedSAETransformer):
+        tl = to_hooked_transformer(ours, cls)
+        assert isinstance(tl, cls)
+        torch.testing.assert_close(tl(x), ours(x), atol=1e-5, rtol=1e-5)
+        assert torch.equal(tl.to_tokens("The cat sat on the mat."), x)  # no BOS, same ids
+    with pytest.raises(ValueError, match="mix_mode 'none'.*fix"):
+        to_hooked_transformer(tiny_model())

@@ -27,5 +27,5 @@ def test_labels_command_builds_a_cache_that_training_can_open(tmp_path, capsys):
     assert (cache.labels("train", [8], 8) == ids).all()
 
     assert main(argv) == 0  # already complete: nothing to do, same answer
-    assert main(argv[:-4] + ["--method", "activation"]) == 2
+    assert main(argv[:-2] + ["--method", "activation"]) == 2
     assert "built differently: method='attribution'" in capsys.readouterr().err

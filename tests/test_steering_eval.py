@@ -12,6 +12,7 @@ import torch
 from test_pipeline import micro_config, write_corpus
 
 from cocomix_lens import ConceptExtractor, Run
+from cocomix_lens.steering import SteeringSpec, steer
 from cocomix_lens.steering.evaluate import (
     Sampling,
     Steerer,
@@ -19,7 +20,6 @@ from cocomix_lens.steering.evaluate import (
     evaluate_steering,
     generate_samples,
     live_concepts,
-    logit_steerer,
     random_control,
     score,
     sweep,
@@ -104,7 +104,9 @@ def test_scores_equal_a_direct_computation(run):
 
 
 def _hook_count(model) -> int:
-    return sum(len(hp._forward_hooks) for hp in model.hook_dict.values())
+    """TransformerLens hooks plus the model's own forward (pre-)hooks (steer adds both)."""
+    return (sum(len(hp._forward_hooks) for hp in model.hook_dict.values())
+            + len(model._forward_hooks) + len(model._forward_pre_hooks))
 
 
 def test_scoring_runs_with_steering_off(run):
@@ -116,10 +118,10 @@ def test_scoring_runs_with_steering_off(run):
 
     register_scorer(Scorer("_spy", spy, "success", "hooks present while scoring"))
     try:
-        steer = logit_steerer(3, "scale", 5.0)
-        with steer.context(run.student):  # the check can fail: inside, a hook is counted
-            assert _hook_count(run.student) == 1
-        evaluate_steering(run, steer, PROMPTS, scorers=["_spy"], sae_strength=1.0, **FAST)
+        spec = SteeringSpec().scale(3, 5.0)
+        with steer(run.student, spec):  # the check can fail: inside, hooks are counted
+            assert _hook_count(run.student) == 2
+        evaluate_steering(run, spec, PROMPTS, scorers=["_spy"], sae_strength=1.0, **FAST)
     finally:
         SCORERS.pop("_spy")
     assert len(seen) == 6 and all(s == (0, 0) for s in seen)
@@ -141,14 +143,14 @@ def test_random_control_is_another_live_concept_at_the_same_strength(run):
     picks = {random_control(run, 7, seed) for seed in range(20)}
     assert 7 not in picks and picks <= live and len(picks) > 1
     assert random_control(run, 7, 3) == random_control(run, 7, 3)
-    res = evaluate_steering(run, logit_steerer(7, "add", 4.0), PROMPTS, seed=3,
+    res = evaluate_steering(run, SteeringSpec().add(7, 4.0), PROMPTS, seed=3,
                             scorers=["student_prob"], sae_strength=None, **FAST)
     arm = res.arms["cocomix"]
     assert arm.control_concept == random_control(run, 7, 3) and arm.strength == 4.0
 
 
 def test_unsteered_and_zero_strength_runs_are_identical(run):
-    res = evaluate_steering(run, logit_steerer(7, "add", 0.0), PROMPTS, scorers=["sae_act"],
+    res = evaluate_steering(run, SteeringSpec().add(7, 0.0), PROMPTS, scorers=["sae_act"],
                             sae_strength=0.0, **FAST)
     for arm in res.arms.values():
         assert arm.values["steered"] == arm.values["unsteered"] == arm.values["control"]
@@ -168,7 +170,7 @@ def test_steer_eval_cli_prints_a_table_and_json(run_dir, tmp_path, capsys):
     from training.cli import main
 
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"concept": 3, "op": "scale", "strength": 4.0}))
+    SteeringSpec().scale(3, 4.0).save(spec)
     args = ["steer-eval", "--run", str(run_dir), "--spec", str(spec), "--samples", "6",
             "--max-new-tokens", "8", "--prompt", "the ship", "--prompt", "a star"]
     assert main(args) == 0
@@ -184,7 +186,7 @@ def test_steer_eval_cli_bad_spec_is_one_line(run_dir, tmp_path, capsys):
     from training.cli import main
 
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"concept": 3, "op": "wiggle", "strength": 4.0}))
+    spec.write_text(json.dumps({"edits": [{"op": "wiggle", "concept": 3, "value": 4.0}]}))
     assert main(["steer-eval", "--run", str(run_dir), "--spec", str(spec)]) == 2
     err = capsys.readouterr().err.strip()
     assert "wiggle" in err and "\n" not in err

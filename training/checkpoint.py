@@ -4,20 +4,25 @@ Layout under `root` (usually RUN/checkpoints):
 
     step_00000100/model.safetensors   model state dict
     step_00000100/optim.safetensors   optimizer tensors, plus RNG states under rng/
-    step_00000100/state.json          optimizer scalars, scheduler, sampler, RNG, step, metrics
-    index.json                        {"latest": name, "best": {...}, "checkpoints": [...]}
+    step_00000100/state.json          format_version, optimizer scalars, scheduler, sampler,
+                                      RNG, step, metrics, size + sha256 of both tensor files
+    index.json                        {"format_version", "latest", "best", "checkpoints"}
 
-A checkpoint is written into a hidden temporary directory, each file fsynced, then renamed into
-place; `index.json` is replaced last, so a crash at any point leaves the previous checkpoint as
-`latest`. Nothing is ever unpickled: loading reads safetensors and JSON only.
+A checkpoint is written into a hidden temporary directory (tensor files fsynced, JSON through
+the atomic-write helper), then the directory is renamed into place; `index.json` is replaced
+last, so a crash at any point leaves the previous checkpoint loadable. Loading falls back to
+the newest complete checkpoint when a newer one is damaged (truncated file, deleted directory).
+Only directories named like the manager's own (`step_<8 digits>`) directly under `root` are
+ever deleted, whatever `index.json` says: a crafted index cannot delete anything else.
+Nothing is ever unpickled: loading reads safetensors and JSON only.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import random
+import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -26,14 +31,24 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from cocomix_lens.data.files import atomic_write_json
+from cocomix_lens.data.files import (
+    CorruptFileError,
+    atomic_write_json,
+    fsync_path,
+    read_versioned_json,
+    sha256_file,
+)
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 INDEX = "index.json"
+STATE = "state.json"
+TENSOR_FILES = ("model.safetensors", "optim.safetensors")
+NAME = re.compile(r"step_(\d{8})\Z")  # the only names the manager creates (and may delete)
 
 
 @dataclass
@@ -48,14 +63,8 @@ class Checkpoint:
     path: Path | None = None
 
 
-# ---- atomic file helpers ------------------------------------------------------------------
-def fsync_path(path: Path) -> None:
-    """Flush a file or directory to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class DamagedCheckpointError(ValueError):
+    """A checkpoint directory exists but cannot be read back whole."""
 
 
 def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -125,22 +134,72 @@ class CheckpointManager:
         self.root = Path(root)
         self.keep_last, self.keep_best = keep_last, keep_best
 
-    # index ----------------------------------------------------------------------------------
+    # names and the index ---------------------------------------------------------------------
+    def owned(self, name: Any) -> Path | None:
+        """root/name if `name` is one the manager creates and it lies inside root, else None.
+
+        The pattern excludes separators and '..'; the resolve check also refuses symlinks
+        planted under an own name that point elsewhere."""
+        if not isinstance(name, str) or not NAME.match(name):
+            return None
+        path = self.root / name
+        if path.is_symlink() or path.resolve().parent != self.root.resolve():
+            return None
+        return path
+
     def index(self) -> dict[str, Any]:
+        """index.json with every name not the manager's own dropped (a warning names them)."""
         path = self.root / INDEX
+        empty = {"format_version": FORMAT_VERSION, "latest": None, "best": None,
+                 "checkpoints": []}
         if not path.is_file():
-            return {"format_version": FORMAT_VERSION, "latest": None, "best": None,
-                    "checkpoints": []}
-        return json.loads(path.read_text())
+            return empty
+        try:
+            idx = read_versioned_json(path, FORMAT_VERSION, missing=str(path),
+                                      fix=f"start a new run (another --out) or delete {path}")
+        except CorruptFileError as err:
+            log.warning("%s; rebuilding the index from the checkpoint directories", err)
+            return {**empty, "checkpoints": [{"name": p.name, "step": _step_of(p.name),
+                                              "metric": None} for p in self._scan()]}
+        entries = [e for e in idx.get("checkpoints", [])
+                   if isinstance(e, dict) and self.owned(e.get("name"))]
+        foreign = len(idx.get("checkpoints", [])) - len(entries)
+        best = idx.get("best")
+        if best is not None and not (isinstance(best, dict) and self.owned(best.get("name"))):
+            best, foreign = None, foreign + 1
+        if foreign:
+            log.warning("%s names %d entries that are not checkpoints of this run; ignored",
+                        path, foreign)
+        latest = idx.get("latest") if self.owned(idx.get("latest")) else None
+        return {"format_version": FORMAT_VERSION, "latest": latest, "best": best,
+                "checkpoints": entries}
+
+    def _scan(self) -> list[Path]:
+        """Own checkpoint directories on disk, oldest first."""
+        if not self.root.is_dir():
+            return []
+        found = [p for p in self.root.iterdir() if self.owned(p.name) and p.is_dir()]
+        return sorted(found, key=lambda p: p.name)
+
+    def candidates(self) -> list[Path]:
+        """Checkpoint directories newest first: the index's, then any complete one on disk."""
+        names = {e["name"] for e in self.index()["checkpoints"]} | {p.name for p in self._scan()}
+        return [self.root / n for n in sorted(names, reverse=True)]
 
     def latest(self) -> Path | None:
-        """Directory of the newest complete checkpoint, or None."""
-        name = self.index()["latest"]
-        return self.root / name if name else None
+        """Directory of the newest checkpoint that looks complete, or None."""
+        for path in self.candidates():
+            if _looks_complete(path):
+                return path
+        return None
 
     def best(self) -> Path | None:
         best = self.index()["best"]
         return self.root / best["name"] if best else None
+
+    def used(self) -> bool:
+        """True if `root` holds an index or any checkpoint of a previous run."""
+        return (self.root / INDEX).is_file() or bool(self._scan())
 
     # save -----------------------------------------------------------------------------------
     def save(self, ckpt: Checkpoint, metric: float | None = None) -> Path:
@@ -153,8 +212,8 @@ class CheckpointManager:
             self._write(tmp, ckpt)
             final = self.root / name
             if final.exists():  # a re-save of the same step (e.g. after a resume)
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+                _remove(self.owned(name))
+            tmp.replace(final)
             fsync_path(self.root)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -163,15 +222,18 @@ class CheckpointManager:
         return final
 
     def _write(self, directory: Path, ckpt: Checkpoint) -> None:
-        write_tensors(directory / "model.safetensors", ckpt.model)
+        write_tensors(directory / TENSOR_FILES[0], ckpt.model)
         state = {k: v for k, v in ckpt.state.items() if k != "rng_tensors"}
         tensors, state["rng"] = capture_rng()  # the RNG as it is at save time
         if ckpt.optimizer is not None:
             opt_tensors, state["optimizer"] = split_optimizer_state(ckpt.optimizer)
             tensors.update(opt_tensors)
-        write_tensors(directory / "optim.safetensors", tensors)
+        write_tensors(directory / TENSOR_FILES[1], tensors)
+        # Sizes and hashes let a loader tell a truncated or altered file from a good one.
+        state["files"] = {f: {"bytes": (directory / f).stat().st_size,
+                              "sha256": sha256_file(directory / f)} for f in TENSOR_FILES}
         state.update(format_version=FORMAT_VERSION, step=ckpt.step)
-        atomic_write_json(directory / "state.json", state)
+        atomic_write_json(directory / STATE, state)
 
     def _commit(self, name: str, step: int, metric: float | None) -> None:
         idx = self.index()
@@ -192,32 +254,87 @@ class CheckpointManager:
         atomic_write_json(self.root / INDEX, idx)  # the commit point
         fsync_path(self.root)
         for old in doomed:  # only after the index no longer names them
-            shutil.rmtree(self.root / old, ignore_errors=True)
+            _remove(self.owned(old))
+
+    def reset(self) -> None:
+        """Delete every own checkpoint and the index (a fresh run forced into a used dir)."""
+        for path in self._scan():
+            _remove(path)
+        (self.root / INDEX).unlink(missing_ok=True)
+        self.clean_temporaries()
 
     # load -----------------------------------------------------------------------------------
     def load(self, path: str | Path | None = None,
              device: str | torch.device = "cpu") -> Checkpoint:
-        """Read a checkpoint (default: latest). RNG state is returned, not applied:
+        """Read a checkpoint (default: the newest complete one, skipping damaged ones with a
+        warning). RNG state is returned, not applied:
         `restore_rng(ckpt.state["rng_tensors"], ckpt.state["rng"])`."""
-        path = Path(path) if path is not None else self.latest()
-        if path is None or not (path / "state.json").is_file():
-            raise FileNotFoundError(f"no complete checkpoint under {self.root}; start without "
-                                    "--resume or point to a run directory that has one")
-        state = json.loads((path / "state.json").read_text())
-        model = load_file(str(path / "model.safetensors"), device=str(device))
-        tensors = load_file(str(path / "optim.safetensors"))
-        optimizer = None
-        if "optimizer" in state:
-            opt_tensors = {k: v for k, v in tensors.items() if k.startswith("state.")}
-            optimizer = join_optimizer_state(opt_tensors, state.pop("optimizer"))
-        state["rng_tensors"] = {k: v for k, v in tensors.items() if k.startswith("rng.")}
-        return Checkpoint(step=int(state["step"]), model=model, optimizer=optimizer,
-                          state=state, path=path)
+        if path is not None:
+            return read_checkpoint(Path(path), device)
+        for cand in self.candidates():
+            try:
+                ck = read_checkpoint(cand, device)
+            except (DamagedCheckpointError, FileNotFoundError) as err:
+                log.warning("skipping damaged checkpoint: %s; falling back to an older one", err)
+                continue
+            return ck
+        raise FileNotFoundError(f"no complete checkpoint under {self.root}; start without "
+                                "--resume or point to a run directory that has one")
 
     def clean_temporaries(self) -> None:
         """Remove half-written checkpoint directories left by a crash."""
-        for tmp in self.root.glob(".tmp-*"):
-            shutil.rmtree(tmp, ignore_errors=True)
+        if self.root.is_dir():
+            for tmp in self.root.glob(".tmp-step_*"):
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """One checkpoint directory -> Checkpoint; DamagedCheckpointError naming the bad file."""
+    state = read_versioned_json(
+        path / STATE, FORMAT_VERSION,
+        missing=f"{path / STATE} is missing; fix: resume from another checkpoint or start anew",
+        fix="resume with the cocomix-lens version that wrote it, or start a new run")
+    for name, want in state.get("files", {}).items():
+        f = path / name
+        if not f.is_file() or f.stat().st_size != want["bytes"] or sha256_file(f) != want[
+                "sha256"]:
+            raise DamagedCheckpointError(f"{f} is missing, truncated or altered (its size or "
+                                         "sha256 differs from state.json)")
+    try:
+        model = load_file(str(path / TENSOR_FILES[0]), device=str(device))
+        tensors = load_file(str(path / TENSOR_FILES[1]))
+    except (SafetensorError, OSError) as err:
+        raise DamagedCheckpointError(f"{path} cannot be read ({err})") from err
+    optimizer = None
+    if "optimizer" in state:
+        opt_tensors = {k: v for k, v in tensors.items() if k.startswith("state.")}
+        optimizer = join_optimizer_state(opt_tensors, state.pop("optimizer"))
+    state["rng_tensors"] = {k: v for k, v in tensors.items() if k.startswith("rng.")}
+    return Checkpoint(step=int(state["step"]), model=model, optimizer=optimizer, state=state,
+                      path=path)
+
+
+def _looks_complete(path: Path) -> bool:
+    """Cheap check (no hashing): state.json present and the tensor files of recorded size.
+    Another format_version counts as complete: `load` then refuses it with a clear error
+    instead of a resume silently starting over."""
+    try:
+        state = json.loads((path / STATE).read_text())
+    except (OSError, ValueError):
+        return False
+    files = state.get("files") or {f: None for f in TENSOR_FILES}
+    return all((path / f).is_file() and (w is None or (path / f).stat().st_size == w["bytes"])
+               for f, w in files.items())
+
+
+def _step_of(name: str) -> int:
+    return int(NAME.match(name).group(1))
+
+
+def _remove(path: Path | None) -> None:
+    """Delete an own checkpoint directory (`owned` already vetted the path; None: nothing)."""
+    if path is not None and path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:

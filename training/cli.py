@@ -3,14 +3,20 @@
 Each subcommand lives in `training/commands/<name>.py` and exposes
 `HELP: str`, `add_arguments(parser)` and `run(args) -> int | None`. Modules are imported
 lazily so `cocomix-lens prepare` does not pay for importing the trainer.
+
+Every failure a user can cause ends as one line on stderr, `cocomix-lens CMD: error: ...`,
+naming the file or flag and the fix, with exit code 2 (130 on Ctrl-C); `--debug` adds the
+traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
+from collections.abc import Callable
 
 # name -> module; a registry instead of an if/elif chain.
 COMMANDS: dict[str, str] = {
@@ -18,7 +24,22 @@ COMMANDS: dict[str, str] = {
     "labels": "training.commands.labels",
     "train": "training.commands.train",
     "pipeline": "training.commands.pipeline",
+    "generate": "training.commands.generate",
     "steer-eval": "training.commands.steer_eval",
+}
+
+# errno -> (what happened, the fix) for OSErrors that carry no message of ours.
+OS_ERRORS: dict[int, tuple[str, str]] = {
+    errno.ENOSPC: ("no space left on the device", "free disk space or choose another --out"),
+    errno.EDQUOT: ("disk quota exceeded", "free disk space or choose another --out"),
+    errno.EROFS: ("read-only file system", "choose a writable --out"),
+    errno.EACCES: ("permission denied", "fix the permissions or choose another path"),
+    errno.EPERM: ("operation not permitted", "fix the permissions or choose another path"),
+    errno.ENOTDIR: ("a component of the path is not a directory", "check the path"),
+    errno.EISDIR: ("is a directory, a file was expected", "pass a file"),
+    errno.ENOENT: ("no such file or directory", "check the path"),
+    errno.EEXIST: ("already exists", "choose another path"),
+    errno.ENAMETOOLONG: ("file name too long", "choose a shorter path"),
 }
 
 
@@ -33,9 +54,18 @@ def _available() -> dict[str, object]:
     return mods
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (with the fix), like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; fix: see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cocomix-lens", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="cocomix-lens", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the traceback of an error (and debug logging)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, mod in _available().items():
         p = sub.add_parser(name, help=getattr(mod, "HELP", None))
@@ -44,20 +74,88 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# ---- one line per failure -----------------------------------------------------------------
+def _os_error(err: OSError, args: argparse.Namespace) -> str:
+    if err.strerror and "fix:" in err.strerror:  # a message of ours already names both
+        return err.strerror
+    what, fix = OS_ERRORS.get(err.errno, (err.strerror or str(err), "check the path"))
+    where = err.filename or getattr(args, "out", None) or "a file"
+    return f"{where}: {what}; fix: {fix}"
+
+
+def _yaml_error(err: Exception, args: argparse.Namespace) -> str:
+    first = " ".join(str(err).split())[:200]
+    return (f"--config {getattr(args, 'config', None)} is not valid YAML ({first}); fix: "
+            "correct the file or pass a bundled config name")
+
+
+def _safetensors_error(err: Exception, args: argparse.Namespace) -> str:
+    return (f"a safetensors file is damaged ({err}); fix: re-create the checkpoint or model "
+            "it belongs to (see --debug for which)")
+
+
+def _plain(err: Exception, args: argparse.Namespace) -> str:
+    return str(err).replace("\n", " ")
+
+
+def _unexpected(err: Exception, args: argparse.Namespace) -> str:
+    text = " ".join(str(err).split())[:300]
+    return (f"unexpected {type(err).__name__}: {text}; fix: check the inputs and flags, rerun "
+            "with --debug for the traceback (and report it if the inputs are right)")
+
+
+def _formatters() -> list[tuple[type[BaseException], Callable]]:
+    """(exception type, formatter) in lookup order: most specific first."""
+    table: list[tuple[type[BaseException], Callable]] = []
+    try:
+        import yaml
+
+        table.append((yaml.YAMLError, _yaml_error))
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from safetensors import SafetensorError
+
+        table.append((SafetensorError, _safetensors_error))
+    except ImportError:  # pragma: no cover
+        pass
+    table += [(FileNotFoundError, _plain), (FileExistsError, _plain),
+              (OSError, _os_error), (ValueError, _plain), (RuntimeError, _plain),
+              (Exception, _unexpected)]
+    return table
+
+
+def describe_error(err: BaseException, args: argparse.Namespace) -> str:
+    """The one-line message for `err` (no newline inside)."""
+    for tp, fmt in _formatters():
+        if isinstance(err, tp):
+            if tp in (FileNotFoundError, FileExistsError) and err.filename:
+                return _os_error(err, args)  # raised by the OS, not by us: name the file
+            return " ".join(fmt(err, args).split())
+    return _unexpected(err, args)  # pragma: no cover
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    level = logging.DEBUG if args.verbose else logging.INFO
+    level = logging.DEBUG if args.verbose or args.debug else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args._extra = extra  # dotted overrides (e.g. --optim.lr 3e-4) for commands that take them
     if extra and not getattr(args, "_accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args._run(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
-        # Errors from the library are written to be read: one line, no traceback.
-        logging.getLogger("cocomix_lens").debug("traceback", exc_info=True)
-        print(f"cocomix-lens {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"cocomix-lens {args.command}: interrupted; fix: re-run the same command to "
+              "resume", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"cocomix-lens {args.command}: error: {describe_error(err, args)}",
+              file=sys.stderr)
         return 2
 
 

@@ -6,10 +6,10 @@ import importlib.util
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
+from cocomix_lens.data.files import atomic_write_text
 from cocomix_lens.rundir import LAYOUT
 from training.config import LoggingSection
 
@@ -32,14 +32,20 @@ class MetricsLog:
             self._wandb = _wandb(cfg.wandb_project, out_dir, run_config)
 
     def truncate_after(self, step: int) -> None:
-        """Drop records past `step` (written after the checkpoint a run resumes from)."""
+        """Drop records past `step` (written after the checkpoint a run resumes from), and a
+        torn last line a kill mid-append left."""
         if not self.enabled or not self.path.is_file():
             return
-        keep = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(line + "\n" for line in keep))
-        os.replace(tmp, self.path)
+        keep = []
+        for n, line in enumerate(self.path.read_text().splitlines(), 1):
+            try:
+                record = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:
+                log.warning("%s line %d is not JSON (cut by a crash?); dropped", self.path, n)
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= step:
+                keep.append(line)
+        atomic_write_text(self.path, "".join(line + "\n" for line in keep))
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
+from cocomix_lens.data.lock import DirLock
 from cocomix_lens.rundir import LAYOUT
 from training.pipeline_config import PipelineConfig
 from training.pipeline_groundtruth import stage_groundtruth
@@ -66,7 +67,7 @@ class Context:
     def shards(self):
         from cocomix_lens.data import TokenShards
 
-        return TokenShards.open(self.dir("shards"))
+        return TokenShards.open(self.dir("shards"), verify=True)
 
     def teacher_pair(self):
         """The trained teacher and its SAE (`cocomix_lens.concepts.Teacher`)."""
@@ -199,22 +200,23 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, corpus_options: dict | No
         raise ValueError(f"unknown stage {stop_after!r}; choose one of {', '.join(STAGES)}")
     ctx = Context(cfg, Path(out), dict(corpus_options or {}))
     check_models(ctx)
-    ctx.out.mkdir(parents=True, exist_ok=True)
-    _claim(ctx)
-    records: dict[str, dict[str, Any]] = {}
-    for name, fn in STAGES.items():
-        records[name] = _run_stage(ctx, name, fn)
-        if name == stop_after:
-            break
-    from training.pipeline_report import write_summary
+    with DirLock(ctx.out, "pipeline run directory"):
+        _claim(ctx)
+        records: dict[str, dict[str, Any]] = {}
+        for name, fn in STAGES.items():
+            records[name] = _run_stage(ctx, name, fn)
+            if name == stop_after:
+                break
+        from training.pipeline_report import write_summary
 
-    return write_summary(ctx, records)
+        return write_summary(ctx, records)
 
 
 def check_models(ctx: Context) -> None:
     """Build the three runs' architectures now, so a bad shape fails before any stage runs
     (the vocabulary and concept count are the configured ones; the real ones come later)."""
     from training.objectives import get_objective
+    from training.trainer import check_run_config
 
     runs = {"teacher": teacher_run_config(ctx.cfg, ctx.dir("shards")),
             "ntp": student_run_config(ctx, "ntp"), "cocomix": student_run_config(ctx, "cocomix")}
@@ -224,6 +226,7 @@ def check_models(ctx: Context) -> None:
                                  mix_mode=get_objective(run_cfg.objective).mix_mode)
         except ValueError as err:
             raise ValueError(f"the {stage} model cannot be built: {err}") from None
+        check_run_config(run_cfg)  # e.g. an eval interval of 0, before hours of stages
 
 
 def _run_stage(ctx: Context, name: str, fn: Callable[[Context], dict[str, Any]]) -> dict:

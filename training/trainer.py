@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from cocomix_lens import CoCoMixModel
-from cocomix_lens.data.files import atomic_write_json
+from cocomix_lens.data.files import atomic_write_json, atomic_write_text
+from cocomix_lens.data.lock import DirLock
 from cocomix_lens.rundir import LAYOUT
 from training import distributed as D
 from training.checkpoint import Checkpoint, CheckpointManager, restore_rng
@@ -45,19 +46,24 @@ class NonFiniteLossError(RuntimeError):
 
 def train(cfg: RunConfig, model: CoCoMixModel | None = None, *, data: Any = None,
           labels: Any = None, teacher: nn.Module | None = None,
-          out_dir: str | Path | None = None, resume: bool = False) -> dict[str, Any]:
+          out_dir: str | Path | None = None, resume: bool = False,
+          force: bool = False) -> dict[str, Any]:
     """Train `model` (default: built from cfg.model) and return the run summary.
 
     data: a TokenShards or its directory (default cfg.data.dir). labels: a LabelCache, a
     ConceptExtractor or a training.label_sources.LabelSource (needed by concept objectives).
     teacher: frozen mix_mode none model for kd (default: loaded from cfg.concept.teacher).
     resume: continue from out_dir/checkpoints if it holds one (else start fresh).
+    force: start afresh in a used out_dir, deleting its checkpoints and metrics (without it
+    a used out_dir needs `resume`).
     """
     if out_dir is None:
         raise ValueError("train() needs out_dir: the run directory to write into")
+    check_run_config(cfg)
     env = D.DistEnv.setup(cfg.system.device)
     try:
-        return Trainer(cfg, Path(out_dir), env, model, data, labels, teacher).fit(resume)
+        trainer = Trainer(cfg, Path(out_dir), env, model, data, labels, teacher)
+        return trainer.fit(resume, force)
     finally:
         env.teardown()
 
@@ -147,18 +153,31 @@ class Trainer:
         return contextlib.nullcontext()
 
     # ---- checkpoints -----------------------------------------------------------------------
-    def _resume(self) -> None:
-        if self.env.is_main:
-            self.ckpt.clean_temporaries()
-        if self.ckpt.latest() is None:
-            log.info("no checkpoint in %s: starting from step 0", self.ckpt.root)
+    def _claim_dir(self, resume: bool, force: bool) -> None:
+        """Refuse to mix two runs in one directory: a used one needs resume or force."""
+        used = self.ckpt.used() or self.metrics.path.is_file() or (
+            self.out / LAYOUT.train.summary).is_file()
+        if not used or resume:
             return
-        ck = self.ckpt.load(device="cpu")
-        saved = ck.state.get("model_config")
-        if ck.state.get("objective") != self.objective.name or saved != self.model.cfg.to_dict():
-            raise ValueError(f"{ck.path} holds a {ck.state.get('objective')!r} run of another "
-                             "model or objective; resume with the same settings, or pick a "
-                             "new --out / drop --resume")
+        if not force:
+            raise FileExistsError(f"{self.out} holds a previous run; fix: pass --resume to "
+                                  "continue it, or --force to start over (deletes its "
+                                  "checkpoints and metrics), or choose another --out")
+        log.warning("--force: deleting the previous run's checkpoints and metrics in %s",
+                    self.out)
+        self.ckpt.reset()
+        for name in (LAYOUT.train.metrics, LAYOUT.train.summary):
+            (self.out / name).unlink(missing_ok=True)
+
+    def _resume(self) -> None:
+        self.ckpt.clean_temporaries()
+        if self.ckpt.latest() is None:
+            log.info("no complete checkpoint in %s: starting from step 0", self.ckpt.root)
+            self.ckpt.reset()  # damaged leftovers only; they must not mix with this run
+            self.metrics.truncate_after(0)
+            return
+        ck = self.ckpt.load(device="cpu")  # falls back past damaged ones, with a warning
+        self._check_resumable(ck)
         D.load_full_state(self.model, self.optimizer, ck.model, ck.optimizer)
         self.scheduler.load_state_dict(ck.state["scheduler"])
         self.sampler.load_state_dict(ck.state["sampler"])
@@ -168,6 +187,18 @@ class Trainer:
         self.metrics.truncate_after(self.step)
         log.info("resumed from %s (step %d)", ck.path, self.step)
 
+    def _check_resumable(self, ck: Checkpoint) -> None:
+        saved = ck.state.get("model_config")
+        if ck.state.get("objective") != self.objective.name or saved != self.model.cfg.to_dict():
+            raise ValueError(f"{ck.path} holds a {ck.state.get('objective')!r} run of another "
+                             "model or objective; resume with the same settings, or pick a "
+                             "new --out / drop --resume")
+        tok = ck.state.get("tokenizer_sha256")
+        if tok and tok != self.shards.tokenizer_sha256:
+            raise ValueError(f"{ck.path} was trained on data of tokenizer {tok[:12]}… but "
+                             f"--data has {self.shards.tokenizer_sha256[:12]}…; fix: resume "
+                             "with the run's own --data, or start a new --out")
+
     def _save(self, metric: float | None) -> None:
         model_sd, optim_sd = D.full_state(self.model, self.optimizer)  # collective under FSDP
         if self.env.is_main:
@@ -175,15 +206,23 @@ class Trainer:
                      "sampler": self.sampler.state_dict(), "tokens": self.tokens,
                      "last_eval": self.last_eval,
                      "objective": self.objective.name, "config": self.cfg.to_dict(),
+                     "tokenizer_sha256": self.shards.tokenizer_sha256,
                      "model_config": self.model.cfg.to_dict()}
             path = self.ckpt.save(Checkpoint(self.step, model_sd, optim_sd, state), metric)
             log.info("saved %s", path)
 
     # ---- the loop --------------------------------------------------------------------------
-    def fit(self, resume: bool = False) -> dict[str, Any]:
+    def fit(self, resume: bool = False, force: bool = False) -> dict[str, Any]:
+        # Rank 0 alone writes the run directory, so it alone holds the lock.
+        lock = DirLock(self.out, "run directory") if self.env.is_main else (
+            contextlib.nullcontext())
+        with lock:
+            return self._fit(resume, force)
+
+    def _fit(self, resume: bool, force: bool) -> dict[str, Any]:
         if self.env.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / LAYOUT.train.config).write_text(dump_yaml(self.cfg))
+            self._claim_dir(resume, force)
+            atomic_write_text(self.out / LAYOUT.train.config, dump_yaml(self.cfg))
         if resume:
             self._resume()
         start, t0 = self.step, time.perf_counter()
@@ -291,6 +330,25 @@ class Trainer:
 
 
 # ---- helpers ------------------------------------------------------------------------------
+# Intervals that must be positive: a 0 would divide by zero mid-run (after minutes of work).
+POSITIVE = (("logging.log_every", "logging", "log_every"),
+            ("logging.eval_every", "logging", "eval_every"),
+            ("logging.eval_batches", "logging", "eval_batches"),
+            ("checkpoint.every", "checkpoint", "every"),
+            ("checkpoint.keep_last", "checkpoint", "keep_last"),
+            ("optim.max_steps", "optim", "max_steps"), ("optim.grad_accum", "optim", "grad_accum"),
+            ("data.batch_size", "data", "batch_size"), ("data.seq_len", "data", "seq_len"))
+
+
+def check_run_config(cfg: RunConfig) -> None:
+    """Refuse settings that would only fail later, naming the flag; before any work."""
+    for key, section, name in POSITIVE:
+        value = getattr(getattr(cfg, section), name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"--{key} must be a positive integer, got {value!r}; fix: pass "
+                             f"--{key} 1 or more")
+
+
 def open_shards(data: Any):
     """A TokenShards from an instance or a directory."""
     if data is None:

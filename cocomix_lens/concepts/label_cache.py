@@ -16,7 +16,9 @@ resumes at the first uncommitted batch and ends byte-identical to an uninterrupt
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,8 @@ import numpy as np
 import torch
 
 from cocomix_lens.concepts.capture import IGNORE
-from cocomix_lens.data.files import atomic_write_json, read_versioned_json
+from cocomix_lens.data.files import atomic_write_json, read_versioned_json, remove_temporaries
+from cocomix_lens.data.lock import DirLock
 from cocomix_lens.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -126,11 +129,15 @@ class LabelCache:
             raise ValueError(f"window must be >= 2 and batch_size >= 1, got {window}, "
                              f"{batch_size}")
         splits = list(shards.manifest["splits"]) if splits is None else splits
+        # Every check runs before the directory is touched: a refused command leaves no
+        # cache behind that would block the corrected one.
         meta = _new_meta(shards, extractor, teacher_sha, sae_sha, teacher_name, sae_name,
                          k, window, batch_size, splits)
-        meta = _resume_or_create(root, meta)
-        for split in splits:
-            _fill_split(root, meta, split, shards.split(split), extractor, progress)
+        with DirLock(root, "label cache"):
+            remove_temporaries(root)
+            meta = _resume_or_create(root, meta)
+            for split in splits:
+                _fill_split(root, meta, split, shards.split(split), extractor, progress)
         log.info("label cache complete in %s", root)
         return cls(root, meta)
 
@@ -179,11 +186,7 @@ def _new_meta(shards: Any, extractor: Any, teacher_sha: str, sae_sha: str, teach
                              "windows": -(-n // window), "done_windows": 0}
     if not 1 <= k <= extractor.n_latents:
         raise ValueError(f"k={k} must be between 1 and the SAE's {extractor.n_latents} latents")
-    d_vocab = getattr(getattr(extractor.teacher, "cfg", None), "d_vocab", None)
-    if d_vocab is not None and int(manifest["vocab_size"]) > d_vocab:
-        raise ValueError(f"the shards use {manifest['vocab_size']} token ids but the teacher "
-                         f"knows {d_vocab}; fix: prepare the shards with the teacher's "
-                         "tokenizer (e.g. `cocomix-lens prepare --tokenizer gpt2`)")
+    _check_teacher(extractor.teacher, manifest, window)
     return {
         "format_version": FORMAT_VERSION, "teacher": teacher_name,
         "teacher_sha256": teacher_sha, "sae": sae_name, "sae_sha256": sae_sha,
@@ -196,13 +199,39 @@ def _new_meta(shards: Any, extractor: Any, teacher_sha: str, sae_sha: str, teach
     }
 
 
+def _check_teacher(teacher: Any, manifest: dict[str, Any], window: int) -> None:
+    """The teacher reads these shards: same tokenizer (when it records one), ids in its
+    vocabulary, and windows that fit its context."""
+    cfg = getattr(teacher, "cfg", None)
+    d_vocab, n_ctx = getattr(cfg, "d_vocab", None), getattr(cfg, "n_ctx", None)
+    if d_vocab is not None and int(manifest["vocab_size"]) > d_vocab:
+        raise ValueError(f"the shards use {manifest['vocab_size']} token ids but the teacher "
+                         f"knows {d_vocab}; fix: prepare the shards with the teacher's "
+                         "tokenizer (e.g. `cocomix-lens prepare --tokenizer gpt2`)")
+    # Same vocabulary size is not the same tokenizer: compare identities where recorded.
+    have = (getattr(teacher, "metadata", None) or {}).get("tokenizer_sha256")
+    want = manifest.get("tokenizer_sha256")
+    if have and want and have != want:
+        raise ValueError(f"the teacher was trained with tokenizer {have[:12]}… but the shards "
+                         f"were tokenized with {want[:12]}…; fix: prepare the shards with the "
+                         "teacher's tokenizer.json (`cocomix-lens prepare --tokenizer file "
+                         "--tokenizer-file TEACHER/tokenizer.json`)")
+    if n_ctx is not None and window > n_ctx:
+        raise ValueError(f"--window {window} exceeds the teacher's context of {n_ctx} tokens; "
+                         f"fix: pass --window {n_ctx} or less")
+
+
 def _resume_or_create(root: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """The meta to continue from: the existing one if it matches, else a fresh cache."""
+    if (root / META).is_file() and not _started(read_meta(root)):
+        log.info("%s holds an empty label cache; starting it anew", root)
+        (root / META).unlink()  # nothing was labelled yet: nothing to protect
     if not (root / META).is_file():
         root.mkdir(parents=True, exist_ok=True)
         for split, info in meta["splits"].items():  # zero-filled files, then the meta
             for kind, dtype in (("ids", meta["ids_dtype"]), ("scores", "float16")):
-                _memmap(root, split, kind, np.dtype(dtype), info["tokens"], meta["k"], "w+")
+                _allocate(root / f"{split}.{kind}.bin", info["tokens"] * meta["k"] *
+                          np.dtype(dtype).itemsize)
         atomic_write_json(root / META, meta)
         return meta
     old = read_meta(root)
@@ -218,6 +247,29 @@ def _resume_or_create(root: Path, meta: dict[str, Any]) -> dict[str, Any]:
         log.warning("resuming with the cache's batch size %d (not %d) so the result is "
                     "byte-identical", old["batch_size"], meta["batch_size"])
     return old
+
+
+def _started(meta: dict[str, Any]) -> bool:
+    return any(info.get("done_windows", 0) > 0 for info in meta.get("splits", {}).values())
+
+
+def _allocate(path: Path, nbytes: int) -> None:
+    """A zero-filled file of `nbytes` whose blocks are reserved now: writing through a memmap
+    into a sparse file on a full disk kills the process with SIGBUS, so ENOSPC must surface
+    here, as an error naming the file."""
+    with open(path, "wb") as f:
+        if nbytes == 0:
+            return
+        try:
+            os.posix_fallocate(f.fileno(), 0, nbytes)
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                f.truncate(nbytes)  # a file system without fallocate: sparse, as before
+                return
+            f.close()
+            path.unlink(missing_ok=True)
+            raise OSError(err.errno, f"no space left for {nbytes:,} bytes of labels in {path}; "
+                          "fix: free disk space or pass another --out") from None
 
 
 def _memmap(root: Path, split: str, kind: str, dtype: np.dtype, n: int, k: int,

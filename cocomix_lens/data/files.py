@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 _CHUNK = 1 << 20
+TMP_MARK = ".tmp."  # atomic_open writes `.<name>.tmp.<pid>` beside its target
 
 
 @contextmanager
@@ -24,7 +25,7 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     On error the temporary file is removed and `path` is left untouched.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
     encoding = None if "b" in mode else "utf-8"
     try:
         with open(tmp, mode, encoding=encoding) as f:
@@ -35,6 +36,33 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def is_temporary(name: str) -> bool:
+    """True for a temporary file `atomic_open` writes (left behind only by a killed writer)."""
+    head, mark, pid = name.rpartition(TMP_MARK)
+    return name.startswith(".") and bool(mark) and pid.isdigit()
+
+
+def remove_temporaries(directory: str | Path) -> int:
+    """Delete the temporaries killed writers left in `directory`; returns how many. Call it
+    only while holding the directory's lock (cocomix_lens.data.lock): then none is live."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return 0
+    stale = [p for p in directory.iterdir() if p.is_file() and is_temporary(p.name)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a file or a directory (after a rename into it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -63,15 +91,29 @@ def sha256_json(obj: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+class CorruptFileError(ValueError):
+    """A file exists but does not parse (torn by a crash, edited by hand, or another format)."""
+
+
+def read_json(path: str | Path, fix: str) -> Any:
+    """Parse a JSON file; CorruptFileError naming the file, the position and `fix`."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptFileError(f"{path} is not valid JSON ({err}); fix: {fix}") from None
+
+
 def read_versioned_json(path: str | Path, version: int, *, missing: str,
                         fix: str) -> dict[str, Any]:
     """Read a JSON file carrying "format_version"; FileNotFoundError(`missing`) if absent,
-    ValueError naming the versions and `fix` if it is of another format."""
+    CorruptFileError if it does not parse, ValueError naming the versions and `fix` if it is
+    of another format."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(missing)
-    blob = json.loads(path.read_text(encoding="utf-8"))
-    found = blob.get("format_version")
+    blob = read_json(path, fix)
+    found = blob.get("format_version") if isinstance(blob, dict) else None
     if found != version:
         raise ValueError(f"{path} has unknown format_version {found!r}, this code reads "
                          f"{version}; fix: {fix}")

@@ -45,7 +45,12 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     if not path.is_file():
         raise FileNotFoundError(f"tokenizer file {path} not found; fix: pass the tokenizer.json "
                                 "written by `cocomix-lens prepare` (or GPT-2's tokenizer.json)")
-    tok = Tokenizer.from_file(str(path))
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as err:  # the Rust library raises a bare Exception without the path
+        raise ValueError(f"{path} is not a readable tokenizer.json ({err}); fix: pass the "
+                         "tokenizer.json written by `cocomix-lens prepare` or a model's "
+                         "save_pretrained") from None
     eos_id(tok)
     return tok
 

@@ -14,11 +14,12 @@ from cocomix_lens.model.concept import MIXERS, ConceptHead
 from cocomix_lens.model.generation import GenerationMixin
 from cocomix_lens.model.pause import PauseHead
 from cocomix_lens.model.serialization import SerializationMixin
-from cocomix_lens.types import ConceptLogits, Logits, Tokens
+from cocomix_lens.model.text import TextMixin
+from cocomix_lens.types import Logits, Tokens
 
 HEADS = {"interleave": ConceptHead, "add": ConceptHead, "pause": PauseHead}
-# TransformerLens forward kwargs that SAE-Lens passes and that mean nothing for a model
-# fed token ids directly (we never prepend BOS or pad).
+# TransformerLens forward kwargs that SAE-Lens passes: we never prepend BOS (prepend_bos is
+# ignored) and pad a batch of texts on the right only (padding_side is checked).
 _IGNORED_TL_KWARGS = {"prepend_bos", "padding_side"}
 
 
@@ -42,7 +43,7 @@ class KVCache:
         ]
 
 
-class CoCoMixModel(SerializationMixin, GenerationMixin, HookedRootModule):
+class CoCoMixModel(SerializationMixin, TextMixin, GenerationMixin, HookedRootModule):
     """GPT-2 (learned positions, pre-LN, tanh GELU) + concept head mixed in at insert_layer.
 
     mix_mode="none" is plain GPT-2 (teachers and NTP baselines).
@@ -107,18 +108,26 @@ class CoCoMixModel(SerializationMixin, GenerationMixin, HookedRootModule):
     # ---- forward ------------------------------------------------------------------------
     def forward(
         self,
-        tokens: Tokens,
+        input: Tokens | str | list[str],
+        return_type: str | None = "logits",
+        loss_per_token: bool = False,
         return_concept_logits: bool = False,
         stop_at_layer: int | None = None,
         past_kv_cache: KVCache | None = None,
         **tl_kwargs,
-    ) -> Logits | tuple[Logits, ConceptLogits] | Tensor:
-        """tokens [batch, pos] -> logits [batch, pos, d_vocab] (+ concept logits).
+    ) -> Logits | Tensor | tuple | None:
+        """tokens [batch, pos] or text -> logits [batch, pos, d_vocab] (+ concept logits).
 
+        return_type as TransformerLens: "logits", "loss" (mean next-token cross-entropy),
+        "both" (logits, loss) or None; loss_per_token gives [batch, pos - 1]. A list of texts
+        is padded on the right and the padding is left out of the loss.
+        return_concept_logits=True returns (that output, concept logits [batch, pos, C]).
         stop_at_layer=i returns the residual stream entering block i (TransformerLens).
         past_kv_cache continues from cached positions (generation); it is updated in place.
         """
         self._check_kwargs(tl_kwargs, return_concept_logits)
+        self._check_return_type(return_type)
+        tokens, pad_mask = self._input_tokens(input, tl_kwargs.get("padding_side"))
         tokens = self._check_tokens(tokens, past_kv_cache)
         x = self._embed(tokens, 0 if past_kv_cache is None else past_kv_cache.n_tokens)
         concept_logits = None
@@ -131,7 +140,8 @@ class CoCoMixModel(SerializationMixin, GenerationMixin, HookedRootModule):
         if past_kv_cache is not None:
             past_kv_cache.n_tokens += tokens.shape[1]
         logits = self._unembed(x, past_kv_cache)
-        return (logits, concept_logits) if return_concept_logits else logits
+        out = self._output(logits, tokens, return_type, loss_per_token, pad_mask)
+        return (out, concept_logits) if return_concept_logits else out
 
     def _embed(self, tokens: Tensor, offset: int) -> Tensor:
         pos = self.pos_embed.W_pos[offset : offset + tokens.shape[1]]

@@ -46,27 +46,17 @@ def _check_args(max_new_tokens: int, temperature: float, top_k: int | None,
 
 
 class GenerationMixin:
-    """`generate` and `stream` for CoCoMixModel."""
+    """Token-id `stream` for CoCoMixModel (text, `generate` and steering: model/text.py)."""
 
-    def generate(self, tokens: Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None,
-                 stop_tokens: Sequence[int] | None = None, seed: int | None = None,
-                 use_cache: bool = True) -> Tensor:
-        """tokens [batch, pos] (or [pos]) -> [batch, pos + n_new]; stops early only when every
-        sequence has produced a stop token (finished sequences repeat it)."""
-        prompt = tokens if tokens.ndim == 2 else tokens[None]
-        new = list(self.stream(prompt, max_new_tokens, temperature, top_k, top_p, stop_tokens,
-                               seed, use_cache))
-        if not new:
-            return prompt.clone()
-        return torch.cat([prompt, torch.stack(new, dim=1)], dim=1)
-
-    @torch.inference_mode()
     def stream(self, tokens: Tensor, max_new_tokens: int, temperature: float = 1.0,
                top_k: int | None = None, top_p: float | None = None,
                stop_tokens: Sequence[int] | None = None, seed: int | None = None,
                use_cache: bool = True) -> Iterator[Tensor]:
-        """Yield the next token ids [batch] one step at a time."""
+        """Yield the next token ids [batch] one step at a time.
+
+        The hooks active when `stream` is called belong to the stream: if they are removed
+        before it is exhausted (a `with model.hooks(...)` block ended), the next step raises
+        instead of silently generating unsteered text."""
         _check_args(max_new_tokens, temperature, top_k, top_p)
         prompt = (tokens if tokens.ndim == 2 else tokens[None]).to(self.device)
         total = prompt.shape[1] + max_new_tokens
@@ -75,13 +65,23 @@ class GenerationMixin:
                 f"prompt ({prompt.shape[1]}) + max_new_tokens ({max_new_tokens}) exceeds "
                 f"n_ctx={self.cfg.n_ctx}; shorten the prompt or generate fewer tokens"
             )
+        return self._stream(prompt, max_new_tokens, temperature, top_k, top_p, stop_tokens,
+                            seed, use_cache, _hook_handles(self))
+
+    @torch.inference_mode()
+    def _stream(self, prompt: Tensor, max_new_tokens: int, temperature: float,
+                top_k: int | None, top_p: float | None, stop_tokens: Sequence[int] | None,
+                seed: int | None, use_cache: bool, bound: list) -> Iterator[Tensor]:
         gen = None if seed is None else torch.Generator(self.device).manual_seed(seed)
         stops = None if not stop_tokens else torch.tensor(list(stop_tokens), device=self.device)
         finished = torch.zeros(prompt.shape[0], dtype=torch.bool, device=self.device)
-        cache = self.new_kv_cache(prompt.shape[0], total) if use_cache else None
+        cache = self.new_kv_cache(prompt.shape[0], prompt.shape[1] + max_new_tokens) \
+            if use_cache else None
         seq, step_in = prompt, prompt
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
+            _check_bound(self, bound)
             logits = self(step_in, past_kv_cache=cache)[:, -1]
+            _check_finite(logits, step)
             nxt = sample_next(logits, temperature, top_k, top_p, gen)
             if stops is not None:
                 nxt = torch.where(finished, stops[0], nxt)
@@ -94,3 +94,30 @@ class GenerationMixin:
             else:
                 seq = torch.cat([seq, nxt[:, None]], dim=1)
                 step_in = seq
+
+
+def _hook_handles(model) -> list:
+    """Every TransformerLens hook handle registered on `model` now."""
+    return [h for hp in model.hook_dict.values() for h in (*hp.fwd_hooks, *hp.bwd_hooks)]
+
+
+def _check_bound(model, bound: list) -> None:
+    """Refuse to go on once hooks the stream started with were removed."""
+    if not bound:
+        return
+    live = {id(h) for h in _hook_handles(model)}
+    if any(id(h) not in live for h in bound):
+        raise RuntimeError("the hooks active when stream() was created were removed before it "
+                           "finished (a `with model.hooks(...)` block ended); fix: iterate the "
+                           "stream inside that block, or call generate() there")
+
+
+def _check_finite(logits: Tensor, step: int) -> None:
+    """logits [batch, d_vocab]: NaN or +inf (or a row of only -inf) has no next token; -inf
+    alone is a legitimate ban of a token."""
+    bad = torch.isnan(logits).any(-1) | torch.isposinf(logits).any(-1) | torch.isneginf(
+        logits).all(-1)
+    if bool(bad.any()):
+        raise ValueError(f"non-finite logits at generation step {step} (batch rows "
+                         f"{bad.nonzero().flatten().tolist()}): NaN, +inf or all -inf; fix: "
+                         "check the hooks or steering active during generation")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from tokenizers import Tokenizer
 
@@ -83,7 +84,12 @@ class SerializationMixin:
                 f"{weights} not found; the checkpoint is incomplete: re-save it with "
                 "save_pretrained"
             )
-        _load_checked(model, load_file(str(weights)), weights)
+        try:
+            state = load_file(str(weights))
+        except SafetensorError as err:  # its message names no file
+            raise ValueError(f"{weights} is not a readable safetensors file ({err}); fix: "
+                             "re-save the model with save_pretrained") from None
+        _load_checked(model, state, weights)
         model.tokenizer = _load_tokenizer(directory, model.metadata)
         return model if device is None else model.to(device)
 

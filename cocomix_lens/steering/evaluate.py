@@ -1,6 +1,6 @@
 """Measured steering: generate with an edit, then score the text with every edit switched off.
 
-    result = evaluate_steering(run, steerer, prompts, n_samples=64, seed=0)
+    result = evaluate_steering(run, SteeringSpec().scale(12, 8), prompts, n_samples=64)
     print(result.table())                      # metric, steered, unsteered, control, CIs
     curve = sweep(run, concept=12, op="scale", strengths=[2, 4, 8])
 
@@ -16,12 +16,10 @@ student and the NTP student; none of them runs inside a steering context.
 
 from __future__ import annotations
 
-import json
-import logging
+import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +29,7 @@ from torch import Tensor, nn
 from cocomix_lens.concepts.extractor import decoder_directions
 from cocomix_lens.data.tokenizer import eos_id
 from cocomix_lens.progress import Progress, no_progress
+from cocomix_lens.steering.hooks import steer
 from cocomix_lens.steering.results import (
     CONDITIONS,
     ArmResult,
@@ -39,8 +38,7 @@ from cocomix_lens.steering.results import (
     SweepResult,
 )
 from cocomix_lens.steering.scorers import Generations, Readings, Scorer, scorers_for
-
-log = logging.getLogger(__name__)
+from cocomix_lens.steering.spec import Edit, SteeringSpec
 
 ARMS = {"cocomix": "student", "sae": "teacher"}  # arm -> the run's model that generates
 N_EXAMPLES = 3  # generated texts kept per condition in the result
@@ -69,34 +67,50 @@ class Steerer:
         return self.apply(model, self.concept)
 
 
-def _scale(z: Tensor, c: int, strength: float) -> None:
-    z[..., c] *= strength
-
-
-def _add(z: Tensor, c: int, strength: float) -> None:
-    z[..., c] += strength
-
-
-LOGIT_OPS: dict[str, Callable[[Tensor, int, float], None]] = {"scale": _scale, "add": _add}
-"""In-place edits of the predicted concept logits [..., n_concepts] (before the top-k)."""
-
-
-def logit_steerer(concept: int, op: str, strength: float) -> Steerer:
-    """The paper's steering: edit concept `concept`'s predicted logit at every position
-    (`scale`: multiply by `strength`; `add`: add `strength`), before the top-k selection."""
-    if op not in LOGIT_OPS:
-        raise ValueError(f"unknown steering op {op!r}; choose one of {sorted(LOGIT_OPS)}")
-    _check_strength(strength)
-    edit = LOGIT_OPS[op]
+def spec_steerer(spec: SteeringSpec) -> Steerer:
+    """A SteeringSpec as a Steerer: the evaluated concept is its first edit's (`set`: first
+    listed) concept; retargeting replaces that id in every edit (explicit `vector`s stay)."""
+    if not spec.edits:
+        raise ValueError("the steering spec has no edits; fix: add one, e.g. "
+                         '{"edits": [{"op": "scale", "concept": 12, "value": 4}]}')
+    first = spec.edits[0]
+    concept = first.concept if first.concept is not None else first.concepts[0]
 
     def apply(model: nn.Module, c: int) -> AbstractContextManager:
-        def hook(z: Tensor, hook: Any) -> Tensor:
-            edit(z, c, strength)
-            return z
-        return model.hooks(fwd_hooks=[("concept.hook_logits", hook)])
+        return steer(model, _retarget(spec, concept, c))
 
-    return Steerer(concept, apply, "cocomix", f"{op} concept {concept} by {strength:g}",
-                   float(strength))
+    value = first.value if first.value is not None else float("nan")
+    return Steerer(concept, apply, "cocomix", _describe(spec), float(value))
+
+
+def _retarget(spec: SteeringSpec, old: int, new: int) -> SteeringSpec:
+    def move(e: Edit) -> Edit:
+        concepts = None if e.concepts is None else tuple(new if c == old else c
+                                                         for c in e.concepts)
+        return replace(e, concept=new if e.concept == old else e.concept, concepts=concepts)
+    return replace(spec, edits=tuple(move(e) for e in spec.edits))
+
+
+def _describe(spec: SteeringSpec) -> str:
+    parts = []
+    for e in spec.edits:
+        what = f"concept {e.concept}" if e.concepts is None else f"concepts {list(e.concepts)}"
+        how = "" if e.value is None else f" by {e.value:g}" + (" std" if e.op == "add" else "")
+        where = "" if e.positions == "all" else f" at {e.positions} positions"
+        parts.append(f"{e.op} {what}{how}{where}")
+    return "; ".join(parts)
+
+
+def as_steerer(run: Any, spec: SteeringSpec | Steerer) -> Steerer:
+    """`spec` as a Steerer; `add` edits without a std take the run catalogue's logit std."""
+    if isinstance(spec, Steerer):
+        return spec
+    if not isinstance(spec, SteeringSpec):
+        raise ValueError(f"expected a SteeringSpec or a Steerer, got {type(spec).__name__}; "
+                         "fix: SteeringSpec.load('spec.json')")
+    if any(e.op == "add" and e.std is None for e in spec.edits) and run.has("catalogue"):
+        spec = spec.with_stds(run.catalogue.concepts["logit_std"])
+    return spec_steerer(spec)
 
 
 def sae_steerer(run: Any, concept: int, strength: float, prompts: Sequence[str]) -> Steerer:
@@ -154,21 +168,24 @@ class Sampling:
 
 def generate_samples(model: nn.Module, tokenizer: Any, prompts: list[Tensor],
                      sampling: Sampling,
-                     steering: AbstractContextManager | None = None) -> Generations:
+                     steering: Callable[[], AbstractContextManager] | None = None
+                     ) -> Generations:
     """n_samples continuations (stopping at <|endoftext|>) of the prompts, grouped by prompt
-    and generated in batches with seeds that depend only on (seed, prompt, batch)."""
+    and generated in batches with seeds that depend only on (seed, prompt, batch).
+    `steering()` makes the context each batch is generated in (fresh per call: a spec's
+    "prompt" positions are that batch's prompt)."""
     eos = eos_id(tokenizer)
     rows: list[tuple[int, Tensor, int]] = []  # (sample index, prompt + generated, prompt len)
-    with steering or nullcontext():
-        for j, prompt in enumerate(prompts):
-            idx = list(range(j, sampling.n_samples, len(prompts)))
-            for b in range(0, len(idx), sampling.batch_size):
-                chunk = idx[b:b + sampling.batch_size]
+    for j, prompt in enumerate(prompts):
+        idx = list(range(j, sampling.n_samples, len(prompts)))
+        for b in range(0, len(idx), sampling.batch_size):
+            chunk = idx[b:b + sampling.batch_size]
+            with steering() if steering else nullcontext():
                 out = model.generate(
                     prompt.expand(len(chunk), -1), sampling.max_new_tokens,
                     temperature=sampling.temperature, top_p=sampling.top_p,
                     stop_tokens=[eos], seed=sampling.seed * 1_000_003 + j * 1_009 + b)
-                rows += [(i, out[r].cpu(), len(prompt)) for r, i in enumerate(chunk)]
+            rows += [(i, out[r].cpu(), len(prompt)) for r, i in enumerate(chunk)]
     rows.sort(key=lambda r: r[0])
     return _pack(rows, eos, tokenizer)
 
@@ -224,13 +241,23 @@ def random_control(run: Any, concept: int, seed: int) -> int:
     return int(np.random.default_rng(seed).choice(live))
 
 
-def default_prompts(run: Any, n: int = 8, n_tokens: int = 4) -> list[str]:
-    """The first `n_tokens` tokens of the first `n` validation documents, as text."""
+def default_prompts(run: Any, n: int = 8, n_tokens: int = 4, max_sentence: int = 16) -> list[str]:
+    """Openings of the first `n` validation documents: the first sentence when it ends within
+    `max_sentence` tokens (so continuations start at a sentence boundary), else the first
+    `n_tokens` tokens."""
     shards = run.shards
     split = "val" if "val" in shards.manifest.get("splits", {}) else "train"
     ids = shards.split(split)
-    docs = shards.documents(split)[:n]
-    return [shards.decode(ids[d["start"]:min(d["start"] + n_tokens, d["end"])]) for d in docs]
+    out = []
+    for d in shards.documents(split)[:n]:
+        head = shards.decode(ids[d["start"]:min(d["start"] + max_sentence, d["end"])])
+        cut = _SENTENCE_END.search(head)
+        out.append(head[:cut.end()] if cut else
+                   shards.decode(ids[d["start"]:min(d["start"] + n_tokens, d["end"])]))
+    return out
+
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s)")
 
 
 class _Bench:
@@ -260,7 +287,7 @@ class _Bench:
         if steerer is None and key in self._unsteered:
             return self._unsteered[key]
         model = getattr(self.run, ARMS[arm])
-        ctx = None if steerer is None else steerer.context(model)
+        ctx = None if steerer is None else (lambda: steerer.context(model))
         gens = generate_samples(model, self.run.tokenizer, self.prompt_ids, self.sampling, ctx)
         values = score(self.run, concept, gens, self.scorers, self.sampling.batch_size,
                        self.extras)
@@ -281,7 +308,7 @@ class _Bench:
                          self.sampling.seed, level)
 
 
-def evaluate_steering(run: Any, spec: Steerer, prompts: Sequence[str] | None = None,
+def evaluate_steering(run: Any, spec: SteeringSpec | Steerer, prompts: Sequence[str] | None = None,
                       n_samples: int = 32, seed: int = 0, max_new_tokens: int = 48, *,
                       sae_strength: float | None = 1.0, control: int | None = None,
                       scorers: list[str] | None = None, temperature: float = 1.0,
@@ -300,6 +327,7 @@ def evaluate_steering(run: Any, spec: Steerer, prompts: Sequence[str] | None = N
     prompts = list(prompts) if prompts else default_prompts(run)
     sampling = Sampling(n_samples, seed, max_new_tokens, temperature, top_p, batch_size)
     bench = _Bench(run, prompts, sampling, scorers_for(run, scorers), progress, extras or {})
+    spec = as_steerer(run, spec)
     check_concept(run, spec.concept)
     control = random_control(run, spec.concept, seed) if control is None else control
     check_concept(run, control)
@@ -321,8 +349,8 @@ def sweep(run: Any, concept: int, op: str, strengths: Sequence[float],
           extras: dict[str, Any] | None = None,
           make: Callable[[int, float], Steerer] | None = None) -> SweepResult:
     """Dose-response: `evaluate_steering` of one arm at each strength, sharing the unsteered
-    run and the control concept. arm "cocomix" edits the student's logit of `concept` by `op`
-    (`logit_steerer`); arm "sae" adds the SAE direction (`sae_steerer`, op ignored); `make`
+    run and the control concept. arm "cocomix" applies the spec edit `op` (scale, add, vector)
+    with value = strength; arm "sae" adds the SAE direction (`sae_steerer`, op ignored); `make`
     (concept, strength) -> Steerer overrides both."""
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; choose one of {sorted(ARMS)}")
@@ -330,7 +358,7 @@ def sweep(run: Any, concept: int, op: str, strengths: Sequence[float],
         raise ValueError("sweep needs at least one strength, e.g. strengths=[2, 4, 8]")
     prompts = list(prompts) if prompts else default_prompts(run)
     if make is None:
-        make = ((lambda c, s: logit_steerer(c, op, s)) if arm == "cocomix"
+        make = ((lambda c, s: as_steerer(run, SteeringSpec((Edit(op, c, s),)))) if arm == "cocomix"
                 else (lambda c, s: sae_steerer(run, c, s, prompts)))
     sampling = Sampling(n_samples, seed, max_new_tokens, temperature, top_p, batch_size)
     bench = _Bench(run, prompts, sampling, scorers_for(run, scorers), no_progress,
@@ -342,18 +370,3 @@ def sweep(run: Any, concept: int, op: str, strengths: Sequence[float],
                for s in progress(list(strengths), len(strengths), f"{arm} sweep")]
     settings = {"prompts": prompts, **sampling.__dict__, "n_boot": n_boot, "level": level}
     return SweepResult(concept, op, arm, [float(s) for s in strengths], results, settings)
-
-
-def load_steerer(path: str | Path) -> tuple[Steerer, str]:
-    """(steerer, op) from a JSON file {"concept": int, "op": "scale"|"add", "strength": float}."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no steering spec at {path}; write one like "
-                                '{"concept": 12, "op": "scale", "strength": 8}')
-    try:
-        spec = json.loads(path.read_text())
-        concept, op, strength = int(spec["concept"]), str(spec["op"]), float(spec["strength"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path} is not a steering spec ({err}); write one like "
-                         '{"concept": 12, "op": "scale", "strength": 8}') from None
-    return logit_steerer(concept, op, strength), op

@@ -105,10 +105,7 @@ class Readings:
 
     @cached_property
     def top_tokens(self) -> Tensor:
-        """[TOP_TOKENS] the tokens the concept's SAE decoder direction promotes most through
-        the teacher's unembedding."""
-        direction = decoder_directions(self.run.sae)[self.concept]
-        return (direction @ self.run.teacher.W_U.detach()).topk(TOP_TOKENS).indices
+        return top_output_tokens(self.run, self.concept)
 
     def gen_mean(self, values: Tensor) -> np.ndarray:
         """[n] mean of `values` [n, pos] over each sample's generated positions (NaN if none)."""
@@ -124,6 +121,13 @@ class Readings:
         lp = logits[:, :-1].float().log_softmax(-1).gather(-1, toks[:, 1:, None])[..., 0]
         nll = F.pad(-lp, (1, 0))  # position t holds -log p(token t | < t)
         return self.gen_mean(nll)
+
+
+def top_output_tokens(run: Any, concept: int, n: int = TOP_TOKENS) -> Tensor:
+    """[n] the tokens the concept's SAE decoder direction promotes most through the teacher's
+    unembedding (a logit lens at the SAE's hook)."""
+    direction = decoder_directions(run.sae)[concept]
+    return (direction @ run.teacher.W_U.detach()).topk(n).indices
 
 
 @dataclass(frozen=True)

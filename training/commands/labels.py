@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from cocomix_lens.concepts import ConceptExtractor, LabelCache, load_teacher
     from cocomix_lens.data import TokenShards
 
-    shards = TokenShards.open(args.data)
+    shards = TokenShards.open(args.data, verify=True)  # every shard's sha256, streamed
     teacher = load_teacher(args.teacher, args.sae, args.sae_id, device=args.device)
     extractor = ConceptExtractor(teacher.model, teacher.sae, method=args.method)
     cache = LabelCache.build(

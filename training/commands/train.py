@@ -39,6 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="seed of init, data order and RNGs")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoints (starts fresh if there is none)")
+    p.add_argument("--force", action="store_true",
+                   help="start over in a used OUT (deletes its checkpoints and metrics)")
     p.add_argument("--labels", help="label cache directory (cocomix-lens labels)")
     p.add_argument("--teacher", help="teacher directory: on-the-fly labels (with --sae) and KD")
     p.add_argument("--sae", help="SAE directory (SAE-Lens format) for on-the-fly labels")
@@ -66,15 +68,16 @@ def resolve_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from training.config import dump_yaml
-    from training.trainer import train
+    from training.trainer import check_run_config, train
 
     cfg = resolve_config(args)
     if args.print_config:
         print(dump_yaml(cfg), end="")
         return 0
+    check_run_config(cfg)  # before loading any data or teacher
     shards, labels, teacher = load_inputs(cfg)
     summary = train(cfg, data=shards, labels=labels, teacher=teacher, out_dir=args.out,
-                    resume=args.resume)
+                    resume=args.resume, force=args.force)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun only rank 0 reports
     keys = ("objective", "steps", "val_loss", "val_ppl", "concept_top1", "concept_top4",
@@ -91,7 +94,7 @@ def load_inputs(cfg: Any) -> tuple[Any, Any, Any]:
     obj = get_objective(cfg.objective)
     if cfg.data.dir is None:
         raise ValueError("no training data: pass --data DIR (made by `cocomix-lens prepare`)")
-    shards = TokenShards.open(cfg.data.dir)
+    shards = TokenShards.open(cfg.data.dir, verify=True)  # every shard's sha256, streamed
     c = cfg.concept
     pair = teacher_model = None
     # The teacher + SAE pair computes labels on the fly, or checks a label cache's provenance

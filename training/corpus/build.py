@@ -18,7 +18,14 @@ from tokenizers import Tokenizer
 
 import cocomix_lens
 from cocomix_lens.data.documents import Document
-from cocomix_lens.data.files import atomic_write_json, sha256_file, sha256_json
+from cocomix_lens.data.files import (
+    atomic_write_json,
+    is_temporary,
+    remove_temporaries,
+    sha256_file,
+    sha256_json,
+)
+from cocomix_lens.data.lock import LOCK_FILE, DirLock
 from cocomix_lens.data.shards import (
     FORMAT_VERSION,
     MANIFEST,
@@ -65,24 +72,44 @@ def _inputs(corpus: CorpusSource, tokenizer: str, vocab_size: int, tokenizer_fil
             "val_fraction": val_fraction, "split_seed": seed}
 
 
+# What `prepare` itself writes: a directory holding only these (no manifest) is a prepare
+# killed before its manifest, which a re-run may overwrite without --force.
+OWN_FILES = ("train.bin", "val.bin", "docs_train.jsonl", "docs_val.jsonl", TOKENIZER_FILE)
+
+
 def _claim(out: Path, inputs_sha: str, force: bool) -> dict[str, Any] | None:
-    """The existing manifest if `out` already holds these inputs intact; else make sure we
-    may overwrite `out` (empty, or force) and drop its manifest before writing."""
+    """The existing manifest if `out` already holds these inputs intact (every shard's sha256
+    checked); else make sure we may overwrite `out` (empty, an interrupted prepare, or force)
+    and drop its manifest before writing. Call with `out` locked."""
+    removed = remove_temporaries(out)
+    if removed:
+        log.info("removed %d temporary files an interrupted prepare left in %s", removed, out)
     if (out / MANIFEST).is_file():
         manifest = read_manifest(out)
         if manifest.get("inputs_sha256") == inputs_sha and not force:
-            TokenShards.open(out)  # sizes and tokenizer still intact?
-            return manifest
-        if not force:
+            try:
+                TokenShards.open(out, verify=True)  # sizes, tokenizer and sha256 intact?
+                return manifest
+            except ValueError as err:
+                log.warning("%s; rebuilding the shards from the same inputs", err)
+        elif not force:
             raise FileExistsError(f"{out} already holds shards prepared from different inputs "
                                   f"({manifest.get('corpus', {}).get('source')}); fix: pass "
                                   "--force to overwrite or choose another --out")
-    elif out.is_dir() and any(out.iterdir()) and not force:
+    elif _foreign(out) and not force:
         raise FileExistsError(f"{out} is not empty and holds no {MANIFEST}; fix: pass --force "
                               "to write into it anyway or choose another --out")
     # The manifest goes first so a crash mid-write never leaves it describing new shards.
     (out / MANIFEST).unlink(missing_ok=True)
     return None
+
+
+def _foreign(out: Path) -> list[str]:
+    """Names in `out` that neither prepare nor its lock wrote."""
+    if not out.is_dir():
+        return []
+    return [p.name for p in out.iterdir()
+            if p.name not in OWN_FILES and p.name != LOCK_FILE and not is_temporary(p.name)]
 
 
 def _train_texts(corpus: CorpusSource, val_fraction: float, seed: int,
@@ -135,6 +162,14 @@ def prepare_shards(corpus: CorpusSource, out: str | Path, tokenizer: str = "bpe"
     out = Path(out)
     split_of("", val_fraction, seed)  # validates val_fraction before any work
     inputs = _inputs(corpus, tokenizer, vocab_size, tokenizer_file, val_fraction, seed)
+    with DirLock(out, "shard directory"):
+        return _prepare_locked(corpus, out, inputs, tokenizer, vocab_size, tokenizer_file,
+                               val_fraction, seed, force, progress)
+
+
+def _prepare_locked(corpus: CorpusSource, out: Path, inputs: dict[str, Any], tokenizer: str,
+                    vocab_size: int, tokenizer_file: str | None, val_fraction: float,
+                    seed: int, force: bool, progress: Progress) -> PrepareResult:
     inputs_sha = sha256_json(inputs)
     existing = _claim(out, inputs_sha, force)
     if existing is not None:

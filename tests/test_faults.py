@@ -1,0 +1,540 @@
+"""The bad-input and fault matrix: every case a user or a crash can cause gives the right exit
+code and ONE stderr line naming the problem (CLI), or a clear exception (library).
+
+Each CLI case builds its inputs (often a damaged copy of a small, shared world: shards, a
+teacher, an SAE, a label cache and a trained run), runs `cocomix-lens` in-process and checks
+(exit code, stderr has one line, the line contains the needle). SIGKILL loops live in
+tests/test_fault_loops.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from helpers_concepts import tiny_sae
+from helpers_model import tiny_config
+from helpers_training import make_shards
+
+from cocomix_lens import CoCoMixModel
+from cocomix_lens.concepts import LabelCache
+from cocomix_lens.data import TokenShards, load_tokenizer
+from cocomix_lens.data.lock import DirLock
+from training.checkpoint import CheckpointManager
+from training.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--data.seq_len", "16", "--data.batch_size", "4", "--model.d_model", "32",
+        "--model.n_layers", "2", "--model.n_heads", "2", "--model.n_ctx", "32",
+        "--model.insert_layer", "1", "--model.n_concepts", "48", "--logging.progress", "false",
+        "--logging.eval_batches", "1", "--logging.eval_every", "3", "--checkpoint.every", "3",
+        "--checkpoint.keep_last", "2", "--system.device", "cpu"]
+
+
+@dataclass
+class World:
+    root: Path
+    shards: Path
+    teacher: Path
+    sae: Path
+    labels: Path
+    run: Path  # a finished 6-step NTP run with checkpoints at steps 3 and 6
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> World:
+    root = tmp_path_factory.mktemp("world")
+    shards = make_shards(root)
+    vocab = TokenShards.open(shards).vocab_size
+    torch.manual_seed(0)
+    teacher = CoCoMixModel(tiny_config(d_vocab=vocab, n_ctx=32, n_layers=2, mix_mode="none"))
+    teacher.save_pretrained(root / "teacher", tokenizer=load_tokenizer(shards / "tokenizer.json"))
+    tiny_sae(d_in=32, hook="blocks.0.hook_resid_post").save_model(root / "sae")
+    w = World(root, shards, root / "teacher", root / "sae", root / "labels", root / "run")
+    assert main(labels_argv(w, w.labels)) == 0
+    assert main(train_argv(w, w.run, "--objective", "ntp", "--max-steps", "6")) == 0
+    return w
+
+
+def labels_argv(w: World, out: Path, *extra: str) -> list[str]:
+    return ["labels", "--data", str(w.shards), "--teacher", str(w.teacher), "--sae",
+            str(w.sae), "--out", str(out), "--k", "2", "--window", "16", *extra]
+
+
+def train_argv(w: World, out: Path, *extra: str) -> list[str]:
+    return ["train", "--data", str(w.shards), "--out", str(out), *TINY, *extra]
+
+
+def messages(stderr: str) -> str:
+    """stderr without tqdm progress bars (they also go to stderr, and are not messages)."""
+    return "\n".join(line for line in stderr.splitlines()
+                     if line.strip() and not re.search(r"\[\d\d:\d\d", line)).strip()
+
+
+def copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def flip_byte(path: Path, at: int = 3) -> None:
+    """Corrupt a file without changing its size."""
+    blob = bytearray(path.read_bytes())
+    blob[at] ^= 0xFF
+    path.write_bytes(bytes(blob))
+
+
+def truncate(path: Path, keep: int) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def edit_json(path: Path, **changes) -> None:
+    blob = json.loads(path.read_text())
+    blob.update(changes)
+    path.write_text(json.dumps(blob))
+
+
+def other_tokenizer_shards(w: World, tmp: Path) -> Path:
+    """Shards of the same vocabulary size from a different tokenizer (a shuffled vocab)."""
+    out = copy(w.shards, tmp / "other")
+    tok = json.loads((out / "tokenizer.json").read_text())
+    vocab = tok["model"]["vocab"]
+    keys = sorted(vocab)
+    ids = sorted(vocab.values())
+    tok["model"]["vocab"] = dict(zip(keys, ids[1:] + ids[:1]))
+    (out / "tokenizer.json").write_text(json.dumps(tok))
+    from cocomix_lens.data import tokenizer_sha256
+
+    edit_json(out / "manifest.json",
+              tokenizer_sha256=tokenizer_sha256(load_tokenizer(out / "tokenizer.json")))
+    return out
+
+
+class Holder:
+    """Another process holding the lock of a directory (its PID must be named)."""
+
+    def __init__(self, directory: Path):
+        code = ("import sys, time; from cocomix_lens.data.lock import DirLock\n"
+                f"with DirLock({str(directory)!r}):\n    print('held', flush=True)\n"
+                "    time.sleep(120)\n")
+        self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO,
+                                     stdout=subprocess.PIPE, text=True,
+                                     env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert self.proc.stdout.readline().strip() == "held"
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+# ---- the CLI matrix: (id, setup(world, tmp) -> argv, exit code, needle) ----------------------
+def _prepare(tmp: Path, *extra: str) -> list[str]:
+    src = tmp / "c.txt"
+    src.write_text("one doc here\n\nanother doc there\n\nand a third one " * 20)
+    return ["prepare", "--corpus", "text", "--path", str(src), "--separator", "\\n\\n",
+            "--vocab-size", "300", "--val-fraction", "0.3", *extra]
+
+
+def _used_prepare_dir(tmp: Path) -> list[str]:
+    assert main(_prepare(tmp, "--out", str(tmp / "d"))) == 0
+    return _prepare(tmp, "--out", str(tmp / "d"), "--split-seed", "7")
+
+
+def _file_as_out(tmp: Path) -> Path:
+    (tmp / "f").write_text("x")
+    return tmp / "f"
+
+
+def _corrupt_shard(w: World, tmp: Path) -> Path:
+    d = copy(w.shards, tmp / "s")
+    flip_byte(d / "train.bin", 100)
+    return d
+
+
+def _run_with(w: World, tmp: Path, fn) -> Path:
+    run = copy(w.run, tmp / "run")
+    fn(run / "checkpoints")
+    return run
+
+
+def _all_states_version(ck: Path) -> None:
+    for d in ck.glob("step_*"):
+        edit_json(d / "state.json", format_version=99)
+
+
+CLI_CASES = [
+    # prepare
+    ("prepare-missing-path", lambda w, t: ["prepare", "--corpus", "text", "--path",
+                                           str(t / "nope.txt"), "--out", str(t / "o")], 2,
+     "nope.txt"),
+    ("prepare-foreign-dir", lambda w, t: ((t / "o").mkdir(), (t / "o/x").write_text("x"),
+                                          _prepare(t, "--out", str(t / "o")))[-1], 2, "--force"),
+    ("prepare-other-inputs", lambda w, t: _used_prepare_dir(t), 2, "different inputs"),
+    ("prepare-out-is-file", lambda w, t: _prepare(t, "--out", str(_file_as_out(t))), 2, "/f"),
+    ("prepare-val-fraction", lambda w, t: _prepare(t, "--out", str(t / "o"), "--val-fraction",
+                                                   "1.5"), 2, "val_fraction"),
+    ("prepare-gpt2-no-file", lambda w, t: _prepare(t, "--out", str(t / "o"), "--tokenizer",
+                                                   "gpt2"), 2, "--tokenizer-file"),
+    ("prepare-bad-tokenizer-file", lambda w, t: ((t / "tok.json").write_text("{oops"),
+                                                 _prepare(t, "--out", str(t / "o"), "--tokenizer",
+                                                          "file", "--tokenizer-file",
+                                                          str(t / "tok.json")))[-1], 2,
+     "tok.json"),
+    ("prepare-bpe-with-file", lambda w, t: _prepare(t, "--out", str(t / "o"), "--tokenizer-file",
+                                                    str(w.shards / "tokenizer.json")), 2,
+     "--tokenizer-file"),
+    ("prepare-empty-corpus", lambda w, t: ((t / "e.txt").write_text(""),
+                                           ["prepare", "--corpus", "text", "--path",
+                                            str(t / "e.txt"), "--out", str(t / "o")])[-1], 2,
+     "no document"),
+    ("prepare-bad-corpus", lambda w, t: _prepare(t, "--out", str(t / "o"), "--corpus", "nosuch"),
+     2, "--corpus"),
+    ("prepare-vocab-int", lambda w, t: _prepare(t, "--out", str(t / "o"), "--vocab-size", "x"),
+     2, "--vocab-size"),
+    ("prepare-no-out", lambda w, t: ["prepare", "--corpus", "wiki"], 2, "--out"),
+    # labels
+    ("labels-missing-data", lambda w, t: labels_argv(w, t / "l") [:1] + [
+        "--data", str(t / "nodata")] + labels_argv(w, t / "l")[3:], 2, "nodata"),
+    ("labels-corrupt-shard", lambda w, t: ["labels", "--data", str(_corrupt_shard(w, t))] +
+     labels_argv(w, t / "l")[3:], 2, "sha256"),
+    ("labels-missing-teacher", lambda w, t: labels_argv(w, t / "l", "--teacher", str(t / "not")),
+     2, "not"),
+    ("labels-missing-sae", lambda w, t: labels_argv(w, t / "l", "--sae", str(t / "nosae")), 2,
+     "nosae"),
+    ("labels-window-1", lambda w, t: labels_argv(w, t / "l", "--window", "1"), 2, "window"),
+    ("labels-window-too-big", lambda w, t: labels_argv(w, t / "l", "--window", "64"), 2,
+     "--window"),
+    ("labels-k-0", lambda w, t: labels_argv(w, t / "l", "--k", "0"), 2, "k=0"),
+    ("labels-k-too-big", lambda w, t: labels_argv(w, t / "l", "--k", "999"), 2, "k=999"),
+    ("labels-batch-0", lambda w, t: labels_argv(w, t / "l", "--batch-size", "0"), 2,
+     "batch_size"),
+    ("labels-no-split", lambda w, t: labels_argv(w, t / "l", "--splits", "test"), 2, "'test'"),
+    ("labels-other-tokenizer", lambda w, t: ["labels", "--data", str(other_tokenizer_shards(
+        w, t))] + labels_argv(w, t / "l")[3:], 2, "tokenizer"),
+    ("labels-built-differently", lambda w, t: labels_argv(w, copy(w.labels, t / "l"), "--method",
+                                                          "activation"), 2, "built differently"),
+    ("labels-teacher-config-json", lambda w, t: (
+        (copy(w.teacher, t / "te") / "config.json").write_text("{"),
+        labels_argv(w, t / "l", "--teacher", str(t / "te")))[-1], 2, "config.json"),
+    ("labels-teacher-format", lambda w, t: (
+        edit_json(copy(w.teacher, t / "te") / "config.json", format_version=9),
+        labels_argv(w, t / "l", "--teacher", str(t / "te")))[-1], 2, "format_version"),
+    ("labels-teacher-weights", lambda w, t: (
+        truncate(copy(w.teacher, t / "te") / "model.safetensors", 50),
+        labels_argv(w, t / "l", "--teacher", str(t / "te")))[-1], 2, "model.safetensors"),
+    ("labels-teacher-tokenizer", lambda w, t: (
+        (copy(w.teacher, t / "te") / "tokenizer.json").write_text("[]"),
+        labels_argv(w, t / "l", "--teacher", str(t / "te")))[-1], 2, "tokenizer"),
+    ("labels-bad-method", lambda w, t: labels_argv(w, t / "l", "--method", "magic"), 2,
+     "--method"),
+    ("labels-out-is-file", lambda w, t: labels_argv(w, _file_as_out(t)), 2, "/f"),
+    # train: flags and overrides
+    ("train-no-data", lambda w, t: ["train", "--out", str(t / "r"), *TINY], 2, "--data"),
+    ("train-missing-data", lambda w, t: ["train", "--data", str(t / "nodata"), "--out",
+                                         str(t / "r"), *TINY], 2, "nodata"),
+    ("train-corrupt-shard", lambda w, t: ["train", "--data", str(_corrupt_shard(w, t)), "--out",
+                                          str(t / "r"), *TINY], 2, "sha256"),
+    ("train-cocomix-no-labels", lambda w, t: train_argv(w, t / "r", "--objective", "cocomix"), 2,
+     "--labels"),
+    ("train-missing-labels", lambda w, t: train_argv(w, t / "r", "--labels", str(t / "nolab")),
+     2, "nolab"),
+    ("train-eval-every-0", lambda w, t: train_argv(w, t / "r", "--logging.eval_every", "0"), 2,
+     "--logging.eval_every"),
+    ("train-ckpt-every-0", lambda w, t: train_argv(w, t / "r", "--checkpoint.every", "0"), 2,
+     "--checkpoint.every"),
+    ("train-max-steps-0", lambda w, t: train_argv(w, t / "r", "--max-steps", "0"), 2,
+     "max_steps"),
+    ("train-lr-type", lambda w, t: train_argv(w, t / "r", "--optim.lr", "abc"), 2, "lr"),
+    ("train-d-model-type", lambda w, t: train_argv(w, t / "r", "--model.d_model", "abc"), 2,
+     "d_model"),
+    ("train-unknown-key", lambda w, t: train_argv(w, t / "r", "--optim.nosuch", "1"), 2,
+     "nosuch"),
+    ("train-override-no-value", lambda w, t: train_argv(w, t / "r", "--optim.lr"), 2,
+     "optim.lr"),
+    ("train-missing-config", lambda w, t: train_argv(w, t / "r", "--config", str(t / "c.yaml")),
+     2, "c.yaml"),
+    ("train-bad-yaml", lambda w, t: ((t / "c.yaml").write_text("optim: [1,\n"),
+                                     train_argv(w, t / "r", "--config", str(t / "c.yaml")))[-1],
+     2, "--config"),
+    ("train-yaml-not-mapping", lambda w, t: ((t / "c.yaml").write_text("- 1\n"),
+                                             train_argv(w, t / "r", "--config",
+                                                        str(t / "c.yaml")))[-1], 2, "mapping"),
+    ("train-yaml-unknown-key", lambda w, t: ((t / "c.yaml").write_text("optim:\n  lrr: 1\n"),
+                                             train_argv(w, t / "r", "--config",
+                                                        str(t / "c.yaml")))[-1], 2, "lrr"),
+    ("train-batch-divisible", lambda w, t: train_argv(w, t / "r", "--objective", "ntp",
+                                                      "--optim.grad_accum", "3"), 2, "divisible"),
+    ("train-seq-len-ctx", lambda w, t: train_argv(w, t / "r", "--objective", "ntp",
+                                                  "--data.seq_len", "64"), 2, "n_ctx"),
+    ("train-mix-mode", lambda w, t: train_argv(w, t / "r", "--objective", "ntp",
+                                               "--model.mix_mode", "add"), 2, "mix_mode"),
+    ("train-kd-no-teacher", lambda w, t: train_argv(w, t / "r", "--objective", "kd"), 2,
+     "--teacher"),
+    ("train-val-split", lambda w, t: train_argv(w, t / "r", "--objective", "ntp",
+                                                "--data.val_split", "test"), 2, "'test'"),
+    ("train-seed-type", lambda w, t: train_argv(w, t / "r", "--seed", "x"), 2, "--seed"),
+    ("train-bad-objective", lambda w, t: train_argv(w, t / "r", "--objective", "magic"), 2,
+     "--objective"),
+    ("train-labels-other-shards", lambda w, t: ["train", "--data", str(other_tokenizer_shards(
+        w, t)), "--out", str(t / "r"), *TINY, "--objective", "cocomix", "--labels",
+        str(w.labels)], 2, "tokenizer"),
+    # train: run directories
+    ("train-used-dir", lambda w, t: train_argv(w, copy(w.run, t / "run"), "--objective", "ntp",
+                                               "--max-steps", "6"), 2, "--resume"),
+    ("train-resume-other-objective", lambda w, t: train_argv(
+        w, copy(w.run, t / "run"), "--objective", "mix_only", "--labels", str(w.labels),
+        "--concept.k_attr", "2", "--max-steps", "6", "--resume"), 2, "objective"),
+    ("train-resume-future-format", lambda w, t: train_argv(
+        w, _run_with(w, t, _all_states_version), "--objective", "ntp", "--max-steps", "6",
+        "--resume"), 2, "format_version"),
+    ("train-resume-other-tokenizer", lambda w, t: ["train", "--data", str(
+        other_tokenizer_shards(w, t)), "--out", str(copy(w.run, t / "run")), *TINY,
+        "--objective", "ntp", "--max-steps", "9", "--resume"], 2, "tokenizer"),
+    ("train-out-is-file", lambda w, t: train_argv(w, _file_as_out(t), "--objective", "ntp"), 2,
+     "/f"),
+    # behaviours that must succeed (exit 0, no error line)
+    ("train-resume-torn-metrics", lambda w, t: (
+        open(copy(w.run, t / "run") / "metrics.jsonl", "a").write('{"split": "tr'),
+        train_argv(w, t / "run", "--objective", "ntp", "--max-steps", "6", "--resume"))[-1],
+     0, None),
+    ("train-resume-corrupt-index", lambda w, t: train_argv(w, _run_with(
+        w, t, lambda ck: (ck / "index.json").write_text("{")), "--objective", "ntp",
+        "--max-steps", "6", "--resume"), 0, None),
+    ("train-force-used-dir", lambda w, t: train_argv(w, copy(w.run, t / "run"), "--objective",
+                                                     "ntp", "--max-steps", "3", "--force"), 0,
+     None),
+    ("prepare-up-to-date", lambda w, t: (main(_prepare(t, "--out", str(t / "d"))),
+                                         _prepare(t, "--out", str(t / "d")))[-1], 0, None),
+    # pipeline and top level
+    ("pipeline-bad-preset", lambda w, t: ["pipeline", "--preset", "huge", "--out", str(t)], 2,
+     "--preset"),
+    ("pipeline-unknown-override", lambda w, t: ["pipeline", "--preset", "micro", "--out",
+                                                str(t / "p"), "--teacher.nosuch", "1"], 2,
+     "nosuch"),
+    ("pipeline-override-type", lambda w, t: ["pipeline", "--preset", "micro", "--out",
+                                             str(t / "p"), "--student.overrides.d_model", "abc"],
+     2, "d_model"),
+    ("pipeline-eval-every-0", lambda w, t: ["pipeline", "--preset", "micro", "--out",
+                                            str(t / "p"), "--eval_every", "0"], 2, "eval_every"),
+    ("pipeline-bad-stop-after", lambda w, t: ["pipeline", "--out", str(t), "--stop-after", "x"],
+     2, "--stop-after"),
+    ("unknown-command", lambda w, t: ["frobnicate"], 2, "frobnicate"),
+    ("unknown-flag", lambda w, t: ["prepare", "--out", str(t), "--nosuch"], 2, "--nosuch"),
+]
+
+
+@pytest.mark.parametrize("setup,code,needle", [c[1:] for c in CLI_CASES],
+                         ids=[c[0] for c in CLI_CASES])
+def test_cli_bad_input_is_one_line(world, tmp_path, capsys, setup, code, needle):
+    argv = setup(world, tmp_path)
+    capsys.readouterr()
+    try:
+        got = main(argv)
+    except SystemExit as exit_:  # argparse
+        got = exit_.code
+    err = messages(capsys.readouterr().err)
+    assert got == code, err
+    if needle is None:
+        assert "error" not in err.lower(), err
+        return
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert needle in err and "error" in err, err
+
+
+# ---- faults the matrix cannot express as argv alone ------------------------------------------
+def test_disk_full_during_labels_is_one_line_not_sigbus(world, tmp_path, capsys, monkeypatch):
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    assert main(labels_argv(world, tmp_path / "l")) == 2
+    err = messages(capsys.readouterr().err)
+    assert len(err.splitlines()) == 1 and "no space left" in err and "labels" in err, err
+
+
+@pytest.mark.parametrize("code,needle", [(errno.EROFS, "read-only"),
+                                         (errno.ENOSPC, "no space left"),
+                                         (errno.EACCES, "permission denied")])
+def test_os_errors_while_writing_name_the_file(world, tmp_path, capsys, monkeypatch, code,
+                                               needle):
+    def failing(src, dst):
+        raise OSError(code, os.strerror(code), str(dst))
+
+    monkeypatch.setattr(os, "replace", failing)
+    assert main(_prepare(tmp_path, "--out", str(tmp_path / "d"))) == 2
+    err = messages(capsys.readouterr().err)
+    assert len(err.splitlines()) == 1 and needle in err and str(tmp_path / "d") in err, err
+
+
+@pytest.mark.parametrize("kind", ["train", "labels", "prepare", "pipeline"])
+def test_second_writer_gets_the_holders_pid(world, tmp_path, capsys, kind):
+    out = tmp_path / "out"
+    holder = Holder(out)
+    try:
+        argv = {"train": train_argv(world, out, "--objective", "ntp"),
+                "labels": labels_argv(world, out),
+                "prepare": _prepare(tmp_path, "--out", str(out)),
+                "pipeline": ["pipeline", "--preset", "micro", "--out", str(out)]}[kind]
+        assert main(argv) == 2
+    finally:
+        holder.stop()
+    err = messages(capsys.readouterr().err)
+    assert len(err.splitlines()) == 1 and f"PID {holder.proc.pid}" in err, err
+
+
+def test_crafted_index_deletes_nothing_outside_the_run(world, tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep me")
+    run = copy(world.run, tmp_path / "run")
+    idx = run / "checkpoints" / "index.json"
+    blob = json.loads(idx.read_text())
+    for name in ("../../victim", str(victim), "step_00000001/../../../victim"):
+        blob["checkpoints"].insert(0, {"name": name, "step": 0, "metric": None})
+    blob["best"] = {"name": "../../victim", "step": 0, "metric": 0.0}
+    idx.write_text(json.dumps(blob))
+    (run / "checkpoints" / "step_00000000").symlink_to(victim)  # an own name, pointing out
+    assert main(train_argv(world, run, "--objective", "ntp", "--max-steps", "12",
+                           "--resume")) == 0
+    assert (victim / "precious.txt").read_text() == "keep me"
+    assert (run / "checkpoints" / "step_00000000").resolve() == victim.resolve()
+    idx = json.loads(idx.read_text())
+    assert idx["latest"] == "step_00000012"
+    assert all(e["name"].startswith("step_000000") for e in idx["checkpoints"])
+
+
+def test_rerun_without_resume_never_mixes_runs(world, tmp_path):
+    run = copy(world.run, tmp_path / "run")
+    assert main(train_argv(world, run, "--objective", "ntp", "--max-steps", "3")) == 2
+    assert main(train_argv(world, run, "--objective", "ntp", "--max-steps", "3",
+                           "--force")) == 0
+    mgr = CheckpointManager(run / "checkpoints")
+    idx = mgr.index()
+    assert [e["name"] for e in idx["checkpoints"]] == ["step_00000003"]
+    assert mgr.latest() == run / "checkpoints/step_00000003" and mgr.best() == mgr.latest()
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and max(steps) == 3
+
+
+def test_damaged_latest_checkpoint_falls_back_to_the_newest_complete_one(world, tmp_path, caplog):
+    run = copy(world.run, tmp_path / "run")
+    ck = run / "checkpoints"
+    truncate(ck / "step_00000006" / "model.safetensors", 100)
+    mgr = CheckpointManager(ck)
+    assert mgr.latest() == ck / "step_00000003" and mgr.load().step == 3
+    flip_byte(ck / "step_00000003" / "optim.safetensors", 200)  # same size, altered
+    shutil.rmtree(ck / "step_00000006")
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        mgr.load()
+    assert "altered" in caplog.text
+
+
+def test_labels_window_error_leaves_nothing_that_blocks_the_fix(world, tmp_path, capsys):
+    out = tmp_path / "l"
+    assert main(labels_argv(world, out, "--window", "64")) == 2
+    assert main(labels_argv(world, out)) == 0
+    cache = LabelCache.open(out, shards=world.shards)
+    ref = LabelCache.open(world.labels)
+    assert (cache.array("train") == ref.array("train")).all()
+
+
+def test_prepare_notices_a_corrupted_shard_and_rebuilds_it(world, tmp_path, capsys):
+    argv = _prepare(tmp_path, "--out", str(tmp_path / "d"))
+    assert main(argv) == 0
+    good = (tmp_path / "d" / "train.bin").read_bytes()
+    flip_byte(tmp_path / "d" / "train.bin", 10)
+    assert main(argv) == 0
+    assert "prepared:" in capsys.readouterr().out  # not "up to date"
+    assert (tmp_path / "d" / "train.bin").read_bytes() == good
+    TokenShards.open(tmp_path / "d", verify=True)
+
+
+def test_debug_flag_shows_the_traceback(world, tmp_path, capsys):
+    assert main(["--debug", *train_argv(world, tmp_path / "r", "--optim.grad_accum", "3")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("cocomix-lens train")
+
+
+# ---- library: bad arguments raise clear errors (type, words) -------------------------------
+def _tiny_model():
+    torch.manual_seed(0)
+    return CoCoMixModel(tiny_config()).eval()
+
+
+def _stale_stream(w: World, t: Path):
+    m = _tiny_model()
+    with m.hooks(fwd_hooks=[("concept.hook_logits", lambda z, hook: z * 2)]):
+        s = m.stream(torch.zeros(1, 3, dtype=torch.long), 4, temperature=0)
+    return next(s)
+
+
+def _nan_generate(w: World, t: Path):
+    m = _tiny_model()
+    with m.hooks(fwd_hooks=[("hook_embed", lambda x, hook: x * float("nan"))]):
+        return m.generate(torch.zeros(1, 3, dtype=torch.long), 4, temperature=0)
+
+
+LIBRARY_CASES = [
+    ("stream-after-hooks-removed", _stale_stream, RuntimeError, "removed"),
+    ("generate-nan-logits", _nan_generate, ValueError, "non-finite logits"),
+    ("generate-too-long", lambda w, t: _tiny_model().generate(torch.zeros(1, 60, dtype=torch.long),
+                                                              10), ValueError, "n_ctx"),
+    ("generate-top-p", lambda w, t: _tiny_model().generate(torch.zeros(1, 3, dtype=torch.long),
+                                                           2, top_p=2.0), ValueError, "top_p"),
+    ("from-pretrained-missing", lambda w, t: CoCoMixModel.from_pretrained(t / "none"),
+     FileNotFoundError, "config.json"),
+    ("from-pretrained-truncated", lambda w, t: (
+        truncate(copy(w.teacher, t / "te") / "model.safetensors", 40),
+        CoCoMixModel.from_pretrained(t / "te")), ValueError, "model.safetensors"),
+    ("shards-verify", lambda w, t: TokenShards.open(_corrupt_shard(w, t), verify=True),
+     ValueError, "sha256"),
+    ("shards-window-range", lambda w, t: TokenShards.open(w.shards).batch("train", [10 ** 9], 8),
+     ValueError, "window starts"),
+    ("label-cache-incomplete", lambda w, t: (
+        edit_json(copy(w.labels, t / "l") / "meta.json", splits={
+            s: {**i, "done_windows": 0} for s, i in json.loads(
+                (w.labels / "meta.json").read_text())["splits"].items()}),
+        LabelCache.open(t / "l")), ValueError, "incomplete"),
+    ("checkpoint-none", lambda w, t: CheckpointManager(t).load(), FileNotFoundError,
+     "no complete checkpoint"),
+    ("tokenizer-corrupt", lambda w, t: ((t / "t.json").write_text("{"),
+                                        load_tokenizer(t / "t.json")), ValueError, "t.json"),
+    ("manifest-json", lambda w, t: ((copy(w.shards, t / "s") / "manifest.json").write_text("{x"),
+                                    TokenShards.open(t / "s")), ValueError, "manifest.json"),
+]
+
+
+@pytest.mark.parametrize("fn,exc,needle", [c[1:] for c in LIBRARY_CASES],
+                         ids=[c[0] for c in LIBRARY_CASES])
+def test_library_bad_arguments_raise_clear_errors(world, tmp_path, fn, exc, needle):
+    with pytest.raises(exc) as info:
+        fn(world, tmp_path)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_lock_is_reentrant_in_one_process_and_leaves_no_file(tmp_path):
+    with DirLock(tmp_path), DirLock(tmp_path):
+        assert (tmp_path / ".lock").read_text().strip() == str(os.getpid())
+    assert not (tmp_path / ".lock").exists()
+
+
+def test_lock_is_released_by_sigkill(tmp_path):
+    holder = Holder(tmp_path / "d")
+    holder.stop()  # SIGKILL: the kernel drops the flock
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        try:
+            with DirLock(tmp_path / "d"):
+                return
+        except RuntimeError:
+            time.sleep(0.05)
+    raise AssertionError("lock still held after its holder was killed")

@@ -1,0 +1,252 @@
+"""Steering (cocomix_lens/steering): specs, each op's exact effect, cached == uncached, errors."""
+
+import json
+import math
+
+import pytest
+import torch
+from helpers_model import tiny_model, tiny_text_model, tokens
+
+from cocomix_lens.steering import SteeringSpec, steer, transplant
+
+HOOKS = ["concept.hook_logits", "concept.hook_acts", "concept.hook_vector"]
+K = 5  # tiny_model's concept_top_k
+
+
+def _run(model, x, spec=None, **steer_kwargs):
+    """Concept logits, acts and vectors [batch, pos, ...] of a forward (steered if spec)."""
+    if spec is None:
+        _, cache = model.run_with_cache(x, names_filter=HOOKS)
+    else:
+        with steer(model, spec, **steer_kwargs):
+            _, cache = model.run_with_cache(x, names_filter=HOOKS)
+    return [cache[h] for h in HOOKS]
+
+
+def _only_column_changed(before, after, concept, rows):
+    """Everything equal except column `concept` at `rows`."""
+    keep = torch.ones_like(before, dtype=torch.bool)
+    keep[:, rows, concept] = False
+    assert torch.equal(before[keep], after[keep])
+
+
+def _negative_concept(z, pos):
+    """A concept whose logit is negative at `pos` in every batch row."""
+    return int(torch.nonzero((z[:, pos] < 0).all(0))[0])
+
+
+def test_spec_round_trips_through_json_and_a_file(tmp_path):
+    spec = (SteeringSpec().scale(3, 5.0).add(4, 2.0, positions="prompt", std=0.5)
+            .force(7, positions=[2, 5]).ban(1, "generated").set([2, 9], [1.0, 3.0])
+            .add_vector(5, 0.5).add_vector(None, 1.0, vector=[0.1] * 32))
+    assert SteeringSpec.from_json(spec.to_json()) == spec
+    assert SteeringSpec.load(spec.save(tmp_path / "spec.json")) == spec
+    blob = json.loads((tmp_path / "spec.json").read_text())
+    assert blob["edits"][2] == {"op": "force", "concept": 7, "positions": [2, 5]}
+
+
+def test_scale_multiplies_only_that_logit_at_the_chosen_positions():
+    model, x = tiny_model(), tokens()
+    z, acts, _ = _run(model, x)
+    z2, _, _ = _run(model, x, SteeringSpec().scale(11, 3.0, positions=[2, 4]))
+    torch.testing.assert_close(z2[:, [2, 4], 11], 3.0 * z[:, [2, 4], 11])
+    _only_column_changed(z, z2, 11, [2, 4])
+
+
+def test_scale_pushes_a_negative_logit_further_out_of_the_top_k():
+    model, x = tiny_model(), tokens()
+    z, _, _ = _run(model, x)
+    c = _negative_concept(z, 3)
+    z2, acts2, _ = _run(model, x, SteeringSpec().scale(c, 8.0, positions=[3]))
+    assert (z2[:, 3, c] < z[:, 3, c]).all() and (acts2[:, 3, c] == 0).all()
+    _, acts3, _ = _run(model, x, SteeringSpec().force(c, positions=[3]))
+    assert (acts3[:, 3, c] != 0).all()  # force works whatever the sign
+
+
+def test_add_uses_the_given_std_or_the_std_measured_on_the_prompt():
+    model, x = tiny_model(), tokens()
+    z, _, _ = _run(model, x)
+    z2, _, _ = _run(model, x, SteeringSpec().add(6, 2.0, std=0.25))
+    torch.testing.assert_close(z2[..., 6], z[..., 6] + 0.5)
+    _only_column_changed(z, z2, 6, slice(None))
+    z3, _, _ = _run(model, x, SteeringSpec().add(6, 2.0, positions="generated"), prompt_len=8)
+    measured = z[:, :8, 6].std()
+    torch.testing.assert_close(z3[:, 8:, 6], z[:, 8:, 6] + 2.0 * measured)
+    _only_column_changed(z, z3, 6, slice(8, None))
+    stds = torch.full((48,), 9.0)
+    stds[6] = 0.15
+    spec = SteeringSpec().add(6, 1.0).scale(2, 2.0).with_stds(stds)
+    assert spec.edits[0].std == pytest.approx(0.15) and spec.edits[1].std is None
+    z4, _, _ = _run(model, x, spec)
+    torch.testing.assert_close(z4[..., 6], z[..., 6] + 0.15)
+
+
+def test_force_puts_the_concept_in_the_top_k_at_the_chosen_positions_only():
+    model, x = tiny_model(), tokens()
+    z, acts, _ = _run(model, x)
+    c = _negative_concept(z, 4)
+    z2, acts2, _ = _run(model, x, SteeringSpec().force(c, positions=[4, 6]))
+    for p in (4, 6):
+        assert (acts2[:, p, c] != 0).all() and ((acts2[:, p] != 0).sum(-1) == K).all()
+        # it displaced the weakest selected concept; the other k - 1 keep their values
+        weakest = acts[:, p].masked_fill(acts[:, p] == 0, float("inf")).argmin(-1)
+        kept = acts[:, p].scatter(-1, weakest[:, None], 0.0)
+        torch.testing.assert_close(acts2[:, p].scatter(-1, torch.full_like(weakest, c)[:, None],
+                                                       0.0), kept)
+    _only_column_changed(z, z2, c, [4, 6])
+    others = [p for p in range(x.shape[1]) if p not in (4, 6)]
+    assert torch.equal(acts2[:, others], acts[:, others])
+
+
+def test_force_of_a_concept_already_selected_changes_nothing():
+    model, x = tiny_model(), tokens()
+    z, acts, _ = _run(model, x)
+    c = int(acts[0, 3].abs().argmax())
+    pos = [3]
+    z2, acts2, _ = _run(model, x, SteeringSpec().force(c, positions=pos))
+    assert torch.equal(z2[0, 3], z[0, 3]) and torch.equal(acts2[0, 3], acts[0, 3])
+
+
+def test_forcing_several_concepts_keeps_all_of_them():
+    model, x = tiny_model(), tokens()
+    z, _, _ = _run(model, x)
+    lowest = z[0, 2].argsort()[:3].tolist()  # the three weakest logits of row 0
+    spec = SteeringSpec()
+    for c in lowest:
+        spec = spec.force(c, positions=[2])
+    _, acts2, _ = _run(model, x, spec)
+    assert (acts2[:, 2, lowest] != 0).all() and ((acts2[:, 2] != 0).sum(-1) == K).all()
+
+
+def test_ban_removes_the_concept_and_changes_only_its_logit():
+    model, x = tiny_model(), tokens()
+    z, acts, _ = _run(model, x)
+    c = int(acts[0, 5].abs().argmax())
+    z2, acts2, _ = _run(model, x, SteeringSpec().ban(c))
+    assert (acts2[..., c] == 0).all() and (z2[..., c] == -math.inf).all()
+    _only_column_changed(z, z2, c, slice(None))
+    assert ((acts2 != 0).sum(-1) == K).all()
+
+
+def test_set_replaces_the_top_k_at_the_chosen_positions():
+    model, x = tiny_model(), tokens()
+    z, acts, vec = _run(model, x)
+    z2, acts2, vec2 = _run(model, x, SteeringSpec().set([3, 9], [4.0, -1.5], positions=[1, 7]))
+    expected = torch.zeros_like(acts[:, 1])
+    expected[:, 3], expected[:, 9] = 4.0, -1.5
+    assert torch.equal(acts2[:, 1], expected) and torch.equal(acts2[:, 7], expected)
+    others = [p for p in range(x.shape[1]) if p not in (1, 7)]
+    assert torch.equal(acts2[:, others], acts[:, others]) and torch.equal(z2, z)
+    torch.testing.assert_close(vec2[:, others], vec[:, others], atol=1e-6, rtol=1e-6)
+
+
+def test_vector_adds_alpha_times_the_compressor_row_or_a_given_vector():
+    model, x = tiny_model(), tokens()
+    _, _, vec = _run(model, x)
+    _, _, vec2 = _run(model, x, SteeringSpec().add_vector(12, 2.5, positions="prompt"),
+                      prompt_len=4)
+    w = model.concept.W_comp[12].detach()
+    torch.testing.assert_close(vec2[:, :4], vec[:, :4] + 2.5 * w)
+    assert torch.equal(vec2[:, 4:], vec[:, 4:])
+    d = torch.linspace(-1, 1, model.cfg.d_model)
+    _, _, vec3 = _run(model, x, SteeringSpec().add_vector(None, -1.0, [0], vector=d.tolist()))
+    torch.testing.assert_close(vec3[:, 0], vec[:, 0] - d)
+    assert torch.equal(vec3[:, 1:], vec[:, 1:])
+
+
+def test_edits_compose_in_the_documented_order():
+    model, x = tiny_model(), tokens()
+    z, _, _ = _run(model, x)
+    spec = SteeringSpec().add(6, 1.0, std=2.0).scale(6, 3.0)  # listed add first, scale runs first
+    z2, _, _ = _run(model, x, spec)
+    torch.testing.assert_close(z2[..., 6], 3.0 * z[..., 6] + 2.0)
+
+
+SPECS = {
+    "scale": SteeringSpec().scale(7, 8.0),
+    "add": SteeringSpec().add(7, 6.0, positions="generated"),
+    "force": SteeringSpec().force(7, positions="generated").force(2, positions=[3, 9]),
+    "ban": SteeringSpec().ban(4),
+    "set": SteeringSpec().set([1, 7], [30.0, -20.0], positions="generated"),
+    "vector": SteeringSpec().add_vector(7, 40.0),
+}
+
+
+@pytest.mark.parametrize("op", sorted(SPECS))
+def test_steered_cached_generation_equals_uncached(op):
+    model, prompt = tiny_model(), tokens(pos=6)
+    spec = SPECS[op]
+    cached = model.generate(prompt, 14, temperature=0, steering=spec)
+    full = model.generate(prompt, 14, temperature=0, use_cache=False, steering=spec)
+    assert torch.equal(cached, full)
+    sampled = model.generate(prompt, 14, seed=5, steering=spec)
+    assert torch.equal(sampled, model.generate(prompt, 14, seed=5, use_cache=False,
+                                               steering=spec))
+    with steer(model, spec, prompt_len=6):
+        assert torch.equal(model.generate(prompt, 14, temperature=0), cached)
+
+
+def test_a_strong_edit_changes_generation_and_generated_positions_spare_the_first_token():
+    model, prompt = tiny_model(), tokens(pos=6)
+    free = model.generate(prompt, 12, temperature=0)
+    spec = SteeringSpec().set([1, 7], [300.0, -200.0], positions="generated")
+    steered = model.generate(prompt, 12, temperature=0, steering=spec)
+    # slot t predicts token t + 1: the last prompt slot (unedited) picks the first new token
+    assert torch.equal(steered[:, :7], free[:, :7]) and not torch.equal(steered, free)
+
+
+def test_hooks_are_removed_on_exit_and_after_an_exception():
+    model, x = tiny_model(), tokens()
+    with pytest.raises(RuntimeError, match="boom"):
+        with steer(model, SPECS["set"].add_vector(3, 1.0)):
+            assert model._forward_pre_hooks
+            raise RuntimeError("boom")
+    assert not model._forward_pre_hooks
+    assert all(not hp._forward_hooks for hp in model.hook_dict.values())
+    z, _, _ = _run(model, x)
+    assert torch.equal(model(x), model(x)) and z.isfinite().all()
+
+
+BAD = [
+    ({"op": "scale", "concept": 48, "value": 2.0}, "out of range.*fix"),
+    ({"op": "scale", "concept": 3, "value": float("nan")}, "non-finite value.*fix"),
+    ({"op": "add", "concept": 3, "value": float("inf")}, "non-finite value.*fix"),
+    ({"op": "force", "concept": 3, "positions": [64]}, "position 64 is out of range.*fix"),
+    ({"op": "force", "concept": 3, "positions": [-1]}, "indices >= 0.*fix"),
+    ({"op": "ban", "concept": 3, "positions": "later"}, "positions='later'.*fix"),
+    ({"op": "boost", "concept": 3}, "unknown steering op 'boost'.*fix"),
+    ({"op": "vector", "value": 1.0, "vector": [0.5] * 31}, "31 values but d_model=32.*fix"),
+    ({"op": "scale", "concept": 3}, "needs 'value'.*fix"),
+    ({"op": "set", "concepts": [1, 2], "weights": [1.0]}, "as many weights.*fix"),
+    ({"op": "scale", "concept": 3, "value": 2.0, "colour": "red"}, "unknown field.*fix"),
+]
+
+
+@pytest.mark.parametrize(("edit", "message"), BAD)
+def test_bad_specs_give_one_line_errors_naming_the_fix(edit, message):
+    model = tiny_model()
+    with pytest.raises(ValueError, match=message) as err:
+        with steer(model, {"edits": [edit]}):
+            pass
+    assert "\n" not in str(err.value)
+    assert not model._forward_pre_hooks
+
+
+def test_steering_a_model_without_a_concept_head_is_refused():
+    with pytest.raises(ValueError, match="no concept head; fix"):
+        with steer(tiny_model(mix_mode="none"), SPECS["scale"]):
+            pass
+
+
+def test_transplant_patches_the_source_concept_vector_into_the_target():
+    model = tiny_text_model()
+    source, target = "Paris is the capital of France.", "The cat sat on the mat."
+    spec = transplant(model, source, target, [-1, 2])
+    src = _run(model, model.to_tokens(source))[2]
+    n = model.to_tokens(target).shape[1]
+    patched = _run(model, model.to_tokens(target), spec)[2]
+    torch.testing.assert_close(patched[0, n - 1], src[0, -1], atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(patched[0, 2], src[0, 2], atol=1e-6, rtol=1e-6)
+    assert SteeringSpec.from_json(spec.to_json()) == spec
+    with pytest.raises(ValueError, match="out of range.*fix"):
+        transplant(model, source, target, [200])
