@@ -134,9 +134,9 @@ def _world() -> PipelineConfig:
     tiny's and a smaller, sparser SAE: the world has ~200 latent values, not Wikipedia's."""
     return PipelineConfig(
         data=DataStage(corpus="world", max_docs=15_000, vocab_size=4096, val_fraction=0.05),
-        teacher=TeacherStage(d_model=128, n_layers=4, n_heads=4, max_steps=700, lr=3e-3),
+        teacher=TeacherStage(d_model=128, n_layers=4, n_heads=4, max_steps=600, lr=3e-3),
         sae=SAESection(d_sae=1024, k=12, train_tokens=65_536, eval_tokens=16_384, epochs=4),
-        student=StudentStage(max_steps=500, lr=3e-3))
+        student=StudentStage(max_steps=400, lr=3e-3))
 
 
 PRESETS = {"tiny": _tiny, "world": _world, "micro": _micro}
