@@ -11,11 +11,14 @@ student's top-k predicted concept logits. A value holds on a token per the groun
     rec = Recovery.from_active(active, {"topic": (topic_col, topic_values), ...}, n_concepts)
     rec.coverage()              # {"topic": 0.86, ...}: share of values with a concept of F1 >= 0.8
     rec.best_match(17)          # ("topic", "cooking", 0.93)
+    concept_names("runs/demo")  # {17: "topic=cooking", ...} from a world run's groundtruth.json
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -147,3 +150,21 @@ def best_match_from_summary(summary: dict[str, Any], concept: int) -> tuple[str,
     ("", "", 0.0) for a concept below the summary's 0.5 floor."""
     m = summary.get("concepts", {}).get(str(concept))
     return (m["variable"], m["value"], float(m["f1"])) if m else ("", "", 0.0)
+
+
+GROUNDTRUTH_FILE = "groundtruth.json"
+"""Written into a pipeline run directory by its `groundtruth` stage (world corpora only):
+{"tokens", "sources": {"sae" | "labels" | "student": Recovery.summary()}, "samples"}."""
+
+
+def concept_names(run_dir: str | Path, source: str = "sae",
+                  threshold: float = COVERAGE_F1) -> dict[int, str]:
+    """Concept -> "variable=value" for the concepts of `source` whose best-matching value
+    has F1 >= threshold, read from a run's groundtruth.json; {} when the run has none (its
+    corpus has no known latents)."""
+    path = Path(run_dir) / GROUNDTRUTH_FILE
+    if not path.is_file():
+        return {}
+    summary = json.loads(path.read_text(encoding="utf-8"))["sources"][source]
+    return {int(c): f"{m['variable']}={m['value']}" for c, m in summary["concepts"].items()
+            if m["f1"] >= threshold}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cocomix_lens.data.truth import GroundTruth
-from cocomix_lens.groundtruth import Recovery
+from cocomix_lens.groundtruth import Recovery, concept_names
 from training.pipeline import run_pipeline
 from training.pipeline_config import apply_overrides, pipeline_preset
 from training.pipeline_groundtruth import sae_active
@@ -35,6 +35,9 @@ def test_world_run_reports_recovery_of_known_latents(run):
     report = (out / "REPORT.md").read_text()
     assert "## Ground truth (synthetic world" in report and "| SAE latents" in report
     assert json.loads((out / g["file"]).read_text())["tokens"] == g["tokens"]
+    names = concept_names(out, "sae", threshold=0.0)
+    saved = json.loads((out / g["file"]).read_text())["sources"]["sae"]["concepts"]
+    assert len(names) == len(saved) and all("=" in n for n in names.values())
 
 
 def test_sae_coverage_equals_a_recount_from_the_saved_sae(run):

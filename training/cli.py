@@ -24,6 +24,9 @@ COMMANDS: dict[str, str] = {
     "labels": "training.commands.labels",
     "train": "training.commands.train",
     "pipeline": "training.commands.pipeline",
+    "catalog": "training.commands.catalog",
+    "concepts": "training.commands.concepts",
+    "inspect": "training.commands.inspect",
     "generate": "training.commands.generate",
     "steer-eval": "training.commands.steer_eval",
 }

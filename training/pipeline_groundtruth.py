@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from cocomix_lens.data.files import atomic_write_json
+from cocomix_lens.groundtruth import GROUNDTRUTH_FILE
 
 log = logging.getLogger(__name__)
 
-GROUNDTRUTH_FILE = "groundtruth.json"
 MAX_TOKENS = 32_768  # validation tokens scored (sequential windows)
 SAMPLES = 32  # sampled texts per student
 SAMPLE_TOKENS = 96
