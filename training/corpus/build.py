@@ -115,7 +115,10 @@ def _foreign(out: Path) -> list[str]:
 def _train_texts(corpus: CorpusSource, val_fraction: float, seed: int,
                  progress: Progress) -> Callable[[], Iterator[str]]:
     def texts() -> Iterator[str]:
-        docs = progress(corpus.tokenizer_documents(), None, "train tokenizer")
+        # The bar's total is known when the tokenizer sees every document (the default).
+        own = type(corpus).tokenizer_documents is CorpusSource.tokenizer_documents
+        docs = progress(corpus.tokenizer_documents(), corpus.num_documents() if own else None,
+                        "train tokenizer")
         return (d.text for d in docs if split_of(d.id, val_fraction, seed) == "train")
     return texts
 
