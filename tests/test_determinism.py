@@ -35,13 +35,36 @@ print(json.dumps({"losses": losses, "weights": hashlib.sha256(blob).hexdigest()}
 """
 
 
-def _run(shards: Path, out: Path, path: str, hash_seed: int) -> dict:
+# On-the-fly labels (teacher forward + backward to the SAE hook, then top-k attribution): the
+# concept loss of a first step depends on them and not the NTP loss.
+LABELS = """
+import hashlib, torch
+from helpers_concepts import tiny_hooked_transformer, tiny_sae, tokens
+from cocomix_lens.concepts import ConceptExtractor
+ex = ConceptExtractor(tiny_hooked_transformer(), tiny_sae())
+ids, scores = ex.labels(tokens(batch=4, pos=24), k=4)
+print(hashlib.sha256(ids.numpy().tobytes() + scores.numpy().tobytes()).hexdigest())
+"""
+
+
+def _python(code: str, *args: str, hash_seed: int) -> str:
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}",
            "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "PYTHONHASHSEED": str(hash_seed)}
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(shards), str(out), path], env=env,
-                          cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=REPO,
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_on_the_fly_labels_repeat_bitwise_in_fresh_processes():
+    runs = [_python(LABELS, hash_seed=i) for i in range(3)]
+    assert runs == runs[:1] * 3
+
+
+def _run(shards: Path, out: Path, path: str, hash_seed: int) -> dict:
+    return json.loads(_python(SCRIPT, str(shards), str(out), path, hash_seed=hash_seed))
+
+
 
 
 @pytest.mark.faults
