@@ -93,7 +93,8 @@ LAYOUT = Layout()
 
 # A file whose presence shows the piece is complete (relative to the piece's path).
 _MARKERS = {"student": "config.json", "baseline": "config.json", "teacher": "config.json",
-            "sae": "cfg.json", "labels": "meta.json", "shards": "manifest.json"}
+            "sae": "cfg.json", "labels": "meta.json", "shards": "manifest.json",
+            "catalogue": "meta.json"}
 
 
 class MissingPieceError(FileNotFoundError):
@@ -203,6 +204,14 @@ class Run:
         from cocomix_lens.data.shards import TokenShards
 
         return TokenShards.open(self._need("shards"))
+
+    @cached_property
+    def catalogue(self):
+        """The concept catalogue (`cocomix_lens.catalogue.Catalogue`): `run.catalogue[c]`;
+        refused with a one-line error when the run's weights, labels or shards changed."""
+        from cocomix_lens.catalogue.run import open_for_run
+
+        return open_for_run(self)
 
     @cached_property
     def metrics(self) -> dict[str, list[dict[str, Any]]]:

@@ -121,12 +121,31 @@ def test_attribution_map_and_heatmap_agree_with_scores():
     tok = tokens(1, 9)[0]
     scores = ex.scores(tok)[0]
     amap = ex.attribution_map(tok, k=3)
-    assert torch.equal(amap.ids, scores.topk(3, dim=-1).indices)
-    assert torch.equal(amap.scores, scores.topk(3, dim=-1).values)
+    top = scores.topk(3, dim=-1)
+    real = top.values != 0
+    assert torch.equal(amap.ids[real], top.indices[real]) and (amap.ids[~real] == -1).all()
+    assert torch.equal(amap.scores, top.values)
     concept = int(amap.ids[4, 0])
     assert torch.equal(ex.concept_heatmap(tok, concept), scores[:, concept])
     with pytest.raises(ValueError, match="outside the SAE's latents"):
         ex.concept_heatmap(tok, 48)
+
+
+def test_attribution_map_reports_no_zero_score_padding():
+    ex = ConceptExtractor(tiny_hooked_transformer(), tiny_sae(k=5))
+    tok = tokens(1, 9)[0]
+    scores = ex.scores(tok)[0]
+    amap = ex.attribution_map(tok, k=8)  # more places than the 5 latents a TopK SAE activates
+    # zeros (inactive latents) outrank negative scores, so a position shows its positive ones
+    n_positive = (scores > 0).sum(-1)
+    assert (n_positive[:-1] < 5).any()  # the case that used to be padded with zero scores
+    assert torch.equal(amap.valid.sum(-1), n_positive)
+    assert n_positive[-1] == 0 and amap.concepts(8) == []  # the last token has no target
+    assert (amap.scores[amap.valid] > 0).all() and (amap.scores[~amap.valid] == 0).all()
+    for pos in range(8):
+        positive = (scores[pos] > 0).nonzero().squeeze(-1)
+        want = positive[scores[pos][positive].argsort(descending=True)].tolist()
+        assert [c for c, _ in amap.concepts(pos)] == want
 
 
 def test_sae_with_wrong_d_in_is_refused():

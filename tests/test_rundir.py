@@ -43,18 +43,18 @@ def ids_of(model, text=TEXT):
     return torch.tensor([model.tokenizer.encode(text).ids])
 
 
-def test_pipeline_run_has_every_piece_but_the_catalogue(pipeline_run):
+def test_pipeline_run_has_every_piece(pipeline_run):
     _, out, summary = pipeline_run
     run = Run.open(out)
     assert run.kind == "pipeline" and run.path == out
-    assert {p for p in PIECES if run.has(p)} == set(PIECES) - {"catalogue"}
+    assert {p for p in PIECES if run.has(p)} == set(PIECES)  # the catalog stage included
     assert run.summary == json.loads((out / "summary.json").read_text())
     assert run.summary["cocomix"]["val_loss"] == summary["cocomix"]["val_loss"]
     assert run.report == (out / "REPORT.md").read_text() and "| cocomix |" in run.report
     assert run.catalogue_dir == out / "catalogue"
     # the summary's artifacts are LAYOUT's paths, the ones the reader opens
     assert summary["artifacts"] == {p: r for p, r in LAYOUT.pieces("pipeline").items()
-                                    if p not in ("summary", "report", "catalogue")}
+                                    if p not in ("summary", "report")}
 
 
 @pytest.mark.parametrize("piece,stage", [("student", "cocomix"), ("baseline", "ntp"),
@@ -157,7 +157,10 @@ def test_missing_metrics_and_catalogue_name_their_commands(pipeline_run, tmp_pat
         (copy / stage / "metrics.jsonl").unlink()
     with pytest.raises(MissingPieceError, match=f"no metrics .*pipeline --out {copy}'$"):
         Run.open(copy).metrics
+    shutil.rmtree(copy / "catalogue")
     assert not Run.open(copy).has("catalogue")
+    with pytest.raises(MissingPieceError, match=f"no catalogue .*catalog --run {copy}'$"):
+        Run.open(copy).catalogue
 
 
 def test_train_run_opens_model_metrics_summary_and_its_shards(train_run):

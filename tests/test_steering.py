@@ -182,8 +182,10 @@ def test_steered_cached_generation_equals_uncached(op):
     sampled = model.generate(prompt, 14, seed=5, steering=spec)
     assert torch.equal(sampled, model.generate(prompt, 14, seed=5, use_cache=False,
                                                steering=spec))
-    with steer(model, spec, prompt_len=6):
+    with steer(model, spec):  # prompt_len defaults to the first forward's length: 6
         assert torch.equal(model.generate(prompt, 14, temperature=0), cached)
+    streamed = torch.stack(list(model.stream(prompt, 14, temperature=0, steering=spec)), 1)
+    assert torch.equal(streamed, cached[:, 6:])
 
 
 def test_a_strong_edit_changes_generation_and_generated_positions_spare_the_first_token():
@@ -250,3 +252,17 @@ def test_transplant_patches_the_source_concept_vector_into_the_target():
     assert SteeringSpec.from_json(spec.to_json()) == spec
     with pytest.raises(ValueError, match="out of range.*fix"):
         transplant(model, source, target, [200])
+
+
+def test_add_edits_take_the_catalogue_std_when_the_run_has_one():
+    from types import SimpleNamespace
+
+    stds = torch.full((48,), 0.5)
+    stds[6] = 0.2
+    run = SimpleNamespace(has=lambda piece: piece == "catalogue",
+                          catalogue=SimpleNamespace(concepts={"logit_std": stds}))
+    spec = SteeringSpec().add(6, 1.0).add(3, 1.0, std=2.0).scale(6, 2.0)
+    filled = spec.with_catalogue_stds(run)
+    assert [e.std for e in filled.edits] == [pytest.approx(0.2), 2.0, None]
+    no_catalogue = SimpleNamespace(has=lambda piece: False)
+    assert spec.with_catalogue_stds(no_catalogue) == spec

@@ -24,8 +24,12 @@ COMMANDS: dict[str, str] = {
     "labels": "training.commands.labels",
     "train": "training.commands.train",
     "pipeline": "training.commands.pipeline",
+    "catalog": "training.commands.catalog",
+    "concepts": "training.commands.concepts",
+    "inspect": "training.commands.inspect",
     "generate": "training.commands.generate",
     "steer-eval": "training.commands.steer_eval",
+    "app": "training.commands.app",
 }
 
 # errno -> (what happened, the fix) for OSErrors that carry no message of ours.

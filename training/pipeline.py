@@ -1,4 +1,5 @@
-"""The offline pipeline: prepare -> teacher -> SAE -> label cache -> NTP and CoCoMix students.
+"""The offline pipeline: prepare -> teacher -> SAE -> label cache -> NTP and CoCoMix students
+-> concept catalogue.
 
     summary = run_pipeline(pipeline_preset("tiny"), "runs/demo")
 
@@ -13,6 +14,7 @@ cache's window) and token budget. The run directory's layout is
     data/      token shards + tokenizer.json      teacher/model/   teacher (save_pretrained)
     sae/       SAE-Lens SAE (cfg.json, sae_weights.safetensors, quality.json)
     labels/    label cache                        ntp/model/, cocomix/model/   the students
+    catalogue/ concept catalogue (Parquet)
     stages/    markers                            pipeline.json, summary.json, REPORT.md
 """
 
@@ -179,6 +181,15 @@ def _train_student(ctx: Context, objective: str) -> dict[str, Any]:
     return run_fields(summary, out)
 
 
+def stage_catalog(ctx: Context) -> dict[str, Any]:
+    from cocomix_lens.catalogue import build_for_run
+    from cocomix_lens.rundir import Run
+
+    cat = build_for_run(Run.open(ctx.out, device=ctx.cfg.device), progress=ctx.progress)
+    return {"concepts": len(cat), "dead": int(cat.concepts["dead"].sum()),
+            "build_s": cat.meta["build_s"], "catalogue_dir": str(cat.root)}
+
+
 STAGES: dict[str, Callable[[Context], dict[str, Any]]] = {
     "prepare": stage_prepare,
     "teacher": stage_teacher,
@@ -186,6 +197,7 @@ STAGES: dict[str, Callable[[Context], dict[str, Any]]] = {
     "labels": stage_labels,
     "ntp": lambda ctx: _train_student(ctx, "ntp"),
     "cocomix": lambda ctx: _train_student(ctx, "cocomix"),
+    "catalog": stage_catalog,
 }
 """Stages in run order; each returns the results recorded in its marker."""
 

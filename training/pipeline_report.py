@@ -67,7 +67,7 @@ def write_summary(ctx: Any, records: dict[str, dict[str, Any]]) -> dict[str, Any
 
 # The stage that makes each run piece (LAYOUT gives where it lives).
 MADE_BY = {"shards": "prepare", "tokenizer": "prepare", "teacher": "teacher", "sae": "sae",
-           "labels": "labels", "baseline": "ntp", "student": "cocomix"}
+           "labels": "labels", "baseline": "ntp", "student": "cocomix", "catalogue": "catalog"}
 
 
 def _artifacts(records: dict[str, Any]) -> dict[str, str]:

@@ -61,20 +61,30 @@ def sequence_mean_ce(logits: Tensor, targets: Tensor) -> Tensor:
 
 def activation_at(teacher: nn.Module, hook_name: str, tokens: Tensor) -> Tensor:
     """The activation at `hook_name` for `tokens`; the forward stops right after the hook."""
+    return activations_at(teacher, [hook_name], tokens)[hook_name]
+
+
+def activations_at(model: nn.Module, hook_names: list[str], tokens: Tensor) -> dict[str, Tensor]:
+    """{name: activation} at each of `hook_names` (run in the order given) for `tokens`;
+    the forward stops right after the last of them, so nothing above it is computed."""
     store: dict[str, Tensor] = {}
+    last = hook_names[-1]
 
-    def read_and_stop(act: Tensor, hook) -> None:
-        store["x"] = act.detach()
-        raise _StopForward
+    def read(act: Tensor, hook) -> None:
+        store[hook.name] = act.detach()
+        if hook.name == last:
+            raise _StopForward
 
-    with torch.no_grad(), teacher.hooks(fwd_hooks=[(hook_name, read_and_stop)]):
+    with torch.no_grad(), model.hooks(fwd_hooks=[(name, read) for name in hook_names]):
         try:
-            teacher(tokens)
+            model(tokens)
         except _StopForward:
             pass
-    if "x" not in store:
-        raise ValueError(f"the teacher never ran hook {hook_name!r}; check the SAE's hook name")
-    return store["x"]
+    missing = [name for name in hook_names if name not in store]
+    if missing:
+        raise ValueError(f"the model never ran hook(s) {missing}; check the hook names "
+                         "(e.g. the SAE's cfg.metadata.hook_name)")
+    return store
 
 
 def grad_at_hook(teacher: nn.Module, hook_name: str, tokens: Tensor,

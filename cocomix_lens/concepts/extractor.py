@@ -22,11 +22,26 @@ _NORM_STATE = ("ln_mu", "ln_std", "x_norm_coeff")
 
 @dataclass(frozen=True)
 class AttributionMap:
-    """Top concepts of each position of one sequence, for display."""
+    """Top concepts of each position of one sequence, for display.
 
-    ids: Tensor  # [pos, k] int64 latent ids, best first
-    scores: Tensor  # [pos, k] their scores
+    A position has fewer than k concepts when fewer than k latents score non-zero (always at
+    the last position, which has no next token to attribute): the empty places hold id -1
+    and score 0, never an arbitrary zero-score latent.
+    """
+
+    ids: Tensor  # [pos, k] int64 latent ids, best first; -1 = no concept
+    scores: Tensor  # [pos, k] their scores (0 where ids is -1)
     method: str
+
+    @property
+    def valid(self) -> Tensor:
+        """[pos, k] bool: True where ids holds a real concept."""
+        return self.ids >= 0
+
+    def concepts(self, pos: int) -> list[tuple[int, float]]:
+        """(id, score) of the real concepts at position `pos`, best first."""
+        keep = self.valid[pos]
+        return list(zip(self.ids[pos][keep].tolist(), self.scores[pos][keep].tolist()))
 
 
 class ConceptExtractor:
@@ -84,9 +99,13 @@ class ConceptExtractor:
         return top.indices, top.values
 
     def attribution_map(self, tokens: Tensor, k: int = 5) -> AttributionMap:
-        """Top-k concept ids and scores at each position of one sequence `tokens` [pos]."""
+        """Top-k concept ids and scores at each position of one sequence `tokens` [pos];
+        zero scores (no attribution) are left out as id -1, see `AttributionMap`."""
         ids, scores = self.labels(_one_sequence(tokens), k=k)
-        return AttributionMap(ids=ids[0], scores=scores[0], method=self.method_name)
+        ids, scores = ids[0], scores[0]
+        empty = scores == 0
+        return AttributionMap(ids=ids.masked_fill(empty, -1), scores=scores.masked_fill(empty, 0),
+                              method=self.method_name)
 
     def concept_heatmap(self, tokens: Tensor, concept_id: int) -> Tensor:
         """[pos] score of latent `concept_id` at each position of one sequence `tokens` [pos]."""

@@ -108,9 +108,7 @@ def as_steerer(run: Any, spec: SteeringSpec | Steerer) -> Steerer:
     if not isinstance(spec, SteeringSpec):
         raise ValueError(f"expected a SteeringSpec or a Steerer, got {type(spec).__name__}; "
                          "fix: SteeringSpec.load('spec.json')")
-    if any(e.op == "add" and e.std is None for e in spec.edits) and run.has("catalogue"):
-        spec = spec.with_stds(run.catalogue.concepts["logit_std"])
-    return spec_steerer(spec)
+    return spec_steerer(spec.with_catalogue_stds(run))
 
 
 def sae_steerer(run: Any, concept: int, strength: float, prompts: Sequence[str]) -> Steerer:

@@ -113,6 +113,15 @@ class SteeringSpec:
             replace(e, std=float(logit_std[e.concept])) if e.op == "add" and e.std is None
             else e for e in self.edits))
 
+    def with_catalogue_stds(self, run) -> SteeringSpec:
+        """`with_stds` from the run's catalogue (`logit_std` over validation tokens) when an
+        add edit lacks a std and the run has a catalogue; else this spec unchanged."""
+        if not any(e.op == "add" and e.std is None for e in self.edits):
+            return self
+        if not run.has("catalogue"):
+            return self
+        return self.with_stds(run.catalogue.concepts["logit_std"])
+
     # ---- JSON -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "edits": [e.to_dict() for e in self.edits]}

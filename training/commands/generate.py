@@ -36,15 +36,11 @@ def run(args: argparse.Namespace) -> int:
     run = Run.open(args.run, device=args.device)
     spec = SteeringSpec.load(args.steer) if args.steer else None
     model = getattr(run, args.model)
-    if spec is not None and _needs_stds(spec) and run.has("catalogue"):
-        spec = spec.with_stds(run.catalogue.concepts["logit_std"])
+    if spec is not None:
+        spec = spec.with_catalogue_stds(run)
     text = model.generate(args.prompt, max_new_tokens=args.max_new_tokens,
                           temperature=args.temperature, top_p=args.top_p, seed=args.seed,
                           stop_at_eos=not args.no_stop, steering=spec)
     print(text)
     return 0
 
-
-def _needs_stds(spec) -> bool:
-    """An add edit without a std takes the catalogue's logit std when the run has one."""
-    return any(e.op == "add" and e.std is None for e in spec.edits)

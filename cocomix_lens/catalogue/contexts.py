@@ -1,0 +1,41 @@
+"""Max-activating contexts as text: the active token, a window around it, its document.
+
+A context never crosses a document boundary: it is clipped to the document holding the
+token (its trailing <|endoftext|> excluded unless the token is that EOS itself).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def render_contexts(positions: np.ndarray, tokens: np.ndarray, shards: Any, split: str,
+                    before: int, after: int) -> dict[str, np.ndarray]:
+    """Columns {document, left, token, right} (text) for token `positions` [M] of `split`.
+
+    Each distinct position is decoded once (many concepts share their top positions).
+    """
+    uniq, inverse = np.unique(positions, return_inverse=True)
+    docs = shards.documents(split)
+    doc_idx = shards.document_of(split, uniq)
+    start = np.array([d["start"] for d in docs], dtype=np.int64)[doc_idx]
+    end = np.array([d["end"] for d in docs], dtype=np.int64)[doc_idx]
+    lo = np.maximum(uniq - before, start)
+    hi = np.minimum(uniq + after, np.maximum(end - 1, uniq))  # inclusive
+    spans = ([tokens[a:p].tolist() for a, p in zip(lo, uniq)],
+             [[int(tokens[p])] for p in uniq],
+             [tokens[p + 1:b + 1].tolist() for p, b in zip(uniq, hi)])
+    tok = shards.tokenizer
+    left, mid, right = (np.asarray(tok.decode_batch(s, skip_special_tokens=False), dtype=object)
+                        for s in spans)
+    doc_ids = np.asarray([str(docs[i]["id"]) for i in doc_idx], dtype=object)
+    return {"document": doc_ids[inverse], "left": left[inverse], "token": mid[inverse],
+            "right": right[inverse]}
+
+
+def mark(left: str, token: str, right: str, marks: tuple[str, str] = ("[[", "]]")) -> str:
+    """One line of context with the active token marked: 'the [[cat]] sat'."""
+    text = f"{left}{marks[0]}{token}{marks[1]}{right}"
+    return " ".join(text.split())  # newlines and runs of spaces would break a table row

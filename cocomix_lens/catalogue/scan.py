@@ -1,0 +1,136 @@
+"""One vectorised pass over the validation split: what the teacher's SAE and the student's
+concept head do at every token, reduced to per-concept statistics and running top-n positions.
+
+Windows are the label cache's (non-overlapping, length L, the tail window alone), so the
+student sees each token in the same context it was trained on. Per batch of windows:
+    acts  [B*L, C]  teacher SAE activations at the SAE hook (the SAE's own encode)
+    z     [B*L, C]  student concept logits (concept.hook_logits)
+    c     [B*L, d]  student concept vectors c_t (concept.hook_vector)
+The student's forward stops right after the concept head: nothing above it is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from cocomix_lens.concepts.capture import activations_at
+from cocomix_lens.concepts.extractor import ConceptExtractor
+from cocomix_lens.progress import Progress
+
+LOGITS, VECTOR = "concept.hook_logits", "concept.hook_vector"
+
+
+class RunningTop:
+    """The n largest values per concept seen so far and the token positions they came from.
+
+    values [C, n] descending, -inf while fewer than n positions were seen; positions [C, n]
+    int64 (-1 likewise). Ties keep the earlier position, so the result does not depend on
+    how the positions were batched as long as the batches come in position order.
+    """
+
+    def __init__(self, n_concepts: int, n: int) -> None:
+        self.values = torch.full((n_concepts, n), float("-inf"))
+        self.positions = torch.full((n_concepts, n), -1, dtype=torch.long)
+
+    def update(self, values: Tensor, positions: Tensor) -> None:
+        """values [N, C] at token positions [N] (increasing, after every earlier batch)."""
+        n = self.values.shape[1]
+        both = torch.cat([self.values, values.T.float()], dim=1)  # [C, n + N]
+        # stable sort: among equal values the earlier column (older position) wins
+        order = both.sort(dim=1, descending=True, stable=True).indices[:, :n]
+        self.values = both.gather(1, order)
+        old = self.positions.gather(1, order.clamp(max=n - 1))
+        new = positions[(order - n).clamp(min=0)]
+        self.positions = torch.where(order < n, old, new)
+
+
+@dataclass
+class Scan:
+    """Per-concept sums over the validation tokens and the top positions of both readouts."""
+
+    n_concepts: int
+    n_examples: int
+    student_k: int
+    n_positions: int = 0
+    act_count: Tensor = field(init=False)  # [C] positions where the SAE latent is > 0
+    pred_count: Tensor = field(init=False)  # [C] positions where c is in the student top-k
+    logit_sum: Tensor = field(init=False)  # [C] float64 sum of z
+    logit_sq: Tensor = field(init=False)  # [C] float64 sum of z^2
+    vector_sum: Tensor | None = None  # [d_model] float64 sum of c_t
+    top_act: RunningTop = field(init=False)
+    top_logit: RunningTop = field(init=False)
+
+    def __post_init__(self) -> None:
+        c = self.n_concepts
+        self.act_count = torch.zeros(c, dtype=torch.long)
+        self.pred_count = torch.zeros(c, dtype=torch.long)
+        self.logit_sum = torch.zeros(c, dtype=torch.float64)
+        self.logit_sq = torch.zeros(c, dtype=torch.float64)
+        self.top_act = RunningTop(c, self.n_examples)
+        self.top_logit = RunningTop(c, self.n_examples)
+
+    def add(self, acts: Tensor, z: Tensor, c: Tensor, positions: Tensor) -> None:
+        """acts, z [N, C]; c [N, d_model]; positions [N] global token positions."""
+        self.n_positions += len(positions)
+        self.act_count += (acts > 0).sum(0)
+        top = z.topk(self.student_k, dim=-1).indices
+        self.pred_count += torch.bincount(top.flatten(), minlength=self.n_concepts)
+        z64 = z.double()
+        self.logit_sum += z64.sum(0)
+        self.logit_sq += (z64 * z64).sum(0)
+        vec = c.double().sum(0)
+        self.vector_sum = vec if self.vector_sum is None else self.vector_sum + vec
+        self.top_act.update(acts, positions)
+        self.top_logit.update(z, positions)
+
+    def logit_mean_std(self) -> tuple[Tensor, Tensor]:
+        """[C] mean and (population) std of the student's concept logits over the tokens."""
+        n = max(self.n_positions, 1)
+        mean = self.logit_sum / n
+        var = (self.logit_sq / n - mean * mean).clamp(min=0.0)
+        return mean, var.sqrt()
+
+
+def window_starts(n_tokens: int, window: int) -> list[np.ndarray]:
+    """Start positions grouped by window length: full windows, then the short tail alone."""
+    n_full = n_tokens // window
+    groups = [np.arange(n_full, dtype=np.int64) * window]
+    if n_tokens % window > 1:  # a one-token tail has no context worth reading
+        groups.append(np.array([n_full * window], dtype=np.int64))
+    return [g for g in groups if len(g)]
+
+
+def _batches(tokens: np.ndarray, window: int, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """(x [B, L] int64, positions [B*L]) for every window of the split, in position order."""
+    for starts in window_starts(len(tokens), window):
+        length = min(window, len(tokens) - int(starts[0]))
+        for lo in range(0, len(starts), batch_size):
+            idx = starts[lo:lo + batch_size, None] + np.arange(length)
+            yield torch.from_numpy(tokens[idx].astype(np.int64)), torch.from_numpy(idx.ravel())
+
+
+def n_batches(n_tokens: int, window: int, batch_size: int) -> int:
+    return sum(-(-len(s) // batch_size) for s in window_starts(n_tokens, window))
+
+
+@torch.no_grad()
+def scan_split(tokens: np.ndarray, extractor: ConceptExtractor, student: nn.Module, *,
+               window: int, n_examples: int, batch_size: int = 16,
+               progress: Progress | None = None) -> Scan:
+    """Run teacher+SAE and the student's concept head over every window of `tokens` [n]."""
+    n_c = int(extractor.n_latents)
+    scan = Scan(n_concepts=n_c, n_examples=n_examples, student_k=student.cfg.concept_top_k)
+    batches = _batches(tokens, window, batch_size)
+    total = n_batches(len(tokens), window, batch_size)
+    for x, pos in progress(batches, total, "catalogue: scan val") if progress else batches:
+        acts = extractor.scores(x).reshape(-1, n_c)
+        got = activations_at(student, [LOGITS, VECTOR], x.to(student.W_E.device))
+        z = got[LOGITS].reshape(-1, n_c).float().cpu()
+        c = got[VECTOR].reshape(len(pos), -1).float().cpu()
+        scan.add(acts.float().cpu(), z, c, pos)
+    return scan

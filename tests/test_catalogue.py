@@ -1,0 +1,242 @@
+"""The concept catalogue on a micro pipeline run: every stored number against a recomputation
+from the run's models, labels and shards."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from helpers_training import micro_config, write_corpus
+
+from cocomix_lens.catalogue import build_catalogue, contrast, run_sources
+from cocomix_lens.concepts import ConceptExtractor, decoder_directions
+from cocomix_lens.rundir import Run
+from training.cli import main
+from training.pipeline import run_pipeline
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("catalogue")
+    run_pipeline(micro_config(write_corpus(tmp / "corpus")), tmp / "run")
+    return Run.open(tmp / "run")
+
+
+@pytest.fixture(scope="module")
+def val(run):
+    """Teacher SAE activations and student concept logits of every validation token, computed
+    window by window without the catalogue's code: (acts [N, C], z [N, C])."""
+    tokens = torch.from_numpy(run.shards.split("val").astype(np.int64))
+    window = run.labels.window
+    extractor = ConceptExtractor(run.teacher, run.sae, method="activation")
+    acts, z = [], []
+    for lo in range(0, len(tokens), window):
+        x = tokens[lo:lo + window]
+        if len(x) < 2:
+            continue
+        acts.append(extractor.scores(x)[0])
+        with torch.no_grad():
+            z.append(run.student(x[None], return_concept_logits=True)[1][0])
+    return torch.cat(acts), torch.cat(z)
+
+
+def test_pipeline_builds_the_catalogue_and_run_opens_it(run):
+    cat = run.catalogue
+    assert len(cat) == run.student.cfg.n_concepts == run.sae.cfg.d_sae
+    assert json.loads((run.path / "stages" / "catalog.json").read_text())["result"][
+        "concepts"] == len(cat)
+    assert cat.meta["sources"] == run_sources(run)
+    assert cat.meta["tokenizer_sha256"] == run.shards.tokenizer_sha256
+
+
+def test_catalogue_rebuilt_from_scratch_equals_the_stored_one(run, tmp_path):
+    fresh = build_catalogue(tmp_path / "again", teacher=run.teacher, sae=run.sae,
+                            student=run.student, shards=run.shards, labels=run.labels,
+                            sources=run_sources(run))
+    stored = run.catalogue
+    for table in ("concepts", "contexts", "metadata"):
+        pd.testing.assert_frame_equal(getattr(fresh, table), getattr(stored, table))
+    drop = lambda meta: {k: v for k, v in meta.items() if k != "build_s"}  # wall time differs
+    assert drop(fresh.meta) == drop(stored.meta)
+
+
+def test_densities_and_logit_statistics_equal_a_direct_recomputation(run, val):
+    acts, z = val
+    cat = run.catalogue.concepts
+    top_k = run.student.cfg.concept_top_k
+    predicted = torch.zeros_like(z, dtype=torch.bool).scatter(-1, z.topk(top_k, -1).indices, True)
+    np.testing.assert_allclose(cat["prediction_density"], predicted.float().mean(0).numpy())
+    np.testing.assert_allclose(cat["act_density"], (acts > 0).float().mean(0).numpy())
+    np.testing.assert_allclose(cat["logit_mean"], z.double().mean(0).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(cat["logit_std"], z.double().std(0, unbiased=False).numpy(),
+                               rtol=1e-4, atol=1e-6)
+    ids = np.asarray(run.labels.array("train", "ids"))
+    scores = np.asarray(run.labels.array("train", "scores"))
+    for c in range(len(cat)):
+        labelled = ((ids == c) & (scores != 0)).any(-1)
+        assert cat.loc[c, "label_count"] == labelled.sum()
+        assert cat.loc[c, "label_density"] == pytest.approx(labelled.mean())
+    assert cat["prediction_density"].sum() == pytest.approx(top_k)  # k concepts per token
+    np.testing.assert_array_equal(cat["dead"], (cat["label_count"] == 0)
+                                  & (cat["act_density"] == 0))
+
+
+def test_max_activating_contexts_really_have_the_max_activation(run, val):
+    cat = run.catalogue
+    tokens = run.shards.split("val")
+    n = cat.meta["config"]["n_examples"]
+    for source, values in (("teacher", val[0]), ("student", val[1])):
+        rows = cat.contexts[cat.contexts["source"] == source]
+        for c, group in rows.groupby("concept"):
+            got = torch.tensor(group.sort_values("rank")["value"].to_numpy(), dtype=torch.float)
+            best = values[:, c].topk(n).values
+            if source == "teacher":
+                best = best[best > 0]  # inactive positions are no examples
+            torch.testing.assert_close(got, best, rtol=1e-5, atol=1e-6)
+            at = values[np.array(group["position"]), c]  # the stored positions hold them
+            torch.testing.assert_close(at, torch.tensor(group["value"].to_numpy(),
+                                                        dtype=torch.float), rtol=1e-5, atol=1e-6)
+        some = rows.iloc[:20]
+        decoded = [run.shards.decode([tokens[p]]) for p in some["position"]]
+        assert decoded == some["token"].tolist()
+    assert (cat.contexts.loc[cat.contexts["source"] == "teacher", "value"] > 0).all()
+
+
+def test_context_windows_stay_inside_their_document(run):
+    cat = run.catalogue
+    docs = run.shards.documents("val")
+    before = cat.meta["config"]["context_before"]
+    for row in cat.contexts.iloc[::37].itertuples():
+        doc = docs[int(run.shards.document_of("val", [row.position])[0])]
+        assert row.document == str(doc["id"])
+        lo = max(row.position - before, doc["start"])
+        assert row.left == run.shards.decode(run.shards.split("val")[lo:row.position])
+
+
+def test_output_tokens_are_the_directions_read_through_layer_norm_and_unembedding(run):
+    cat = run.catalogue.concepts
+    n = len(cat["teacher_tokens"].iloc[0])
+    for name, dirs, model in (("teacher", decoder_directions(run.sae), run.teacher),
+                              ("student", run.student.concept.W_comp.detach(), run.student)):
+        with torch.no_grad():  # layer_norm without its bias: same ranking as the readout
+            ln = torch.layer_norm(dirs, dirs.shape[-1:], model.ln_final.w, None, 1e-12)
+            ids = (ln @ model.W_U).topk(n, dim=-1).indices
+        words = [[run.shards.decode([i]) for i in row] for row in ids.tolist()]
+        assert [list(w) for w in cat[f"{name}_tokens"]] == words
+
+
+def test_metadata_lift_matches_a_count_over_documents(run):
+    cat = run.catalogue
+    docs = run.shards.documents("train")
+    ids = np.asarray(run.labels.array("train", "ids"))
+    scores = np.asarray(run.labels.array("train", "scores"))
+    n_tok = len(ids)
+    topic = np.empty(n_tok, dtype=object)
+    for d in docs:  # a document's tokens run from start through its EOS at end
+        topic[d["start"]:d["end"] + 1] = d["meta"]["topic"]
+    for row in cat.metadata.iloc[::7].itertuples():
+        assert row.key == "topic"
+        labelled = ((ids == row.concept) & (scores != 0)).any(-1)
+        share = (labelled & (topic == row.value)).sum() / labelled.sum()
+        base = (topic == row.value).mean()
+        assert row.count == (labelled & (topic == row.value)).sum()
+        assert row.share == pytest.approx(share)
+        assert row.lift == pytest.approx(share / base)
+    best = cat.metadata.groupby("concept")["lift"].max()
+    assert (cat.concepts.loc[best.index, "meta_lift"] == best).all()
+
+
+def test_search_finds_a_concept_by_a_token_it_promotes(run):
+    cat = run.catalogue
+    for column in ("student_tokens", "teacher_tokens"):
+        word_like = cat.concepts[column].map(
+            lambda ts: next((t.strip() for t in ts if t.strip().isalpha()), None)).dropna()
+        c, word = int(word_like.index[0]), word_like.iloc[0]
+        found = cat.search(word.upper(), limit=None)  # case does not matter
+        assert c in found.index and "token" in found.loc[c, "matched"].split(", ")
+        assert found["score"].is_monotonic_decreasing
+    assert cat.search("zzzqqq").empty
+    with pytest.raises(ValueError, match="empty search query"):
+        cat.search("  ")
+
+
+def test_record_gives_every_field_and_a_readable_card(run):
+    cat = run.catalogue
+    c = int(cat.concepts["prediction_density"].idxmax())
+    rec = cat[c]
+    assert rec.id == c and rec.name == cat.concepts.loc[c, "name"]
+    assert rec.prediction_density == cat.concepts.loc[c, "prediction_density"]
+    assert (rec.contexts["concept"] == c).all() and (rec.metadata["concept"] == c).all()
+    card = str(rec)
+    assert card.startswith(f"concept {c}  {rec.name!r}")
+    assert "top contexts by teacher SAE activation" in card and "[[" in card
+    with pytest.raises(ValueError, match="concept 9999 does not exist; ids run from 0 to"):
+        cat[9999]
+
+
+def test_contrast_ranks_concepts_by_the_difference_of_mean_logits(run):
+    a = ["The ship sailed to the harbor.", "A sailor saw a wave."]
+    b = ["The planet and the moon orbit a star."]
+    df = contrast(run.student, a, b, catalogue=run.catalogue)
+
+    def mean_logits(texts):
+        per = []
+        for t in texts:
+            x = torch.tensor([run.tokenizer.encode(t).ids])
+            with torch.no_grad():
+                per.append(run.student(x, return_concept_logits=True)[1][0].mean(0))
+        return torch.stack(per).mean(0)
+
+    want = (mean_logits(a) - mean_logits(b)).numpy()
+    np.testing.assert_allclose(df["diff"].sort_index().to_numpy(), want, rtol=1e-5, atol=1e-6)
+    assert df["diff"].is_monotonic_decreasing
+    c = df.index[0]
+    assert df.loc[c, "name"] == run.catalogue.concepts.loc[c, "name"]
+    assert df.loc[c, "diff_std"] == pytest.approx(
+        df.loc[c, "diff"] / run.catalogue.concepts.loc[c, "logit_std"])
+    with pytest.raises(ValueError, match="not a single string"):
+        contrast(run.student, "one text", b)
+
+
+def test_stale_catalogue_is_refused_with_the_command_that_rebuilds_it(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run.path, copy)
+    student = Run.open(copy).student
+    with torch.no_grad():
+        student.concept.W_comp.add_(1e-3)
+    student.save_pretrained(copy / "cocomix" / "model")
+    with pytest.raises(ValueError, match=r"stale: student changed.*cocomix-lens catalog --run"):
+        Run.open(copy).catalogue
+    assert main(["catalog", "--run", str(copy), "--quiet"]) == 0  # rebuilds it
+    assert Run.open(copy).catalogue.meta["sources"]["student"] != run_sources(run)["student"]
+
+
+def test_missing_catalogue_names_the_command(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run.path, copy, ignore=shutil.ignore_patterns("catalogue"))
+    with pytest.raises(FileNotFoundError, match=r"no catalogue .*cocomix-lens catalog --run"):
+        Run.open(copy).catalogue
+
+
+def test_catalog_and_concepts_commands_print_readable_tables(run, capsys):
+    cat = run.catalogue
+    assert main(["catalog", "--run", str(run.path)]) == 0
+    out = capsys.readouterr().out
+    assert "is up to date" in out and f"{len(cat)} concepts" in out
+    top = cat.concepts[~cat.concepts["dead"]]["prediction_density"].idxmax()
+    assert main(["concepts", "--run", str(run.path), "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert cat.concepts.loc[top, "name"] in out and "prediction_density" in out
+    assert len(out.strip().splitlines()) == 2 + 3  # heading, column header, 3 rows
+    assert main(["concepts", "--run", str(run.path), "--id", str(top)]) == 0
+    assert capsys.readouterr().out.startswith(f"concept {top}  ")
+    word = cat.contexts["token"].str.strip().iloc[0]
+    assert main(["concepts", "--run", str(run.path), "--search", word]) == 0
+    assert f"matching {word!r}" in capsys.readouterr().out
+    assert main(["concepts", "--run", str(run.path), "--id", "-1"]) == 2
+    assert "concept -1 does not exist" in capsys.readouterr().err
+
