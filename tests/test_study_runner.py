@@ -3,6 +3,7 @@ order, a re-run reuses the finished runs, and the files report the runs' own num
 
 import json
 
+import numpy as np
 import pytest
 from helpers_training import micro_config, write_corpus
 
@@ -89,3 +90,33 @@ def test_cli_errors_are_one_line(study, capsys):
     assert "\n" not in err and "--seeds 0 must be at least 1" in err
     assert main(["study", "--run", str(out / "nowhere")]) == 2
     assert "is not a pipeline run" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def world_study(tmp_path_factory):
+    from training.pipeline_config import apply_overrides, pipeline_preset
+
+    cfg = apply_overrides(pipeline_preset("micro"), {"data.corpus": "world",
+                                                     "data.max_docs": "400"})
+    out = tmp_path_factory.mktemp("world_study") / "run"
+    run_pipeline(cfg, out, stop_after="cocomix")
+    settings = StudySettings(seeds=[0, 1], budget=1024, eval_points=1, steer_samples=0,
+                             probe_tokens=512)
+    return out, run_study(out, settings, get_arms(["cocomix"]), progress=False)
+
+
+def test_world_study_probes_the_ground_truth_variables(world_study):
+    out, doc = world_study
+    h = next(c for c in doc["claims"] if c["id"] == "h")
+    assert h["verdict"] in {HOLDS, FAILS, UNSURE}
+    probes = doc["probe"]
+    assert sorted(probes) == ["0", "1"]
+    for seed, p in probes.items():
+        per_var = p["per_variable"]["cocomix"]
+        assert {"topic", "character"} <= set(per_var)
+        assert all(0.0 <= v["accuracy"] <= 1.0 for v in per_var.values())
+        assert p["cocomix"] == pytest.approx(np.mean([v["accuracy"] for v in per_var.values()]))
+    assert h["comparisons"][0]["diffs"] == pytest.approx(
+        [probes[s]["cocomix"] - probes[s]["ntp"] for s in ("0", "1")])
+    f = next(c for c in doc["claims"] if c["id"] == "f")
+    assert f["verdict"] == NOT_RUN  # --steer-samples 0

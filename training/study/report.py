@@ -50,11 +50,11 @@ def render(doc: dict[str, Any]) -> str:
              f"beside it. With 2-3 seeds most verdicts are inconclusive unless the effect is "
              f"large and consistent.", "",
              "## Claims", "",
-             "| claim | verdict | effect (mean ± std over seeds) [95 % CI] | numbers |",
-             "|---|---|---|---|"]
+             "| claim | verdict | effect (mean ± std over seeds) [95 % CI] | numbers | paper |",
+             "|---|---|---|---|---|"]
     for c in doc["claims"]:
         lines.append(f"| ({c['id']}) {c['title']} | **{c['verdict']}** | "
-                     f"{_effects(c)} | {_numbers(c)} |")
+                     f"{_effects(c)} | {_numbers(c)} | {c.get('paper', '')} |")
     lines += ["", "## Final validation loss", "", "| arm | val loss | Δ vs cocomix | seeds |",
               "|---|---|---|---|"]
     for r in doc["ablations"]:

@@ -144,7 +144,8 @@ class Study:
         first, so a stopped study has complete seeds)."""
         jobs = [(s, a) for s in self.settings.seeds for a in arms]
         out: dict[str, dict[int, dict[str, Any]]] = {a.name: {} for a in arms}
-        for i, (seed, arm) in enumerate(jobs):
+        # One bar over the runs here, and the trainer's own bar inside each run.
+        for i, (seed, arm) in enumerate(self.ctx.progress(jobs, len(jobs), "study runs")):
             log.info("study: run %d/%d: %s seed %d (%s tokens)", i + 1, len(jobs), arm.name,
                      seed, f"{self.budget:,}")
             out[arm.name][seed] = self.train_arm(arm, seed)
