@@ -60,7 +60,8 @@ def test_arms_of_a_seed_share_the_budget_and_label_variants_are_built(study):
     assert doc["labels"]["attribution_neg"]["built"] is True
     assert (out / "study" / "labels_attribution_neg" / "meta.json").is_file()
     neg = json.loads((out / "study" / "runs" / "cocomix_neg" / "seed0" / DONE).read_text())
-    assert neg["config"]["concept"]["labels"].endswith("labels_attribution_neg")
+    assert Study(out, StudySettings(seeds=[0], budget=2048)).run_config(
+        get_arms(ARMS)[2], 0).concept.labels.endswith("labels_attribution_neg")
     ntp = json.loads((out / "study" / "runs" / "ntp" / "seed0" / DONE).read_text())
     assert ntp["config"]["seed"] == neg["config"]["seed"] == 0
     assert ntp["config"]["optim"]["max_steps"] == neg["config"]["optim"]["max_steps"]

@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="pipeline run directory (`cocomix-lens "
                                                 "pipeline`): its teacher, SAE and labels")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0, 1, ...)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="first seed (e.g. two processes: --seeds 1 --first-seed 0 and "
+                        "--first-seed 1, then --seeds 2 to report on both)")
     p.add_argument("--budget", type=int, help="training tokens per run (default: the "
                                               "pipeline's student budget)")
     p.add_argument("--arms", nargs="+", choices=list(ARMS), metavar="ARM",
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
                          "for a verdict")
     if args.budget is not None and args.budget < 1:
         raise ValueError(f"--budget {args.budget} must be a positive token count")
-    settings = StudySettings(seeds=list(range(args.seeds)), budget=args.budget,
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    settings = StudySettings(seeds=seeds, budget=args.budget,
                              eval_points=args.eval_points, eval_batches=args.eval_batches,
                              steer_samples=args.steer_samples, probe_tokens=args.probe_tokens)
     doc = run_study(args.run, settings, get_arms(args.arms), device=args.device,

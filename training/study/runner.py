@@ -166,10 +166,15 @@ def read_curve(run_dir: Path) -> dict[str, list[float]]:
 
 
 def _comparable(cfg) -> dict[str, Any]:
-    """The config as JSON would store it, without fields that change no result."""
+    """The config as JSON would store it, without fields that change no result; paths are
+    dropped too (the arm's directory fixes its label method), so a re-run from another
+    working directory still reuses the run."""
     d = json.loads(json.dumps(cfg.to_dict()))
     d["logging"].pop("progress", None)
     d["system"].pop("device", None)
+    d["data"].pop("dir", None)
+    for key in ("labels", "teacher"):
+        d["concept"].pop(key, None)
     return d
 
 
