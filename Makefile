@@ -31,7 +31,8 @@ demo: install
 app: install
 	$(VENV)/bin/cocomix-lens app --run $(DEMO_OUT)
 
-test: install-dev
+# lint first: the import rules between folders (README "Layout") are ruff rules.
+test: install-dev lint
 	$(PY) -m pytest -q tests
 
 lint: install-dev
