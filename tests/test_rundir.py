@@ -9,24 +9,19 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from helpers_training import make_shards, micro_config, tiny_run, write_corpus
+from helpers_training import make_shards, micro_pipeline_run, tiny_run
 
 from cocomix_lens import CoCoMixModel, LabelCache, MissingPieceError, Run
 from cocomix_lens.data import TokenShards, load_tokenizer
 from cocomix_lens.rundir import LAYOUT, PIECES
 from training.config import LoggingSection
-from training.pipeline import run_pipeline
 
 TEXT = "the ship and the star"
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("rundir")
-    cfg = micro_config(write_corpus(tmp / "corpus"))
-    out = tmp / "run"
-    summary = run_pipeline(cfg, out)
-    return cfg, out, summary
+    return micro_pipeline_run(tmp_path_factory.mktemp("rundir"))
 
 
 @pytest.fixture(scope="module")

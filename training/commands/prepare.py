@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import codecs
-from collections.abc import Iterable
 from typing import Any
 
-from tqdm.auto import tqdm
+from cocomix_lens.progress import progress_bar
 
 HELP = "tokenize a corpus (wiki offline default, local text, or HF dataset) into token shards"
 
@@ -51,10 +50,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-docs", type=int, help="use only the first N documents")
 
 
-def _progress(it: Iterable[Any], total: int | None, desc: str) -> Iterable[Any]:
-    return tqdm(it, total=total, desc=desc, unit="doc", dynamic_ncols=True)
-
-
 def corpus_options(args: argparse.Namespace) -> dict[str, Any]:
     opts = {kw: getattr(args, dest) for dest, kw in CORPUS_OPTIONS.items()}
     if opts["separator"] is not None:
@@ -69,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     res = prepare_shards(corpus, args.out, tokenizer=args.tokenizer,
                          vocab_size=args.vocab_size, tokenizer_file=args.tokenizer_file,
                          val_fraction=args.val_fraction, seed=args.split_seed,
-                         force=args.force, progress=_progress)
+                         force=args.force, progress=progress_bar)
     m = res.manifest
     state = "up to date" if res.skipped else "prepared"
     print(f"{state}: {args.out} train={m['splits']['train']['tokens']:,} tokens "

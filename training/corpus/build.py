@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from tokenizers import Tokenizer
 
@@ -42,16 +42,11 @@ from cocomix_lens.data.tokenizer import (
     save_tokenizer,
     tokenizer_sha256,
 )
-from cocomix_lens.progress import Progress
+from cocomix_lens.progress import Progress, no_progress
 from training.corpus.sources import CorpusSource, split_of
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 _ENCODE_BATCH = 512
-
-
-def _no_progress(it: Iterable[T], total: int | None, desc: str) -> Iterable[T]:
-    return it
 
 
 @dataclass(frozen=True)
@@ -149,7 +144,7 @@ def prepare_shards(corpus: CorpusSource, out: str | Path, tokenizer: str = "bpe"
 
     The split is by document (hash of id and `seed`); a trained BPE sees train documents
     only."""
-    progress = progress or _no_progress
+    progress = progress or no_progress
     out = Path(out)
     split_of("", val_fraction, seed)  # validates val_fraction before any work
     inputs = _inputs(corpus, tokenizer, vocab_size, tokenizer_file, val_fraction, seed)
