@@ -186,3 +186,12 @@ def test_a_directory_that_is_no_run_is_refused(tmp_path):
         Run.open(tmp_path)
     with pytest.raises(ValueError, match="unknown run piece 'weights'"):
         Run(tmp_path, "pipeline").has("weights")
+
+
+def test_require_gives_a_piece_path_or_the_one_line_error(pipeline_run, tmp_path):
+    _, out, _ = pipeline_run
+    assert Run.open(out).require("sae") == out / "sae"
+    copy = copy_run(out, tmp_path)
+    shutil.rmtree(copy / "catalogue", ignore_errors=True)
+    with pytest.raises(MissingPieceError, match=r"no catalogue .*'cocomix-lens catalog --run "):
+        Run.open(copy).require("catalogue")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,7 @@ class Trainer:
         if hasattr(self.labels, "to"):
             self.labels.to(env.device)
         self.micro = micro_batch(cfg, env.world_size)
-        torch.manual_seed(cfg.seed)  # model init is part of the seeded run
+        seed_everything(cfg.seed)  # model init is part of the seeded run
         self.model = (model or self._build_model()).to(env.device)
         self._check_model()
         self.weights = LossWeights(cfg.concept.lam, cfg.concept.kd_weight,
@@ -345,6 +346,14 @@ POSITIVE = (("logging.log_every", "logging", "log_every"),
             ("checkpoint.keep_last", "checkpoint", "keep_last"),
             ("optim.max_steps", "optim", "max_steps"), ("optim.grad_accum", "optim", "grad_accum"),
             ("data.batch_size", "data", "batch_size"), ("data.seq_len", "data", "seq_len"))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy's and Python's global RNGs: checkpoints hold all three, so a fresh
+    process must start them from the seed too, or two seeded runs differ in their bytes."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
 
 
 def check_run_config(cfg: RunConfig) -> None:

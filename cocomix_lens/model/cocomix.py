@@ -168,7 +168,32 @@ class CoCoMixModel(SerializationMixin, TextMixin, GenerationMixin, HookedRootMod
             )
 
     def _check_tokens(self, tokens: Tensor, cache: KVCache | None) -> Tensor:
-        return as_tokens(tokens, self.cfg.n_ctx, 0 if cache is None else cache.n_tokens)
+        tokens = as_tokens(tokens, self.cfg.n_ctx, 0 if cache is None else cache.n_tokens)
+        # The embedding would raise a bare "index out of range in self" (or, on GPU, assert).
+        if tokens.numel() and not torch.compiler.is_compiling() and not (
+                0 <= int(tokens.min()) <= int(tokens.max()) < self.cfg.d_vocab):
+            raise ValueError(f"token ids must lie in [0, {self.cfg.d_vocab}), got "
+                             f"[{int(tokens.min())}, {int(tokens.max())}]; fix: tokenize with "
+                             "this model's tokenizer (model.to_tokens)")
+        return tokens
+
+    # Unknown hook names: one clear error instead of TransformerLens's bare KeyError.
+    def add_hook(self, name, hook, *args, **kwargs) -> None:
+        self._check_hook_name(name)
+        super().add_hook(name, hook, *args, **kwargs)
+
+    def _enable_hook_with_name(self, name: str, hook, dir) -> None:
+        self._check_hook_name(name)
+        super()._enable_hook_with_name(name, hook, dir)
+
+    def _check_hook_name(self, name) -> None:
+        if isinstance(name, str) and name not in self.hook_dict:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self.hook_dict), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ValueError(f"no hook point named {name!r} in this model{hint}; fix: use a "
+                             "name of model.hook_dict, e.g. 'blocks.0.hook_resid_post'")
 
     def new_kv_cache(self, batch: int, max_tokens: int | None = None) -> KVCache:
         """An empty KV cache for `batch` sequences of up to `max_tokens` tokens."""
