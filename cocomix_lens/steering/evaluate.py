@@ -223,7 +223,11 @@ def check_concept(run: Any, concept: int) -> None:
 
 
 def live_concepts(run: Any) -> np.ndarray:
-    """Concept ids the teacher's attribution labels use at least once (train split)."""
+    """Concept ids that are not dead: the catalogue's `dead` flag when the run has one, else
+    those the teacher's attribution labels use at least once (train split)."""
+    if run.has("catalogue"):
+        concepts = run.catalogue.concepts
+        return concepts.index[~concepts["dead"].to_numpy(bool)].to_numpy()
     labels = run.labels
     split = "train" if "train" in labels.splits else labels.splits[0]
     return np.unique(np.asarray(labels.array(split, "ids")))
