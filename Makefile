@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 DEMO_OUT ?= runs/demo
 
-.PHONY: install install-dev demo test lint bench clean
+.PHONY: install install-dev demo app test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,6 +25,11 @@ install-dev: $(VENV)/.installed-dev
 
 demo: install
 	$(VENV)/bin/cocomix-lens pipeline --preset tiny --out $(DEMO_OUT)
+	@echo "Open the app: make app   (or: $(VENV)/bin/cocomix-lens app --run $(DEMO_OUT))"
+
+# The Streamlit app on the demo run: http://127.0.0.1:8501
+app: install
+	$(VENV)/bin/cocomix-lens app --run $(DEMO_OUT)
 
 test: install-dev
 	$(PY) -m pytest -q tests
@@ -35,6 +40,7 @@ lint: install-dev
 bench: install-dev
 	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/bench_attribution.py
+	$(PY) benchmarks/bench_inspect.py
 	$(PY) benchmarks/bench_train.py
 
 clean:

@@ -1,5 +1,6 @@
-"""The Streamlit app over a run directory (Concepts, Inspect, Steer, Training pages).
+"""The Streamlit app (`cocomix-lens app --run DIR`): concepts, inspection, steering, training.
 
-Not built yet: it is the next milestone on the roadmap. The run directory written by
-`cocomix-lens pipeline` already holds everything it will load (see summary.json, artifacts).
+Pages are thin (`app/views/`); what they compute lives in importable modules that tests call
+directly: `runs` (which run directories a user may open), `steer_logic` (capped, streamed,
+steered generation), `training_data` (metrics records -> tables), `plots` (plotly figures).
 """

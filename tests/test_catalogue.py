@@ -13,6 +13,7 @@ import torch
 from helpers_training import micro_config, write_corpus
 
 from cocomix_lens.catalogue import build_catalogue, contrast, run_sources
+from cocomix_lens.catalogue.metadata import categorical_keys, concentration
 from cocomix_lens.concepts import ConceptExtractor, decoder_directions
 from cocomix_lens.rundir import Run
 from training.cli import main
@@ -148,6 +149,27 @@ def test_metadata_lift_matches_a_count_over_documents(run):
         assert row.lift == pytest.approx(share / base)
     best = cat.metadata.groupby("concept")["lift"].max()
     assert (cat.concepts.loc[best.index, "meta_lift"] == best).all()
+
+
+def test_list_valued_metadata_counts_each_value_of_a_document():
+    metas = [{"tags": ["a", "b"]}, {"tags": "b"}, {"tags": ["c"]}, {}]
+    docs = [{"meta": {**metas[i % 4], "title": f"t{i}"}} for i in range(12)]
+    (key,) = categorical_keys(docs)  # one title per document says nothing: skipped
+    assert key.name == "tags" and key.values == ["a", "b", "c"]
+    rng = np.random.default_rng(0)
+    doc_of = np.sort(rng.integers(0, 12, 400))
+    labels = rng.integers(-1, 6, (400, 2))
+    cols = concentration(labels, doc_of, 12, 6, [key], min_count=1, top=3)
+    tags = [set(d["meta"].get("tags", [])) if isinstance(d["meta"].get("tags"), list)
+            else {d["meta"]["tags"]} if "tags" in d["meta"] else set() for d in docs]
+    for c, v, count, share, lift in zip(cols["concept"], cols["value"], cols["count"],
+                                        cols["share"], cols["lift"]):
+        hits = [(d, lab) for d, row in zip(doc_of, labels) for lab in row if lab == c]
+        want = sum(v in tags[d] for d, _ in hits)
+        base = sum(v in tags[d] for d in doc_of) / len(doc_of)
+        assert count == want and share == pytest.approx(want / len(hits))
+        assert lift == pytest.approx(want / len(hits) / base)
+    assert len(cols["concept"]) == 6 * 3  # every concept has all three values here
 
 
 def test_search_finds_a_concept_by_a_token_it_promotes(run):

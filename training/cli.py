@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "inspect": "training.commands.inspect",
     "generate": "training.commands.generate",
     "steer-eval": "training.commands.steer_eval",
+    "app": "training.commands.app",
 }
 
 # errno -> (what happened, the fix) for OSErrors that carry no message of ours.

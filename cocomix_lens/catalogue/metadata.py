@@ -6,10 +6,10 @@ inherits its document's value(s). For concept c and value v:
     share  = count / tokens labelled c               P(v | c)
     base   = tokens whose document has v / tokens    P(v)
     lift   = share / base                            > 1: c is over-represented in v
-Computed as one sparse [C, docs] count matrix times a [docs, V] value indicator matrix, so no Python
-loop runs over tokens or concepts. List-valued keys (several topics per document) count a
-token once per value. Keys with a single value, or nearly one value per document (titles),
-say nothing about concentration and are skipped.
+Computed by one bincount over (concept, value) pairs per key, so no Python loop runs over
+tokens or concepts. List-valued keys (several topics per document) count a token once per
+value. Keys with a single value, or nearly one value per document (titles), say nothing about
+concentration and are skipped.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 
 @dataclass(frozen=True)
@@ -67,18 +66,12 @@ def concentration(labels: np.ndarray, doc_of: np.ndarray, n_docs: int, n_concept
     valid = labels >= 0
     doc = np.broadcast_to(doc_of[:, None], labels.shape)[valid].astype(np.int64)
     concept = labels[valid].astype(np.int64)
-    # sparse [C, docs] counts: rows of an n_docs x C dense matrix would not fit at paper scale
-    pairs = torch.from_numpy(np.stack([concept, doc]))
-    concept_doc = torch.sparse_coo_tensor(pairs, torch.ones(len(doc), dtype=torch.float64),
-                                          (n_concepts, n_docs),
-                                          check_invariants=True).coalesce()
     per_concept = np.bincount(concept, minlength=n_concepts).astype(np.float64)  # [C]
     doc_tokens = np.bincount(doc_of, minlength=n_docs).astype(np.float64)  # [docs]
     parts = []
     for key in keys:
-        ind = key.indicator.astype(np.float64)
-        counts = torch.sparse.mm(concept_doc, torch.from_numpy(ind)).numpy()  # [C, V]
-        base = (doc_tokens @ ind) / max(doc_tokens.sum(), 1.0)  # [V]
+        counts = _value_counts(concept, doc, key.indicator, n_concepts)  # [C, V]
+        base = (doc_tokens @ key.indicator) / max(doc_tokens.sum(), 1.0)  # [V]
         share = counts / np.maximum(per_concept, 1.0)[:, None]
         lift = share / np.where(base > 0, base, np.inf)
         lift = np.where(counts >= min_count, lift, -np.inf)
@@ -93,3 +86,18 @@ def concentration(labels: np.ndarray, doc_of: np.ndarray, n_docs: int, n_concept
     if not parts:
         return {n: np.array([], dtype=object if n in ("key", "value") else float) for n in names}
     return {n: np.concatenate([p[n] for p in parts]) for n in names}
+
+
+def _value_counts(concept: np.ndarray, doc: np.ndarray, indicator: np.ndarray,
+                  n_concepts: int) -> np.ndarray:
+    """[C, V] labelled tokens of each concept per value: every (token, value of its document)
+    pair counted once, via one bincount (a document with several values repeats its tokens)."""
+    n_values = indicator.shape[1]
+    pair_doc, pair_value = np.nonzero(indicator)  # sorted by document
+    per_doc = np.bincount(pair_doc, minlength=len(indicator))
+    first = np.concatenate([[0], np.cumsum(per_doc)[:-1]])
+    rep = per_doc[doc]  # values of each labelled token's document
+    offset = np.arange(rep.sum()) - np.repeat(np.cumsum(rep) - rep, rep)
+    values = pair_value[np.repeat(first[doc], rep) + offset]
+    flat = np.repeat(concept, rep) * n_values + values
+    return np.bincount(flat, minlength=n_concepts * n_values).reshape(n_concepts, n_values)

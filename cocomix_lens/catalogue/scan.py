@@ -29,8 +29,7 @@ class RunningTop:
     """The n largest values per concept seen so far and the token positions they came from.
 
     values [C, n] descending, -inf while fewer than n positions were seen; positions [C, n]
-    int64 (-1 likewise). Ties keep the earlier position, so the result does not depend on
-    how the positions were batched as long as the batches come in position order.
+    int64 (-1 likewise). Between batches, ties keep the earlier position.
     """
 
     def __init__(self, n_concepts: int, n: int) -> None:
@@ -40,13 +39,13 @@ class RunningTop:
     def update(self, values: Tensor, positions: Tensor) -> None:
         """values [N, C] at token positions [N] (increasing, after every earlier batch)."""
         n = self.values.shape[1]
-        both = torch.cat([self.values, values.T.float()], dim=1)  # [C, n + N]
-        # stable sort: among equal values the earlier column (older position) wins
+        # the batch's own top n first (one topk over [N, C]), then a stable merge of 2n
+        top = values.float().topk(min(n, len(values)), dim=0)  # [n', C]
+        both = torch.cat([self.values, top.values.T], dim=1)  # [C, n + n']
+        cand = torch.cat([self.positions, positions[top.indices].T], dim=1)
         order = both.sort(dim=1, descending=True, stable=True).indices[:, :n]
         self.values = both.gather(1, order)
-        old = self.positions.gather(1, order.clamp(max=n - 1))
-        new = positions[(order - n).clamp(min=0)]
-        self.positions = torch.where(order < n, old, new)
+        self.positions = cand.gather(1, order)
 
 
 @dataclass
@@ -80,10 +79,10 @@ class Scan:
         self.act_count += (acts > 0).sum(0)
         top = z.topk(self.student_k, dim=-1).indices
         self.pred_count += torch.bincount(top.flatten(), minlength=self.n_concepts)
-        z64 = z.double()
-        self.logit_sum += z64.sum(0)
-        self.logit_sq += (z64 * z64).sum(0)
-        vec = c.double().sum(0)
+        # per-batch sums in float32 (a few thousand terms), accumulated in float64
+        self.logit_sum += z.sum(0).double()
+        self.logit_sq += z.square().sum(0).double()
+        vec = c.sum(0).double()
         self.vector_sum = vec if self.vector_sum is None else self.vector_sum + vec
         self.top_act.update(acts, positions)
         self.top_logit.update(z, positions)

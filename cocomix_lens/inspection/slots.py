@@ -55,6 +55,7 @@ def slot_effects(model: nn.Module, tokens: Tensor, mean_vector: Tensor | None = 
 
     mean_vector [d_model]: what MEAN replaces c_t with (default: the mean of this sequence's
     own c_t). concepts [T-1, m]: concept ids whose exact single-concept ablation is wanted.
+    chunk: probes per forward (default 128); each attends over T + chunk slots.
     """
     if not getattr(model.cfg, "has_concepts", False):
         raise ValueError("slot effects need a CoCoMix model with a concept head, got mix_mode "
@@ -68,7 +69,7 @@ def slot_effects(model: nn.Module, tokens: Tensor, mean_vector: Tensor | None = 
     concepts = torch.zeros(n, 0, dtype=torch.long) if concepts is None else concepts.long()
     probes = _probe_table(n, concepts.cpu())
     targets = tokens[0, 1:][probes.pos]
-    chunk = chunk or model.cfg.n_ctx
+    chunk = min(chunk or 128, model.cfg.n_ctx)  # probes per forward: bounds the R x R waste
     lp, acts, grads = [], [], []
     for lo in range(0, len(probes.pos), chunk):
         part = _Probes(*(f[lo:lo + chunk] for f in (probes.pos, probes.vector, probes.drop)))
@@ -127,14 +128,14 @@ def _run_probes(model: nn.Module, tokens: Tensor, cache, probes: _Probes, mean: 
         c = torch.where((vec == ZERO)[None, :, None], torch.zeros_like(c), c)
         return torch.where((vec == MEAN)[None, :, None], mean.expand_as(c), c)
 
-    masks = {f: _probe_mask(pos, n_tok, f) for f in {model.stream_factor(i)
-                                                     for i in range(model.cfg.n_layers)}}
+    hidden = {f: ~_probe_mask(pos, n_tok, f) for f in {model.stream_factor(i)
+                                                       for i in range(model.cfg.n_layers)}}
     hooks = [("hook_pos_embed", pos_embed), ("concept.hook_acts", acts_leaf),
              ("concept.hook_vector", edit_vector)]
     for i in range(model.cfg.n_layers):
-        mask = masks[model.stream_factor(i)]
         hooks.append((f"blocks.{i}.attn.hook_attn_scores",
-                      lambda s, hook, mask=mask: s.masked_fill(~mask, float("-inf"))))
+                      lambda s, hook, h=hidden[model.stream_factor(i)]: s.masked_fill(
+                          h, float("-inf"))))
     cache.n_tokens = 0  # positions come from pos_embed; this keeps the n_ctx check per chunk
     want_grad = bool(((vec == KEEP) & (drop < 0)).any())  # only clean probes are attributed
     try:

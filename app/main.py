@@ -1,0 +1,5 @@
+"""Streamlit entry point: `streamlit run app/main.py` (use `cocomix-lens app --run DIR`)."""
+
+from app.shell import main
+
+main()

@@ -1,0 +1,223 @@
+"""Capped, streamed, steered generation for the Steer page, and what it measures.
+
+    ids = encode_prompt(tok, "The ship", n_ctx)                 # [1, pos]; ValueError if bad
+    spec = make_spec("scale", concept=12, strength=8.0)         # a cocomix_lens SteeringSpec
+    for token_id, text in stream_text(model, ids, Sampling(seed=0), spec):
+        ...                                                     # text so far, one token a step
+    trace = concept_trace(model, all_ids, ids.shape[1], 12)     # p(c) per generated token
+    scores = sample_scores(run, 12, {"default": ids_a, "steered": ids_b}, ids.shape[1])
+
+Steering is the library's (`cocomix_lens.steering`); scores are its scorers, read with
+steering off. Callers hold the run's model lock (app.resources.model_in_use): steering hooks
+live on the shared model for the length of a generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from app.config import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_PROMPT_TOKENS
+from cocomix_lens.steering import OPS, Edit, SteeringSpec
+
+POSITIONS = ("all", "prompt", "generated")
+# What the strength slider means for each op, and its range.
+STRENGTH = {"scale": ("factor on the predicted logit", -10.0, 10.0),
+            "add": ("logit standard deviations added", -10.0, 10.0),
+            "vector": ("α · compressor row added to c_t", -10.0, 10.0),
+            "set": ("weight of the concept replacing the top-k", 0.0, 10.0),
+            "force": ("(no strength: always in the top-k)", None, None),
+            "ban": ("(no strength: never in the top-k)", None, None)}
+# Scores shown for the samples on the page (cocomix_lens.steering.scorers), when they apply.
+SHOWN_SCORES = ("student_topk", "student_prob", "sae_active", "top_token_share", "ppl_ntp",
+                "ppl_teacher", "distinct_2", "length")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling settings; temperature 0 is greedy."""
+
+    max_new_tokens: int = 40
+    temperature: float = 0.8
+    top_p: float | None = 0.95
+    top_k: int | None = None
+    seed: int = 0
+
+
+def available_ops() -> tuple[str, ...]:
+    return tuple(op for op in OPS if op in STRENGTH)
+
+
+def make_edit(op: str, concept: int, strength: float,
+              positions: str | Sequence[int] = "all", std: float | None = None) -> Edit:
+    """One library Edit from the page's controls (ValueError naming the fix if invalid)."""
+    pos = positions if isinstance(positions, str) else tuple(int(p) for p in positions)
+    if op in ("force", "ban"):
+        return Edit(op, concept, positions=pos)
+    if op == "set":
+        return Edit("set", positions=pos, concepts=(concept,), weights=(float(strength),))
+    return Edit(op, concept, float(strength), pos, std=std if op == "add" else None)
+
+
+def make_spec(op: str, concept: int, strength: float, positions: str | Sequence[int] = "all",
+              std: float | None = None) -> SteeringSpec:
+    return SteeringSpec((make_edit(op, concept, strength, positions, std),))
+
+
+def spec_controls(spec: SteeringSpec) -> dict:
+    """The page's controls for a loaded spec's first edit: concept, op, strength, positions."""
+    if not spec.edits:
+        raise ValueError("the spec has no edits: save one from this page and load that")
+    e = spec.edits[0]
+    concept = e.concept if e.concept is not None else e.concepts[0]
+    strength = e.value if e.value is not None else (e.weights[0] if e.weights else 0.0)
+    pos = e.positions if isinstance(e.positions, str) else ",".join(map(str, e.positions))
+    return {"steer_concept": int(concept), "steer_op": e.op, "steer_strength": float(strength),
+            "steer_positions": pos}
+
+
+def encode_prompt(tokenizer, prompt: str, n_ctx: int) -> Tensor:
+    """Prompt text -> token ids [1, pos]; one-line ValueError for empty or overlong prompts."""
+    if not prompt or not prompt.strip():
+        raise ValueError("the prompt is empty: type a few words to continue")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ValueError(f"the prompt has {len(prompt)} characters, more than the "
+                         f"{MAX_PROMPT_CHARS} allowed: shorten it")
+    ids = tokenizer.encode(prompt).ids
+    cap = min(MAX_PROMPT_TOKENS, n_ctx - 1)
+    if len(ids) > cap:
+        raise ValueError(f"the prompt is {len(ids)} tokens, more than the {cap} this model "
+                         f"takes (context {n_ctx}): shorten it")
+    return torch.tensor([ids], dtype=torch.long)
+
+
+def new_token_cap(n_ctx: int, prompt_len: int) -> int:
+    """How many tokens may be generated after a prompt of `prompt_len` tokens."""
+    return max(0, min(MAX_NEW_TOKENS, n_ctx - prompt_len))
+
+
+# ---- generation ------------------------------------------------------------------------------
+def stream_text(model, ids: Tensor, sampling: Sampling,
+                spec: SteeringSpec | None = None) -> Iterator[tuple[int, str]]:
+    """Yield (token id, generated text so far) per new token; stops at <|endoftext|>."""
+    from cocomix_lens.data.tokenizer import eos_id
+
+    tok, eos = model.tokenizer, eos_id(model.tokenizer)
+    n_new = min(sampling.max_new_tokens, new_token_cap(model.cfg.n_ctx, ids.shape[1]))
+    new: list[int] = []
+    for nxt in model.stream(ids, n_new, temperature=sampling.temperature,
+                            top_k=sampling.top_k, top_p=sampling.top_p, seed=sampling.seed,
+                            steering=spec):
+        token = int(nxt[0])
+        if token == eos:
+            return
+        new.append(token)
+        yield token, tok.decode(new)
+
+
+def generate_ids(model, ids: Tensor, sampling: Sampling,
+                 spec: SteeringSpec | None = None) -> list[int]:
+    """The generated token ids (no prompt), without streaming."""
+    return [t for t, _ in stream_text(model, ids, sampling, spec)]
+
+
+@torch.no_grad()
+def concept_trace(model, ids: Sequence[int], prompt_len: int, concept: int) -> pd.DataFrame:
+    """The unsteered student reading `ids`: per generated token, p(concept) (softmax over the
+    concept logits at that position) and whether concept is in its top-k."""
+    cols = ["token", "text", "prob", "in_topk"]
+    gen = list(ids[prompt_len:])
+    if not gen:
+        return pd.DataFrame(columns=cols)
+    x = torch.tensor([list(ids)], dtype=torch.long, device=model.device)
+    _, z = model(x, return_concept_logits=True)  # [1, pos, n_concepts]
+    z = z[0, prompt_len:].float()
+    probs = z.softmax(-1)[:, concept]
+    k = int(model.cfg.concept_top_k)
+    in_top = (z.topk(min(k, z.shape[-1]), dim=-1).indices == concept).any(-1)
+    texts = [model.tokenizer.decode([t]) for t in gen]
+    return pd.DataFrame({"token": gen, "text": texts, "prob": probs.cpu().numpy(),
+                         "in_topk": in_top.cpu().numpy()})
+
+
+def sample_scores(run, concept: int, samples: dict[str, Sequence[int]],
+                  prompt_len: int) -> pd.DataFrame:
+    """The library's steering scores (steering off) of each shown sample: rows = samples,
+    columns = SHOWN_SCORES that apply to the run; perplexities as perplexities."""
+    from cocomix_lens.data.tokenizer import eos_id
+    from cocomix_lens.steering.evaluate import score
+    from cocomix_lens.steering.scorers import SCORERS, Generations, scorers_for
+
+    eos = eos_id(run.tokenizer)
+    names = list(samples)
+    width = max(len(s) for s in samples.values())
+    tokens = torch.full((len(names), width), eos, dtype=torch.long)
+    for i, s in enumerate(samples.values()):
+        tokens[i, :len(s)] = torch.tensor(list(s))
+    gens = Generations(tokens, torch.full((len(names),), prompt_len),
+                       torch.tensor([len(s) - prompt_len for s in samples.values()]),
+                       [run.tokenizer.decode(list(s[prompt_len:])) for s in samples.values()])
+    use = [s for s in scorers_for(run) if s.name in SHOWN_SCORES]
+    values = score(run, concept, gens, use)
+    table = pd.DataFrame({n: np.exp(v) if SCORERS[n].log_scale else v
+                          for n, v in values.items()}, index=names)
+    return table[[n for n in SHOWN_SCORES if n in table]]
+
+
+def spec_steerer(op: str, positions: str | Sequence[int] = "all") -> Callable:
+    """make(concept, strength) -> a library Steerer applying the page's edit (for sweep)."""
+    from cocomix_lens.steering import steer
+    from cocomix_lens.steering.evaluate import Steerer
+
+    def make(concept: int, strength: float) -> Steerer:
+        def apply(model, c: int):
+            return steer(model, make_spec(op, c, strength, positions))
+
+        return Steerer(concept, apply, "cocomix", f"{op} concept {concept} by {strength:g}",
+                       float(strength))
+
+    return make
+
+
+def sweep(run, prompt: str, concept: int, op: str, strengths: Sequence[float],
+          sampling: Sampling, n_samples: int = 4,
+          progress: Callable | None = None) -> pd.DataFrame:
+    """Dose-response with the library's `sweep` (steered vs random-concept control, CIs):
+    tidy rows strength, metric, condition, mean, lo, hi."""
+    from cocomix_lens.progress import no_progress
+    from cocomix_lens.steering.evaluate import sweep as lib_sweep
+
+    res = lib_sweep(run, concept, op, list(strengths), prompts=[prompt], n_samples=n_samples,
+                    seed=sampling.seed, max_new_tokens=sampling.max_new_tokens,
+                    temperature=max(sampling.temperature, 1e-3), top_p=sampling.top_p,
+                    scorers=[s for s in ("student_prob", "student_topk", "ppl_ntp")
+                             if _applies(run, s)], n_boot=200, progress=progress or no_progress,
+                    make=spec_steerer(op))
+    rows = []
+    for s, r in zip(res.strengths, res.results):
+        for m in r.metrics:
+            f = np.exp if m.log_scale else (lambda x: x)
+            for cond in ("steered", "control", "unsteered"):
+                e = r.estimate(m.name, cond)
+                rows.append({"strength": s, "metric": m.name, "condition": cond,
+                             "mean": float(f(e.mean)), "lo": float(f(e.lo)),
+                             "hi": float(f(e.hi))})
+    return pd.DataFrame(rows)
+
+
+def _applies(run, name: str) -> bool:
+    from cocomix_lens.steering.scorers import SCORERS
+
+    return SCORERS[name].applies(run)
+
+
+def default_strengths(op: str) -> list[float]:
+    lo, hi = STRENGTH[op][1:]
+    if lo is None:
+        return [0.0]
+    return [float(x) for x in np.linspace(lo, hi, 5 if lo >= 0 else 7)]

@@ -1,0 +1,97 @@
+"""Concepts: the searchable, sortable catalogue table, and one concept's page (contexts with
+the active token marked, top output tokens, metadata lift, logit distribution, steer button)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import catalogue_view as cv
+from app import highlight, plots
+from app.shell import go
+
+
+def _close() -> None:
+    st.session_state.pop("concept", None)
+
+
+def _table(ctx) -> None:
+    cat = cv.catalogue(ctx.run)
+    left, right = st.columns([3, 1])
+    query = left.text_input("Search names, tokens and contexts", key="concepts_query")
+    sort = right.selectbox("Sort by", list(cv.SORTS), key="concepts_sort")
+    table = cv.table(cat, query, sort)
+    st.caption(f"{len(table)} of {len(cat)} concepts · "
+               f"{int(cat.concepts['dead'].sum())} dead · click a row to open it")
+    event = st.dataframe(table, width="stretch", height=480, on_select="rerun",
+                         selection_mode="single-row", key="concepts_table")
+    rows = getattr(getattr(event, "selection", None), "rows", None) or []
+    if rows:
+        go("concepts", int(table.index[rows[0]]))
+        st.rerun()
+    c1, c2 = st.columns([1, 3])
+    c1.number_input("Concept id", 0, max(len(cat) - 1, 0), step=1, key="concepts_open_id")
+    c2.button("Open", key="concepts_open", on_click=lambda: go(
+        "concepts", st.session_state["concepts_open_id"]))
+
+
+def _contexts(rec, source: str) -> None:
+    rows = rec.contexts[rec.contexts["source"] == source]
+    if not len(rows):
+        st.caption("no contexts")
+        return
+    lines = [f"<li>{highlight.context_html(a, b, c)} "
+             f"<span style='color:#999'>({v:.3g})</span></li>"
+             for a, b, c, v in zip(rows["left"], rows["token"], rows["right"], rows["value"])]
+    st.html("<ol style='font-family: monospace; font-size: 0.85em'>" + "".join(lines) + "</ol>")
+
+
+def _tokens(rec) -> pd.DataFrame:
+    cols = {}
+    for name, key in (("teacher (SAE decoder)", "teacher_tokens"),
+                      ("student (compressor row)", "student_tokens")):
+        toks = getattr(rec, key, None)
+        toks = [] if toks is None else list(toks)
+        cols[name] = [repr(str(t))[1:-1] for t in toks]
+    n = max((len(v) for v in cols.values()), default=0)
+    return pd.DataFrame({k: v + [""] * (n - len(v)) for k, v in cols.items()})
+
+
+def _concept(ctx, c: int) -> None:
+    rec = cv.record(ctx.run, c)
+    top = st.columns([4, 1, 1])
+    top[0].subheader(f"Concept {c}: {rec.name}" + (" (dead)" if rec.dead else ""))
+    top[1].button("Steer with this concept", key="concept_steer", type="primary",
+                  on_click=go, args=("steer", c))
+    top[2].button("All concepts", key="concept_back", on_click=_close)
+    m = st.columns(5)
+    m[0].metric("prediction density", f"{rec.prediction_density:.2%}")
+    m[1].metric("label density", f"{rec.label_density:.2%}")
+    m[2].metric("SAE density", f"{rec.act_density:.2%}")
+    m[3].metric("logit mean ± std", f"{rec.logit_mean:.2f} ± {rec.logit_std:.2f}")
+    m[4].metric("max logit", f"{rec.max_logit:.2f}")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Max-activating contexts: teacher view** (SAE activation)")
+        _contexts(rec, "teacher")
+    with right:
+        st.markdown("**Max-activating contexts: student view** (predicted concept logit)")
+        _contexts(rec, "student")
+    left, mid, right = st.columns([2, 3, 3])
+    with left:
+        st.markdown("**Top output tokens**")
+        st.dataframe(_tokens(rec), hide_index=True, width="stretch")
+    with mid:
+        st.plotly_chart(plots.lift_bar(cv.lift(rec)), key="concept_lift")
+    with right:
+        values = cv.concept_logits(ctx.run, c)
+        fig = plots.logit_histogram(values, title="Predicted logit on validation tokens")
+        st.plotly_chart(fig, key="concept_logits")
+
+
+def render(ctx) -> None:
+    st.header("Concepts")
+    if ctx.concept is None:
+        _table(ctx)
+    else:
+        _concept(ctx, ctx.concept)

@@ -1,0 +1,199 @@
+"""Steer: default and steered generations side by side, streamed, with the steered concept's
+prediction rate per token, the steering scores of the shown samples, spec save/load and a
+strength sweep."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import catalogue_view as cv
+from app import highlight, plots
+from app import steer_logic as sl
+from app.resources import model_in_use, piece
+
+STEER_DEFAULTS = {"steer_prompt": "The", "steer_op": "scale", "steer_strength": 8.0,
+                  "steer_positions": "all", "steer_max_new": 40, "steer_temperature": 0.8,
+                  "steer_top_p": 0.95, "steer_seed": 0, "steer_search": "",
+                  "steer_sweep_metric": "student_prob"}
+
+
+def _defaults() -> None:
+    for key, value in STEER_DEFAULTS.items():
+        st.session_state.setdefault(key, value)
+
+
+def _load_spec() -> None:
+    upload = st.session_state.get("steer_upload")
+    if upload is None:
+        return
+    from cocomix_lens.steering import SteeringSpec
+
+    try:
+        spec = SteeringSpec.from_json(upload.getvalue().decode("utf-8", errors="replace"))
+        st.session_state.update(sl.spec_controls(spec))
+        st.session_state["steer_search"] = ""
+        if len(spec.edits) > 1:
+            st.session_state["_steer_note"] = (f"the spec has {len(spec.edits)} edits; this "
+                                               "page shows and applies the first")
+    except ValueError as err:
+        st.session_state["_steer_note"] = f"could not load the spec: {err}"
+
+
+def _picker(ctx, n_concepts: int) -> int:
+    names = cv.concept_names(ctx.run)
+    query = st.text_input("Search concepts", key="steer_search",
+                          help="words in a concept's name, tokens or contexts, or its id")
+    options = cv.search_ids(ctx.run, query, n_concepts)
+    chosen = st.session_state.get("steer_concept")
+    if chosen is not None and not 0 <= int(chosen) < n_concepts:
+        st.session_state.pop("steer_concept")
+        raise ValueError(f"concept {chosen} does not exist: this model has concepts 0 to "
+                         f"{n_concepts - 1}; pick one in the list")
+    if chosen is not None and chosen not in options:
+        options = [int(chosen), *options]
+    if not options:
+        st.warning(f"no concept matches {query!r}; clear the search")
+        options = list(range(min(n_concepts, 50)))
+    return st.selectbox("Concept", options, key="steer_concept",
+                        format_func=lambda c: f"{c}: {names.get(c, '')}".rstrip(": "))
+
+
+def _positions(text: str) -> str | list[int]:
+    text = text.strip()
+    if text in sl.POSITIONS:
+        return text
+    try:
+        return [int(p) for p in text.replace(" ", "").split(",") if p]
+    except ValueError:
+        raise ValueError(f"positions {text!r}: use all, prompt, generated, or token indices "
+                         "like 0,3,5") from None
+
+
+def _strength(op: str) -> float:
+    what, lo, hi = sl.STRENGTH[op]
+    if lo is None:
+        st.caption(f"Strength {what}")
+        return 0.0
+    st.session_state["steer_strength"] = min(hi, max(lo, st.session_state["steer_strength"]))
+    return st.slider("Strength", lo, hi, step=0.5, key="steer_strength", help=what + (
+        ". A negative logit times a factor > 1 moves further out of the top-k; a concept acts "
+        "only once it is in the top-k (use add or force to promote a negative one)."
+        if op == "scale" else ""))
+
+
+def _controls(ctx, model) -> tuple:
+    left, right = st.columns([3, 2])
+    with left:
+        prompt = st.text_area("Prompt", key="steer_prompt", height=90)
+        concept = _picker(ctx, int(model.cfg.n_concepts))
+        op = st.selectbox("Operation", sl.available_ops(), key="steer_op")
+        strength = _strength(op)
+        pos = st.text_input("Positions", key="steer_positions",
+                            help="all, prompt, generated, or token indices (0,3,5)")
+    with right:
+        n_new = st.slider("New tokens", 1, sl.MAX_NEW_TOKENS, key="steer_max_new")
+        temp = st.slider("Temperature (0 = greedy)", 0.0, 2.0, step=0.05, key="steer_temperature")
+        top_p = st.slider("Top-p", 0.05, 1.0, step=0.05, key="steer_top_p")
+        seed = st.number_input("Seed", 0, 2**31 - 1, step=1, key="steer_seed")
+    # add: strength in the concept's logit stds over validation tokens, as the CLI does
+    spec = sl.make_spec(op, int(concept), float(strength),
+                        _positions(pos)).with_catalogue_stds(ctx.run)
+    sampling = sl.Sampling(max_new_tokens=int(n_new), temperature=float(temp),
+                           top_p=float(top_p), seed=int(seed))
+    return int(concept), op, spec, sampling, prompt
+
+
+def _generate(ctx, model, concept: int, spec, sampling: sl.Sampling, prompt: str) -> None:
+    ids = sl.encode_prompt(model.tokenizer, prompt, int(model.cfg.n_ctx))
+    result = {"prompt": prompt, "concept": concept, "spec": spec, "samples": {}}
+    cols = dict(zip(("default", "steered"), st.columns(2)))
+    with model_in_use(ctx.run):
+        for name, s in (("default", None), ("steered", spec)):
+            with cols[name]:
+                st.markdown(f"**{name.capitalize()}**")
+                box, text, new = st.empty(), "", []
+                for token, text in sl.stream_text(model, ids, sampling, s):
+                    new.append(token)
+                    box.markdown(f"{prompt}**{text}**")
+            all_ids = ids[0].tolist() + new
+            result["samples"][name] = {
+                "ids": all_ids, "text": text,
+                "trace": sl.concept_trace(model, all_ids, ids.shape[1], concept)}
+        with st.spinner("Scoring the samples with steering off ..."):
+            result["scores"] = sl.sample_scores(
+                ctx.run, concept, {n: s["ids"] for n, s in result["samples"].items()},
+                ids.shape[1])
+    st.session_state["steer_result"] = result
+    st.rerun()  # redraw with highlights and scores
+
+
+def _show_result(result: dict) -> None:
+    st.caption(f"Highlight: probability the unsteered student gives concept "
+               f"{result['concept']} when it reads each generated token (underlined: in its "
+               "top-k).")
+    cols = st.columns(2)
+    # one colour scale for both columns, so their highlights compare
+    top = max([float(s["trace"].prob.max()) for s in result["samples"].values()
+               if len(s["trace"])] + [1e-12])
+    for col, (name, sample) in zip(cols, result["samples"].items()):
+        with col:
+            st.markdown(f"**{name.capitalize()}**")
+            trace = sample["trace"]
+            html = highlight.highlight_tokens([result["prompt"], *trace.text.tolist()],
+                                              [0.0, *trace.prob.tolist()],
+                                              [False, *trace.in_topk.tolist()], top=top)
+            st.html(f'<div class="cocomix-sample" data-name="{name}">{html}</div>')
+    st.markdown("**Steering scores of these samples** (read with steering off)")
+    st.dataframe(result["scores"], width="stretch", key="steer_scores")
+
+
+def _sweep(ctx, concept: int, op: str, sampling: sl.Sampling, prompt: str) -> None:
+    model = piece(ctx.run, "student")
+    sl.encode_prompt(model.tokenizer, prompt, int(model.cfg.n_ctx))  # the same checks
+    for name in ("teacher", "sae", "baseline"):
+        piece(ctx.run, name)  # loaded once, with a spinner, before the sweep's progress bar
+    strengths = sl.default_strengths(op)
+    bar = st.progress(0.0, text="Sweeping strengths ...")
+
+    def progress(items, total, desc):
+        for i, item in enumerate(items):
+            bar.progress(i / max(len(strengths), 1), text=f"strength {item:g}")
+            yield item
+
+    short = sl.Sampling(**{**sampling.__dict__, "max_new_tokens": min(24, sampling.max_new_tokens)})
+    with model_in_use(ctx.run):
+        rows = sl.sweep(ctx.run, prompt, concept, op, strengths, short, progress=progress)
+    bar.empty()
+    st.session_state["steer_sweep"] = (concept, op, rows)
+
+
+def render(ctx) -> None:
+    st.header("Steer")
+    _defaults()
+    model = piece(ctx.run, "student")
+    with st.expander("Load a saved spec"):
+        st.file_uploader("Spec JSON", type=["json"], key="steer_upload", on_change=_load_spec)
+    if "_steer_note" in st.session_state:
+        st.warning(st.session_state.pop("_steer_note"))
+    concept, op, spec, sampling, prompt = _controls(ctx, model)
+    go_col, save_col, sweep_col = st.columns(3)
+    clicked = go_col.button("Generate", type="primary", key="steer_go")
+    save_col.download_button("Save spec (JSON)", spec.to_json(), "steer_spec.json",
+                              mime="application/json", key="steer_save")
+    swept = sweep_col.button("Strength sweep", key="steer_sweep_go",
+                             disabled=sl.STRENGTH[op][1] is None,
+                             help="one short generation per strength, steered and with a "
+                                  "random concept of the same strength, scored with "
+                                  "steering off")
+    if clicked:
+        _generate(ctx, model, concept, spec, sampling, prompt)
+    if swept:
+        _sweep(ctx, concept, op, sampling, prompt)
+    if "steer_result" in st.session_state:
+        _show_result(st.session_state["steer_result"])
+    if "steer_sweep" in st.session_state:
+        c, o, rows = st.session_state["steer_sweep"]
+        metric = st.selectbox("Sweep metric", sorted(rows.metric.unique()),
+                              key="steer_sweep_metric")
+        st.plotly_chart(plots.sweep_plot(rows, metric, f"Strength sweep: {o} concept {c}"),
+                        key="sweep_plot")

@@ -1,0 +1,52 @@
+"""Training: loss curves of every objective by tokens, NTP vs CoCoMix, concept accuracy,
+throughput, SAE quality and the pipeline's stage times."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import plots
+from app import training_data as td
+
+
+def render(ctx) -> None:
+    run = ctx.run
+    st.header("Training")
+    frame = td.metrics_frame(run.metrics)
+    summary = run.summary if run.has("summary") else {}
+    table = td.final_table(summary)
+    if not table.empty:
+        st.dataframe(table, hide_index=True, width="stretch")
+    left, right = st.columns(2)
+    with left:
+        sel = td.select(frame, ("loss", "ntp", "concept", "kd", "concept_ce"))
+        st.plotly_chart(plots.curves(sel[sel.split == "train"], "Every objective (train)",
+                                     "loss"), key="objectives")
+    with right:
+        pair = td.select(frame, ("val_loss",), stages=("ntp", "cocomix", "train"))
+        st.plotly_chart(plots.curves(pair, "NTP vs CoCoMix: val loss", "val loss"),
+                        key="ntp_vs_cocomix")
+    left, right = st.columns(2)
+    with left:
+        acc = td.select(frame, td.ACCURACY)
+        base = summary.get("concept_baselines") or {}
+        fig = plots.curves(acc, "Concept accuracy vs the teacher's labels", "accuracy")
+        st.plotly_chart(plots.with_baselines(fig, {
+            k.replace("_", " "): v for k, v in base.items()
+            if k in ("frequency_top1", "chance_top1") and v is not None}), key="accuracy")
+    with right:
+        tput = td.select(frame, ("tokens_per_s",))
+        st.plotly_chart(plots.curves(tput, "Throughput", "tokens / s"), key="throughput")
+    left, right = st.columns(2)
+    with left:
+        st.subheader("SAE quality")
+        quality = td.sae_quality(summary)
+        if quality:
+            cols = st.columns(3)
+            for i, (name, value) in enumerate(quality.items()):
+                shown = f"{value:.3g}" if isinstance(value, float) else str(value)
+                cols[i % 3].metric(name, shown)
+        else:
+            st.info("This run has no SAE (a 'cocomix-lens train' run).")
+    with right:
+        st.plotly_chart(plots.stage_bars(td.stage_times(summary)), key="stages")

@@ -1,0 +1,100 @@
+"""A root of runs for the app's tests: a micro pipeline run (with its concept catalogue when
+the library has one) plus broken copies for the error cases; and AppTest helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+from helpers_training import micro_config, write_corpus
+
+APP_SCRIPT = Path(__file__).resolve().parents[1] / "app" / "main.py"
+
+
+def build_root(tmp: Path) -> Path:
+    """root/run (complete), root/no_student (its CoCoMix model removed), root/bad_catalogue
+    (catalogue tables overwritten with garbage)."""
+    from training.pipeline import run_pipeline
+
+    root = tmp / "runs"
+    run = root / "run"
+    run_pipeline(micro_config(write_corpus(tmp / "corpus")), run)
+    build_catalogue(run)
+    shutil.copytree(run, root / "no_student")
+    shutil.rmtree(root / "no_student" / "cocomix" / "model")
+    shutil.copytree(run, root / "bad_catalogue")
+    cat = root / "bad_catalogue" / "catalogue"
+    cat.mkdir(exist_ok=True)
+    for name in ("concepts", "contexts", "metadata"):
+        (cat / f"{name}.parquet").write_bytes(b"not parquet")
+    return root
+
+
+def build_catalogue(run_dir: Path) -> None:
+    """The run's concept catalogue, unless the pipeline already made it."""
+    from cocomix_lens import Run
+    from cocomix_lens.catalogue.run import build_for_run
+
+    run = Run.open(run_dir)
+    if not run.has("catalogue"):
+        build_for_run(run)
+
+
+@contextmanager
+def app_env(root: Path, run: str = "run"):
+    """The environment `cocomix-lens app --root ROOT --run ROOT/RUN` gives the app."""
+    keys = {"COCOMIX_LENS_APP_ROOT": str(root), "COCOMIX_LENS_APP_RUN": run,
+            "COCOMIX_LENS_APP_DEVICE": "cpu"}
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update(keys)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def open_app(**query):
+    """An AppTest of the app with these URL query parameters, run once."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP_SCRIPT), default_timeout=180)
+    for k, v in query.items():
+        at.query_params[k] = str(v)
+    return at.run()
+
+
+def errors(at) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def assert_clean(at) -> None:
+    """No st.error, no exception element, no traceback text."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not errors(at), errors(at)
+
+
+def find_steerable(run_dir: Path, prompt: str = "The") -> tuple[int, float]:
+    """(concept, strength) whose scale edit changes the text the student samples after
+    `prompt` with the Steer page's default settings. A micro model barely listens to its
+    concepts, so look for one, the concept it predicts most strongly first."""
+    import torch
+
+    from app.steer_logic import Sampling, generate_ids, make_spec
+    from cocomix_lens import Run
+
+    model = Run.open(run_dir).student
+    ids = torch.tensor([model.tokenizer.encode(prompt).ids])
+    _, z = model(ids, return_concept_logits=True)
+    text = lambda edit=None: model.tokenizer.decode(generate_ids(model, ids, Sampling(), edit))
+    default = text()
+    for c in z[0, -1].argsort(descending=True).tolist():
+        for strength in (10.0, -10.0):
+            if text(make_spec("scale", c, strength)) != default:
+                return c, strength
+    raise AssertionError("no concept changes the micro student's text")

@@ -1,0 +1,225 @@
+"""The Streamlit app, page by page, through streamlit.testing.v1.AppTest on a micro run."""
+
+from __future__ import annotations
+
+import pytest
+from helpers_app import app_env, assert_clean, build_root, errors, find_steerable, open_app
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = build_root(tmp_path_factory.mktemp("app"))
+    with app_env(root):
+        yield root
+
+
+@pytest.fixture(scope="module")
+def steerable(root):
+    return find_steerable(root / "run")
+
+
+def chart_count(at) -> int:
+    return len(at.get("plotly_chart"))
+
+
+# ---- training ---------------------------------------------------------------------------------
+def test_training_page_draws_every_chart_and_the_sae_quality_of_the_run(root):
+    import json
+
+    at = open_app(page="training")
+    assert_clean(at)
+    assert chart_count(at) == 5
+    summary = json.loads((root / "run" / "summary.json").read_text())
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["variance explained"] == f"{summary['sae']['variance_explained']:.3g}"
+    table = at.dataframe[0].value
+    assert list(table.model) == ["teacher", "ntp", "cocomix"]
+    assert table.val_loss.tolist() == pytest.approx(
+        [summary[m]["val_loss"] for m in ("teacher", "ntp", "cocomix")])
+
+
+# ---- steer ------------------------------------------------------------------------------------
+def _steer(at, concept: int, strength: float):
+    at.text_area(key="steer_prompt").set_value("The")
+    at.text_input(key="steer_search").set_value(str(concept))
+    at.run()
+    at.selectbox(key="steer_concept").set_value(concept)
+    at.slider(key="steer_strength").set_value(strength)
+    at.button(key="steer_go").click()
+    return at.run()
+
+
+def _texts(at) -> dict[str, str]:
+    samples = at.session_state["steer_result"]["samples"]
+    return {name: s["text"] for name, s in samples.items()}
+
+
+def test_steer_shows_default_and_steered_side_by_side_and_strength_changes_the_text(steerable):
+    concept, strength = steerable
+    at = _steer(open_app(page="steer"), concept, strength)
+    assert_clean(at)
+    texts = _texts(at)
+    assert texts["default"] and texts["steered"] != texts["default"]
+    scores = at.dataframe[0].value
+    assert list(scores.index) == ["default", "steered"]
+    assert set(scores.columns) >= {"student_topk", "student_prob", "ppl_ntp", "distinct_2"}
+    assert scores.loc["default", "length"] == len(at.session_state["steer_result"]["samples"]
+                                                    ["default"]["trace"])
+    # scale ×1 is no edit: the steered sample is the default one again
+    at = _steer(at, concept, 1.0)
+    assert_clean(at)
+    again = _texts(at)
+    assert again["steered"] == again["default"] == texts["default"]
+
+
+def test_steer_sweep_plots_one_point_per_strength(steerable):
+    from app.steer_logic import default_strengths
+
+    concept, _ = steerable
+    at = open_app(page="steer", concept=concept)
+    assert at.selectbox(key="steer_concept").value == concept
+    at.button(key="steer_sweep_go").click()
+    at.run()
+    assert_clean(at)
+    _, op, rows = at.session_state["steer_sweep"]
+    assert sorted(rows.strength.unique()) == default_strengths(op)
+    assert set(rows.condition) == {"steered", "control", "unsteered"}
+    assert (rows.lo <= rows["mean"] + 1e-9).all() and (rows["mean"] <= rows.hi + 1e-9).all()
+    assert chart_count(at) == 1
+    before = at.get("plotly_chart")[0].proto.spec
+    at.selectbox(key="steer_sweep_metric").set_value("ppl_ntp")
+    at.run()
+    assert at.get("plotly_chart")[0].proto.spec != before
+
+
+def test_steer_spec_json_round_trips_through_the_page_controls():
+    from app.steer_logic import make_spec, spec_controls
+    from cocomix_lens.steering import SteeringSpec
+
+    spec = make_spec("add", 7, -2.5, [0, 3], std=0.5)
+    again = SteeringSpec.from_json(spec.to_json())
+    assert again == spec
+    assert spec_controls(again) == {"steer_concept": 7, "steer_op": "add",
+                                    "steer_strength": -2.5, "steer_positions": "0,3"}
+    assert spec_controls(make_spec("set", 4, 3.0))["steer_strength"] == 3.0
+
+
+@pytest.mark.parametrize("prompt, message", [("   ", "the prompt is empty"),
+                                             ("word " * 300, "tokens, more than the")])
+def test_steer_refuses_an_empty_or_overlong_prompt(prompt, message):
+    at = open_app(page="steer")
+    at.text_area(key="steer_prompt").set_value(prompt)
+    at.button(key="steer_go").click()
+    at.run()
+    assert not at.exception
+    assert any(message in e for e in errors(at)), errors(at)
+
+
+# ---- inspect ----------------------------------------------------------------------------------
+def test_inspect_follows_the_text_and_opens_a_clicked_concept():
+    at = open_app(page="inspect")
+    assert_clean(at)
+    assert chart_count(at) == 4
+    first = at.dataframe[0].value
+    at.text_area(key="inspect_text").set_value("star planet orbit")
+    at.run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert len(table) != len(first)
+    assert "".join(table.token) == "star planet orbit"
+    assert table["P@k"].dropna().between(0, 1).all()
+    button = next(b for b in at.button if b.key.startswith("open_"))
+    button.click()
+    at.run()
+    assert_clean(at)
+    assert at.query_params["page"] == "concepts"
+    assert at.query_params["concept"] == button.key.removeprefix("open_")
+
+
+def test_inspect_refuses_empty_text():
+    at = open_app(page="inspect")
+    at.text_area(key="inspect_text").set_value("")
+    at.run()
+    assert any("the text is empty" in e for e in errors(at))
+
+
+# ---- concepts ---------------------------------------------------------------------------------
+def test_concept_table_search_filters_and_sort_orders(root):
+    at = open_app(page="concepts")
+    assert_clean(at)
+    full = at.dataframe[0].value
+    dens = full["prediction density"].tolist()
+    assert dens == sorted(dens, reverse=True)
+    at.selectbox(key="concepts_sort").set_value("concept id")
+    at.run()
+    assert at.dataframe[0].value.index.tolist() == sorted(full.index)
+    at.text_input(key="concepts_query").set_value("orbit")
+    at.run()
+    assert_clean(at)
+    found = at.dataframe[0].value
+    assert 0 < len(found) < len(full)
+
+
+def test_concept_page_shows_its_record_and_steer_button_opens_steer(root):
+    from cocomix_lens.catalogue import Catalogue
+
+    cat = Catalogue.open(root / "run" / "catalogue")
+    c = int(cat.concepts.prediction_density.idxmax())
+    at = open_app(page="concepts", concept=c)
+    assert_clean(at)
+    assert at.subheader[0].value.startswith(f"Concept {c}: {cat[c].name}")
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["prediction density"] == f"{cat[c].prediction_density:.2%}"
+    assert chart_count(at) == 2
+    at.button(key="concept_steer").click()
+    at.run()
+    assert_clean(at)
+    assert at.query_params["page"] == "steer"
+    assert at.selectbox(key="steer_concept").value == c
+
+
+# ---- run picker, URL and errors ---------------------------------------------------------------
+def test_run_picker_lists_runs_under_the_root_and_the_url_follows():
+    at = open_app(page="training")
+    assert at.selectbox(key="run").options == ["bad_catalogue", "no_student", "run"]
+    at.sidebar.radio(key="page").set_value("inspect")
+    at.run()
+    assert at.query_params["page"] == "inspect" and at.query_params["run"] == "run"
+
+
+@pytest.mark.parametrize("query, message", [
+    ({"run": "../.."}, "outside the root"),
+    ({"run": "/etc"}, "relative to the root"),
+    ({"run": "missing"}, "does not exist"),
+    ({"run": "no_student", "page": "steer"}, "has no student"),
+    ({"run": "bad_catalogue", "page": "concepts"}, "rebuild it with"),
+    ({"page": "concepts", "concept": "99999"}, "pick a concept in the table"),
+    ({"page": "concepts", "concept": "abc"}, "not a concept id"),
+    ({"page": "nowhere"}, "page 'nowhere' in the URL is unknown"),
+])
+def test_bad_urls_and_broken_runs_show_one_error_naming_the_fix(query, message):
+    at = open_app(**query)
+    assert not at.exception
+    shown = errors(at)
+    assert any(message in e for e in shown), shown
+    assert not any("Traceback" in e or "bug in cocomix-lens" in e for e in shown)
+
+
+@pytest.mark.parametrize("op", ["add", "force", "ban", "set", "vector"])
+def test_every_steering_operation_generates_from_the_page(root, steerable, op):
+    from cocomix_lens import Run
+
+    concept, _ = steerable
+    at = open_app(page="steer", concept=concept)
+    at.selectbox(key="steer_op").set_value(op)
+    at.run()
+    has_slider = any(s.key == "steer_strength" for s in at.slider)
+    assert has_slider == (op not in ("force", "ban"))
+    at.button(key="steer_go").click()
+    at.run()
+    assert_clean(at)
+    edit = at.session_state["steer_result"]["spec"].edits[0]
+    assert edit.op == op
+    if op == "add":  # strength counts the catalogue's logit stds of that concept
+        stds = Run.open(root / "run").catalogue.concepts["logit_std"]
+        assert edit.std == pytest.approx(float(stds.loc[concept]))

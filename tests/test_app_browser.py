@@ -1,0 +1,211 @@
+"""The app in a real browser: `cocomix-lens app` on a free port, Debian's chromium driven by
+Playwright. Steer a concept and see the text change; five sessions steer at once.
+
+Outside CI this skips only when chromium is absent (`apt-get install -y chromium`); under CI
+(`CI` set, as .ci/run does) a missing browser fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from helpers_app import build_root, find_steerable
+
+PAGES = ("concepts", "inspect", "steer", "training")
+SESSIONS = 5
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs it with apt-get install chromium")
+        pytest.skip("chromium is not installed (apt-get install -y chromium); the browser "
+                    "test needs it")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of `pid` and its children (the streamlit server), MiB."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        status = Path(f"/proc/{p}/status")
+        if status.is_file():
+            m = re.search(r"VmRSS:\s+(\d+) kB", status.read_text())
+            total += int(m.group(1)) if m else 0
+    return total / 1024
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(x) for x in path.read_text().split()] if path.is_file() else []
+    return kids + [g for k in kids for g in _children(k)]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """(base URL, server process, root, log path): `cocomix-lens app` on the micro run."""
+    browser_path = chromium()
+    pytest.importorskip("playwright", reason="pip install playwright (a dev dependency)")
+    tmp = tmp_path_factory.mktemp("browser")
+    root = build_root(tmp)
+    port = free_port()
+    exe = Path(sys.executable).with_name("cocomix-lens")
+    cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "training.cli"]
+    log = tmp / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([*cmd, "app", "--root", str(root), "--run", str(root / "run"),
+                                 "--port", str(port)], cwd=tmp, stdout=out,
+                                stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc, log)
+        yield {"base": base, "proc": proc, "root": root, "log": log, "tmp": tmp,
+               "chromium": browser_path}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _wait_healthy(base: str, proc, log: Path, timeout: float = 180) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"cocomix-lens app exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"the app did not answer within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=server["chromium"],
+                              args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+def settle(page, timeout: float = 120_000) -> None:
+    """Wait until the script run finished (no running indicator) and charts are drawn."""
+    page.wait_for_selector("[data-testid=stApp]", timeout=timeout)
+    page.wait_for_timeout(500)
+    page.wait_for_selector("[data-testid=stStatusWidget]", state="detached", timeout=timeout)
+    page.wait_for_function(  # lazily loaded charts: skeletons first, then the plot
+        "() => !document.querySelector('[data-testid=stSkeleton]') && "
+        "[...document.querySelectorAll('[data-testid=stPlotlyChart]')]"
+        ".every(c => c.querySelector('.main-svg'))", timeout=timeout)
+
+
+def assert_no_traceback(page) -> None:
+    text = page.inner_text("body")
+    assert "Traceback" not in text and "bug in cocomix-lens" not in text, text[:2000]
+    assert page.locator("[data-testid=stException]").count() == 0
+
+
+def open_page(browser, base: str, name: str, **query):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    q = "&".join(f"{k}={v}" for k, v in {"page": name, **query}.items())
+    page.goto(f"{base}/?{q}")
+    settle(page)
+    return page
+
+
+def choose(page, concept: int, strength: float) -> None:
+    """Pick `concept` through the search box and the picker, and set the strength."""
+    search = page.get_by_role("textbox", name="Search concepts")
+    search.fill(str(concept))
+    search.press("Enter")
+    settle(page)
+    page.locator("[data-testid=stSelectbox]").filter(has_text="Concept").first.click()
+    page.get_by_role("option", name=re.compile(rf"^{concept}(:|$)")).first.click()
+    settle(page)
+    thumb = page.get_by_role("slider").first  # the strength slider comes first
+    thumb.focus()
+    thumb.press("End" if strength > 0 else "Home")
+    settle(page)
+
+
+def generate(page) -> None:
+    page.get_by_role("button", name="Generate").click()
+
+
+def samples(page, timeout: float = 180_000) -> dict[str, str]:
+    page.wait_for_selector(".cocomix-sample[data-name=steered]", timeout=timeout)
+    settle(page)
+    return {name: page.locator(f".cocomix-sample[data-name={name}]").inner_text()
+            for name in ("default", "steered")}
+
+
+def test_steering_in_the_browser_changes_the_text_and_no_page_shows_a_traceback(server,
+                                                                                browser):
+    concept, strength = find_steerable(server["root"] / "run")
+    shots = server["tmp"] / "screenshots"
+    shots.mkdir()
+    page = open_page(browser, server["base"], "steer")
+    choose(page, concept, strength)
+    generate(page)
+    texts = samples(page)
+    assert texts["default"].strip() and texts["steered"] != texts["default"]
+    assert f"gives concept {concept} when" in page.inner_text("body")  # the one picked
+    assert_no_traceback(page)
+    page.screenshot(path=str(shots / "steer.png"), full_page=True)
+    page.close()
+    for name in ("concepts", "inspect", "training"):
+        page = open_page(browser, server["base"], name)
+        assert_no_traceback(page)
+        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        page.close()
+    page = open_page(browser, server["base"], "concepts", concept=concept)
+    assert_no_traceback(page)
+    page.screenshot(path=str(shots / "concept.png"), full_page=True)
+    page.close()
+    assert sorted(p.stem for p in shots.glob("*.png")) == sorted([*PAGES, "concept"])
+
+
+def test_five_sessions_steer_at_once_with_the_model_loaded_once(server, browser):
+    concept, strength = find_steerable(server["root"] / "run")
+    pages = [open_page(browser, server["base"], "steer") for _ in range(SESSIONS)]
+    before = rss_mib(server["proc"].pid)
+    for page in pages:  # set up every session, then start all five generations together
+        choose(page, concept, strength)
+    for page in pages:
+        generate(page)
+    results = [samples(page) for page in pages]
+    after = rss_mib(server["proc"].pid)
+    for page, texts in zip(pages, results):
+        assert texts == results[0]  # same seed, same spec: the same two texts everywhere
+        assert texts["steered"] != texts["default"]
+        assert_no_traceback(page)
+        page.close()
+    loads = server["log"].read_text().count("loaded student of run")
+    assert loads == 1, server["log"].read_text()[-3000:]
+    report = {"sessions": SESSIONS, "server_rss_mib_before": round(before, 1),
+              "server_rss_mib_after": round(after, 1), "student_loads": loads}
+    (server["tmp"] / "sessions.json").write_text(json.dumps(report))
+    print(f"\n5 concurrent sessions: {report}")

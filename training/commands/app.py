@@ -1,0 +1,71 @@
+"""`cocomix-lens app`: the Streamlit app (browse concepts, inspect text, steer, watch training).
+
+    cocomix-lens app --run runs/demo                 # http://127.0.0.1:8501
+    cocomix-lens app --root runs --port 8600         # pick any run under runs/ in the sidebar
+
+The run directory is checked before the server starts; the app itself only reads runs through
+`cocomix_lens.rundir.Run`, and never opens a path outside the root (default: the run's parent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HELP = "open the Streamlit app on a run (concepts, inspect, steer, training)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", help="run directory opened first (a pipeline or train run)")
+    p.add_argument("--root", help="directory whose runs the sidebar offers "
+                                  "(default: the parent of --run)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    p.add_argument("--device", default="cpu", help="torch device for the models (default cpu)")
+
+
+def app_environment(args: argparse.Namespace) -> dict[str, str]:
+    """The variables the app reads (app/config.py): root, first run, device."""
+    from cocomix_lens.rundir import Run
+
+    if not args.run and not args.root:
+        raise ValueError("give --run DIR (a run directory) or --root DIR (a folder of runs)")
+    root = Path(args.root or Path(args.run).resolve().parent).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"--root {root} is not a directory: pass a folder of runs")
+    env = {"COCOMIX_LENS_APP_ROOT": str(root), "COCOMIX_LENS_APP_DEVICE": args.device}
+    if args.run:
+        run = Path(args.run).resolve()
+        Run.open(run)  # a one-line error now rather than in the browser
+        if not run.is_relative_to(root):
+            raise ValueError(f"--run {run} is not inside --root {root}: pass a run under the "
+                             "root, or leave --root out")
+        env["COCOMIX_LENS_APP_RUN"] = run.relative_to(root).as_posix()
+    return env
+
+
+def streamlit_command(host: str, port: int) -> list[str]:
+    import app
+
+    script = Path(app.__file__).parent / "main.py"
+    return [sys.executable, "-m", "streamlit", "run", str(script),
+            "--server.address", host, "--server.port", str(port),
+            "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none", "--global.developmentMode", "false",
+            "--client.toolbarMode", "viewer"]
+
+
+def run(args: argparse.Namespace) -> int:
+    env = {**os.environ, **app_environment(args)}
+    # The repo root first, so a source checkout's app/ and library win over any installed copy.
+    repo = str(Path(__file__).absolute().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join([repo, *filter(None, [env.get("PYTHONPATH")])])
+    print(f"cocomix-lens app: http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    try:
+        return subprocess.call(streamlit_command(args.host, args.port), env=env)
+    except KeyboardInterrupt:
+        return 0
