@@ -16,9 +16,30 @@ from typing import Any
 
 # Registries of allowed names; the model maps them to implementations.
 ACT_FNS = ("gelu_new", "gelu", "relu")
-# interleave: paper (h1, c1, h2, c2, ...); add: paper's ablation (h_t + c_t);
-# pause: learned pause vector interleaved instead of c_t (baseline); none: plain GPT-2.
-MIX_MODES = ("interleave", "add", "pause", "none")
+
+
+@dataclass(frozen=True)
+class MixMode:
+    """What a mix mode means for the architecture. Its implementation (the head, how the head's
+    vector joins the stream and which positions feed the LM head) is in model/concept.py."""
+
+    concepts: bool
+    """A concept head (predictor + compressor) makes concept logits."""
+    doubles_stream: bool
+    """Blocks from insert_layer on see two positions per token."""
+    official: bool
+    """The official CoCoMix code has this architecture (interop maps its weights)."""
+    help: str = ""
+
+
+MIX_MODES: dict[str, MixMode] = {
+    "interleave": MixMode(True, True, True, "paper: (h1, c1, h2, c2, ...)"),
+    "add": MixMode(True, False, True, "paper's ablation: h_t + c_t"),
+    "pause": MixMode(False, True, False, "baseline: a learned pause vector interleaved"),
+    "none": MixMode(False, False, True, "plain GPT-2"),
+}
+# Fields only a model that mixes something in reads: a mix_mode "none" model ignores them.
+MIXING_FIELDS = ("insert_layer", "n_concepts", "concept_top_k")
 
 
 @dataclass
@@ -70,7 +91,8 @@ class CoCoMixConfig:
         _require(self.d_model % self.n_heads == 0, "n_heads", self.n_heads,
                  f"a divisor of d_model={self.d_model}")
         _require(self.act_fn in ACT_FNS, "act_fn", self.act_fn, f"one of {ACT_FNS}")
-        _require(self.mix_mode in MIX_MODES, "mix_mode", self.mix_mode, f"one of {MIX_MODES}")
+        _require(self.mix_mode in MIX_MODES, "mix_mode", self.mix_mode,
+                 f"one of {tuple(MIX_MODES)}")
         _require(self.layer_norm_eps > 0, "layer_norm_eps", self.layer_norm_eps, "> 0")
         _require(self.initializer_range > 0, "initializer_range", self.initializer_range, "> 0")
         if self.mix_mode == "none":
@@ -88,12 +110,12 @@ class CoCoMixConfig:
     @property
     def has_concepts(self) -> bool:
         """True when the model has a concept head (predictor + compressor)."""
-        return self.mix_mode in ("interleave", "add")
+        return MIX_MODES[self.mix_mode].concepts
 
     @property
     def doubles_stream(self) -> bool:
         """True when blocks >= insert_layer see 2T positions."""
-        return self.mix_mode in ("interleave", "pause")
+        return MIX_MODES[self.mix_mode].doubles_stream
 
     # ---- serialisation --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

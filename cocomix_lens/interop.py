@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 import torch
 from torch import Tensor
 
-from cocomix_lens.config import CoCoMixConfig
+from cocomix_lens.config import MIX_MODES, CoCoMixConfig
 from cocomix_lens.model import CoCoMixModel
 
 _T = Callable[[Tensor], Tensor]
@@ -59,8 +59,9 @@ def _name_map(cfg: CoCoMixConfig) -> list[tuple[str, str, _T]]:
 
 
 def _check_mode(cfg: CoCoMixConfig) -> None:
-    if cfg.mix_mode == "pause":
-        raise ValueError("mix_mode='pause' has no official counterpart; use interleave/add/none")
+    if not MIX_MODES[cfg.mix_mode].official:
+        official = "/".join(m for m, spec in MIX_MODES.items() if spec.official)
+        raise ValueError(f"mix_mode={cfg.mix_mode!r} has no official counterpart; use {official}")
 
 
 def to_official_state_dict(model: CoCoMixModel) -> dict[str, Tensor]:

@@ -150,24 +150,31 @@ class Run:
         marker = _MARKERS.get(piece)
         return (path / marker).is_file() if marker else path.exists()
 
+    def require(self, piece: str) -> Path:
+        """Where `piece` is, or MissingPieceError (one line: the path and the command that
+        makes it) when the run lacks it."""
+        if not self.has(piece):
+            raise self._missing(piece, self.where(piece))
+        return self.where(piece)
+
     # ------------------------------------------------------------------ pieces
 
     @cached_property
     def summary(self) -> dict[str, Any]:
         """summary.json: the pipeline's stage results, or the trainer's final numbers."""
-        return json.loads(self._need("summary").read_text())
+        return json.loads(self.require("summary").read_text())
 
     @cached_property
     def report(self) -> str:
         """REPORT.md text (pipeline runs)."""
-        return self._need("report").read_text()
+        return self.require("report").read_text()
 
     @cached_property
     def tokenizer(self):
         """The run's `tokenizers.Tokenizer`."""
         from cocomix_lens.data.tokenizer import load_tokenizer
 
-        return load_tokenizer(self._need("tokenizer"))
+        return load_tokenizer(self.require("tokenizer"))
 
     @cached_property
     def student(self):
@@ -189,21 +196,21 @@ class Run:
         """The SAE-Lens SAE on the teacher (hook: `sae.cfg.metadata.hook_name`)."""
         from cocomix_lens.concepts.teacher import load_sae
 
-        return load_sae(self._need("sae"), device=self.device)
+        return load_sae(self.require("sae"), device=self.device)
 
     @cached_property
     def labels(self):
         """The label cache (`cocomix_lens.concepts.LabelCache`)."""
         from cocomix_lens.concepts.label_cache import LabelCache
 
-        return LabelCache.open(self._need("labels"))
+        return LabelCache.open(self.require("labels"))
 
     @cached_property
     def shards(self):
         """The token shards (`cocomix_lens.data.TokenShards`)."""
         from cocomix_lens.data.shards import TokenShards
 
-        return TokenShards.open(self._need("shards"))
+        return TokenShards.open(self.require("shards"))
 
     @cached_property
     def catalogue(self):
@@ -227,15 +234,10 @@ class Run:
     def _model(self, piece: str):
         from cocomix_lens.model import CoCoMixModel
 
-        model = CoCoMixModel.from_pretrained(self._need(piece), device=self.device)
+        model = CoCoMixModel.from_pretrained(self.require(piece), device=self.device)
         if model.tokenizer is None and self.has("tokenizer"):
             model.tokenizer = self.tokenizer
         return model.eval()
-
-    def _need(self, piece: str) -> Path:
-        if not self.has(piece):
-            raise self._missing(piece, self.where(piece))
-        return self.where(piece)
 
     def _missing(self, piece: str, looked: Path | None) -> MissingPieceError:
         if looked is None:  # a train run has no teacher, SAE, report, ...

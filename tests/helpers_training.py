@@ -89,3 +89,12 @@ def micro_config(corpus: Path):
     return apply_overrides(pipeline_preset("micro"),
                            {"data.corpus": "text", "data.path": str(corpus),
                             "data.max_docs": "none"})
+
+
+def micro_pipeline_run(root: Path):
+    """A finished `micro` pipeline run on the topical corpus, under root: (cfg, out, summary)."""
+    from training.pipeline import run_pipeline
+
+    cfg = micro_config(write_corpus(root / "corpus"))
+    out = root / "run"
+    return cfg, out, run_pipeline(cfg, out)

@@ -490,6 +490,16 @@ LIBRARY_CASES = [
                                                               10), ValueError, "n_ctx"),
     ("generate-top-p", lambda w, t: _tiny_model().generate(torch.zeros(1, 3, dtype=torch.long),
                                                            2, top_p=2.0), ValueError, "top_p"),
+    ("forward-ids-out-of-range", lambda w, t: _tiny_model()(torch.tensor([[1, 500]])), ValueError,
+     "token ids must lie in [0, 97)"),
+    ("forward-negative-ids", lambda w, t: _tiny_model()(torch.tensor([[-1, 2]])), ValueError,
+     "token ids"),
+    ("hooks-unknown-name", lambda w, t: _tiny_model().hooks(
+        fwd_hooks=[("blocks.0.hook_resid_pst", lambda x, hook: x)]).__enter__(), ValueError,
+     "did you mean blocks.0.hook_resid_post"),
+    ("run-with-hooks-unknown-name", lambda w, t: _tiny_model().run_with_hooks(
+        torch.zeros(1, 3, dtype=torch.long), fwd_hooks=[("nosuch", lambda x, hook: x)]),
+     ValueError, "no hook point named 'nosuch'"),
     ("from-pretrained-missing", lambda w, t: CoCoMixModel.from_pretrained(t / "none"),
      FileNotFoundError, "config.json"),
     ("from-pretrained-truncated", lambda w, t: (

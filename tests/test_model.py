@@ -144,7 +144,24 @@ def test_sae_lens_sae_attaches_by_hook_name():
 
 def test_bad_tokens_and_overlong_inputs_are_refused():
     model = tiny_model()
-    with pytest.raises(ValueError, match="integer tensor"):
+    with pytest.raises(ValueError, match="integer ids"):
         model(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="exceed n_ctx"):
         model(torch.zeros(1, 65, dtype=torch.long))
+
+
+@pytest.mark.parametrize("mix_mode", ["interleave", "add", "pause", "none"])
+def test_each_mix_mode_head_agrees_with_its_config_entry(mix_mode):
+    from cocomix_lens.config import MIX_MODES
+
+    spec, model, x = MIX_MODES[mix_mode], tiny_model(mix_mode=mix_mode), tokens(pos=5)
+    assert (model.concept is None) == (mix_mode not in concept_module.HEADS)
+    if model.concept is None:
+        assert not spec.concepts and not spec.doubles_stream
+        return
+    logits, cache = model.run_with_cache(x)
+    assert cache["concept.hook_mixed"].shape[1] == (10 if spec.doubles_stream else 5)
+    assert ("concept.hook_logits" in cache) == spec.concepts
+    # readout keeps one position per token: the ones the LM head scores
+    final = model.concept.readout(cache["blocks.2.hook_resid_post"])
+    torch.testing.assert_close(logits, model.ln_final(final) @ model.W_U)

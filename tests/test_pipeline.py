@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from helpers_training import micro_config, write_corpus
+from helpers_training import micro_pipeline_run
 from safetensors.torch import load_file
 
 from training.pipeline import STAGES, run_pipeline
@@ -17,11 +17,7 @@ from training.pipeline_config import apply_overrides, pipeline_preset
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("pipeline")
-    cfg = micro_config(write_corpus(tmp / "corpus"))
-    out = tmp / "run"
-    summary = run_pipeline(cfg, out)
-    return cfg, out, summary
+    return micro_pipeline_run(tmp_path_factory.mktemp("pipeline"))
 
 
 def test_pipeline_runs_every_stage_and_writes_summary(run):
@@ -108,7 +104,8 @@ def test_interrupted_stage_resumes_from_its_checkpoint_bitwise(run):
 def test_changed_settings_are_refused_in_a_used_run_directory(run):
     cfg, out, _ = run
     other = dataclasses.replace(cfg, seed=cfg.seed + 1)
-    with pytest.raises(ValueError, match="other settings .*seed.*another --out"):
+    with pytest.raises(ValueError, match=r"holds a pipeline run built differently: seed=0 "
+                                         r"\(now 1\); fix: .*another --out$"):
         run_pipeline(other, out)
 
 

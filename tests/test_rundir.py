@@ -9,24 +9,19 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from helpers_training import make_shards, micro_config, tiny_run, write_corpus
+from helpers_training import make_shards, micro_pipeline_run, tiny_run
 
 from cocomix_lens import CoCoMixModel, LabelCache, MissingPieceError, Run
 from cocomix_lens.data import TokenShards, load_tokenizer
 from cocomix_lens.rundir import LAYOUT, PIECES
 from training.config import LoggingSection
-from training.pipeline import run_pipeline
 
 TEXT = "the ship and the star"
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("rundir")
-    cfg = micro_config(write_corpus(tmp / "corpus"))
-    out = tmp / "run"
-    summary = run_pipeline(cfg, out)
-    return cfg, out, summary
+    return micro_pipeline_run(tmp_path_factory.mktemp("rundir"))
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +186,12 @@ def test_a_directory_that_is_no_run_is_refused(tmp_path):
         Run.open(tmp_path)
     with pytest.raises(ValueError, match="unknown run piece 'weights'"):
         Run(tmp_path, "pipeline").has("weights")
+
+
+def test_require_gives_a_piece_path_or_the_one_line_error(pipeline_run, tmp_path):
+    _, out, _ = pipeline_run
+    assert Run.open(out).require("sae") == out / "sae"
+    copy = copy_run(out, tmp_path)
+    shutil.rmtree(copy / "catalogue", ignore_errors=True)
+    with pytest.raises(MissingPieceError, match=r"no catalogue .*'cocomix-lens catalog --run "):
+        Run.open(copy).require("catalogue")

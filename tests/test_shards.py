@@ -106,3 +106,15 @@ def test_manifest_of_another_format_version_is_refused(prepared):
     path.write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="format_version 99"):
         TokenShards.open(shards.root)
+
+
+def test_gather_windows_stacks_slices_and_refuses_out_of_range_starts():
+    from cocomix_lens.data.shards import gather_windows
+
+    arr = np.arange(50, dtype=np.uint16) * 3
+    got = gather_windows(arr, [0, 7, 40], 10)
+    assert np.array_equal(got, np.stack([arr[s:s + 10] for s in (0, 7, 40)]))
+    labels = np.arange(40).reshape(20, 2)  # rows of k labels gather the same way
+    assert np.array_equal(gather_windows(labels, [3], 4)[0], labels[3:7])
+    with pytest.raises(ValueError, match=r"must lie in \[0, 40\] for windows of 10; fix: "):
+        gather_windows(arr, [41], 10)

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from test_pipeline import micro_config, write_corpus
+from helpers_training import micro_config, write_corpus
 
 from cocomix_lens import ConceptExtractor, Run
 from cocomix_lens.steering import SteeringSpec, steer

@@ -159,9 +159,10 @@ def test_kd_run_uses_a_frozen_teacher(shards, tmp_path):
 
 def test_resume_refuses_another_objective_or_model(shards, tmp_path):
     train(tiny_run(shards, "ntp", steps=3), data=shards, out_dir=tmp_path)
-    with pytest.raises(ValueError, match="another model or objective"):
+    with pytest.raises(ValueError, match=r"holds a run built differently: objective='ntp' "
+                                         r"\(now 'pause'\); .*fix: resume with the same"):
         train(tiny_run(shards, "pause", steps=4), data=shards, out_dir=tmp_path, resume=True)
-    with pytest.raises(ValueError, match="another model or objective"):
+    with pytest.raises(ValueError, match=r"built differently: model.d_model=32 \(now 16\)"):
         train(tiny_run(shards, "ntp", steps=4, model__d_model=16), data=shards,
               out_dir=tmp_path, resume=True)
     assert train(tiny_run(shards, "ntp", steps=4), data=shards, out_dir=tmp_path,
@@ -177,3 +178,45 @@ def test_concept_head_learns_labels_far_above_chance(shards, tmp_path):
     assert s["concept_top1"] > 5 * chance_top1 and s["concept_top4"] > 4 * chance_top4
     first = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
     assert s["concept_ce"] < first["concept"] - 0.5
+
+
+def test_kd_teacher_from_a_directory_loads_through_the_teacher_registry(shards, tmp_path):
+    cfg = tiny_run(shards, "kd", steps=3)
+    torch.manual_seed(1)
+    teacher = CoCoMixModel(cfg.model_config(d_vocab=300, mix_mode="none", d_model=48))
+    teacher.save_pretrained(tmp_path / "teacher", tokenizer=load_shards(shards).tokenizer)
+    given = train(cfg, data=shards, teacher=teacher, out_dir=tmp_path / "given")
+    cfg.concept.teacher = str(tmp_path / "teacher")
+    loaded = train(cfg, data=shards, out_dir=tmp_path / "loaded")
+    assert loaded["val_loss"] == given["val_loss"]  # the same teacher, the same run
+
+
+def test_kd_teacher_by_name_loads_a_transformer_lens_model(shards, tmp_path, monkeypatch):
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from cocomix_lens.concepts import teacher as registry
+
+    asked = []
+
+    def tl_model(spec, device, **kw):  # what TransformerLens would fetch, without the network
+        asked.append(spec)
+        torch.manual_seed(2)
+        return HookedTransformer(HookedTransformerConfig(
+            n_layers=1, d_model=16, n_ctx=32, d_head=8, n_heads=2, d_vocab=300,
+            act_fn="gelu_new", normalization_type="LN"))
+
+    sources = [s if s.name != "transformer-lens" else registry.Source(s.name, s.matches, tl_model)
+               for s in registry.TEACHER_SOURCES]
+    monkeypatch.setattr(registry, "TEACHER_SOURCES", sources)
+    cfg = tiny_run(shards, "kd", steps=2)
+    cfg.concept.teacher = "gpt2"
+    s = train(cfg, data=shards, out_dir=tmp_path)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert asked == ["gpt2"] and s["objective"] == "kd"
+    assert all(r["kd"] > 0 for r in rows if r["split"] == "train")
+
+
+def load_shards(path):
+    from cocomix_lens.data import TokenShards
+
+    return TokenShards.open(path)

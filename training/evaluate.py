@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from training.distributed import DistEnv, all_reduce_max, all_reduce_sum
-from training.objectives import Objective, forward
+from training.objectives import Objective, concept_nll, forward
 
 TOPK = 4
 
@@ -29,9 +29,8 @@ def concept_sums(concept_logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
     concept_logits [batch, pos, C]; labels [batch, pos, k] int64 (negative = missing).
     """
     z = concept_logits.float()
-    valid = labels >= 0
+    nll, valid = concept_nll(z, labels)
     safe = labels.clamp(min=0)
-    nll = torch.logsumexp(z, -1, keepdim=True) - z.gather(-1, safe)
     has = valid.any(-1)  # positions with at least one label
     top = z.topk(min(TOPK, z.shape[-1]), dim=-1).indices  # [batch, pos, 4]
     # hit[b, t, i, j]: predicted top-i equals label j

@@ -29,11 +29,9 @@ class CachedLabels:
 
     def __init__(self, cache: Any, k: int):
         self.cache, self.k = cache, k
-        meta = getattr(cache, "meta", {}) or {}
-        self.align = int(_first(cache, meta, ("window", "window_len", "L"), 1))
-        n = _first(cache, meta, ("n_latents", "n_concepts", "d_sae"), None)
-        self.n_concepts = None if n is None else int(n)
-        have = _first(cache, meta, ("k",), k)
+        self.align = int(cache.window)
+        self.n_concepts = int(cache.meta["n_latents"])
+        have = cache.k
         if int(have) < k:
             raise ValueError(f"the label cache holds k={have} labels per token but k_attr={k}; "
                              f"rebuild it with k >= {k} or pass --concept.k_attr {have}")
@@ -80,11 +78,3 @@ def as_label_source(obj: Any, k: int) -> LabelSource | None:
     raise ValueError(f"labels={type(obj).__name__} is not a LabelCache, ConceptExtractor or "
                      "LabelSource; pass one of those")
 
-
-def _first(obj: Any, meta: dict, names: tuple[str, ...], default: Any) -> Any:
-    for name in names:
-        if getattr(obj, name, None) is not None:
-            return getattr(obj, name)
-        if meta.get(name) is not None:
-            return meta[name]
-    return default

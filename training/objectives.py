@@ -105,15 +105,21 @@ def ntp_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return F.cross_entropy(logits.flatten(0, -2).float(), targets.flatten())
 
 
+def concept_nll(concept_logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """(nll, valid), each [batch, pos, k]: -log softmax(concept logits)[label] per label, in
+    float32, and which labels exist (negative = none; their nll is meaningless)."""
+    z = concept_logits.float()
+    valid = labels >= 0
+    picked = z.gather(-1, labels.clamp(min=0))
+    return torch.logsumexp(z, dim=-1, keepdim=True) - picked, valid
+
+
 def concept_loss(concept_logits: Tensor, labels: Tensor) -> Tensor:
     """Mean CE of the concept logits [batch, pos, C] against each of the labels [batch, pos, k].
 
     Equal to mean_j CE(z, labels[..., j]) when every label is valid; negative labels are skipped.
     """
-    z = concept_logits.float()
-    valid = labels >= 0
-    picked = z.gather(-1, labels.clamp(min=0))  # [batch, pos, k]
-    nll = torch.logsumexp(z, dim=-1, keepdim=True) - picked
+    nll, valid = concept_nll(concept_logits, labels)
     return (nll * valid).sum() / valid.sum().clamp(min=1)
 
 

@@ -24,15 +24,18 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
+from cocomix_lens.data.identity import check_identity
 from cocomix_lens.data.lock import DirLock
+from cocomix_lens.progress import Progress, progress_for
 from cocomix_lens.rundir import LAYOUT
 from training.pipeline_config import PipelineConfig
+from training.pipeline_groundtruth import stage_groundtruth
 from training.sae import (
     ce_loss_recovered,
     collect_activations,
@@ -41,7 +44,12 @@ from training.sae import (
     save_sae,
     train_sae,
 )
-from training.teacher import base_run_config, run_fields, teacher_run_config, train_teacher
+from training.stage_runs import (
+    run_fields,
+    student_run_config,
+    teacher_run_config,
+    train_teacher,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +84,9 @@ class Context:
 
         return load_teacher(self.dir("teacher"), self.dir("sae"), device=self.cfg.device)
 
-    def progress(self, it: Iterable[Any], total: int | None, desc: str) -> Iterable[Any]:
-        if not self.cfg.progress:
-            return it
-        from tqdm.auto import tqdm
-
-        return tqdm(it, total=total, desc=desc, dynamic_ncols=True)
+    @property
+    def progress(self) -> Progress:
+        return progress_for(self.cfg.progress)
 
 
 # ---- stages ---------------------------------------------------------------------------------
@@ -152,20 +157,6 @@ def stage_labels(ctx: Context) -> dict[str, Any]:
             "n_latents": int(cache.meta["n_latents"]), "labels_dir": str(ctx.dir("labels"))}
 
 
-def student_run_config(ctx: Context, objective: str):
-    s = ctx.cfg.student
-    preset = s.preset if objective != "ntp" else (s.ntp_preset or s.preset)
-    overrides = dict(s.overrides)
-    if objective == "ntp":  # the NTP baseline has no concept head to shape
-        overrides = {k: v for k, v in overrides.items()
-                     if k not in ("insert_layer", "n_concepts", "concept_top_k")}
-    cfg = base_run_config(ctx.cfg, ctx.dir("shards"), objective, preset, overrides,
-                          s.max_steps, s.lr)
-    cfg.concept.k_attr = ctx.cfg.labels.k
-    cfg.concept.labels = str(ctx.dir("labels"))
-    return cfg
-
-
 def _train_student(ctx: Context, objective: str) -> dict[str, Any]:
     from cocomix_lens.concepts import LabelCache
     from training.trainer import train
@@ -176,7 +167,8 @@ def _train_student(ctx: Context, objective: str) -> dict[str, Any]:
     labels = LabelCache.open(ctx.dir("labels"), shards=shards, teacher_sha=pair.model_sha256,
                              sae_sha=pair.sae_sha256)
     out = ctx.run_dir(objective)
-    summary = train(student_run_config(ctx, objective), data=shards, labels=labels,
+    cfg = student_run_config(ctx.cfg, ctx.dir("shards"), ctx.dir("labels"), objective)
+    summary = train(cfg, data=shards, labels=labels,
                     out_dir=out, resume=True)
     return run_fields(summary, out)
 
@@ -197,6 +189,7 @@ STAGES: dict[str, Callable[[Context], dict[str, Any]]] = {
     "labels": stage_labels,
     "ntp": lambda ctx: _train_student(ctx, "ntp"),
     "cocomix": lambda ctx: _train_student(ctx, "cocomix"),
+    "groundtruth": stage_groundtruth,  # world only: recovery of the known latents
     "catalog": stage_catalog,
 }
 """Stages in run order; each returns the results recorded in its marker."""
@@ -228,8 +221,9 @@ def check_models(ctx: Context) -> None:
     from training.objectives import get_objective
     from training.trainer import check_run_config
 
-    runs = {"teacher": teacher_run_config(ctx.cfg, ctx.dir("shards")),
-            "ntp": student_run_config(ctx, "ntp"), "cocomix": student_run_config(ctx, "cocomix")}
+    data, labels = ctx.dir("shards"), ctx.dir("labels")
+    runs = {"teacher": teacher_run_config(ctx.cfg, data),
+            **{s: student_run_config(ctx.cfg, data, labels, s) for s in ("ntp", "cocomix")}}
     for stage, run_cfg in runs.items():
         try:
             run_cfg.model_config(d_vocab=ctx.cfg.data.vocab_size, n_concepts=ctx.cfg.sae.d_sae,
@@ -262,12 +256,8 @@ def _claim(ctx: Context) -> None:
     path = ctx.out / LAYOUT.pipeline.config
     mine = _identity(ctx)
     if path.is_file():
-        old = json.loads(path.read_text())
-        diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
-        if diff:
-            raise ValueError(f"{ctx.out} holds a pipeline run with other settings "
-                             f"({', '.join(diff[:6])}); fix: pass the same preset and "
-                             "overrides, or another --out")
+        check_identity(f"{ctx.out} holds a pipeline run", json.loads(path.read_text()), mine,
+                       fix="pass the same preset and overrides, or another --out")
         return
     atomic_write_text(path, json.dumps(mine, indent=2, sort_keys=True) + "\n")
 

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cocomix_lens.data.shards import gather_windows
+
 log = logging.getLogger(__name__)
 
 
@@ -80,8 +82,8 @@ def collect_activations(teacher: nn.Module, tokens: np.ndarray, hook: str, n_tok
     starts = np.sort(order) * seq_len
     out = []
     for i in range(0, len(starts), batch):
-        idx = starts[i: i + batch, None] + np.arange(seq_len)
-        x = torch.from_numpy(tokens[idx].astype(np.int64))
+        x = torch.from_numpy(gather_windows(tokens, starts[i: i + batch], seq_len)
+                             .astype(np.int64))
         out.append(activation_at(teacher, hook, x).reshape(-1, teacher.cfg.d_model).float())
     return torch.cat(out)[:n_tokens].cpu()
 
@@ -174,8 +176,8 @@ def ce_loss_recovered(teacher: nn.Module, sae: nn.Module, tokens: np.ndarray, ho
     n = min(n_windows, (len(tokens) - 1) // seq_len)
     if n == 0:
         return {}
-    idx = np.arange(n)[:, None] * seq_len + np.arange(seq_len + 1)
-    xy = torch.from_numpy(tokens[idx].astype(np.int64))
+    xy = torch.from_numpy(gather_windows(tokens, np.arange(n) * seq_len, seq_len + 1)
+                          .astype(np.int64))
     x, y = xy[:, :-1], xy[:, 1:]
 
     def ce(fn: Any = None) -> float:

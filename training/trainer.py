@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ from torch import nn
 
 from cocomix_lens import CoCoMixModel
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
+from cocomix_lens.data.identity import check_identity
 from cocomix_lens.data.lock import DirLock
+from cocomix_lens.progress import step_bar
 from cocomix_lens.rundir import LAYOUT
 from training import distributed as D
 from training.checkpoint import Checkpoint, CheckpointManager, restore_rng
@@ -78,7 +81,7 @@ class Trainer:
         if hasattr(self.labels, "to"):
             self.labels.to(env.device)
         self.micro = micro_batch(cfg, env.world_size)
-        torch.manual_seed(cfg.seed)  # model init is part of the seeded run
+        seed_everything(cfg.seed)  # model init is part of the seeded run
         self.model = (model or self._build_model()).to(env.device)
         self._check_model()
         self.weights = LossWeights(cfg.concept.lam, cfg.concept.kd_weight,
@@ -137,7 +140,11 @@ class Trainer:
         if not self.objective.needs_teacher:
             return None
         if teacher is None and self.cfg.concept.teacher:
-            teacher = CoCoMixModel.from_pretrained(self.cfg.concept.teacher)
+            # The labelling teachers' registry: a checkpoint directory or a TransformerLens
+            # name such as gpt2.
+            from cocomix_lens.concepts.teacher import load_teacher_model
+
+            teacher = load_teacher_model(self.cfg.concept.teacher)
         if teacher is None:
             raise ValueError("objective 'kd' needs a teacher: pass --teacher DIR")
         if teacher.cfg.d_vocab != self.model.cfg.d_vocab:
@@ -188,11 +195,12 @@ class Trainer:
         log.info("resumed from %s (step %d)", ck.path, self.step)
 
     def _check_resumable(self, ck: Checkpoint) -> None:
-        saved = ck.state.get("model_config")
-        if ck.state.get("objective") != self.objective.name or saved != self.model.cfg.to_dict():
-            raise ValueError(f"{ck.path} holds a {ck.state.get('objective')!r} run of another "
-                             "model or objective; resume with the same settings, or pick a "
-                             "new --out / drop --resume")
+        saved = {"objective": ck.state.get("objective"),
+                 **{f"model.{k}": v for k, v in (ck.state.get("model_config") or {}).items()}}
+        mine = {"objective": self.objective.name,
+                **{f"model.{k}": v for k, v in self.model.cfg.to_dict().items()}}
+        check_identity(f"{ck.path} holds a run", saved, mine, keys=list(mine),
+                       fix="resume with the same settings, or pick a new --out / drop --resume")
         tok = ck.state.get("tokenizer_sha256")
         if tok and tok != self.shards.tokenizer_sha256:
             raise ValueError(f"{ck.path} was trained on data of tokenizer {tok[:12]}… but "
@@ -226,8 +234,8 @@ class Trainer:
         if resume:
             self._resume()
         start, t0 = self.step, time.perf_counter()
-        bar = _progress(self.env.is_main and self.cfg.logging.progress, self.step,
-                        self.cfg.optim.max_steps)
+        bar = step_bar(self.cfg.optim.max_steps, self.step, "train",
+                       show=self.env.is_main and self.cfg.logging.progress)
         self.model.train()
         while self.step < self.cfg.optim.max_steps:
             t_step = time.perf_counter()
@@ -340,6 +348,14 @@ POSITIVE = (("logging.log_every", "logging", "log_every"),
             ("data.batch_size", "data", "batch_size"), ("data.seq_len", "data", "seq_len"))
 
 
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy's and Python's global RNGs: checkpoints hold all three, so a fresh
+    process must start them from the seed too, or two seeded runs differ in their bytes."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
 def check_run_config(cfg: RunConfig) -> None:
     """Refuse settings that would only fail later, naming the flag; before any work."""
     for key, section, name in POSITIVE:
@@ -372,18 +388,4 @@ def micro_batch(cfg: RunConfig, world_size: int) -> int:
 def count_params(model: nn.Module) -> int:
     """Parameters counted once each (tied weights once), as the paper counts them."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-
-
-def _progress(enabled: bool, initial: int, total: int):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True)
-
-
-class _NoBar:
-    def set_postfix(self, **kw: Any) -> None: ...
-    def update(self, n: int) -> None: ...
-    def close(self) -> None: ...
 

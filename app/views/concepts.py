@@ -59,7 +59,7 @@ def _tokens(rec) -> pd.DataFrame:
 
 def _concept(ctx, c: int) -> None:
     rec = cv.record(ctx.run, c)
-    top = st.columns([4, 1, 1])
+    top = st.columns([3, 2, 1])
     top[0].subheader(f"Concept {c}: {rec.name}" + (" (dead)" if rec.dead else ""))
     top[1].button("Steer with this concept", key="concept_steer", type="primary",
                   on_click=go, args=("steer", c))

@@ -21,7 +21,7 @@ SOURCE_FILES = {"teacher": "model.safetensors", "sae": "sae_weights.safetensors"
 
 def run_sources(run: Any) -> dict[str, str]:
     """sha256 of each source file of the run's catalogue (missing pieces raise one line)."""
-    return {piece: sha256_file(run._need(piece) / name) for piece, name in SOURCE_FILES.items()}
+    return {piece: sha256_file(run.require(piece) / name) for piece, name in SOURCE_FILES.items()}
 
 
 def build_for_run(run: Any, config: CatalogueConfig | None = None,
@@ -35,4 +35,4 @@ def build_for_run(run: Any, config: CatalogueConfig | None = None,
 
 def open_for_run(run: Any) -> Catalogue:
     """The run's catalogue, refusing one built from other weights, labels or shards."""
-    return Catalogue.open(run._need("catalogue"), sources=run_sources(run))
+    return Catalogue.open(run.require("catalogue"), sources=run_sources(run))

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from cocomix_lens.concepts.capture import BACKWARDS, activation_at, next_token_targets
 from cocomix_lens.concepts.methods import Readout, get_method
+from cocomix_lens.types import as_tokens
 
 # Attributes SAE-Lens leaves on the SAE in encode() for decode() to undo the normalisation.
 _NORM_STATE = ("ln_mu", "ln_std", "x_norm_coeff")
@@ -176,13 +177,7 @@ def _device(module: nn.Module) -> torch.device:
 
 def _as_batch(tokens: Tensor, module: nn.Module | None = None) -> Tensor:
     """Token ids as an int64 [batch, pos] tensor (a [pos] tensor becomes one sequence)."""
-    tokens = torch.as_tensor(tokens)
-    if tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
-        raise ValueError(f"tokens must be integer ids, got dtype {tokens.dtype}")
-    if tokens.ndim == 1:
-        tokens = tokens[None]
-    if tokens.ndim != 2:
-        raise ValueError(f"tokens must be [batch, pos] or [pos], got shape {tuple(tokens.shape)}")
+    tokens = as_tokens(tokens)
     device = _device(module) if module is not None else tokens.device
     return tokens.to(device=device, dtype=torch.long)
 

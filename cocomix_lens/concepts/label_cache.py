@@ -28,7 +28,9 @@ import torch
 
 from cocomix_lens.concepts.capture import IGNORE
 from cocomix_lens.data.files import atomic_write_json, read_versioned_json, remove_temporaries
+from cocomix_lens.data.identity import check_identity
 from cocomix_lens.data.lock import DirLock
+from cocomix_lens.data.shards import gather_windows
 from cocomix_lens.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -107,12 +109,9 @@ class LabelCache:
         return torch.from_numpy(self._gather(split, starts, seq_len, "scores").astype(np.float32))
 
     def _gather(self, split: str, starts: Any, seq_len: int, kind: str) -> np.ndarray:
-        arr = self.array(split, kind)
-        starts = np.asarray(starts, dtype=np.int64)
-        if starts.size and (starts.min() < 0 or starts.max() + seq_len > len(arr)):
-            raise ValueError(f"window starts must lie in [0, {len(arr) - seq_len}] for seq_len "
-                             f"{seq_len} on split {split!r} of the label cache")
-        return arr[starts[:, None] + np.arange(seq_len)]
+        return gather_windows(self.array(split, kind), starts, seq_len,
+                              where=f"seq_len {seq_len} on split {split!r} of the label cache",
+                              fix="draw them from the split the cache labels")
 
     # ------------------------------------------------------------------ building
 
@@ -234,19 +233,20 @@ def _resume_or_create(root: Path, meta: dict[str, Any]) -> dict[str, Any]:
                           np.dtype(dtype).itemsize)
         atomic_write_json(root / META, meta)
         return meta
-    old = read_meta(root)
-    diff = [f"{f}={old.get(f)!r} (now {meta[f]!r})" for f in IDENTITY if old.get(f) != meta[f]]
-    for split, info in meta["splits"].items():
-        have = old["splits"].get(split)
-        if have is None or have["shard_sha256"] != info["shard_sha256"]:
-            diff.append(f"shard of split {split!r}")
-    if diff:
-        raise ValueError(f"{root} holds a label cache built differently: {'; '.join(diff)}; "
-                         "fix: pass a fresh --out, or the same settings to resume it")
+    old, mine = read_meta(root), _identity(meta)
+    check_identity(f"{root} holds a label cache", _identity(old), mine, keys=list(mine),
+                   fix="pass a fresh --out, or the same settings to resume it")
     if old["batch_size"] != meta["batch_size"]:
         log.warning("resuming with the cache's batch size %d (not %d) so the result is "
                     "byte-identical", old["batch_size"], meta["batch_size"])
     return old
+
+
+def _identity(meta: dict[str, Any]) -> dict[str, Any]:
+    """What defines a cache: the IDENTITY fields and the shard each split labels."""
+    shards = {f"shard_sha256.{split}": info.get("shard_sha256")
+              for split, info in meta["splits"].items()}
+    return {**{f: meta.get(f) for f in IDENTITY}, **shards}
 
 
 def _started(meta: dict[str, Any]) -> bool:
@@ -299,7 +299,8 @@ def _window_batch(tokens: np.ndarray, wins: list[int], window: int) -> tuple[tor
     n = len(tokens)
     starts = np.asarray(wins, dtype=np.int64) * window
     length = min(window, n - int(starts[0]))  # all windows of a batch have the same length
-    x = torch.from_numpy(tokens[starts[:, None] + np.arange(length)].astype(np.int64))
+    x = torch.from_numpy(gather_windows(tokens, starts, length).astype(np.int64))
+    # The token after each position; past the shard's end there is none (IGNORE).
     nxt = starts[:, None] + np.arange(1, length + 1)
     y = torch.from_numpy(tokens[np.minimum(nxt, n - 1)].astype(np.int64))
     y[torch.from_numpy(nxt >= n)] = IGNORE

@@ -175,19 +175,29 @@ class TokenShards:
               seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Windows of seq_len+1 tokens at `starts` -> (x, y), int64 [batch, seq_len] each,
         y = x shifted by one token."""
-        tokens = self.split(split)
-        starts = np.asarray(starts, dtype=np.int64)
-        if starts.size and (starts.min() < 0 or starts.max() + seq_len + 1 > len(tokens)):
-            raise ValueError(f"window starts must lie in [0, {len(tokens) - seq_len - 1}] for "
-                             f"seq_len {seq_len} on split {split!r}; fix: build them with "
-                             "WindowSampler(n_tokens=shards.n_tokens(split), ...)")
-        idx = starts[:, None] + np.arange(seq_len + 1)
-        win = torch.from_numpy(tokens[idx].astype(np.int64))
+        win = gather_windows(self.split(split), starts, seq_len + 1,
+                             where=f"seq_len {seq_len} on split {split!r}",
+                             fix="build them with WindowSampler(n_tokens=shards.n_tokens("
+                                 "split), ...)")
+        win = torch.from_numpy(win.astype(np.int64))
         return win[:, :-1], win[:, 1:]
 
     def decode(self, ids: Any) -> str:
         """Token ids -> text, special tokens kept (so EOS shows as <|endoftext|>)."""
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
+
+
+def gather_windows(arr: np.ndarray, starts: Any, length: int, *, where: str = "",
+                   fix: str = "pass starts in range") -> np.ndarray:
+    """arr[s : s + length] for each s in `starts`, stacked: [len(starts), length, ...].
+
+    The one window gather of token shards, label caches and activation collection; starts
+    outside [0, len(arr) - length] are a one-line ValueError naming `where` and `fix`."""
+    starts = np.asarray(starts, dtype=np.int64)
+    if starts.size and (starts.min() < 0 or starts.max() + length > len(arr)):
+        raise ValueError(f"window starts must lie in [0, {len(arr) - length}] for "
+                         f"{where or f'windows of {length}'}; fix: {fix}")
+    return arr[starts[:, None] + np.arange(length)]
 
 
 def read_manifest(root: str | Path) -> dict[str, Any]:

@@ -10,14 +10,12 @@ from transformer_lens.hook_points import HookPoint
 
 from cocomix_lens.config import CoCoMixConfig
 from cocomix_lens.model.components import KVCacheLayer, LayerNorm, TransformerBlock, hooked
-from cocomix_lens.model.concept import MIXERS, ConceptHead
+from cocomix_lens.model.concept import build_head
 from cocomix_lens.model.generation import GenerationMixin
-from cocomix_lens.model.pause import PauseHead
 from cocomix_lens.model.serialization import SerializationMixin
 from cocomix_lens.model.text import TextMixin
-from cocomix_lens.types import Logits, Tokens
+from cocomix_lens.types import Logits, Tokens, as_tokens
 
-HEADS = {"interleave": ConceptHead, "add": ConceptHead, "pause": PauseHead}
 # TransformerLens forward kwargs that SAE-Lens passes: we never prepend BOS (prepend_bos is
 # ignored) and pad a batch of texts on the right only (padding_side is checked).
 _IGNORED_TL_KWARGS = {"prepend_bos", "padding_side"}
@@ -59,7 +57,7 @@ class CoCoMixModel(SerializationMixin, TextMixin, GenerationMixin, HookedRootMod
         self.hook_embed = HookPoint()  # [batch, pos, d_model]
         self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]
         self.blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
-        self.concept = HEADS[cfg.mix_mode](cfg) if cfg.mix_mode in HEADS else None
+        self.concept = build_head(cfg)  # mixes at insert_layer; None for plain GPT-2
         self.ln_final = LayerNorm(cfg.d_model, cfg.layer_norm_eps)
         self.unembed = None if cfg.tie_word_embeddings else _Unembed(cfg.d_model, cfg.d_vocab)
         self.init_weights()
@@ -135,7 +133,7 @@ class CoCoMixModel(SerializationMixin, TextMixin, GenerationMixin, HookedRootMod
             if i == stop_at_layer:
                 return x
             if i == self.cfg.insert_layer and self.concept is not None:
-                x, concept_logits = self._mix(x)
+                x, concept_logits = self.concept.mix(x)
             x = block(x, None if past_kv_cache is None else past_kv_cache.layers[i])
         if past_kv_cache is not None:
             past_kv_cache.n_tokens += tokens.shape[1]
@@ -148,14 +146,10 @@ class CoCoMixModel(SerializationMixin, TextMixin, GenerationMixin, HookedRootMod
         embed = hooked(self.hook_embed, F.embedding(tokens, self.embed.W_E))
         return embed + hooked(self.hook_pos_embed, pos.expand_as(embed))
 
-    def _mix(self, h: Tensor) -> tuple[Tensor, Tensor | None]:
-        c, logits = self.concept(h)
-        mixed = MIXERS[self.cfg.mix_mode].mix(h, c)
-        return hooked(self.concept.hook_mixed, mixed), logits
-
     def _unembed(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
-        if self.concept is not None:
-            x = MIXERS[self.cfg.mix_mode].readout(x)
+        head = self.concept
+        if head is not None:
+            x = head.readout(x)  # e.g. the concept slots of an interleaved stream
         x = self.ln_final(x)
         if cache is not None and cache.W_U is not None and not torch.is_grad_enabled():
             return torch.mm(x.reshape(-1, x.shape[-1]), cache.W_U).view(*x.shape[:-1], -1)
@@ -174,17 +168,32 @@ class CoCoMixModel(SerializationMixin, TextMixin, GenerationMixin, HookedRootMod
             )
 
     def _check_tokens(self, tokens: Tensor, cache: KVCache | None) -> Tensor:
-        if tokens.ndim == 1:
-            tokens = tokens[None]
-        if tokens.ndim != 2 or tokens.dtype not in (torch.int64, torch.int32):
-            raise ValueError(
-                f"tokens must be an integer tensor [batch, pos], got {tuple(tokens.shape)} "
-                f"{tokens.dtype}; tokenize text first"
-            )
-        end = tokens.shape[1] + (0 if cache is None else cache.n_tokens)
-        if end > self.cfg.n_ctx:
-            raise ValueError(f"{end} tokens exceed n_ctx={self.cfg.n_ctx}; truncate the input")
+        tokens = as_tokens(tokens, self.cfg.n_ctx, 0 if cache is None else cache.n_tokens)
+        # The embedding would raise a bare "index out of range in self" (or, on GPU, assert).
+        if tokens.numel() and not torch.compiler.is_compiling() and not (
+                0 <= int(tokens.min()) <= int(tokens.max()) < self.cfg.d_vocab):
+            raise ValueError(f"token ids must lie in [0, {self.cfg.d_vocab}), got "
+                             f"[{int(tokens.min())}, {int(tokens.max())}]; fix: tokenize with "
+                             "this model's tokenizer (model.to_tokens)")
         return tokens
+
+    # Unknown hook names: one clear error instead of TransformerLens's bare KeyError.
+    def add_hook(self, name, hook, *args, **kwargs) -> None:
+        self._check_hook_name(name)
+        super().add_hook(name, hook, *args, **kwargs)
+
+    def _enable_hook_with_name(self, name: str, hook, dir) -> None:
+        self._check_hook_name(name)
+        super()._enable_hook_with_name(name, hook, dir)
+
+    def _check_hook_name(self, name) -> None:
+        if isinstance(name, str) and name not in self.hook_dict:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self.hook_dict), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ValueError(f"no hook point named {name!r} in this model{hint}; fix: use a "
+                             "name of model.hook_dict, e.g. 'blocks.0.hook_resid_post'")
 
     def new_kv_cache(self, batch: int, max_tokens: int | None = None) -> KVCache:
         """An empty KV cache for `batch` sequences of up to `max_tokens` tokens."""

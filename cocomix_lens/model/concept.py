@@ -1,4 +1,9 @@
-"""The CoCoMix concept head and the registry of ways to mix its output into the stream.
+"""The heads that mix a vector into the stream at insert_layer, and every mix mode's code.
+
+A mix mode is one `HEADS` entry here (the head class and its `Mixer`: how the head's vector
+joins the stream and which positions of the final stream feed the LM head) plus its
+`cocomix_lens.config.MIX_MODES` entry (what it means for the architecture). The model only
+calls `head.mix(h)` at insert_layer and `head.readout(x)` before the LM head.
 
 Concept head, exactly as the official code computes it (see docs/cocomix_facts.md):
     mu, std = mean(h), unbiased std(h) over d;  x = (h - mu) / (std + 1e-5) - pre_bias
@@ -23,11 +28,36 @@ from cocomix_lens.model.components import has_hooks, hooked
 STD_EPS = 1e-5  # added to the std, not the variance, as the official code does
 
 
-class ConceptHead(nn.Module):
+@dataclass(frozen=True)
+class Mixer:
+    """How a head's vector joins the residual stream at insert_layer."""
+
+    mix: Callable[[Tensor, Tensor], Tensor]  # (h [b,t,d], c [b,t,d]) -> mixed stream
+    readout: Callable[[Tensor], Tensor]  # final stream -> positions that feed the LM head
+
+
+class MixingHead(nn.Module):
+    """A head whose forward(h) gives (vector [batch, pos, d_model], concept logits or None),
+    mixed into the stream by its `Mixer`."""
+
+    def __init__(self, mixer: Mixer):
+        super().__init__()
+        self.mixer = mixer
+        # A plain function attribute: the model calls it once per forward, no extra frame.
+        self.readout = mixer.readout  # final stream -> positions that feed the LM head
+        self.hook_mixed = HookPoint()  # [batch, 2 * pos or pos, d_model] mixed stream
+
+    def mix(self, h: Tensor) -> tuple[Tensor, Tensor | None]:
+        """h [batch, pos, d_model] -> (mixed stream, concept logits [batch, pos, C] or None)."""
+        c, logits = self(h)
+        return hooked(self.hook_mixed, self.mixer.mix(h, c)), logits
+
+
+class ConceptHead(MixingHead):
     """Predicts concept logits from the residual stream and compresses the top-k into c_t."""
 
-    def __init__(self, cfg: CoCoMixConfig):
-        super().__init__()
+    def __init__(self, cfg: CoCoMixConfig, mixer: Mixer):
+        super().__init__(mixer)
         d, c = cfg.d_model, cfg.n_concepts
         self.top_k = cfg.concept_top_k
         self.pre_bias = nn.Parameter(torch.zeros(d))
@@ -42,7 +72,6 @@ class ConceptHead(nn.Module):
         self.hook_logits = HookPoint()  # [batch, pos, n_concepts] all concept logits
         self.hook_acts = HookPoint()  # [batch, pos, n_concepts] top-k kept, zeros elsewhere
         self.hook_vector = HookPoint()  # [batch, pos, d_model] continuous concept c_t
-        self.hook_mixed = HookPoint()  # [batch, 2 * pos or pos, d_model] mixed stream
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
         """h [batch, pos, d_model] -> (c [batch, pos, d_model], logits [batch, pos, n_concepts])."""
@@ -81,15 +110,19 @@ def weighted_rows(W: Tensor, vals: Tensor, idx: Tensor) -> Tensor:
     return c.view(*vals.shape[:-1], d)
 
 
-# ---- mixing registry ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class Mixer:
-    """How the concept (or pause) vector joins the residual stream at insert_layer."""
+class PauseHead(MixingHead):
+    """Pause-token baseline: a learned vector where the concept vector would go; no logits."""
 
-    mix: Callable[[Tensor, Tensor], Tensor]  # (h [b,t,d], c [b,t,d]) -> mixed stream
-    readout: Callable[[Tensor], Tensor]  # final stream -> positions that feed the LM head
+    def __init__(self, cfg: CoCoMixConfig, mixer: Mixer):
+        super().__init__(mixer)
+        self.pause_vector = nn.Parameter(torch.zeros(cfg.d_model))
+        self.hook_vector = HookPoint()  # [batch, pos, d_model] the pause vector per slot
+
+    def forward(self, h: Tensor) -> tuple[Tensor, None]:
+        return hooked(self.hook_vector, self.pause_vector.expand_as(h)), None
 
 
+# ---- mix modes ------------------------------------------------------------------------------
 def _interleave(h: Tensor, c: Tensor) -> Tensor:
     # (h1, c1, h2, c2, ...): c_t sees h_<=t and c_<t under the plain causal mask.
     b, t, d = h.shape
@@ -97,11 +130,33 @@ def _interleave(h: Tensor, c: Tensor) -> Tensor:
 
 
 def _concept_slots(x: Tensor) -> Tensor:
-    return x[:, 1::2]  # slot t (the concept slot after token t) predicts token t + 1
+    return x[:, 1::2]  # slot t (the slot after token t) predicts token t + 1
 
 
-MIXERS: dict[str, Mixer] = {
-    "interleave": Mixer(_interleave, _concept_slots),
-    "pause": Mixer(_interleave, _concept_slots),
-    "add": Mixer(lambda h, c: h + c, lambda x: x),
+def _add(h: Tensor, c: Tensor) -> Tensor:
+    return h + c
+
+
+def _all_positions(x: Tensor) -> Tensor:
+    return x
+
+
+INTERLEAVE = Mixer(_interleave, _concept_slots)
+ADD = Mixer(_add, _all_positions)
+
+HEADS: dict[str, tuple[type[MixingHead], Mixer]] = {
+    "interleave": (ConceptHead, INTERLEAVE),
+    "add": (ConceptHead, ADD),
+    "pause": (PauseHead, INTERLEAVE),
 }
+"""mix_mode -> (head class, mixer); mix_mode "none" has no head."""
+
+MIXERS: dict[str, Mixer] = {mode: mixer for mode, (_, mixer) in HEADS.items()}
+
+
+def build_head(cfg: CoCoMixConfig) -> MixingHead | None:
+    """The head of cfg.mix_mode (None for plain GPT-2)."""
+    if cfg.mix_mode not in HEADS:
+        return None
+    head, mixer = HEADS[cfg.mix_mode]
+    return head(cfg, mixer)

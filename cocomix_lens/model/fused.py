@@ -10,14 +10,11 @@ transposes), so the same numbers. Attach any hook and the block takes the hooked
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules import module as _torch_module
-
-if TYPE_CHECKING:
-    from cocomix_lens.model.components import KVCacheLayer, TransformerBlock
 
 
 def is_unobserved(modules: tuple[nn.Module, ...]) -> bool:
@@ -32,8 +29,11 @@ def is_unobserved(modules: tuple[nn.Module, ...]) -> bool:
     return True
 
 
-def fused_block(block: TransformerBlock, x: Tensor, kv_cache: KVCacheLayer | None) -> Tensor:
-    """x [batch, pos, d_model] -> the block's output, as TransformerBlock's hooked path."""
+def fused_block(block: nn.Module, x: Tensor, kv_cache: Any) -> Tensor:
+    """x [batch, pos, d_model] -> the block's output, as TransformerBlock's hooked path.
+
+    `block` is a components.TransformerBlock and `kv_cache` its KVCacheLayer or None; they are
+    read by duck typing so this module imports nothing of components (which imports it)."""
     # Plain dict lookups: nn.Module.__getattr__ costs ~0.5 us per weight, and a one-token
     # step of a small block has only ~60 us of arithmetic.
     mods = block._modules

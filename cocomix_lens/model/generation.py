@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
+from cocomix_lens.types import as_tokens
+
 
 def sample_next(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None,
                 generator: torch.Generator | None) -> Tensor:
@@ -58,7 +60,7 @@ class GenerationMixin:
         before it is exhausted (a `with model.hooks(...)` block ended), the next step raises
         instead of silently generating unsteered text."""
         _check_args(max_new_tokens, temperature, top_k, top_p)
-        prompt = (tokens if tokens.ndim == 2 else tokens[None]).to(self.device)
+        prompt = as_tokens(tokens).to(self.device)
         total = prompt.shape[1] + max_new_tokens
         if total > self.cfg.n_ctx:
             raise ValueError(

@@ -11,10 +11,8 @@ Re-running the same command after an interruption resumes where it stopped.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
-from typing import Any
 
-from tqdm.auto import tqdm
+from cocomix_lens.progress import progress_bar
 
 HELP = "label every token of a token shard with the teacher's top-k SAE concepts"
 
@@ -40,10 +38,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device for teacher and SAE")
 
 
-def _progress(it: Iterable[Any], total: int | None, desc: str) -> Iterable[Any]:
-    return tqdm(it, total=total, desc=desc, unit="batch", dynamic_ncols=True)
-
-
 def run(args: argparse.Namespace) -> int:
     from cocomix_lens.concepts import ConceptExtractor, LabelCache, load_teacher
     from cocomix_lens.data import TokenShards
@@ -55,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         args.out, shards, extractor, teacher_sha=teacher.model_sha256,
         sae_sha=teacher.sae_sha256, teacher_name=teacher.model_spec,
         sae_name=teacher.sae_spec, k=args.k, window=args.window, batch_size=args.batch_size,
-        splits=args.splits, progress=_progress)
+        splits=args.splits, progress=progress_bar)
     sizes = ", ".join(f"{s}={i['tokens']:,} tokens" for s, i in cache.meta["splits"].items())
     print(f"labels: {args.out} ({sizes}) method={args.method} k={args.k} "
           f"window={args.window} teacher={teacher.model_sha256[:12]} "

@@ -1,4 +1,4 @@
-"""Run configs for the pipeline's shared-trainer runs: the concept teacher and the students.
+"""Run configs of the pipeline's trainer runs: the concept teacher and the two students.
 
 The teacher is our own CoCoMixModel with mix_mode "none" (a plain GPT-2), wider than the
 student, trained with objective ntp by `training.trainer.train`; its final weights land in
@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from cocomix_lens.config import MIXING_FIELDS
 from cocomix_lens.rundir import LAYOUT
 from training.config import RunConfig
 from training.pipeline_config import PipelineConfig
@@ -45,6 +46,21 @@ def teacher_run_config(p: PipelineConfig, data_dir: str | Path) -> RunConfig:
     shape = {"d_model": t.d_model, "n_layers": t.n_layers, "n_heads": t.n_heads,
              "mix_mode": "none", "n_ctx": max(p.seq_len, 64)}
     return base_run_config(p, data_dir, "ntp", t.preset, shape, t.max_steps, t.lr)
+
+
+def student_run_config(p: PipelineConfig, data_dir: str | Path, labels_dir: str | Path,
+                       objective: str) -> RunConfig:
+    """The "ntp" or "cocomix" student: same seed, windows (the label cache's, so both draw the
+    very same ones) and token budget; the NTP baseline drops the concept-head fields."""
+    s = p.student
+    preset = s.preset if objective != "ntp" else (s.ntp_preset or s.preset)
+    overrides = dict(s.overrides)
+    if objective == "ntp":
+        overrides = {k: v for k, v in overrides.items() if k not in MIXING_FIELDS}
+    cfg = base_run_config(p, data_dir, objective, preset, overrides, s.max_steps, s.lr)
+    cfg.concept.k_attr = p.labels.k
+    cfg.concept.labels = str(labels_dir)
+    return cfg
 
 
 def train_teacher(p: PipelineConfig, shards: Any, out_dir: Path) -> dict[str, Any]:

@@ -1,10 +1,9 @@
-"""training.teacher: the run configs of the pipeline's teacher and students."""
+"""training.stage_runs: the run configs of the pipeline's teacher and students."""
 
 from __future__ import annotations
 
-from training.pipeline import Context, student_run_config
 from training.pipeline_config import pipeline_preset
-from training.teacher import teacher_run_config
+from training.stage_runs import student_run_config, teacher_run_config
 
 
 def test_teacher_is_a_plain_gpt2_wider_than_the_student():
@@ -22,8 +21,8 @@ def test_teacher_is_a_plain_gpt2_wider_than_the_student():
 
 def test_students_share_windows_budget_and_seed(tmp_path):
     p = pipeline_preset("micro")
-    ctx = Context(p, tmp_path, {})
-    ntp, cocomix = student_run_config(ctx, "ntp"), student_run_config(ctx, "cocomix")
+    data, labels = tmp_path / "data", tmp_path / "labels"
+    ntp, cocomix = (student_run_config(p, data, labels, s) for s in ("ntp", "cocomix"))
     assert ntp.seed == cocomix.seed
     assert ntp.data == cocomix.data and ntp.optim == cocomix.optim
     assert ntp.concept.labels == cocomix.concept.labels == str(tmp_path / "labels")

@@ -1,0 +1,132 @@
+"""SIGKILL at random points of prepare, labels, train and a micro pipeline: re-running the same
+command each time ends byte-identical to an uninterrupted run, with no temporary file or lock
+left behind. Marked `faults` (minutes); `make test` runs them too (the marker only names them:
+`pytest -m "not faults"` skips them for a quick loop)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers_concepts import tiny_sae
+from helpers_model import tiny_config
+from helpers_training import make_shards
+
+from cocomix_lens import CoCoMixModel
+from cocomix_lens.data import TokenShards, load_tokenizer
+from cocomix_lens.data.files import is_temporary
+
+pytestmark = pytest.mark.faults
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "training.cli"]
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def run(argv: list[str]) -> float:
+    """Run to completion; wall seconds."""
+    t0 = time.perf_counter()
+    done = subprocess.run(CLI + argv, env=ENV, cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return time.perf_counter() - t0
+
+
+def kill_loop(argv: list[str], kills: int, span: float, seed: int) -> int:
+    """Start `argv` and SIGKILL it after a random delay in [0.3, span] s, `kills` times, then
+    let it finish; returns how many processes were killed while still running."""
+    rng, killed = random.Random(seed), 0
+    for _ in range(kills):
+        proc = subprocess.Popen(CLI + argv, env=ENV, cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, span))
+        if proc.poll() is None:
+            proc.kill()
+            killed += 1
+        proc.wait()
+    run(argv)
+    return killed
+
+
+def files(root: Path) -> dict[str, bytes]:
+    """Relative path -> bytes of every file under root."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def assert_clean(root: Path) -> None:
+    """No temporaries of killed writers, no locks of finished ones."""
+    left = [str(p) for p in root.rglob("*") if is_temporary(p.name) or p.name == ".lock"
+            or p.name.startswith(".tmp-step_")]
+    assert not left, left
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("loops")
+    shards = make_shards(root, n_docs=400)
+    vocab = TokenShards.open(shards).vocab_size
+    torch.manual_seed(0)
+    teacher = CoCoMixModel(tiny_config(d_vocab=vocab, n_ctx=32, n_layers=2, mix_mode="none"))
+    teacher.save_pretrained(root / "teacher", tokenizer=load_tokenizer(shards / "tokenizer.json"))
+    tiny_sae(d_in=32, hook="blocks.0.hook_resid_post").save_model(root / "sae")
+    return root, shards
+
+
+def _identical(tmp: Path, argv_for, kills: int, seed: int, ignore=()) -> int:
+    span = run(argv_for(tmp / "ref"))
+    killed = kill_loop(argv_for(tmp / "hit"), kills, span, seed)
+    ref, hit = files(tmp / "ref"), files(tmp / "hit")
+    for name in ignore:
+        ref.pop(name, None), hit.pop(name, None)
+    assert ref.keys() == hit.keys()
+    assert [k for k in ref if ref[k] != hit[k]] == []
+    assert_clean(tmp / "hit")
+    return killed
+
+
+def test_prepare_killed_anywhere_resumes_to_identical_bytes(inputs, tmp_path):
+    root, _ = inputs
+    argv = lambda out: ["prepare", "--corpus", "text", "--path", str(root / "corpus.txt"),
+                        "--separator", "\\n\\n", "--vocab-size", "300", "--out", str(out)]
+    _identical(tmp_path, argv, kills=4, seed=1)
+
+
+def test_labels_killed_anywhere_resumes_to_identical_bytes(inputs, tmp_path):
+    root, shards = inputs
+    argv = lambda out: ["labels", "--data", str(shards), "--teacher", str(root / "teacher"),
+                        "--sae", str(root / "sae"), "--out", str(out), "--k", "2", "--window",
+                        "16", "--batch-size", "1"]
+    _identical(tmp_path, argv, kills=4, seed=2)
+
+
+def test_train_killed_anywhere_resumes_to_identical_bytes(inputs, tmp_path):
+    _, shards = inputs
+    argv = lambda out: ["train", "--objective", "ntp", "--data", str(shards), "--out", str(out),
+                        "--resume", "--max-steps", "30", "--data.seq_len", "16",
+                        "--data.batch_size", "4", "--model.d_model", "32", "--model.n_layers",
+                        "2", "--model.n_heads", "2", "--model.n_ctx", "32",
+                        "--logging.progress", "false", "--logging.eval_every", "5",
+                        "--logging.eval_batches", "1", "--checkpoint.every", "2"]
+    # summary.json holds wall times and metrics.jsonl tokens/s: compared without them.
+    _identical(tmp_path, argv, kills=6, seed=3, ignore=("summary.json", "metrics.jsonl"))
+    rows = [[{k: v for k, v in json.loads(line).items() if k != "tokens_per_s"}
+             for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+            for run in ("ref", "hit")]
+    assert len(rows[0]) > 30 and rows[0] == rows[1]
+
+
+def test_micro_pipeline_killed_anywhere_resumes_to_identical_models(tmp_path):
+    argv = lambda out: ["pipeline", "--preset", "micro", "--out", str(out), "--quiet"]
+    span = run(argv(tmp_path / "ref"))
+    kill_loop(argv(tmp_path / "hit"), kills=3, span=span, seed=4)
+    for piece in ("data", "labels", "sae", "teacher/model", "ntp/model", "cocomix/model"):
+        ref, hit = files(tmp_path / "ref" / piece), files(tmp_path / "hit" / piece)
+        ref.pop("quality.json", None), hit.pop("quality.json", None)
+        assert ref and ref == hit, piece
+    assert_clean(tmp_path / "hit")
