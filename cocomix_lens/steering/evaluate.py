@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from cocomix_lens.concepts.extractor import decoder_directions
 from cocomix_lens.data.tokenizer import eos_id
 from cocomix_lens.progress import Progress, no_progress
+from cocomix_lens.steering import world_scorers  # noqa: F401  (registers the oracle scorers)
 from cocomix_lens.steering.hooks import steer
 from cocomix_lens.steering.results import (
     CONDITIONS,
