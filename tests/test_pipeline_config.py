@@ -8,10 +8,17 @@ from training.pipeline_config import PRESETS, apply_overrides, pipeline_preset
 
 
 def test_presets_build_and_tiny_is_the_default_shape():
-    assert sorted(PRESETS) == ["micro", "tiny"]
+    assert sorted(PRESETS) == ["micro", "tiny", "world"]
     tiny = pipeline_preset("tiny")
     assert tiny.teacher.d_model > 128  # wider than the tiny student
     assert tiny.student.max_steps * tiny.batch_size * tiny.seq_len == 400 * 16 * 128
+    # The world demo stays within tiny's budget (measured at 8 min on 2 idle cores) at every
+    # stage: same students, a narrower teacher, a smaller SAE, fewer tokens to label.
+    world = pipeline_preset("world")
+    assert world.data.corpus == "world" and world.sae.d_sae == 1024
+    assert world.student.max_steps == tiny.student.max_steps
+    assert world.teacher.d_model < tiny.teacher.d_model
+    assert world.teacher.max_steps <= tiny.teacher.max_steps
 
 
 def test_overrides_are_coerced_to_the_field_types():
@@ -36,5 +43,5 @@ def test_bad_overrides_are_one_line_errors(key, value, message):
 
 
 def test_unknown_preset_names_the_choices():
-    with pytest.raises(ValueError, match=r"choose one of \['micro', 'tiny'\]"):
+    with pytest.raises(ValueError, match=r"choose one of \['micro', 'tiny', 'world'\]"):
         pipeline_preset("huge")

@@ -35,6 +35,7 @@ from cocomix_lens.data.lock import DirLock
 from cocomix_lens.progress import Progress, progress_for
 from cocomix_lens.rundir import LAYOUT
 from training.pipeline_config import PipelineConfig
+from training.pipeline_groundtruth import stage_groundtruth
 from training.sae import (
     ce_loss_recovered,
     collect_activations,
@@ -188,6 +189,7 @@ STAGES: dict[str, Callable[[Context], dict[str, Any]]] = {
     "labels": stage_labels,
     "ntp": lambda ctx: _train_student(ctx, "ntp"),
     "cocomix": lambda ctx: _train_student(ctx, "cocomix"),
+    "groundtruth": stage_groundtruth,  # world only: recovery of the known latents
     "catalog": stage_catalog,
 }
 """Stages in run order; each returns the results recorded in its marker."""

@@ -15,6 +15,7 @@ import torch
 
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
 from cocomix_lens.rundir import LAYOUT
+from training.pipeline_groundtruth import render_groundtruth
 
 SUMMARY_VERSION = 1
 
@@ -96,7 +97,7 @@ def _f(x: Any, spec: str = ".4f") -> str:
 
 def render_report(s: dict[str, Any]) -> str:
     lines = [f"# cocomix-lens pipeline report: `{s['run_dir']}`", ""]
-    lines += _students(s) + _concepts(s) + _teacher_sae(s) + _stages(s)
+    lines += _students(s) + _concepts(s) + render_groundtruth(s) + _teacher_sae(s) + _stages(s)
     return "\n".join(lines) + "\n"
 
 

@@ -1,7 +1,7 @@
 """`cocomix-lens pipeline`: the offline demo, prepare -> teacher -> SAE -> labels -> students.
 
-    cocomix-lens pipeline --preset tiny --out runs/demo
-    cocomix-lens pipeline --preset tiny --out runs/demo --student.max_steps 600
+    cocomix-lens pipeline --preset world --out runs/demo     # what `make demo` runs
+    cocomix-lens pipeline --preset tiny --out runs/wiki --student.max_steps 600
     cocomix-lens pipeline --preset micro --out /tmp/smoke --corpus text --path my_docs/
 
 Re-running the same command skips finished stages and resumes an interrupted one.
@@ -20,10 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from training.pipeline_config import PRESETS
 
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS),
-                   help="pipeline sizes: tiny (the demo, ~15 min on 2 CPU cores) or micro "
-                        "(seconds, for smoke tests)")
+                   help="world (the demo: a synthetic corpus with known concepts, under "
+                        "15 min on 2 CPU cores), tiny (Wikipedia, the real-text option) or "
+                        "micro (seconds, for smoke tests)")
     p.add_argument("--out", required=True, help="run directory (created or resumed)")
-    p.add_argument("--corpus", help="corpus source: wiki (default), text or hf")
+    p.add_argument("--corpus", help="corpus source: wiki (default), text, hf or world")
     p.add_argument("--path", help="text corpus: a .txt/.jsonl file or a directory")
     p.add_argument("--max-docs", type=int, help="use only the first N documents")
     p.add_argument("--device", help="torch device (default cpu)")

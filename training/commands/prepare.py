@@ -3,6 +3,7 @@
     cocomix-lens prepare --corpus wiki --vocab-size 4096 --out runs/data
     cocomix-lens prepare --corpus text --path my_docs/ --out runs/mydata
     cocomix-lens prepare --corpus hf --name roneneldan/TinyStories --max-docs 200000 --out DIR
+    cocomix-lens prepare --corpus world --max-docs 20000 --out runs/world
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ HELP = "tokenize a corpus (wiki offline default, local text, or HF dataset) into
 # does not take a set option answers with a one-line error.
 CORPUS_OPTIONS = {"path": "path", "name": "name", "hf_config": "config", "split": "split",
                   "text_field": "text_field", "max_docs": "max_docs", "revision": "revision",
-                  "data_files": "data_files", "separator": "separator"}
+                  "data_files": "data_files", "separator": "separator", "world_seed": "seed"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--corpus", default="wiki", choices=sorted(SOURCES),
                    help="wiki: offline Wikipedia summaries (default); text: local files; "
-                        "hf: Hugging Face dataset")
+                        "hf: Hugging Face dataset; world: synthetic documents with known "
+                        "per-token latent variables (truth_<split>.npy)")
     p.add_argument("--out", required=True, help="output directory for the shards")
     p.add_argument("--vocab-size", type=int, default=4096, help="BPE vocabulary size")
     p.add_argument("--tokenizer", default="bpe", choices=list(TOKENIZERS),
@@ -47,7 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--revision", help="hf: pin a dataset revision")
     g.add_argument("--text-field", help="text/hf: field holding the text (default text)")
     g.add_argument("--separator", help="text: split .txt files on this string (e.g. '\\n\\n')")
-    g.add_argument("--max-docs", type=int, help="use only the first N documents")
+    g.add_argument("--max-docs", type=int, help="use only the first N documents "
+                   "(world: generate N, default 20,000)")
+    g.add_argument("--world-seed", type=int, help="world: seed of the generated documents")
 
 
 def corpus_options(args: argparse.Namespace) -> dict[str, Any]:

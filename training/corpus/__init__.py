@@ -5,7 +5,7 @@
 """
 
 # Importing the source modules registers them in SOURCES.
-from training.corpus import hf, text, wiki  # noqa: F401
+from training.corpus import hf, text, wiki, world  # noqa: F401
 from training.corpus.build import PrepareResult, prepare_shards
 from training.corpus.sources import SOURCES, CorpusSource, open_corpus, register_source, split_of
 from training.corpus.wiki import WIKI_LICENSE, WIKI_SHA256, verified_wiki_file

@@ -42,6 +42,7 @@ from cocomix_lens.data.tokenizer import (
     save_tokenizer,
     tokenizer_sha256,
 )
+from cocomix_lens.data.truth import SPANS_KEY, TRUTH_FILE, TruthWriter
 from cocomix_lens.progress import Progress, no_progress
 from training.corpus.sources import CorpusSource, split_of
 
@@ -109,7 +110,10 @@ def _foreign(out: Path) -> list[str]:
 def _train_texts(corpus: CorpusSource, val_fraction: float, seed: int,
                  progress: Progress) -> Callable[[], Iterator[str]]:
     def texts() -> Iterator[str]:
-        docs = progress(corpus.documents(), corpus.num_documents(), "train tokenizer")
+        # The bar's total is known when the tokenizer sees every document (the default).
+        own = type(corpus).tokenizer_documents is CorpusSource.tokenizer_documents
+        docs = progress(corpus.tokenizer_documents(), corpus.num_documents() if own else None,
+                        "train tokenizer")
         return (d.text for d in docs if split_of(d.id, val_fraction, seed) == "train")
     return texts
 
@@ -121,19 +125,27 @@ def _batches(docs: Iterable[Document], n: int) -> Iterator[list[Document]]:
 
 
 def _write(corpus: CorpusSource, tok: Tokenizer, out: Path, val_fraction: float, seed: int,
-           progress: Progress) -> dict[str, dict[str, Any]]:
+           progress: Progress) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None]:
+    """Shards, and the per-token ground truth of documents carrying `meta["spans"]`."""
+    truth = TruthWriter(out)
     with ShardWriter(out, tok.get_vocab_size(), eos_id(tok)) as writer:
         docs = progress(corpus.documents(), corpus.num_documents(), "tokenize")
         for batch in _batches(docs, _ENCODE_BATCH):
             encs = tok.encode_batch([d.text for d in batch], add_special_tokens=False)
             for doc, enc in zip(batch, encs):
-                writer.add(split_of(doc.id, val_fraction, seed), doc, enc.ids)
+                split = split_of(doc.id, val_fraction, seed)
+                if SPANS_KEY in doc.meta:  # ground truth goes to truth_<split>.npy, not docs
+                    truth.add(split, writer.splits[split].tokens, enc.offsets,
+                              doc.meta[SPANS_KEY])
+                    doc = Document(doc.id, doc.text,
+                                   {k: v for k, v in doc.meta.items() if k != SPANS_KEY})
+                writer.add(split, doc, enc.ids)
         summary = writer.summary()
         for split, info in summary.items():
             if info["documents"] == 0 and (split == "train" or val_fraction > 0):
                 raise ValueError(f"no document fell into the {split} split; fix: use a larger "
                                  "corpus or change --val-fraction")
-    return summary
+    return summary, truth.finish({split: info["tokens"] for split, info in summary.items()})
 
 
 def prepare_shards(corpus: CorpusSource, out: str | Path, tokenizer: str = "bpe",
@@ -164,14 +176,14 @@ def _prepare_locked(corpus: CorpusSource, out: Path, inputs: dict[str, Any], tok
         return PrepareResult(existing, skipped=True)
     texts = _train_texts(corpus, val_fraction, seed, progress)
     tok = build_tokenizer(tokenizer, texts, vocab_size, tokenizer_file)
-    summary = _write(corpus, tok, out, val_fraction, seed, progress)
+    summary, truth = _write(corpus, tok, out, val_fraction, seed, progress)
     save_tokenizer(tok, out / TOKENIZER_FILE)
     vocab = tok.get_vocab_size()
     manifest = {"format_version": FORMAT_VERSION, "vocab_size": vocab,
                 "dtype": shard_dtype(vocab).name, "eos_id": eos_id(tok),
                 "tokenizer_sha256": tokenizer_sha256(tok), "tokenizer_file": TOKENIZER_FILE,
                 "splits": summary, "corpus": inputs["corpus"], "inputs": inputs,
-                "inputs_sha256": inputs_sha,
+                "inputs_sha256": inputs_sha, "truth_file": TRUTH_FILE if truth else None,
                 "created_by": f"cocomix-lens {cocomix_lens.__version__}"}
     atomic_write_json(out / MANIFEST, manifest)
     log.info("wrote %s: %d train / %d val tokens", out, summary["train"]["tokens"],

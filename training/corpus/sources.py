@@ -30,6 +30,11 @@ class CorpusSource(abc.ABC):
     def documents(self) -> Iterator[Document]:
         """Yield the documents in a deterministic order."""
 
+    def tokenizer_documents(self) -> Iterator[Document]:
+        """Documents a trained tokenizer learns from (the caller keeps the train split):
+        all by default; a closed-vocabulary source may return a prefix that teaches the same."""
+        return self.documents()
+
     def num_documents(self) -> int | None:
         """Number of documents if cheaply known (sizes the progress bar), else None."""
         return None

@@ -1,0 +1,60 @@
+"""The pipeline's groundtruth stage (training/pipeline_groundtruth.py) on a micro world run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cocomix_lens.data.truth import GroundTruth
+from cocomix_lens.groundtruth import Recovery, concept_names
+from training.pipeline import run_pipeline
+from training.pipeline_config import apply_overrides, pipeline_preset
+from training.pipeline_groundtruth import sae_active
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    cfg = apply_overrides(pipeline_preset("micro"), {"data.corpus": "world",
+                                                     "data.max_docs": "400"})
+    out = tmp_path_factory.mktemp("world") / "run"
+    return cfg, out, run_pipeline(cfg, out)
+
+
+def test_world_run_reports_recovery_of_known_latents(run):
+    cfg, out, summary = run
+    g = summary["groundtruth"]
+    assert g["available"] and g["tokens"] % cfg.seq_len == 0 and g["tokens"] > 0
+    assert set(g["coverage"]) == {"sae", "labels", "student"}
+    for src in g["coverage"].values():
+        assert {"topic", "character", "place", "quantity"} <= set(src)
+        assert all(0.0 <= c <= 1.0 for c in src.values())
+    for r in g["samples"].values():
+        assert 0.0 <= r["grammatical"] <= 1.0 and r["sentences"] >= 32
+    report = (out / "REPORT.md").read_text()
+    assert "## Ground truth (synthetic world" in report and "| SAE latents" in report
+    assert json.loads((out / g["file"]).read_text())["tokens"] == g["tokens"]
+    names = concept_names(out, "sae", threshold=0.0)
+    saved = json.loads((out / g["file"]).read_text())["sources"]["sae"]["concepts"]
+    assert len(names) == len(saved) and all("=" in n for n in names.values())
+
+
+def test_sae_coverage_equals_a_recount_from_the_saved_sae(run):
+    from training.pipeline import Context
+
+    cfg, out, summary = run
+    ctx = Context(cfg, out, {})
+    shards = ctx.shards()
+    starts = np.arange(summary["groundtruth"]["tokens"] // cfg.seq_len) * cfg.seq_len
+    active = sae_active(ctx, shards, starts)
+    assert active.shape == (len(starts) * cfg.seq_len, cfg.sae.k)
+    truth = GroundTruth.open(out / "data")
+    n = len(active)
+    topic = truth.column("val", "topic")[:n]
+    rec = Recovery.from_active(active, {"topic": (topic, truth.values("topic"))}, cfg.sae.d_sae)
+    assert rec.coverage()["topic"] == summary["groundtruth"]["coverage"]["sae"]["topic"]
+    saved = json.loads((out / "groundtruth.json").read_text())["sources"]["sae"]
+    best = {v: f for v, _, f in rec.best_per_value("topic")}
+    assert {v: d["f1"] for v, d in saved["variables"]["topic"]["values"].items()} == \
+        pytest.approx(best, abs=1e-4)
