@@ -2,7 +2,8 @@
 
     from cocomix_lens import Run
     run = Run.open("runs/demo")             # `cocomix-lens pipeline` or `cocomix-lens train`
-    run.student.generate_text("The ship")   # run.baseline, run.teacher, run.sae, run.labels ...
+    run.student.generate("The ship", max_new_tokens=20, return_type="str")
+    # also run.baseline, run.teacher, run.sae, run.labels, run.catalogue ...
     run.metrics["cocomix"][-1]              # metrics.jsonl records, keyed by stage
 
 `LAYOUT` is the one definition of where each piece lives; `training.pipeline` and

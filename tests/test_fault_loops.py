@@ -118,7 +118,7 @@ def test_train_killed_anywhere_resumes_to_identical_bytes(inputs, tmp_path):
     rows = [[{k: v for k, v in json.loads(line).items() if k != "tokens_per_s"}
              for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
             for run in ("ref", "hit")]
-    assert len(rows[0]) > 30 and rows[0] == rows[1]
+    assert len(rows[0]) == 9 and rows[0] == rows[1]  # 3 train (every 10) + 6 val rows
 
 
 def test_micro_pipeline_killed_anywhere_resumes_to_identical_models(tmp_path):
@@ -128,5 +128,9 @@ def test_micro_pipeline_killed_anywhere_resumes_to_identical_models(tmp_path):
     for piece in ("data", "labels", "sae", "teacher/model", "ntp/model", "cocomix/model"):
         ref, hit = files(tmp_path / "ref" / piece), files(tmp_path / "hit" / piece)
         ref.pop("quality.json", None), hit.pop("quality.json", None)
+        for blob in (ref, hit):  # JSON compared parsed: SAE-Lens orders cfg.json keys freely
+            for name in [n for n in blob if n.endswith(".json")]:
+                meta = json.loads(blob[name])  # the label cache names teacher and SAE by path
+                blob[name] = {k: v for k, v in meta.items() if k not in ("teacher", "sae")}
         assert ref and ref == hit, piece
     assert_clean(tmp_path / "hit")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from cocomix_lens.world import grammatical_share, mention_share, topic_share
+from cocomix_lens.world import form_share, grammatical_share, mention_share, topic_share
 
 
 def test_shares_count_sentences_and_drop_an_unfinished_tail():
@@ -16,6 +16,8 @@ def test_shares_count_sentences_and_drop_an_unfinished_tail():
     assert topic_share(texts, "cooking").value == 2 / 5  # the comet sentence: majority tie
     assert topic_share(texts, "cooking", grammatical_only=True).value == 1 / 5
     assert mention_share(texts, "Tom").hits.tolist() == [False, False, True, True, False]
+    # The comet sentence has a template's form but not its agreement.
+    assert form_share(texts).hits.tolist() == [True, True, True, True, False]
 
 
 def test_bootstrap_interval_resamples_texts():

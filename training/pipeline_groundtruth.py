@@ -81,7 +81,7 @@ def stage_groundtruth(ctx: Any) -> dict[str, Any]:
     from cocomix_lens.concepts import LabelCache
     from cocomix_lens.data.truth import GroundTruth
     from cocomix_lens.groundtruth import Recovery
-    from cocomix_lens.world import grammatical_share
+    from cocomix_lens.world import form_share, grammatical_share
 
     data = ctx.dir("shards")
     if not GroundTruth.exists(data):
@@ -106,7 +106,7 @@ def stage_groundtruth(ctx: Any) -> dict[str, Any]:
         g = grammatical_share(texts)
         lo, hi = g.ci()
         samples[name] = {"grammatical": g.value, "ci": [lo, hi], "sentences": g.n,
-                         "examples": texts[:3]}
+                         "form": form_share(texts).value, "examples": texts[:3]}
     atomic_write_json(ctx.out / GROUNDTRUTH_FILE, {"tokens": n, "sources": summaries,
                                                    "samples": samples})
     return {"available": True, "tokens": n, "file": GROUNDTRUTH_FILE,
@@ -139,11 +139,11 @@ def render_groundtruth(s: dict[str, Any]) -> list[str]:
         cov, f1 = g["coverage"][src], g["mean_best_f1"][src]
         cells = [f"{cov[v]:.2f} ({f1[v]:.2f})" if f1[v] is not None else "–" for v in cols]
         out.append(f"| {label} | " + " | ".join(cells) + f" | {g['named_concepts'][src]} |")
-    out += ["", "| student | grammatical sentences, sampled (95 % CI) | sentences |",
-            "|---|---:|---:|"]
+    out += ["", "| student | grammatical sentences, sampled at T=1 (95 % CI) | "
+                "template form only (no agreement) | sentences |", "|---|---:|---:|---:|"]
     for name, r in g["samples"].items():
         out.append(f"| {name} | {r['grammatical']:.2f} ({r['ci'][0]:.2f}–{r['ci'][1]:.2f}) | "
-                   f"{r['sentences']} |")
+                   f"{r.get('form', float('nan')):.2f} | {r['sentences']} |")
     for name, r in g["samples"].items():
         if r["examples"]:
             example = r["examples"][0].replace("\n", " / ")[:300]

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from cocomix_lens.concepts.extractor import decoder_directions
 from cocomix_lens.data.tokenizer import eos_id
 from cocomix_lens.progress import Progress, no_progress
+from cocomix_lens.steering import world_scorers  # noqa: F401  (registers the oracle scorers)
 from cocomix_lens.steering.hooks import steer
 from cocomix_lens.steering.results import (
     CONDITIONS,
@@ -223,7 +224,11 @@ def check_concept(run: Any, concept: int) -> None:
 
 
 def live_concepts(run: Any) -> np.ndarray:
-    """Concept ids the teacher's attribution labels use at least once (train split)."""
+    """Concept ids that are not dead: the catalogue's `dead` flag when the run has one, else
+    those the teacher's attribution labels use at least once (train split)."""
+    if run.has("catalogue"):
+        concepts = run.catalogue.concepts
+        return concepts.index[~concepts["dead"].to_numpy(bool)].to_numpy()
     labels = run.labels
     split = "train" if "train" in labels.splits else labels.splits[0]
     return np.unique(np.asarray(labels.array(split, "ids")))

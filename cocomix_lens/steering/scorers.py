@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cocomix_lens.catalogue.readout import direct_logits, top_tokens
 from cocomix_lens.concepts.capture import IGNORE
 from cocomix_lens.concepts.extractor import ConceptExtractor, decoder_directions
 
@@ -125,9 +126,9 @@ class Readings:
 
 def top_output_tokens(run: Any, concept: int, n: int = TOP_TOKENS) -> Tensor:
     """[n] the tokens the concept's SAE decoder direction promotes most through the teacher's
-    unembedding (a logit lens at the SAE's hook)."""
-    direction = decoder_directions(run.sae)[concept]
-    return (direction @ run.teacher.W_U.detach()).topk(n).indices
+    unembedding (the catalogue's direct-path readout, so both list the same tokens)."""
+    direction = decoder_directions(run.sae)[concept : concept + 1]
+    return top_tokens(direct_logits(direction, run.teacher), n)[0][0]
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from cocomix_lens.world.oracle import (
 )
 from cocomix_lens.world.scoring import (
     Share,
+    form_share,
     grammatical_share,
     mention_share,
     scored_sentences,
@@ -39,6 +40,6 @@ from cocomix_lens.world.scoring import (
 __all__ = [
     "ACTS", "FEMALE_NAMES", "FORMS", "GENDER_OF", "MALE_NAMES", "Mention", "SentenceParse",
     "Share", "TAGS", "TEMPLATES", "TENSES", "TOPICS", "TOPIC_NAMES", "TOWNS", "Template",
-    "VOCABULARY", "document_kind", "grammatical_share", "mention_share", "parse_text",
-    "realise", "scored_sentences", "share", "tag_of", "to_spans", "topic_share",
+    "VOCABULARY", "document_kind", "form_share", "grammatical_share", "mention_share",
+    "parse_text", "realise", "scored_sentences", "share", "tag_of", "to_spans", "topic_share",
 ]

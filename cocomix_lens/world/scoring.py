@@ -78,6 +78,13 @@ def grammatical_share(texts: Sequence[str]) -> Share:
     return share(texts, lambda s: s.grammatical)
 
 
+def form_share(texts: Sequence[str]) -> Share:
+    """Share of sentences whose word classes match a template, agreement not required (a
+    weaker bar than `grammatical_share`: "Anna baked the comet." has the form, not the
+    agreement)."""
+    return share(texts, lambda s: s.template is not None)
+
+
 def topic_share(texts: Sequence[str], topic: str, grammatical_only: bool = False) -> Share:
     """Share of sentences whose own words are on `topic` (majority topic of their topic
     words); with `grammatical_only`, they must also parse."""

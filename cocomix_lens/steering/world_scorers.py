@@ -1,0 +1,71 @@
+"""Exact steering scores on the synthetic world: the oracle reads every generated sentence.
+
+Registered into `scorers.SCORERS` (applying only to runs whose corpus is the world):
+- `oracle_on_target` (success): share of a sample's sentences on the steered topic, or
+  mentioning the steered character; the target comes from `extras["topic"]` /
+  `extras["character"]` or, failing those, from the world words among the concept's top output
+  tokens (`world_target`);
+- `oracle_grammatical` (fluency): share of its sentences the grammar parses.
+Sentences are counted as `cocomix_lens.world.scoring` counts them, on the generated text only,
+so prompts should end at a sentence boundary (`default_prompts` gives whole first sentences).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from cocomix_lens.steering.scorers import Readings, Scorer, register_scorer, top_output_tokens
+from cocomix_lens.world import grammatical_share, mention_share, tag_of, topic_share
+
+
+def is_world_run(run: Any) -> bool:
+    """Whether the run's shards were prepared from the world corpus."""
+    try:
+        return run.shards.manifest["corpus"]["source"] == "world"
+    except (FileNotFoundError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def world_target(run: Any, concept: int, extras: dict[str, Any]) -> tuple[str, str]:
+    """("topic", name) or ("character", name) the concept is steered towards: from `extras`,
+    else the most common topic (or name) among the world words of its top output tokens."""
+    for kind in ("topic", "character"):
+        if extras.get(kind):
+            return kind, str(extras[kind])
+    words = [run.tokenizer.decode([t]).strip() for t in top_output_tokens(run, concept).tolist()]
+    tags = [tag_of(w) for w in words if w]
+    topics = Counter(t.split(":")[1] for t in tags if t and t.split(":")[0] in _TOPIC_TAGS)
+    if topics:
+        return "topic", topics.most_common(1)[0][0]
+    names = [w for w, t in zip(words, tags) if t and t.startswith("NAME:")]
+    if names:
+        return "character", names[0]
+    raise ValueError(f"concept {concept}'s top output tokens ({', '.join(words)}) name no "
+                     "topic or character of the world; pass extras={'topic': ...} "
+                     "(steer-eval --topic NAME)")
+
+
+_TOPIC_TAGS = frozenset({"N", "NS", "ADJ", "ROLE", "VB", "VZ", "VD"})
+
+
+def _on_target(r: Readings) -> np.ndarray:
+    kind, name = r.extras.get("_target") or world_target(r.run, r.concept, r.extras)
+    share = topic_share if kind == "topic" else mention_share
+    return np.array([share([t], name).value for t in r.gens.texts], dtype=np.float64)
+
+
+def _grammatical(r: Readings) -> np.ndarray:
+    return np.array([grammatical_share([t]).value for t in r.gens.texts], dtype=np.float64)
+
+
+for _s in (
+    Scorer("oracle_on_target", _on_target, "success",
+           "share of generated sentences on the steered topic / mentioning the character "
+           "(world oracle)", applies=is_world_run),
+    Scorer("oracle_grammatical", _grammatical, "fluency",
+           "share of generated sentences the world grammar parses", applies=is_world_run),
+):
+    register_scorer(_s)

@@ -1,0 +1,54 @@
+"""World oracle scorers of measured steering: which runs they apply to, the target they check
+and per-sample shares of sentences on target / grammatical."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from cocomix_lens.steering.scorers import SCORERS, Generations, Readings, scorers_for
+from cocomix_lens.steering.world_scorers import is_world_run, world_target
+from cocomix_lens.world import grammatical_share
+
+TEXTS = [" Anna baked a pie. The chef stirred the soup. Ben sailed a boat.",
+         " The whale swam. Anna saw the storm.",
+         " Ben rowed the canoe to the harbor."]
+
+
+def _readings(extras):
+    n = len(TEXTS)
+    gens = Generations(torch.zeros(n, 2, dtype=torch.long), torch.ones(n, dtype=torch.long),
+                       torch.ones(n, dtype=torch.long), TEXTS)
+    run = SimpleNamespace(shards=SimpleNamespace(manifest={"corpus": {"source": "world"}}))
+    return Readings(run, 0, gens, extras)
+
+
+def test_world_scorers_apply_only_to_world_runs():
+    world = SimpleNamespace(shards=SimpleNamespace(manifest={"corpus": {"source": "world"}}))
+    wiki = SimpleNamespace(shards=SimpleNamespace(manifest={"corpus": {"source": "wiki"}}))
+    assert is_world_run(world) and not is_world_run(wiki)
+    assert {"oracle_on_target", "oracle_grammatical"} <= {s.name for s in scorers_for(world)}
+    assert not {"oracle_on_target", "oracle_grammatical"} & {s.name for s in scorers_for(wiki)}
+
+
+def test_on_target_share_is_per_sample_share_of_sentences():
+    cooking = SCORERS["oracle_on_target"].fn(_readings({"topic": "cooking"}))
+    assert cooking == pytest.approx([2 / 3, 0.0, 0.0])
+    sea = SCORERS["oracle_on_target"].fn(_readings({"topic": "sea"}))
+    assert sea == pytest.approx([1 / 3, 0.5, 1.0])
+    ben = SCORERS["oracle_on_target"].fn(_readings({"character": "Ben"}))
+    assert ben == pytest.approx([1 / 3, 0.0, 1.0])
+
+
+def test_grammatical_share_matches_the_oracle_per_text():
+    got = SCORERS["oracle_grammatical"].fn(_readings({}))
+    want = np.array([grammatical_share([t]).value for t in TEXTS])
+    assert got == pytest.approx(want) and 0 <= got.min() <= got.max() <= 1
+
+
+def test_world_target_prefers_extras():
+    assert world_target(None, 0, {"topic": "sea"}) == ("topic", "sea")
+    assert world_target(None, 0, {"character": "Anna"}) == ("character", "Anna")
