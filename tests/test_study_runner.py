@@ -121,3 +121,14 @@ def test_world_study_probes_the_ground_truth_variables(world_study):
         [probes[s]["cocomix"] - probes[s]["ntp"] for s in ("0", "1")])
     f = next(c for c in doc["claims"] if c["id"] == "f")
     assert f["verdict"] == NOT_RUN  # --steer-samples 0
+
+
+def test_report_only_judges_finished_runs_and_trains_nothing(study):
+    out, settings, doc = study
+    only = StudySettings(**{**settings.to_dict(), "steer_samples": 0, "report_only": True})
+    again = run_study(out, only, get_arms([*ARMS, "kd"]), progress=False)
+    assert not (out / "study" / "runs" / "kd").exists()
+    claims = {c["id"]: c for c in again["claims"]}
+    assert claims["e"]["verdict"] == NOT_RUN  # kd never trained
+    assert claims["a"]["comparisons"][0]["diffs"] == pytest.approx(
+        next(c for c in doc["claims"] if c["id"] == "a")["comparisons"][0]["diffs"])

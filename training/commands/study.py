@@ -37,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="generations per condition for claim (f); 0 skips steering")
     p.add_argument("--probe-tokens", type=int, default=8192,
                    help="tokens per split for the linear probes of claim (h)")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: report on the runs already finished")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     settings = StudySettings(seeds=seeds, budget=args.budget,
                              eval_points=args.eval_points, eval_batches=args.eval_batches,
-                             steer_samples=args.steer_samples, probe_tokens=args.probe_tokens)
+                             steer_samples=args.steer_samples, probe_tokens=args.probe_tokens,
+                             report_only=args.report_only)
     doc = run_study(args.run, settings, get_arms(args.arms), device=args.device,
                     progress=not args.quiet)
     for c in doc["claims"]:

@@ -71,6 +71,8 @@ class StudySettings:
     """Generations per condition for the steering claim (f); 0 skips it."""
     probe_tokens: int = 8192
     """Tokens of hidden states per split for the linear probes of claim (h)."""
+    report_only: bool = False
+    """Train nothing: judge the runs already finished (arms and seeds without one drop out)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -139,6 +139,18 @@ class Study:
         atomic_write_json(marker, done)
         return done
 
+    def finished(self, arms: list[Arm]) -> dict[str, dict[int, dict[str, Any]]]:
+        """arm -> seed -> marker of the runs already finished (nothing is trained)."""
+        out: dict[str, dict[int, dict[str, Any]]] = {}
+        for arm in arms:
+            for seed in self.settings.seeds:
+                marker = self.run_dir(arm, seed) / DONE
+                if marker.is_file():
+                    done = json.loads(marker.read_text())
+                    if done.get("config") == _comparable(self.run_config(arm, seed)):
+                        out.setdefault(arm.name, {})[seed] = done
+        return out
+
     def train_all(self, arms: list[Arm]) -> dict[str, dict[int, dict[str, Any]]]:
         """arm -> seed -> marker, training what is missing (seed-major: every arm of seed 0
         first, so a stopped study has complete seeds)."""
@@ -155,6 +167,11 @@ class Study:
         """The final model of a finished run (eval mode, tokenizer attached)."""
         return Run.open(self.root / "runs" / arm / f"seed{seed}",
                         device=self.ctx.cfg.device).student
+
+
+def both_seeds(markers: dict[str, dict[int, Any]]) -> list[int]:
+    """Seeds for which both the ntp and the cocomix run finished."""
+    return sorted(set(markers.get("ntp", {})) & set(markers.get("cocomix", {})))
 
 
 def read_curve(run_dir: Path) -> dict[str, list[float]]:
@@ -187,22 +204,26 @@ def run_study(run_dir: str | Path, settings: StudySettings, arms: list[Arm],
 
     study = Study(run_dir, settings, device, progress)
     study.claim()
-    labels = study.ensure_labels(arms)
-    markers = study.train_all(arms)
+    if settings.report_only:  # judge the finished runs; arms without one drop out
+        labels, markers = {}, study.finished(arms)
+        arms = [a for a in arms if a.name in markers]
+    else:
+        labels = study.ensure_labels(arms)
+        markers = study.train_all(arms)
     res = {"curves": {a: {s: m["curve"] for s, m in seeds.items()}
                       for a, seeds in markers.items()},
            "budget": study.budget, "probe": {}, "steering": {}}
     names = {a.name for a in arms}
-    if {"ntp", "cocomix"} <= names:
+    if {"ntp", "cocomix"} <= names:  # probes and steering on the seeds both arms finished
         truth = measure.ground_truth(study.ctx.dir("shards"))
         if truth is not None:
-            res["probe"] = {s: measure.probe_seed(study, s, truth) for s in settings.seeds}
+            res["probe"] = {s: measure.probe_seed(study, s, truth) for s in both_seeds(markers)}
     if "cocomix" in names and settings.steer_samples > 0:
         run = Run.open(run_dir, device=device)
         concepts = measure.steer_concepts(run)
         res["steering"] = {s: measure.steer_seed(run, study.model("cocomix", s), concepts,
                                                  settings.steer_samples, s)
-                           for s in settings.seeds}
+                           for s in sorted(markers["cocomix"])}
     claims = judge(res)
     table = report.ablation_table(res["curves"])
     figures = plots.write_figures(study.root / plots.FIGURES, res["curves"], claims, table)
