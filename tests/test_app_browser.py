@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -72,18 +73,19 @@ def server(tmp_path_factory):
     with open(log, "w") as out:
         proc = subprocess.Popen([*cmd, "app", "--root", str(root), "--run", str(root / "run"),
                                  "--port", str(port)], cwd=tmp, stdout=out,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, proc, log)
         yield {"base": base, "proc": proc, "root": root, "log": log, "tmp": tmp,
                "chromium": browser_path}
-    finally:
-        proc.terminate()
+    finally:  # the server and anything it started, however it answers SIGTERM
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def _wait_healthy(base: str, proc, log: Path, timeout: float = 180) -> None:

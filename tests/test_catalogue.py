@@ -180,7 +180,9 @@ def test_search_finds_a_concept_by_a_token_it_promotes(run):
         c, word = int(word_like.index[0]), word_like.iloc[0]
         found = cat.search(word.upper(), limit=None)  # case does not matter
         assert c in found.index and "token" in found.loc[c, "matched"].split(", ")
-        assert found["score"].is_monotonic_decreasing
+        live = found[~cat.concepts.loc[found.index, "dead"]]
+        assert live["score"].is_monotonic_decreasing
+        assert cat.concepts.loc[found.index, "dead"].is_monotonic_increasing  # live first
     assert cat.search("zzzqqq").empty
     with pytest.raises(ValueError, match="empty search query"):
         cat.search("  ")

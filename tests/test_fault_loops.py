@@ -128,9 +128,9 @@ def test_micro_pipeline_killed_anywhere_resumes_to_identical_models(tmp_path):
     for piece in ("data", "labels", "sae", "teacher/model", "ntp/model", "cocomix/model"):
         ref, hit = files(tmp_path / "ref" / piece), files(tmp_path / "hit" / piece)
         ref.pop("quality.json", None), hit.pop("quality.json", None)
-        for blob in (ref, hit):  # the label cache names its teacher and SAE by path
-            if piece == "labels":
-                meta = json.loads(blob["meta.json"])
-                blob["meta.json"] = {k: v for k, v in meta.items() if k not in ("teacher", "sae")}
+        for blob in (ref, hit):  # JSON compared parsed: SAE-Lens orders cfg.json keys freely
+            for name in [n for n in blob if n.endswith(".json")]:
+                meta = json.loads(blob[name])  # the label cache names teacher and SAE by path
+                blob[name] = {k: v for k, v in meta.items() if k not in ("teacher", "sae")}
         assert ref and ref == hit, piece
     assert_clean(tmp_path / "hit")

@@ -139,13 +139,19 @@ def stage_sae(ctx: Context) -> dict[str, Any]:
 
 
 def stage_labels(ctx: Context) -> dict[str, Any]:
+    return build_label_cache(ctx, ctx.cfg.labels.method, ctx.dir("labels"))
+
+
+def build_label_cache(ctx: Context, method: str, root: Path) -> dict[str, Any]:
+    """Build (or resume) the run's label cache of attribution `method` in `root`; the labels
+    stage's results. The study builds its label variants through this too."""
     from cocomix_lens.concepts import ConceptExtractor, LabelCache
 
     lab, shards = ctx.cfg.labels, ctx.shards()
     pair = ctx.teacher_pair()
-    extractor = ConceptExtractor(pair.model, pair.sae, method=lab.method)
+    extractor = ConceptExtractor(pair.model, pair.sae, method=method)
     t0 = time.perf_counter()
-    cache = LabelCache.build(ctx.dir("labels"), shards, extractor,
+    cache = LabelCache.build(root, shards, extractor,
                              teacher_sha=pair.model_sha256, sae_sha=pair.sae_sha256,
                              teacher_name=pair.model_spec, sae_name=pair.sae_spec, k=lab.k,
                              window=ctx.cfg.seq_len, batch_size=lab.batch_size,
@@ -153,8 +159,8 @@ def stage_labels(ctx: Context) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     tokens = sum(int(i["tokens"]) for i in cache.meta["splits"].values())
     return {"tokens": tokens, "tokens_per_s": tokens / wall if wall > 0 else None,
-            "k": lab.k, "method": lab.method, "window": ctx.cfg.seq_len,
-            "n_latents": int(cache.meta["n_latents"]), "labels_dir": str(ctx.dir("labels"))}
+            "k": lab.k, "method": method, "window": ctx.cfg.seq_len,
+            "n_latents": int(cache.meta["n_latents"]), "labels_dir": str(root)}
 
 
 def _train_student(ctx: Context, objective: str) -> dict[str, Any]:
@@ -276,3 +282,31 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[prefix + k] = json.loads(json.dumps(v))  # tuples -> lists, as re-read
     return out
+
+
+def open_context(out: str | Path, **settings: Any) -> Context:
+    """The Context of an existing pipeline run, rebuilt from its pipeline.json; `settings`
+    sets fields that change no result (NON_IDENTITY: device, progress)."""
+    from training.overrides import build
+
+    path = Path(out) / LAYOUT.pipeline.config
+    if not path.is_file():
+        raise FileNotFoundError(f"{out} is not a pipeline run (no {LAYOUT.pipeline.config}); "
+                                f"fix: make one with `cocomix-lens pipeline --out {out}`")
+    nested: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    for key, value in json.loads(path.read_text()).items():
+        if key.startswith("corpus_options."):
+            options[key.split(".", 1)[1]] = value
+            continue
+        *parents, leaf = key.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    unknown = set(settings) - set(NON_IDENTITY)
+    if unknown:
+        raise ValueError(f"open_context sets only {', '.join(NON_IDENTITY)}, not "
+                         f"{', '.join(sorted(unknown))}")
+    nested.update(settings)
+    return Context(build(PipelineConfig, nested, str(path)), Path(out), options)

@@ -50,12 +50,16 @@ def teacher_run_config(p: PipelineConfig, data_dir: str | Path) -> RunConfig:
 
 def student_run_config(p: PipelineConfig, data_dir: str | Path, labels_dir: str | Path,
                        objective: str) -> RunConfig:
-    """The "ntp" or "cocomix" student: same seed, windows (the label cache's, so both draw the
-    very same ones) and token budget; the NTP baseline drops the concept-head fields."""
+    """A student of `objective`: same seed, windows (the label cache's, so all draw the very
+    same ones) and token budget; plain-GPT-2 objectives (ntp, kd) get the width-matched NTP
+    preset and drop the concept-head fields."""
+    from training.objectives import get_objective
+
     s = p.student
-    preset = s.preset if objective != "ntp" else (s.ntp_preset or s.preset)
+    plain = get_objective(objective).mix_mode == "none"
+    preset = (s.ntp_preset or s.preset) if plain else s.preset
     overrides = dict(s.overrides)
-    if objective == "ntp":
+    if plain:
         overrides = {k: v for k, v in overrides.items() if k not in MIXING_FIELDS}
     cfg = base_run_config(p, data_dir, objective, preset, overrides, s.max_steps, s.lr)
     cfg.concept.k_attr = p.labels.k

@@ -48,6 +48,8 @@ def concepts_table(df: pd.DataFrame, columns: list[str] | None = None) -> str:
     if not len(df):
         return "(no concepts)"
     view = (df[columns] if columns else df).reset_index()  # the id as a column: one header
+    text = view.select_dtypes("object").columns
+    view[text] = view[text].fillna("-")
     formatters: dict[str, Any] = {}
     for col in view.columns:
         first = view[col].iloc[0]

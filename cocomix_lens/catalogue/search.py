@@ -7,7 +7,8 @@ tokens *are* the query ranks above one whose contexts merely contain it:
     a token contains the query                                               2
     the active token of a context is the query                               1.5
     a context's text contains the query                                      1
-Ties go to the concept the student predicts more often (prediction_density).
+Dead concepts come after live ones; ties go to the concept the student predicts more often
+(prediction_density).
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def search(cat: Catalogue, query: str, limit: int | None = 20) -> pd.DataFrame:
             matched[c].append(kind)
     found = concepts.assign(score=score, matched=matched.map(", ".join))
     found = found[found["score"] > 0]
-    found = found.sort_values(["score", "prediction_density"], ascending=False, kind="stable")
+    # live concepts first: a dead one's tokens come from weights the student never used
+    found = found.sort_values(["dead", "score", "prediction_density"],
+                              ascending=[True, False, False], kind="stable")
     return found[SHOWN].head(limit) if limit else found[SHOWN]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -65,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     repo = str(Path(__file__).absolute().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([repo, *filter(None, [env.get("PYTHONPATH")])])
     print(f"cocomix-lens app: http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
-    try:
-        return subprocess.call(streamlit_command(args.host, args.port), env=env)
-    except KeyboardInterrupt:
-        return 0
+    # Become the Streamlit server (no wrapper process): a signal to this PID stops the server
+    # itself, so no server outlives the command that started it.
+    cmd = streamlit_command(args.host, args.port)
+    os.execve(cmd[0], cmd, env)
+    return 0  # not reached

@@ -1,0 +1,127 @@
+"""study.json and study.md: the settings, every run's final numbers, the curves and each
+claim's verdict with its numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from cocomix_lens.data.files import atomic_write_json, atomic_write_text
+from training.study.stats import mean_std
+
+JSON, MARKDOWN = "study.json", "study.md"
+
+
+def ablation_table(curves: dict[str, dict[Any, dict[str, list[float]]]]) -> list[dict]:
+    """Per arm: final val loss mean ± std over seeds and the mean paired gap to cocomix."""
+    finals = {arm: {int(s): c["val_loss"][-1] for s, c in seeds.items() if c["val_loss"]}
+              for arm, seeds in curves.items()}
+    ref = finals.get("cocomix", {})
+    rows = []
+    for arm, f in finals.items():
+        mean, std = mean_std(list(f.values()))
+        shared = sorted(set(f) & set(ref))
+        delta = (sum(f[s] - ref[s] for s in shared) / len(shared)) if shared else None
+        rows.append({"arm": arm, "mean": mean, "std": std, "n": len(f), "delta": delta})
+    return rows
+
+
+def write_json(root: Path, doc: dict[str, Any]) -> Path:
+    path = root / JSON
+    atomic_write_json(path, _finite(doc))
+    return path
+
+
+def write_markdown(root: Path, doc: dict[str, Any]) -> Path:
+    path = root / MARKDOWN
+    atomic_write_text(path, render(doc))
+    return path
+
+
+def render(doc: dict[str, Any]) -> str:
+    s = doc["settings"]
+    lines = [f"# CoCoMix study: {doc['run']}", "",
+             f"Seeds {s['seeds']}, {doc['budget']:,} training tokens per run, validation on "
+             f"a fixed set of {doc['eval_tokens']:,} tokens every {doc['eval_every_tokens']:,} "
+             f"tokens. Verdicts: paired differences over seeds, 95 % t-interval (holds: above "
+             f"0; does not hold: below the minimal effect; else inconclusive); sign-test p "
+             f"beside it. With 2-3 seeds most verdicts are inconclusive unless the effect is "
+             f"large and consistent.", "",
+             "## Claims", "",
+             "| claim | verdict | effect (mean ± std over seeds) [95 % CI] | numbers | paper |",
+             "|---|---|---|---|---|"]
+    for c in doc["claims"]:
+        lines.append(f"| ({c['id']}) {c['title']} | **{c['verdict']}** | "
+                     f"{_effects(c)} | {_numbers(c)} | {c.get('paper', '')} |")
+    lines += ["", "## Final validation loss", "", "| arm | val loss | Δ vs cocomix | seeds |",
+              "|---|---|---|---|"]
+    for r in doc["ablations"]:
+        delta = "" if r["delta"] is None else f"{r['delta']:+.4f}"
+        lines.append(f"| {r['arm']} | {r['mean']:.4f} ± {r['std']:.4f} | {delta} | {r['n']} |")
+    figs = doc["figures"]
+    lines += ["", "## Figures", "", ", ".join(f"[{f}](figures/{f})" for f in figs["files"])]
+    if figs.get("note"):
+        lines.append(f"({figs['note']})")
+    lines += ["", "## Runs", "", "| arm | seed | val loss | tokens/s | wall s |",
+              "|---|---|---|---|---|"]
+    for arm, seeds in doc["runs"].items():
+        for seed, r in seeds.items():
+            lines.append(f"| {arm} | {seed} | {r['val_loss']:.4f} | "
+                         f"{_num(r.get('tokens_per_s'), 0)} | {_num(r.get('wall_s'), 0)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _effects(c: dict[str, Any]) -> str:
+    parts = []
+    for comp in c["comparisons"]:
+        if comp.get("verdict") == "not run" or "mean" not in comp:
+            parts.append(f"{comp.get('better', '?')} vs {comp.get('worse', '?')}: not run")
+            continue
+        parts.append(f"{comp['better']} vs {comp['worse']}: {comp['mean']:+.4f} ± "
+                     f"{comp['std']:.4f} [{_num(comp['lo'], 4)}, {_num(comp['hi'], 4)}] "
+                     f"(n={comp['n']}, sign p={_num(comp['sign_p'], 2)})")
+    return "<br>".join(parts) or c["numbers"].get("reason", "")
+
+
+def _numbers(c: dict[str, Any]) -> str:
+    n = c["numbers"]
+    out = []
+    if "token_share_saved" in n:
+        s = n["token_share_saved"]
+        out.append(f"tokens saved {_pct(s['mean'])} ± {_pct(s['std'])} "
+                   f"({s['reached']}/{len(s['per_seed'])} seeds reach the target)")
+    if "best_by_mean" in n:
+        out.append(f"best by mean: {n['best_by_mean']}")
+    for key in ("steered", "control", "unsteered", "ntp", "cocomix"):
+        if isinstance(n.get(key), (list, tuple)):
+            out.append(f"{key} {_num(n[key][0], 4)} ± {_num(n[key][1], 4)}")
+    if "reason" in n:
+        out.append(n["reason"])
+    return "; ".join(out)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
+
+
+def _num(x: Any, digits: int) -> str:
+    if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
+        return "n/a"
+    return f"{x:,.{digits}f}"
+
+
+def _finite(x: Any) -> Any:
+    """NaN/inf -> None, so study.json is strict JSON."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+def load(root: Path) -> dict[str, Any]:
+    return json.loads((root / JSON).read_text())
