@@ -15,7 +15,7 @@ def test_presets_build_and_tiny_is_the_default_shape():
     # The world demo stays within tiny's budget (measured at 8 min on 2 idle cores) at every
     # stage: same students, a narrower teacher, a smaller SAE, fewer tokens to label.
     world = pipeline_preset("world")
-    assert world.data.corpus == "world" and world.sae.d_sae == 1024
+    assert world.data.corpus == "world" and world.sae.d_sae == 512
     assert world.student.max_steps == tiny.student.max_steps
     assert world.teacher.d_model < tiny.teacher.d_model
     assert world.teacher.max_steps <= tiny.teacher.max_steps

@@ -14,8 +14,8 @@ from cocomix_lens.steering.world_scorers import is_world_run, world_target
 from cocomix_lens.world import grammatical_share
 
 TEXTS = [" Anna baked a pie. The chef stirred the soup. Ben sailed a boat.",
-         " The whale swam. Anna saw the storm.",
-         " Ben rowed the canoe to the harbor."]
+         " The ship swam. Anna saw the storm.",
+         " Ben rowed the boat to the harbor."]
 
 
 def _readings(extras):

@@ -22,9 +22,9 @@ def test_same_seed_same_documents_other_seed_other_documents():
     assert [d.text for d in open_corpus("world", max_docs=5, seed=3).documents()] == a[:5]
 
 
-def test_world_has_topics_characters_and_a_vocabulary_of_thousands():
-    assert len(TOPIC_NAMES) >= 12 and len(GENDER_OF) == 80
-    assert 1500 <= len(VOCABULARY) <= 5000
+def test_world_has_topics_characters_and_a_small_topic_specific_vocabulary():
+    assert len(TOPIC_NAMES) >= 12 and len(GENDER_OF) == 20
+    assert 500 <= len(VOCABULARY) <= 700
     kinds = {generate(0, i)[2]["kind"] for i in range(30)}
     assert kinds == {"story", "report", "dialogue"}
 

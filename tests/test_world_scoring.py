@@ -7,7 +7,7 @@ from cocomix_lens.world import form_share, grammatical_share, mention_share, top
 
 def test_shares_count_sentences_and_drop_an_unfinished_tail():
     texts = ["Anna baked the pie. Anna baked the comet. Tom sold the co",
-             "Tom sold the coin. He sold two jewels.", "of the of the of the"]
+             "Tom sold the coin. He sold two ledgers.", "of the of the of the"]
     g = grammatical_share(texts)
     # text 0: 2 sentences (tail dropped), text 1: 2, text 2: one unfinished = 1 ungrammatical.
     assert g.n == 5 and g.hits.tolist() == [True, False, True, True, False]

@@ -135,7 +135,7 @@ def _world() -> PipelineConfig:
     return PipelineConfig(
         data=DataStage(corpus="world", max_docs=15_000, vocab_size=4096, val_fraction=0.05),
         teacher=TeacherStage(d_model=128, n_layers=4, n_heads=4, max_steps=600, lr=3e-3),
-        sae=SAESection(d_sae=1024, k=12, train_tokens=65_536, eval_tokens=16_384, epochs=4),
+        sae=SAESection(d_sae=512, k=8, train_tokens=65_536, eval_tokens=16_384, epochs=4),
         student=StudentStage(max_steps=400, lr=3e-3))
 
 

@@ -143,21 +143,32 @@ _TOPICS: dict[str, tuple[str, str, str, str]] = {
 
 # Entries marked `:--` above are already used by another topic; they are skipped there so each
 # word form belongs to exactly one topic.
+# Each topic keeps only its first nouns, verbs, adjectives and roles (in that order): a small
+# model trained for a few hundred steps learns a tight topic (8 nouns, 4 verbs) well enough
+# to keep its sentences on one topic; with 30 nouns and 12 verbs a topic was too diffuse
+# (24 % of a 300-step teacher's sentences grammatical, best topic F1 0.13).
+TOPIC_SIZES = (8, 4, 4, 2)
+# Likewise only the first names and towns are used (the lists are kept for variety later).
+N_NAMES_PER_GENDER = 10
+N_TOWNS = 12
 
-FEMALE_NAMES = (
+_FEMALE_NAMES = (
     "Anna Beth Clara Daisy Emma Fiona Grace Hannah Iris Julia Kate Lily Mia Nora Olive Paula "
     "Rosa Sara Tina Una Vera Wendy Alice Bella Cora Dora Ella Flora Gemma Holly Ivy Jane "
     "Lena Maya Nina Ruth Sophie Tessa Zoe Greta").split()
-MALE_NAMES = (
-    "Adam Ben Carl David Eric Frank George Harry Ivan Jack Karl Leo Max Nick Oscar Paul "
-    "Quinn Ryan Sam Tom Victor Walter Alex Bruno Colin Dennis Edgar Felix Gavin Hugo Jonas "
+_MALE_NAMES = (
+    "Adam Ben Carl David Eric Frank George Harry Ivan Tom Karl Leo Max Nick Oscar Paul "
+    "Quinn Ryan Sam Jack Victor Walter Alex Bruno Colin Dennis Edgar Felix Gavin Hugo Jonas "
     "Kevin Liam Marco Noah Otto Peter Simon Theo Hector").split()
-TOWNS = (
+_TOWNS = (
     "Northwick Elmbury Ashford Bramley Coldharbor Dunmore Eastfield Fairhaven Glenrock "
-    "Highmoor Ironbridge Kingsbury Larkspur Millbrook Newhaven Oakdale Pinewood Queensport "
-    "Redcliff Stonehill Thornbury Upton Valewood Westmere Yarrow Ambleside Brookfield "
+    "Highmoor Ironbridge Upton Larkspur Millbrook Newhaven Oakdale Pinewood Queensport "
+    "Redcliff Stonehill Thornbury Kingsbury Valewood Westmere Yarrow Ambleside Brookfield "
     "Copperton Dalby Eldermoor Foxley Greystone Hollowell Ivybridge Juniper Kettering "
     "Lowmarsh Marwick Netherby Oldcastle").split()
+FEMALE_NAMES = _FEMALE_NAMES[:N_NAMES_PER_GENDER]
+MALE_NAMES = _MALE_NAMES[:N_NAMES_PER_GENDER]
+TOWNS = _TOWNS[:N_TOWNS]
 SENTIMENT = {
     "positive": "happy glad cheerful proud calm hopeful delighted pleased joyful grateful "
                 "content thrilled".split(),
@@ -228,11 +239,12 @@ def _entries(text: str) -> list[tuple[str, str | None]]:
 
 def _topic(name: str, spec: tuple[str, str, str, str]) -> Topic:
     nouns_t, verbs_t, adjs_t, roles_t = spec
-    nouns = _entries(nouns_t)
-    verbs = [(b, third_person(b), p or past(b)) for b, p in _entries(verbs_t)]
+    n_nouns, n_verbs, n_adjs, n_roles = TOPIC_SIZES
+    nouns = _entries(nouns_t)[:n_nouns]
+    verbs = [(b, third_person(b), p or past(b)) for b, p in _entries(verbs_t)[:n_verbs]]
     return Topic(name, tuple(n for n, _ in nouns), tuple(p or plural(n) for n, p in nouns),
-                 tuple(verbs), tuple(a for a, _ in _entries(adjs_t)),
-                 tuple(r for r, _ in _entries(roles_t)))
+                 tuple(verbs), tuple(a for a, _ in _entries(adjs_t)[:n_adjs]),
+                 tuple(r for r, _ in _entries(roles_t)[:n_roles]))
 
 
 TOPICS: dict[str, Topic] = {name: _topic(name, spec) for name, spec in _TOPICS.items()}

@@ -34,12 +34,18 @@ _TENSE_WEIGHTS = {"story": (6, 2, 2), "report": (3, 6, 1), "dialogue": (1, 1, 1)
 _NAMES = FEMALE_NAMES + MALE_NAMES
 _QUANTITIES = NUMBERS[1:]  # "two" .. "twelve": a plural noun follows
 # Statements and how often each is drawn; the ones needing a second character come last.
-_STATEMENTS = (("do_the", 4), ("do_num", 4), ("do_in_town", 3), ("do_poss", 2),
-               ("do_poss_adj", 2), ("do_and", 2), ("in_town_do", 2), ("then_do", 2),
-               ("thing_is", 2), ("things_are", 2), ("feel_about", 2), ("day_for", 1),
-               ("do_with", 2), ("gave", 2))
+# Seven of the grammar's fourteen statement forms: a small model learns a few forms well
+# (with all fourteen, a 300-step teacher wrote a template's form in only 62 % of sentences).
+# The oracle still parses all of them.
+_STATEMENTS = (("do_the", 5), ("do_num", 3), ("do_in_town", 3), ("do_poss", 2),
+               ("thing_is", 2), ("feel_about", 1), ("do_with", 2))
+_TWO_CHARACTERS = frozenset({"do_with", "gave"})
+# A document switches topic (once, at a marked sentence) with this probability: rare switches
+# keep a topic's tokens together, so a topic is a persistent, learnable context.
+_SWITCH_P = 0.2
 _STATEMENT_NAMES = tuple(n for n, _ in _STATEMENTS)
 _STATEMENT_CUM = tuple(itertools.accumulate(w for _, w in _STATEMENTS))
+_N_TWO = sum(n in _TWO_CHARACTERS for n in _STATEMENT_NAMES)
 _PRONOUN_P = 0.6
 # Statements whose fact a later question may ask about.
 _FACTS = frozenset({"do_the", "do_num", "do_in_town", "in_town_do", "do_with"})
@@ -143,12 +149,12 @@ class _Plan:
             self.emit("intro_there", fill, {"S2": name}, "intro", self.speaker())
 
     def statement(self) -> None:
-        n = len(_STATEMENTS) - (2 if len(self.cast) < 2 else 0)
+        n = len(_STATEMENTS) - (_N_TWO if len(self.cast) < 2 else 0)
         template = self.rng.choices(_STATEMENT_NAMES[:n], cum_weights=_STATEMENT_CUM[:n])[0]
         who = self.rng.choice(self.cast)
         fill = self.lexical(who)
         chars = {"S": who, "POSS": who}
-        if template in ("do_with", "gave"):
+        if template in _TWO_CHARACTERS:
             other = self.rng.choice([c for c in self.cast if c != who])
             fill["S2"], chars["S2"] = other, other
         self.emit(template, fill, chars, "statement", self.speaker())
@@ -201,7 +207,7 @@ class _Plan:
         self.emit(template, fill, {"S": who}, "marker", self.speaker())
 
     def body(self, n: int, question_p: float) -> None:
-        switch_at = self.rng.randrange(2, n - 1) if n > 4 and self.rng.random() < 0.5 else -1
+        switch_at = self.rng.randrange(2, n - 1) if n > 4 and self.rng.random() < _SWITCH_P else -1
         for i in range(n):
             if i == switch_at:
                 self.switch()
