@@ -3,7 +3,8 @@ code and ONE stderr line naming the problem (CLI), or a clear exception (library
 
 Each CLI case builds its inputs (often a damaged copy of a small, shared world: shards, a
 teacher, an SAE, a label cache and a trained run), runs `cocomix-lens` in-process and checks
-(exit code, stderr has one line, the line contains the needle). SIGKILL loops live in
+(exit code, stderr has one line, the line contains the needle). Library cases live in
+tests/test_faults_library.py, the shared set-up in tests/helpers_faults.py, SIGKILL loops in
 tests/test_fault_loops.py.
 """
 
@@ -12,128 +13,35 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import shutil
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
-from helpers_concepts import tiny_sae
-from helpers_model import tiny_config
-from helpers_training import make_shards
+from helpers_faults import (
+    TINY,
+    Holder,
+    World,
+    build_world,
+    copy,
+    corrupt_shard,
+    edit_json,
+    flip_byte,
+    labels_argv,
+    messages,
+    other_tokenizer_shards,
+    train_argv,
+    truncate,
+)
 
-from cocomix_lens import CoCoMixModel
 from cocomix_lens.concepts import LabelCache
-from cocomix_lens.data import TokenShards, load_tokenizer
-from cocomix_lens.data.lock import DirLock
+from cocomix_lens.data import TokenShards
 from training.checkpoint import CheckpointManager
 from training.cli import main
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = ["--data.seq_len", "16", "--data.batch_size", "4", "--model.d_model", "32",
-        "--model.n_layers", "2", "--model.n_heads", "2", "--model.n_ctx", "32",
-        "--model.insert_layer", "1", "--model.n_concepts", "48", "--logging.progress", "false",
-        "--logging.eval_batches", "1", "--logging.eval_every", "3", "--checkpoint.every", "3",
-        "--checkpoint.keep_last", "2", "--system.device", "cpu"]
-
-
-@dataclass
-class World:
-    root: Path
-    shards: Path
-    teacher: Path
-    sae: Path
-    labels: Path
-    run: Path  # a finished 6-step NTP run with checkpoints at steps 3 and 6
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
-    root = tmp_path_factory.mktemp("world")
-    shards = make_shards(root)
-    vocab = TokenShards.open(shards).vocab_size
-    torch.manual_seed(0)
-    teacher = CoCoMixModel(tiny_config(d_vocab=vocab, n_ctx=32, n_layers=2, mix_mode="none"))
-    teacher.save_pretrained(root / "teacher", tokenizer=load_tokenizer(shards / "tokenizer.json"))
-    tiny_sae(d_in=32, hook="blocks.0.hook_resid_post").save_model(root / "sae")
-    w = World(root, shards, root / "teacher", root / "sae", root / "labels", root / "run")
-    assert main(labels_argv(w, w.labels)) == 0
-    assert main(train_argv(w, w.run, "--objective", "ntp", "--max-steps", "6")) == 0
-    return w
-
-
-def labels_argv(w: World, out: Path, *extra: str) -> list[str]:
-    return ["labels", "--data", str(w.shards), "--teacher", str(w.teacher), "--sae",
-            str(w.sae), "--out", str(out), "--k", "2", "--window", "16", *extra]
-
-
-def train_argv(w: World, out: Path, *extra: str) -> list[str]:
-    return ["train", "--data", str(w.shards), "--out", str(out), *TINY, *extra]
-
-
-def messages(stderr: str) -> str:
-    """stderr without tqdm progress bars (they also go to stderr, and are not messages)."""
-    return "\n".join(line for line in stderr.splitlines()
-                     if line.strip() and not re.search(r"\[\d\d:\d\d", line)).strip()
-
-
-def copy(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
-
-
-def flip_byte(path: Path, at: int = 3) -> None:
-    """Corrupt a file without changing its size."""
-    blob = bytearray(path.read_bytes())
-    blob[at] ^= 0xFF
-    path.write_bytes(bytes(blob))
-
-
-def truncate(path: Path, keep: int) -> None:
-    path.write_bytes(path.read_bytes()[:keep])
-
-
-def edit_json(path: Path, **changes) -> None:
-    blob = json.loads(path.read_text())
-    blob.update(changes)
-    path.write_text(json.dumps(blob))
-
-
-def other_tokenizer_shards(w: World, tmp: Path) -> Path:
-    """Shards of the same vocabulary size from a different tokenizer (a shuffled vocab)."""
-    out = copy(w.shards, tmp / "other")
-    tok = json.loads((out / "tokenizer.json").read_text())
-    vocab = tok["model"]["vocab"]
-    keys = sorted(vocab)
-    ids = sorted(vocab.values())
-    tok["model"]["vocab"] = dict(zip(keys, ids[1:] + ids[:1]))
-    (out / "tokenizer.json").write_text(json.dumps(tok))
-    from cocomix_lens.data import tokenizer_sha256
-
-    edit_json(out / "manifest.json",
-              tokenizer_sha256=tokenizer_sha256(load_tokenizer(out / "tokenizer.json")))
-    return out
-
-
-class Holder:
-    """Another process holding the lock of a directory (its PID must be named)."""
-
-    def __init__(self, directory: Path):
-        code = ("import sys, time; from cocomix_lens.data.lock import DirLock\n"
-                f"with DirLock({str(directory)!r}):\n    print('held', flush=True)\n"
-                "    time.sleep(120)\n")
-        self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO,
-                                     stdout=subprocess.PIPE, text=True,
-                                     env={**os.environ, "PYTHONPATH": str(REPO)})
-        assert self.proc.stdout.readline().strip() == "held"
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+    return build_world(tmp_path_factory)
 
 
 # ---- the CLI matrix: (id, setup(world, tmp) -> argv, exit code, needle) ----------------------
@@ -152,12 +60,6 @@ def _used_prepare_dir(tmp: Path) -> list[str]:
 def _file_as_out(tmp: Path) -> Path:
     (tmp / "f").write_text("x")
     return tmp / "f"
-
-
-def _corrupt_shard(w: World, tmp: Path) -> Path:
-    d = copy(w.shards, tmp / "s")
-    flip_byte(d / "train.bin", 100)
-    return d
 
 
 def _run_with(w: World, tmp: Path, fn) -> Path:
@@ -204,7 +106,7 @@ CLI_CASES = [
     # labels
     ("labels-missing-data", lambda w, t: labels_argv(w, t / "l") [:1] + [
         "--data", str(t / "nodata")] + labels_argv(w, t / "l")[3:], 2, "nodata"),
-    ("labels-corrupt-shard", lambda w, t: ["labels", "--data", str(_corrupt_shard(w, t))] +
+    ("labels-corrupt-shard", lambda w, t: ["labels", "--data", str(corrupt_shard(w, t))] +
      labels_argv(w, t / "l")[3:], 2, "sha256"),
     ("labels-missing-teacher", lambda w, t: labels_argv(w, t / "l", "--teacher", str(t / "not")),
      2, "not"),
@@ -241,7 +143,7 @@ CLI_CASES = [
     ("train-no-data", lambda w, t: ["train", "--out", str(t / "r"), *TINY], 2, "--data"),
     ("train-missing-data", lambda w, t: ["train", "--data", str(t / "nodata"), "--out",
                                          str(t / "r"), *TINY], 2, "nodata"),
-    ("train-corrupt-shard", lambda w, t: ["train", "--data", str(_corrupt_shard(w, t)), "--out",
+    ("train-corrupt-shard", lambda w, t: ["train", "--data", str(corrupt_shard(w, t)), "--out",
                                           str(t / "r"), *TINY], 2, "sha256"),
     ("train-cocomix-no-labels", lambda w, t: train_argv(w, t / "r", "--objective", "cocomix"), 2,
      "--labels"),
@@ -464,87 +366,3 @@ def test_debug_flag_shows_the_traceback(world, tmp_path, capsys):
     assert "Traceback" in err and err.strip().splitlines()[-1].startswith("cocomix-lens train")
 
 
-# ---- library: bad arguments raise clear errors (type, words) -------------------------------
-def _tiny_model():
-    torch.manual_seed(0)
-    return CoCoMixModel(tiny_config()).eval()
-
-
-def _stale_stream(w: World, t: Path):
-    m = _tiny_model()
-    with m.hooks(fwd_hooks=[("concept.hook_logits", lambda z, hook: z * 2)]):
-        s = m.stream(torch.zeros(1, 3, dtype=torch.long), 4, temperature=0)
-    return next(s)
-
-
-def _nan_generate(w: World, t: Path):
-    m = _tiny_model()
-    with m.hooks(fwd_hooks=[("hook_embed", lambda x, hook: x * float("nan"))]):
-        return m.generate(torch.zeros(1, 3, dtype=torch.long), 4, temperature=0)
-
-
-LIBRARY_CASES = [
-    ("stream-after-hooks-removed", _stale_stream, RuntimeError, "removed"),
-    ("generate-nan-logits", _nan_generate, ValueError, "non-finite logits"),
-    ("generate-too-long", lambda w, t: _tiny_model().generate(torch.zeros(1, 60, dtype=torch.long),
-                                                              10), ValueError, "n_ctx"),
-    ("generate-top-p", lambda w, t: _tiny_model().generate(torch.zeros(1, 3, dtype=torch.long),
-                                                           2, top_p=2.0), ValueError, "top_p"),
-    ("forward-ids-out-of-range", lambda w, t: _tiny_model()(torch.tensor([[1, 500]])), ValueError,
-     "token ids must lie in [0, 97)"),
-    ("forward-negative-ids", lambda w, t: _tiny_model()(torch.tensor([[-1, 2]])), ValueError,
-     "token ids"),
-    ("hooks-unknown-name", lambda w, t: _tiny_model().hooks(
-        fwd_hooks=[("blocks.0.hook_resid_pst", lambda x, hook: x)]).__enter__(), ValueError,
-     "did you mean blocks.0.hook_resid_post"),
-    ("run-with-hooks-unknown-name", lambda w, t: _tiny_model().run_with_hooks(
-        torch.zeros(1, 3, dtype=torch.long), fwd_hooks=[("nosuch", lambda x, hook: x)]),
-     ValueError, "no hook point named 'nosuch'"),
-    ("from-pretrained-missing", lambda w, t: CoCoMixModel.from_pretrained(t / "none"),
-     FileNotFoundError, "config.json"),
-    ("from-pretrained-truncated", lambda w, t: (
-        truncate(copy(w.teacher, t / "te") / "model.safetensors", 40),
-        CoCoMixModel.from_pretrained(t / "te")), ValueError, "model.safetensors"),
-    ("shards-verify", lambda w, t: TokenShards.open(_corrupt_shard(w, t), verify=True),
-     ValueError, "sha256"),
-    ("shards-window-range", lambda w, t: TokenShards.open(w.shards).batch("train", [10 ** 9], 8),
-     ValueError, "window starts"),
-    ("label-cache-incomplete", lambda w, t: (
-        edit_json(copy(w.labels, t / "l") / "meta.json", splits={
-            s: {**i, "done_windows": 0} for s, i in json.loads(
-                (w.labels / "meta.json").read_text())["splits"].items()}),
-        LabelCache.open(t / "l")), ValueError, "incomplete"),
-    ("checkpoint-none", lambda w, t: CheckpointManager(t).load(), FileNotFoundError,
-     "no complete checkpoint"),
-    ("tokenizer-corrupt", lambda w, t: ((t / "t.json").write_text("{"),
-                                        load_tokenizer(t / "t.json")), ValueError, "t.json"),
-    ("manifest-json", lambda w, t: ((copy(w.shards, t / "s") / "manifest.json").write_text("{x"),
-                                    TokenShards.open(t / "s")), ValueError, "manifest.json"),
-]
-
-
-@pytest.mark.parametrize("fn,exc,needle", [c[1:] for c in LIBRARY_CASES],
-                         ids=[c[0] for c in LIBRARY_CASES])
-def test_library_bad_arguments_raise_clear_errors(world, tmp_path, fn, exc, needle):
-    with pytest.raises(exc) as info:
-        fn(world, tmp_path)
-    assert needle in str(info.value) and "\n" not in str(info.value)
-
-
-def test_lock_is_reentrant_in_one_process_and_leaves_no_file(tmp_path):
-    with DirLock(tmp_path), DirLock(tmp_path):
-        assert (tmp_path / ".lock").read_text().strip() == str(os.getpid())
-    assert not (tmp_path / ".lock").exists()
-
-
-def test_lock_is_released_by_sigkill(tmp_path):
-    holder = Holder(tmp_path / "d")
-    holder.stop()  # SIGKILL: the kernel drops the flock
-    deadline = time.time() + 5
-    while time.time() < deadline:
-        try:
-            with DirLock(tmp_path / "d"):
-                return
-        except RuntimeError:
-            time.sleep(0.05)
-    raise AssertionError("lock still held after its holder was killed")
