@@ -4,7 +4,7 @@
     res = inspect(run, "The river flows into the sea.")     # a Run, or a student model
     res.frame        # one row per (token, concept): student rank/prob, teacher rank/score, ...
     res.tokens       # one row per token: next token, log-prob, slot ablation deltas, P@k
-    print(res.table())
+    res.table()      # the readable table the CLI prints (a str)
 
 Per token t (predicting x_{t+1}):
 - the student's top-k concepts by predicted logit, with softmax probabilities over all C;

@@ -1,7 +1,7 @@
 """Measured steering: generate with an edit, then score the text with every edit switched off.
 
     result = evaluate_steering(run, SteeringSpec().scale(12, 8), prompts, n_samples=64)
-    print(result.table())                      # metric, steered, unsteered, control, CIs
+    result.table()                             # str: metric, steered, unsteered, control, CIs
     curve = sweep(run, concept=12, op="scale", strengths=[2, 4, 8])
 
 Two arms, each with three conditions sharing prompts and seeds (so samples are paired):
