@@ -54,6 +54,7 @@ class PipelineLayout:
     summary: str = "summary.json"
     report: str = "REPORT.md"
     catalogue: str = "catalogue"
+    study: str = "study"  # `cocomix-lens study`: study.json, study.md, figures/, runs/
     # Trainer runs (each a TrainLayout directory), keyed by the stage that trains them.
     runs: tuple[tuple[str, str], ...] = (("teacher", "teacher"), ("ntp", "ntp"),
                                          ("cocomix", "cocomix"))

@@ -2,6 +2,8 @@
 order, a re-run reuses the finished runs, and the files report the runs' own numbers."""
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from helpers_training import micro_config, write_corpus
 from training.cli import main
 from training.pipeline import run_pipeline
 from training.study.arms import StudySettings, get_arms
-from training.study.runner import DONE, Study, run_study
+from training.study.runner import DONE, Study, redraw, run_study
 from training.study.stats import FAILS, HOLDS, NOT_RUN, UNSURE
 
 ARMS = ["cocomix", "cocomix_neg", "add"]
@@ -132,3 +134,21 @@ def test_report_only_judges_finished_runs_and_trains_nothing(study):
     assert claims["e"]["verdict"] == NOT_RUN  # kd never trained
     assert claims["a"]["comparisons"][0]["diffs"] == pytest.approx(
         next(c for c in doc["claims"] if c["id"] == "a")["comparisons"][0]["diffs"])
+
+
+def test_redraw_writes_html_and_png_figures_from_study_json_alone(tmp_path):
+    committed = Path(__file__).resolve().parents[1] / "benchmarks/results/study_world"
+    shutil.copy(committed / "study.json", tmp_path / "study.json")
+    before = json.loads((tmp_path / "study.json").read_text())
+    doc = redraw(tmp_path)
+    names = [f"{n}.{ext}" for ext in ("html", "png") for n in ("curves", "savings", "ablations")]
+    assert sorted(doc["figures"]["files"]) == sorted(names) and doc["figures"]["png"]
+    for name in names:  # kaleido's bundled chromium, offline
+        head = (tmp_path / "figures" / name).read_bytes()[:8]
+        assert head == b"\x89PNG\r\n\x1a\n" if name.endswith("png") else head.strip()
+    # nothing re-judged: the claims and the table are study.json's own
+    assert doc["claims"] == before["claims"] and doc["ablations"] == before["ablations"]
+    md = (tmp_path / "study.md").read_text()
+    assert "[curves.png](figures/curves.png)" in md and "| ntp | 5.0088 ± 0.0634 |" in md
+    with pytest.raises(FileNotFoundError, match="fix: pass the study directory"):
+        redraw(tmp_path / "figures")

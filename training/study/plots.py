@@ -1,100 +1,61 @@
-"""Plotly figures of a study: val-loss curves with seed bands, the token-savings bar and the
-ablation table. HTML always (plotly.js from its CDN, so the files stay small); PNG only when
-kaleido is installed.
+"""The study's figures as files: HTML (plotly.js from its CDN, so the files stay small) and PNG.
+
+The figures themselves are the library's (`cocomix_lens.study_results`), which the app draws
+too. PNG goes through kaleido 0.2.1's own PlotlyScope with plotly's bundled plotly.js: it
+ships its own chromium, so it needs no browser and no network. (Plotly >= 6.1's
+`fig.write_image` asks for kaleido >= 1, which drives a Chrome installed on the machine.)
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from cocomix_lens.study_results import FIGURES, figures
 
-FIGURES = "figures"
-
-
-def curves_figure(curves: dict[str, dict[Any, dict[str, list[float]]]]):
-    """Mean val loss by training tokens per arm, with a ±1 std band over seeds."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for i, (arm, seeds) in enumerate(curves.items()):
-        runs = [c for c in seeds.values() if c["val_loss"]]
-        if not runs:
-            continue
-        n = min(len(c["val_loss"]) for c in runs)
-        tokens = runs[0]["tokens"][:n]
-        losses = np.array([c["val_loss"][:n] for c in runs])
-        mean, std = losses.mean(0), losses.std(0, ddof=1) if len(runs) > 1 else 0 * losses[0]
-        color = _color(i)
-        fig.add_trace(go.Scatter(x=tokens + tokens[::-1],
-                                 y=list(mean + std) + list((mean - std)[::-1]),
-                                 fill="toself", fillcolor=color, opacity=0.2, line_width=0,
-                                 hoverinfo="skip", showlegend=False, legendgroup=arm))
-        fig.add_trace(go.Scatter(x=tokens, y=mean, name=f"{arm} (n={len(runs)})",
-                                 line_color=color, legendgroup=arm))
-    fig.update_layout(title="Validation loss by training tokens (mean ± std over seeds)",
-                      xaxis_title="training tokens", yaxis_title="val loss (nats)")
-    return fig
-
-
-def savings_figure(claims: list[dict[str, Any]]):
-    """Share of the budget saved reaching the reference's final loss (claims a and b)."""
-    import plotly.graph_objects as go
-
-    names, means, stds = [], [], []
-    for c in claims:
-        s = c["numbers"].get("token_share_saved")
-        if s and np.isfinite(s["mean"]):
-            names.append(f"({c['id']}) {s['fast']} vs {s['reference']} "
-                         f"[{s['reached']}/{len(s['per_seed'])} reached]")
-            means.append(100 * s["mean"])
-            stds.append(100 * s["std"])
-    fig = go.Figure(go.Bar(x=names, y=means, error_y={"type": "data", "array": stds}))
-    fig.update_layout(title="Tokens saved reaching the reference's final val loss "
-                            "(% of budget, mean ± std over seeds that reach it)",
-                      yaxis_title="% of tokens saved")
-    return fig
-
-
-def ablation_figure(table: list[dict[str, Any]]):
-    """The final-loss table: arm, mean ± std, difference to cocomix."""
-    import plotly.graph_objects as go
-
-    cols = ["arm", "final val loss", "Δ vs cocomix", "seeds"]
-    cells = [[r["arm"] for r in table], [f"{r['mean']:.4f} ± {r['std']:.4f}" for r in table],
-             [f"{r['delta']:+.4f}" if r["delta"] is not None else "" for r in table],
-             [r["n"] for r in table]]
-    fig = go.Figure(go.Table(header={"values": cols}, cells={"values": cells}))
-    fig.update_layout(title="Ablations: final validation loss (mean ± std over seeds)")
-    return fig
+__all__ = ["FIGURES", "png_available", "write_figures", "write_png"]
+PNG_SIZE = (900, 520)
 
 
 def png_available() -> bool:
     return importlib.util.find_spec("kaleido") is not None
 
 
+def write_png(figs: dict[str, Any], out: Path) -> list[str]:
+    """Each figure as out/<name>.png (one headless chromium for all); the names written."""
+    from importlib.resources import files
+
+    from kaleido.scopes.plotly import PlotlyScope
+
+    # The local plotly.js: without it the scope loads plotly.js from a CDN and fails offline.
+    # No MathJax: the figures use no LaTeX. --single-process: without it the bundled
+    # chromium hung on its first figure in 5 of 7 fresh processes here (10/10 fine with it).
+    scope = PlotlyScope(plotlyjs=str(files("plotly") / "package_data" / "plotly.min.js"),
+                        mathjax=False, chromium_args=(*PlotlyScope.default_chromium_args(),
+                                                      "--single-process"))
+    width, height = PNG_SIZE
+    written = []
+    for name, fig in figs.items():
+        png = scope.transform(json.loads(fig.to_json()), format="png", width=width,
+                              height=height)
+        (out / f"{name}.png").write_bytes(png)
+        written.append(f"{name}.png")
+    return written
+
+
 def write_figures(out: Path, curves: dict, claims: list[dict], table: list[dict]
                   ) -> dict[str, Any]:
     """Write every figure as HTML (and PNG when kaleido is there); what was written."""
     out.mkdir(parents=True, exist_ok=True)
-    figs = {"curves": curves_figure(curves), "savings": savings_figure(claims),
-            "ablations": ablation_figure(table)}
-    png = png_available()
+    figs = figures({"curves": curves, "claims": claims, "ablations": table})
     files = []
     for name, fig in figs.items():
         fig.write_html(out / f"{name}.html", include_plotlyjs="cdn")
         files.append(f"{name}.html")
-        if png:
-            fig.write_image(out / f"{name}.png")
-            files.append(f"{name}.png")
-    note = None if png else "PNG not written: kaleido is not installed (pip install kaleido)"
+    png = png_available()
+    if png:
+        files += write_png(figs, out)
+    note = None if png else "PNG not written: kaleido is not installed (pip install kaleido==0.2.1)"
     return {"files": files, "png": png, "note": note}
-
-
-def _color(i: int) -> str:
-    import plotly.express as px
-
-    palette = px.colors.qualitative.Plotly
-    return palette[i % len(palette)]

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
+from cocomix_lens.study_results import STUDY_JSON as JSON
+from cocomix_lens.study_results import STUDY_MD as MARKDOWN
+from cocomix_lens.study_results import effects_text, fmt_number, numbers_text
 from training.study.stats import mean_std
-
-JSON, MARKDOWN = "study.json", "study.md"
 
 
 def ablation_table(curves: dict[str, dict[Any, dict[str, list[float]]]]) -> list[dict]:
@@ -54,7 +55,7 @@ def render(doc: dict[str, Any]) -> str:
              "|---|---|---|---|---|"]
     for c in doc["claims"]:
         lines.append(f"| ({c['id']}) {c['title']} | **{c['verdict']}** | "
-                     f"{_effects(c)} | {_numbers(c)} | {c.get('paper', '')} |")
+                     f"{effects_text(c)} | {numbers_text(c)} | {c.get('paper', '')} |")
     lines += ["", "## Final validation loss", "", "| arm | val loss | Δ vs cocomix | seeds |",
               "|---|---|---|---|"]
     for r in doc["ablations"]:
@@ -66,50 +67,18 @@ def render(doc: dict[str, Any]) -> str:
         lines.append(f"({figs['note']})")
     lines += ["", "## Runs", "", "| arm | seed | val loss | tokens/s | wall s |",
               "|---|---|---|---|---|"]
-    for arm, seeds in doc["runs"].items():
-        for seed, r in seeds.items():
+    for arm in _arm_order(doc):
+        for seed, r in doc["runs"][arm].items():
             lines.append(f"| {arm} | {seed} | {r['val_loss']:.4f} | "
-                         f"{_num(r.get('tokens_per_s'), 0)} | {_num(r.get('wall_s'), 0)} |")
+                         f"{fmt_number(r.get('tokens_per_s'), 0)} | "
+                         f"{fmt_number(r.get('wall_s'), 0)} |")
     return "\n".join(lines) + "\n"
 
 
-def _effects(c: dict[str, Any]) -> str:
-    parts = []
-    for comp in c["comparisons"]:
-        if comp.get("verdict") == "not run" or "mean" not in comp:
-            parts.append(f"{comp.get('better', '?')} vs {comp.get('worse', '?')}: not run")
-            continue
-        parts.append(f"{comp['better']} vs {comp['worse']}: {comp['mean']:+.4f} ± "
-                     f"{comp['std']:.4f} [{_num(comp['lo'], 4)}, {_num(comp['hi'], 4)}] "
-                     f"(n={comp['n']}, sign p={_num(comp['sign_p'], 2)})")
-    return "<br>".join(parts) or c["numbers"].get("reason", "")
-
-
-def _numbers(c: dict[str, Any]) -> str:
-    n = c["numbers"]
-    out = []
-    if "token_share_saved" in n:
-        s = n["token_share_saved"]
-        out.append(f"tokens saved {_pct(s['mean'])} ± {_pct(s['std'])} "
-                   f"({s['reached']}/{len(s['per_seed'])} seeds reach the target)")
-    if "best_by_mean" in n:
-        out.append(f"best by mean: {n['best_by_mean']}")
-    for key in ("steered", "control", "unsteered", "ntp", "cocomix"):
-        if isinstance(n.get(key), (list, tuple)):
-            out.append(f"{key} {_num(n[key][0], 4)} ± {_num(n[key][1], 4)}")
-    if "reason" in n:
-        out.append(n["reason"])
-    return "; ".join(out)
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
-
-
-def _num(x: Any, digits: int) -> str:
-    if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return "n/a"
-    return f"{x:,.{digits}f}"
+def _arm_order(doc: dict[str, Any]) -> list[str]:
+    """The run arms in the study's order (study.json stores its keys sorted)."""
+    order = [a["name"] for a in doc.get("arms", [])]
+    return sorted(doc["runs"], key=lambda a: order.index(a) if a in order else len(order))
 
 
 def _finite(x: Any) -> Any:

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from cocomix_lens.data.files import atomic_write_json
-from cocomix_lens.rundir import Run
+from cocomix_lens.rundir import LAYOUT, Run
 from training.pipeline import Context, build_label_cache, open_context
 from training.stage_runs import student_run_config
 from training.study.arms import Arm, StudySettings
 
 log = logging.getLogger(__name__)
 
-STUDY_DIR = "study"
+STUDY_DIR = LAYOUT.pipeline.study
 DONE = "study_done.json"
 SETTINGS = "settings.json"
 # Settings that change what a finished run holds; seeds, arms and the measurements may vary.
@@ -240,3 +240,21 @@ def run_study(run_dir: str | Path, settings: StudySettings, arms: list[Arm],
     report.write_json(study.root, doc)
     report.write_markdown(study.root, doc)
     return report.load(study.root)
+
+
+def redraw(study_root: str | Path) -> dict[str, Any]:
+    """Re-draw the figures (HTML, and PNG with kaleido) and study.md of a finished study from
+    its study.json alone: trains, measures and re-judges nothing, so it works where the run
+    directory is gone (e.g. results committed under benchmarks/results/)."""
+    from training.study import plots, report
+
+    root = Path(study_root)
+    if not (root / report.JSON).is_file():
+        raise FileNotFoundError(f"{root / report.JSON} not found; fix: pass the study "
+                                "directory (RUN/study) of a finished `cocomix-lens study`")
+    doc = report.load(root)
+    doc["figures"] = plots.write_figures(root / plots.FIGURES, doc["curves"], doc["claims"],
+                                         doc["ablations"])
+    report.write_json(root, doc)
+    report.write_markdown(root, doc)
+    return doc
