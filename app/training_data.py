@@ -1,7 +1,8 @@
 """Metrics records of a run (`Run.metrics`, `Run.summary`) as tidy tables for the plots.
 
 `metrics_frame` -> one row per (stage, split, step, metric) with the tokens seen so far, so
-every curve can be drawn by tokens and stages can share a plot.
+every curve can be drawn by tokens and stages can share a plot. `study_tables` -> the verdict
+and ablation tables of a study (study.json, read by `cocomix_lens.study_results`).
 """
 
 from __future__ import annotations
@@ -73,3 +74,27 @@ def final_table(summary: dict[str, Any]) -> pd.DataFrame:
         rows.append({"model": summary.get("objective", "model"),
                      **{k: summary.get(k) for k in keys}})
     return pd.DataFrame(rows)
+
+
+def study_tables(doc: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(verdicts: one row per claim with its effect, numbers and test; ablations: per arm the
+    final val loss mean and std over seeds, the paired gap to cocomix and the seed count)."""
+    from cocomix_lens.study_results import verdict_rows
+
+    verdicts = pd.DataFrame(verdict_rows(doc),
+                            columns=["claim", "verdict", "effect", "numbers", "test", "paper"])
+    ablations = pd.DataFrame([{"arm": r["arm"], "val loss": r["mean"], "± std": r["std"],
+                               "Δ vs cocomix": r["delta"], "seeds": r["n"]}
+                              for r in doc["ablations"]],
+                             columns=["arm", "val loss", "± std", "Δ vs cocomix", "seeds"])
+    return verdicts, ablations
+
+
+def study_caption(doc: dict[str, Any]) -> str:
+    """The study's settings in one line."""
+    seeds = (doc.get("settings") or {}).get("seeds", [])
+    return (f"{len(seeds)} seeds {seeds}, {doc.get('budget', 0):,} training tokens per run, "
+            f"validation on {doc.get('eval_tokens', 0):,} tokens every "
+            f"{doc.get('eval_every_tokens', 0):,} tokens. Verdicts: paired differences over "
+            "seeds, 95 % t-interval (holds: above 0; does not hold: below the minimal effect; "
+            "else inconclusive), sign-test p beside it. Full report: study/study.md.")

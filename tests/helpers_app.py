@@ -13,9 +13,13 @@ from helpers_training import micro_config, write_corpus
 APP_SCRIPT = Path(__file__).resolve().parents[1] / "app" / "main.py"
 
 
+STUDY_WORLD = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "study_world"
+
+
 def build_root(tmp: Path) -> Path:
-    """root/run (complete), root/no_student (its CoCoMix model removed), root/bad_catalogue
-    (catalogue tables overwritten with garbage)."""
+    """root/run (complete, with the committed world study's study.json and figures copied
+    in as its study), root/no_student (its CoCoMix model removed; no study),
+    root/bad_catalogue (catalogue tables overwritten with garbage; no study)."""
     from training.pipeline import run_pipeline
 
     root = tmp / "runs"
@@ -29,7 +33,16 @@ def build_root(tmp: Path) -> Path:
     cat.mkdir(exist_ok=True)
     for name in ("concepts", "contexts", "metadata"):
         (cat / f"{name}.parquet").write_bytes(b"not parquet")
+    add_study(run)
     return root
+
+
+def add_study(run_dir: Path) -> None:
+    """The committed world study (study.json, study.md, figures/) as the run's study: the
+    app only reads study.json, so a real study's numbers stand in for a trained one."""
+    from cocomix_lens.study_results import study_dir
+
+    shutil.copytree(STUDY_WORLD, study_dir(run_dir))
 
 
 def build_catalogue(run_dir: Path) -> None:

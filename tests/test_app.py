@@ -28,7 +28,7 @@ def test_training_page_draws_every_chart_and_the_sae_quality_of_the_run(root):
 
     at = open_app(page="training")
     assert_clean(at)
-    assert chart_count(at) == 5
+    assert chart_count(at) == 5 + 2  # and the study's curves and savings bar
     summary = json.loads((root / "run" / "summary.json").read_text())
     shown = {m.label: m.value for m in at.metric}
     assert shown["variance explained"] == f"{summary['sae']['variance_explained']:.3g}"
@@ -36,6 +36,65 @@ def test_training_page_draws_every_chart_and_the_sae_quality_of_the_run(root):
     assert list(table.model) == ["teacher", "ntp", "cocomix"]
     assert table.val_loss.tolist() == pytest.approx(
         [summary[m]["val_loss"] for m in ("teacher", "ntp", "cocomix")])
+
+
+def _chart(at, title_start: str) -> dict:
+    import json
+
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return next(s for s in specs if s["layout"]["title"]["text"].startswith(title_start))
+
+
+def _frame(at, column: str):
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def test_training_page_shows_the_study_with_study_jsons_numbers(root):
+    import json
+
+    import numpy as np
+
+    doc = json.loads((root / "run" / "study" / "study.json").read_text())
+    at = open_app(page="training")
+    assert_clean(at)
+    verdicts = _frame(at, "verdict")
+    assert verdicts.claim.tolist() == [f"({c['id']}) {c['title']}" for c in doc["claims"]]
+    assert verdicts.verdict.tolist() == [c["verdict"] for c in doc["claims"]]
+    assert verdicts.test.tolist() == [c["test"] for c in doc["claims"]]
+    gap = doc["claims"][0]["comparisons"][0]
+    assert verdicts.effect[0].startswith(f"cocomix vs ntp: {gap['mean']:+.4f} ± {gap['std']:.4f}")
+    # curves: per arm the mean over seeds by tokens, the band mean ± sample std
+    traces = {t["name"]: t for t in _chart(at, "Validation loss by training tokens")["data"]}
+    for arm, seeds in doc["curves"].items():
+        losses = np.array([c["val_loss"] for c in seeds.values()])
+        mean, std = losses.mean(0), losses.std(0, ddof=1)
+        line = traces[f"{arm} (n={len(seeds)})"]
+        assert line["x"] == seeds["0"]["tokens"] and line["y"] == pytest.approx(mean)
+        assert traces[f"{arm} band"]["y"] == pytest.approx([*(mean + std), *(mean - std)[::-1]])
+    # savings bar: claims whose share saved is a number (b's seeds never reach ntp's loss)
+    saved = [c["numbers"]["token_share_saved"] for c in doc["claims"]
+             if (c["numbers"].get("token_share_saved") or {}).get("mean") is not None]
+    bar = _chart(at, "Tokens saved")["data"][0]
+    assert bar["y"] == pytest.approx([100 * s["mean"] for s in saved]) and len(saved) == 1
+    ablations = _frame(at, "Δ vs cocomix")
+    assert ablations.arm.tolist() == [r["arm"] for r in doc["ablations"]]
+    assert ablations["val loss"].tolist() == pytest.approx([r["mean"] for r in doc["ablations"]])
+    assert ablations["Δ vs cocomix"].tolist() == pytest.approx(
+        [r["delta"] for r in doc["ablations"]])
+
+
+def test_training_page_without_a_study_says_how_to_make_one_and_a_damaged_one_errs(root):
+    at = open_app(run="no_student", page="training")
+    assert_clean(at)
+    assert chart_count(at) == 5
+    assert any(f"cocomix-lens study --run {root / 'no_student'} --seeds 3" in i.value
+               for i in at.info), [i.value for i in at.info]
+    bad = root / "bad_catalogue" / "study" / "study.json"
+    bad.parent.mkdir(exist_ok=True)
+    bad.write_text("{ not json")
+    at = open_app(run="bad_catalogue", page="training")
+    assert any("study.json is not JSON" in e and "--report-only" in e for e in errors(at))
+    assert chart_count(at) == 5 and not at.exception  # the rest of the page still draws
 
 
 # ---- steer ------------------------------------------------------------------------------------

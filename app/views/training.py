@@ -1,5 +1,6 @@
 """Training: loss curves of every objective by tokens, NTP vs CoCoMix, concept accuracy,
-throughput, SAE quality and the pipeline's stage times."""
+throughput, SAE quality and the pipeline's stage times; and the study of the paper's claims
+(`cocomix-lens study`) when the run has one."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import streamlit as st
 
 from app import plots
 from app import training_data as td
+from cocomix_lens import study_results
 
 
 def render(ctx) -> None:
@@ -50,3 +52,34 @@ def render(ctx) -> None:
             st.info("This run has no SAE (a 'cocomix-lens train' run).")
     with right:
         st.plotly_chart(plots.stage_bars(td.stage_times(summary)), key="stages")
+    _study(ctx)
+
+
+def _study(ctx) -> None:
+    """Verdicts, val-loss curves with seed bands, token savings and ablations of study.json;
+    or how to make a study. A damaged study.json is an error here, not for the whole page."""
+    st.subheader("Study: which of the paper's claims hold at this scale")
+    try:
+        doc = study_results.read_study(ctx.run.path)
+    except ValueError as err:
+        st.error(str(err))
+        return
+    if doc is None:
+        make = study_results.MAKE.format(run=ctx.run.path)
+        st.info(f"This run has no study yet. Make one with `{make}` (trains NTP, CoCoMix and "
+                "every ablation per seed on the run's teacher, SAE and labels), then reload."
+                if ctx.run.kind == "pipeline" else
+                "A study needs a pipeline run (`cocomix-lens pipeline --out DIR`); then "
+                f"`{study_results.MAKE.format(run='DIR')}`.")
+        return
+    st.caption(td.study_caption(doc))
+    verdicts, ablations = td.study_tables(doc)
+    st.dataframe(verdicts, hide_index=True, width="stretch", key="study_verdicts")
+    figs = study_results.figures(doc)
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(figs["curves"], key="study_curves")
+    with right:
+        st.plotly_chart(figs["savings"], key="study_savings")
+    st.markdown("**Ablations**: final validation loss per arm (Δ: paired gap to cocomix)")
+    st.dataframe(ablations, hide_index=True, width="stretch", key="study_ablations")
