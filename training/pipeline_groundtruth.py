@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from cocomix_lens.data.files import atomic_write_json
-from cocomix_lens.groundtruth import GROUNDTRUTH_FILE
+from cocomix_lens.groundtruth import GROUNDTRUTH_FILE, concept_names_of
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,8 @@ def stage_groundtruth(ctx: Any) -> dict[str, Any]:
     from cocomix_lens import CoCoMixModel
     from cocomix_lens.concepts import LabelCache
     from cocomix_lens.data.truth import GroundTruth
-    from cocomix_lens.groundtruth import Recovery
-    from cocomix_lens.world import form_share, grammatical_share
+    from cocomix_lens.groundtruth import Recovery, pool_units
+    from cocomix_lens.world import SENTENCE_VARIABLES, form_share, grammatical_share
 
     data = ctx.dir("shards")
     if not GroundTruth.exists(data):
@@ -100,6 +100,10 @@ def stage_groundtruth(ctx: Any) -> dict[str, Any]:
     n_concepts = cfg.sae.d_sae
     summaries = {src: Recovery.from_active(a, cols, n_concepts).summary()
                  for src, a in active.items()}
+    units = sentence_units(shards, n)
+    sent_cols = {v: c for v, c in cols.items() if v in SENTENCE_VARIABLES}
+    sentence = {src: Recovery.from_active(*pool_units(a, units, sent_cols), n_concepts).summary()
+                for src, a in active.items()}
     samples = {}
     for name, model in models.items():
         texts = sample_texts(model, shards, SAMPLES, SAMPLE_TOKENS, cfg.seed)
@@ -107,16 +111,34 @@ def stage_groundtruth(ctx: Any) -> dict[str, Any]:
         lo, hi = g.ci()
         samples[name] = {"grammatical": g.value, "ci": [lo, hi], "sentences": g.n,
                          "form": form_share(texts).value, "examples": texts[:3]}
-    atomic_write_json(ctx.out / GROUNDTRUTH_FILE, {"tokens": n, "sources": summaries,
-                                                   "samples": samples})
-    return {"available": True, "tokens": n, "file": GROUNDTRUTH_FILE,
-            "coverage": {src: {v: s["variables"][v]["coverage"] for v in s["variables"]}
-                         for src, s in summaries.items()},
-            "mean_best_f1": {src: {v: s["variables"][v]["mean_best_f1"]
-                                   for v in s["variables"]} for src, s in summaries.items()},
-            "named_concepts": {src: sum(m["f1"] >= 0.8 for m in s["concepts"].values())
-                               for src, s in summaries.items()},
+    atomic_write_json(ctx.out / GROUNDTRUTH_FILE, {
+        "tokens": n, "sentences": int(units[-1]) + 1, "sources": summaries,
+        "sentence_sources": sentence, "samples": samples})
+    # The headline per variable: sentence-level for sentence-scoped variables, else tokens.
+    headline = {src: {v: (sentence if v in sent_cols else summaries)[src]["variables"][v]
+                      for v in summaries[src]["variables"]} for src in summaries}
+    return {"available": True, "tokens": n, "sentences": int(units[-1]) + 1,
+            "file": GROUNDTRUTH_FILE, "sentence_variables": sorted(sent_cols),
+            "coverage": {src: {v: h["coverage"] for v, h in hv.items()}
+                         for src, hv in headline.items()},
+            "mean_best_f1": {src: {v: h["mean_best_f1"] for v, h in hv.items()}
+                             for src, hv in headline.items()},
+            "token_mean_best_f1": {src: {v: s["variables"][v]["mean_best_f1"]
+                                         for v in s["variables"]}
+                                   for src, s in summaries.items()},
+            "named_concepts": {src: len(concept_names_of(summaries[src], sentence[src]))
+                               for src in summaries},
             "samples": samples}
+
+
+def sentence_units(shards: Any, n: int) -> np.ndarray:
+    """int [n]: the sentence of each of the first n validation tokens."""
+    from cocomix_lens.groundtruth import unit_ids
+    from cocomix_lens.world import sentence_ends
+
+    texts = [shards.decode([i]) for i in range(shards.vocab_size)]
+    ends = sentence_ends(texts, shards.eos_id)
+    return unit_ids(ends[np.asarray(shards.split("val")[:n], dtype=np.int64)])
 
 
 _SOURCES = {"sae": "SAE latents (top-k active)", "labels": "attribution labels (k per token)",
@@ -130,14 +152,22 @@ def render_groundtruth(s: dict[str, Any]) -> list[str]:
         return []
     cols = [v for v in HEADLINE if v in next(iter(g["coverage"].values()))]
     out = ["## Ground truth (synthetic world: concepts known per token)", "",
-           f"Validation tokens: {g['tokens']:,}. Each cell: coverage (share of the variable's "
-           "values whose best-matching concept has token-level F1 ≥ 0.8) and, in brackets, "
-           f"the mean best F1. Details per value and per concept: `{g['file']}`.", "",
+           f"Validation tokens: {g['tokens']:,}"
+           + (f" ({g['sentences']:,} sentences)" if "sentences" in g else "")
+           + ". Each cell: coverage (share of the variable's values whose best-matching "
+           "concept has F1 ≥ 0.8) and, in brackets, the mean best F1. "
+           + (f"{', '.join(v for v in cols if v in g['sentence_variables'])} are scored per "
+              "sentence (a concept detects a sentence's value when it fires on any of its "
+              "tokens; token-level F1 in brackets after it), the others per token. "
+              if g.get("sentence_variables") else "F1 is token-level. ")
+           + f"Details per value and per concept: `{g['file']}`.", "",
            "| concepts | " + " | ".join(cols) + " | concepts with F1 ≥ 0.8 |",
            "|---|" + "---:|" * (len(cols) + 1)]
     for src, label in _SOURCES.items():
         cov, f1 = g["coverage"][src], g["mean_best_f1"][src]
-        cells = [f"{cov[v]:.2f} ({f1[v]:.2f})" if f1[v] is not None else "–" for v in cols]
+        tok = g.get("token_mean_best_f1", {}).get(src, {})
+        cells = [_cell(cov[v], f1[v], tok.get(v) if v in g.get("sentence_variables", ()) else
+                       None) for v in cols]
         out.append(f"| {label} | " + " | ".join(cells) + f" | {g['named_concepts'][src]} |")
     out += ["", "| student | grammatical sentences, sampled at T=1 (95 % CI) | "
                 "template form only (no agreement) | sentences |", "|---|---:|---:|---:|"]
@@ -149,3 +179,9 @@ def render_groundtruth(s: dict[str, Any]) -> list[str]:
             example = r["examples"][0].replace("\n", " / ")[:300]
             out += ["", f"{name} sample: “{example}”"]
     return out + [""]
+
+
+def _cell(coverage: float, f1: float | None, token_f1: float | None) -> str:
+    if f1 is None:
+        return "–"
+    return f"{coverage:.2f} ({f1:.2f})" + (f" [{token_f1:.2f}]" if token_f1 is not None else "")

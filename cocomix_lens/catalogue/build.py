@@ -62,12 +62,16 @@ def build_catalogue(out: str | Path, *, teacher: nn.Module, sae: nn.Module,
                     student: nn.Module, shards: Any, labels: Any,
                     config: CatalogueConfig | None = None,
                     sources: dict[str, str] | None = None,
+                    truth: dict[int, tuple[str, float]] | None = None,
                     progress: Progress | None = None) -> Catalogue:
     """Build the catalogue of `student`'s concepts into `out` and return it (as loaded).
 
     `shards` is a `TokenShards`, `labels` the `LabelCache` the student was trained on,
     `sources` fingerprints of the inputs stored for staleness checks (default: hashes of the
-    given modules and files). `progress(iterable, total, desc)` wraps the validation scan.
+    given modules and files). `truth` (corpora with known latents: concept -> (its
+    best-matching "variable=value", F1), `cocomix_lens.groundtruth.concept_matches`) fills the
+    `truth`/`truth_f1` columns and replaces those concepts' automatic names.
+    `progress(iterable, total, desc)` wraps the validation scan.
     """
     cfg = config or CatalogueConfig()
     t0 = time.perf_counter()
@@ -82,7 +86,7 @@ def build_catalogue(out: str | Path, *, teacher: nn.Module, sae: nn.Module,
     metadata = _metadata_table(labels, shards, n_c, cfg)
     concepts = _concept_table(scan, labels, cfg, n_c)
     concepts = concepts.join(_token_columns(teacher, sae, student, vocab, cfg.n_tokens))
-    concepts = _add_names(concepts, contexts, metadata)
+    concepts = _add_truth(_add_names(concepts, contexts, metadata), truth or {})
     meta = {
         "format_version": FORMAT_VERSION, "n_concepts": n_c,
         "tokenizer_sha256": shards.tokenizer_sha256,
@@ -192,6 +196,16 @@ def _metadata_table(labels: Any, shards: Any, n_c: int, cfg: CatalogueConfig) ->
     table = pd.DataFrame(cols)
     return table.sort_values(["concept", "lift"], ascending=[True, False],
                              kind="stable").reset_index(drop=True)
+
+
+def _add_truth(concepts: pd.DataFrame, truth: dict[int, tuple[str, float]]) -> pd.DataFrame:
+    """A concept that matches a known variable value (F1 >= 0.8) is named after it: the
+    ground truth says what it means better than its top tokens do."""
+    match = pd.Series({c: m for c, m in truth.items()}, dtype=object).reindex(concepts.index)
+    names = [m[0] if isinstance(m, tuple) else "" for m in match]
+    f1 = [m[1] if isinstance(m, tuple) else np.nan for m in match]
+    out = concepts.assign(truth=names, truth_f1=np.asarray(f1, dtype=np.float64))
+    return out.assign(name=np.where(out["truth"] != "", out["truth"], out["name"]))
 
 
 def _add_names(concepts: pd.DataFrame, contexts: pd.DataFrame,

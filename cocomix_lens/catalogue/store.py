@@ -33,7 +33,8 @@ SOURCES = ("teacher", "student")  # the two readouts contexts are ranked by
 
 COLUMNS = {
     "concept": "concept id (SAE latent index = the student's concept index)",
-    "name": "short automatic name from the tokens it fires on and promotes",
+    "name": "its ground-truth value when it matches one (truth), else a short automatic "
+            "name from the tokens it fires on and promotes",
     "dead": "never labelled in the training split and never active on the validation split",
     "label_count": "training tokens with this concept among their teacher labels",
     "label_density": "label_count / training tokens",
@@ -52,6 +53,9 @@ COLUMNS = {
     "meta_value": "that value",
     "meta_share": "share of its labelled tokens in documents with that value",
     "meta_lift": "share / base rate of that value",
+    "truth": "corpora with known latents (the world): the variable value its SAE latent "
+             "matches with F1 >= 0.8 ('topic=sea'), else ''",
+    "truth_f1": "that F1 (sentence-level for topic, act, tense, sentiment), else NaN",
 }
 
 

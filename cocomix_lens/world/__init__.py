@@ -36,10 +36,12 @@ from cocomix_lens.world.scoring import (
     share,
     topic_share,
 )
+from cocomix_lens.world.units import SENTENCE_VARIABLES, sentence_ends
 
 __all__ = [
-    "ACTS", "FEMALE_NAMES", "FORMS", "GENDER_OF", "MALE_NAMES", "Mention", "SentenceParse",
-    "Share", "TAGS", "TEMPLATES", "TENSES", "TOPICS", "TOPIC_NAMES", "TOWNS", "Template",
-    "VOCABULARY", "document_kind", "form_share", "grammatical_share", "mention_share",
-    "parse_text", "realise", "scored_sentences", "share", "tag_of", "to_spans", "topic_share",
+    "ACTS", "FEMALE_NAMES", "FORMS", "GENDER_OF", "MALE_NAMES", "Mention", "SENTENCE_VARIABLES",
+    "SentenceParse", "Share", "TAGS", "TEMPLATES", "TENSES", "TOPICS", "TOPIC_NAMES", "TOWNS",
+    "Template", "VOCABULARY", "document_kind", "form_share", "grammatical_share",
+    "mention_share", "parse_text", "realise", "scored_sentences", "sentence_ends", "share",
+    "tag_of", "to_spans", "topic_share",
 ]
