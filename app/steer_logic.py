@@ -2,6 +2,7 @@
 
     ids = encode_prompt(tok, "The ship", n_ctx)                 # [1, pos]; ValueError if bad
     spec = make_spec("scale", concept=12, strength=8.0)         # a cocomix_lens SteeringSpec
+    spec = make_spec("scale", 12, 8.0, loaded=loaded_edits(saved))  # with a loaded spec's others
     for token_id, text in stream_text(model, ids, Sampling(seed=0), spec):
         ...                                                     # text so far, one token a step
     trace = concept_trace(model, all_ids, ids.shape[1], 12)     # p(c) per generated token
@@ -65,20 +66,72 @@ def make_edit(op: str, concept: int, strength: float,
 
 
 def make_spec(op: str, concept: int, strength: float, positions: str | Sequence[int] = "all",
-              std: float | None = None) -> SteeringSpec:
-    return SteeringSpec((make_edit(op, concept, strength, positions, std),))
+              std: float | None = None, loaded: Sequence[Edit | None] = ()) -> SteeringSpec:
+    """The page's edit, alone or in its place among a loaded spec's edits (`loaded_edits`:
+    None marks the place). The library applies every edit, in ops.ORDER (scale, add, ban,
+    force, set, vector), edits of one op in spec order."""
+    edit = make_edit(op, concept, strength, positions, std)
+    if None not in loaded:
+        return SteeringSpec((edit, *loaded))
+    return SteeringSpec(tuple(edit if e is None else e for e in loaded))
+
+
+def fits_controls(edit: Edit) -> bool:
+    """Whether the page's controls can show the edit (one concept, no given vector); an add
+    edit's std is taken from the catalogue again, as for an edit made on the page."""
+    return (edit.op in STRENGTH and edit.vector is None
+            and (edit.concepts is None or len(edit.concepts) == 1))
+
+
+def shown_edit(spec: SteeringSpec) -> int:
+    """Index of the edit the controls show: the spec's first that fits them."""
+    if not spec.edits:
+        raise ValueError("the spec has no edits: save one from this page and load that")
+    for i, e in enumerate(spec.edits):
+        if fits_controls(e):
+            return i
+    raise ValueError("none of the spec's edits fits this page's controls (a set of several "
+                     "concepts or a given vector): apply it with the library, "
+                     "model.generate(..., steering=SteeringSpec.load(path))")
+
+
+def loaded_edits(spec: SteeringSpec) -> tuple[Edit | None, ...]:
+    """The spec's edits with None in place of the one the controls show (for make_spec)."""
+    i = shown_edit(spec)
+    return (*spec.edits[:i], None, *spec.edits[i + 1:])
 
 
 def spec_controls(spec: SteeringSpec) -> dict:
-    """The page's controls for a loaded spec's first edit: concept, op, strength, positions."""
-    if not spec.edits:
-        raise ValueError("the spec has no edits: save one from this page and load that")
-    e = spec.edits[0]
+    """The page's controls for a loaded spec's shown edit (`shown_edit`): concept, op,
+    strength, positions. Its other edits (`loaded_edits`) are listed and applied too."""
+    e = spec.edits[shown_edit(spec)]
     concept = e.concept if e.concept is not None else e.concepts[0]
     strength = e.value if e.value is not None else (e.weights[0] if e.weights else 0.0)
     pos = e.positions if isinstance(e.positions, str) else ",".join(map(str, e.positions))
     return {"steer_concept": int(concept), "steer_op": e.op, "steer_strength": float(strength),
             "steer_positions": pos}
+
+
+# How the page lists the edits it has no controls for, by op.
+_DESCRIBE = {
+    "scale": lambda e: f"scale concept {e.concept}'s logit × {e.value:g}",
+    "add": lambda e: f"add {e.value:g} logit std to concept {e.concept}"
+                     + (f" (std {e.std:.3g})" if e.std is not None else ""),
+    "force": lambda e: f"force concept {e.concept} into the top-k",
+    "ban": lambda e: f"ban concept {e.concept} from the top-k",
+    "set": lambda e: "set the top-k to " + ", ".join(
+        f"{c} (weight {w:g})" for c, w in zip(e.concepts, e.weights)),
+    "vector": lambda e: f"add {e.value:g} × "
+                        + ("a given vector" if e.vector else f"compressor row {e.concept}")
+                        + " to c_t",
+}
+
+
+def describe_edit(edit: Edit) -> str:
+    """One line: what the edit does and where."""
+    pos = edit.positions if isinstance(edit.positions, str) else \
+        "positions " + ",".join(map(str, edit.positions))
+    return f"{_DESCRIBE[edit.op](edit)}, at {pos}"
 
 
 def encode_prompt(tokenizer, prompt: str, n_ctx: int) -> Tensor:

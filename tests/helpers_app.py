@@ -111,3 +111,40 @@ def find_steerable(run_dir: Path, prompt: str = "The") -> tuple[int, float]:
             if text(make_spec("scale", c, strength)) != default:
                 return c, strength
     raise AssertionError("no concept changes the micro student's text")
+
+
+def library_text(model, spec, prompt: str = "The") -> str:
+    """The text the library's `generate(..., steering=spec)` adds to `prompt` with the Steer
+    page's default sampling (app.steer_logic.Sampling()), cut before <|endoftext|>."""
+    import torch
+
+    from app.steer_logic import Sampling
+    from cocomix_lens.data.tokenizer import eos_id
+
+    s = Sampling()
+    ids = torch.tensor([model.tokenizer.encode(prompt).ids])
+    out = model.generate(ids, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
+                         top_p=s.top_p, top_k=s.top_k, seed=s.seed, steering=spec)
+    new = out[0, ids.shape[1]:].tolist()
+    eos = eos_id(model.tokenizer)
+    return model.tokenizer.decode(new[:new.index(eos)] if eos in new else new)
+
+
+def find_second_edit(run_dir: Path, first, prompt: str = "The"):
+    """A ban edit that changes the library's text under `first` when added to it, so a page
+    that applied only the first edit would show another text."""
+    import torch
+
+    from cocomix_lens import Run
+    from cocomix_lens.steering import Edit, SteeringSpec
+
+    model = Run.open(run_dir).student
+    ids = torch.tensor([model.tokenizer.encode(prompt).ids])
+    _, z = model(ids, return_concept_logits=True)
+    alone = library_text(model, SteeringSpec((first,)), prompt)
+    for c in z[0, -1].argsort(descending=True).tolist()[:64]:
+        if c != first.concept:
+            second = Edit("ban", c)
+            if library_text(model, SteeringSpec((first, second)), prompt) != alone:
+                return second
+    raise AssertionError("no ban edit changes the micro student's steered text")

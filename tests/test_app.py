@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from helpers_app import app_env, assert_clean, build_root, errors, find_steerable, open_app
+from helpers_app import (
+    app_env,
+    assert_clean,
+    build_root,
+    errors,
+    find_second_edit,
+    find_steerable,
+    library_text,
+    open_app,
+)
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +170,55 @@ def test_steer_spec_json_round_trips_through_the_page_controls():
     assert spec_controls(again) == {"steer_concept": 7, "steer_op": "add",
                                     "steer_strength": -2.5, "steer_positions": "0,3"}
     assert spec_controls(make_spec("set", 4, 3.0))["steer_strength"] == 3.0
+
+
+def test_a_loaded_spec_keeps_every_edit_in_its_place_around_the_controls_edit():
+    from app.steer_logic import describe_edit, loaded_edits, make_spec, spec_controls
+    from cocomix_lens.steering import Edit, SteeringSpec
+
+    spec = SteeringSpec().set([3, 9], [4.0, 2.0]).scale(5, 2.0).ban(7, positions=[1, 2])
+    loaded = loaded_edits(spec)  # a set of two concepts has no controls: the scale is shown
+    assert loaded == (spec.edits[0], None, spec.edits[2])
+    assert spec_controls(spec)["steer_concept"] == 5
+    assert make_spec("scale", 5, 2.0, loaded=loaded) == spec
+    assert make_spec("add", 6, -1.0, loaded=loaded).edits == (
+        spec.edits[0], Edit("add", 6, -1.0), spec.edits[2])
+    assert describe_edit(spec.edits[2]) == "ban concept 7 from the top-k, at positions 1,2"
+    with pytest.raises(ValueError, match="none of the spec's edits fits"):
+        spec_controls(SteeringSpec().add_vector(None, 1.0, vector=[0.0, 1.0]))
+
+
+def test_a_loaded_two_edit_spec_generates_what_the_library_does_with_both(root, steerable):
+    from cocomix_lens import Run
+    from cocomix_lens.steering import Edit, SteeringSpec
+
+    concept, strength = steerable
+    first = Edit("scale", concept, strength)
+    spec = SteeringSpec((first, find_second_edit(root / "run", first)))
+    model = Run.open(root / "run").student
+    both, alone = library_text(model, spec), library_text(model, SteeringSpec((first,)))
+    assert both != alone
+    at = open_app(page="steer")
+    at.file_uploader(key="steer_upload").set_value(
+        ("spec.json", spec.to_json().encode(), "application/json"))
+    at.run()
+    assert_clean(at)
+    assert not at.warning  # no "applies only the first edit" any more
+    assert "1 more edit(s) from the loaded spec" in " ".join(m.value for m in at.markdown)
+    assert at.selectbox(key="steer_concept").value == concept
+    at.button(key="steer_go").click()
+    at.run()
+    assert_clean(at)
+    result = at.session_state["steer_result"]
+    assert result["spec"] == spec
+    assert result["samples"]["steered"]["text"] == both
+    # dropping the loaded edits leaves the controls' edit alone
+    at.button(key="steer_drop_loaded").click()
+    at.run()
+    at.button(key="steer_go").click()
+    at.run()
+    assert at.session_state["steer_result"]["spec"] == SteeringSpec((first,))
+    assert at.session_state["steer_result"]["samples"]["steered"]["text"] == alone
 
 
 @pytest.mark.parametrize("prompt, message", [("   ", "the prompt is empty"),

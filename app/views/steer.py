@@ -1,6 +1,7 @@
 """Steer: default and steered generations side by side, streamed, with the steered concept's
-prediction rate per token, the steering scores of the shown samples, spec save/load and a
-strength sweep."""
+prediction rate per token, the steering scores of the shown samples, spec save/load (a loaded
+spec's every edit applies: the first in the controls, the others listed) and a strength
+sweep."""
 
 from __future__ import annotations
 
@@ -32,11 +33,27 @@ def _load_spec() -> None:
         spec = SteeringSpec.from_json(upload.getvalue().decode("utf-8", errors="replace"))
         st.session_state.update(sl.spec_controls(spec))
         st.session_state["steer_search"] = ""
-        if len(spec.edits) > 1:
-            st.session_state["_steer_note"] = (f"the spec has {len(spec.edits)} edits; this "
-                                               "page shows and applies the first")
+        # the controls hold one edit; the others apply beside it (_loaded_edits)
+        st.session_state["steer_loaded"] = sl.loaded_edits(spec)
     except ValueError as err:
         st.session_state["_steer_note"] = f"could not load the spec: {err}"
+
+
+def _drop_loaded() -> None:
+    st.session_state["steer_loaded"] = ()
+
+
+def _loaded_edits() -> tuple:
+    """A loaded spec's edits (None: the controls' one); the others are listed and apply."""
+    loaded = st.session_state.get("steer_loaded", ())
+    others = [e for e in loaded if e is not None]
+    if others:
+        st.markdown(f"**{len(others)} more edit(s) from the loaded spec**, applied with the "
+                    "one above (the library's order: scale, add, ban, force, set, vector; "
+                    "edits of one op in spec order):")
+        st.markdown("\n".join(f"- {sl.describe_edit(e)}" for e in others))
+        st.button("Drop these edits", key="steer_drop_loaded", on_click=_drop_loaded)
+    return loaded
 
 
 def _picker(ctx, n_concepts: int) -> int:
@@ -90,14 +107,15 @@ def _controls(ctx, model) -> tuple:
         strength = _strength(op)
         pos = st.text_input("Positions", key="steer_positions",
                             help="all, prompt, generated, or token indices (0,3,5)")
+        loaded = _loaded_edits()
     with right:
         n_new = st.slider("New tokens", 1, sl.MAX_NEW_TOKENS, key="steer_max_new")
         temp = st.slider("Temperature (0 = greedy)", 0.0, 2.0, step=0.05, key="steer_temperature")
         top_p = st.slider("Top-p", 0.05, 1.0, step=0.05, key="steer_top_p")
         seed = st.number_input("Seed", 0, 2**31 - 1, step=1, key="steer_seed")
     # add: strength in the concept's logit stds over validation tokens, as the CLI does
-    spec = sl.make_spec(op, int(concept), float(strength),
-                        _positions(pos)).with_catalogue_stds(ctx.run)
+    spec = sl.make_spec(op, int(concept), float(strength), _positions(pos),
+                        loaded=loaded).with_catalogue_stds(ctx.run)
     sampling = sl.Sampling(max_new_tokens=int(n_new), temperature=float(temp),
                            top_p=float(top_p), seed=int(seed))
     return int(concept), op, spec, sampling, prompt
@@ -184,7 +202,7 @@ def render(ctx) -> None:
                              disabled=sl.STRENGTH[op][1] is None,
                              help="one short generation per strength, steered and with a "
                                   "random concept of the same strength, scored with "
-                                  "steering off")
+                                  "steering off (the edit of the controls alone)")
     if clicked:
         _generate(ctx, model, concept, spec, sampling, prompt)
     if swept:
