@@ -144,8 +144,8 @@ def savings_figure(claims: list[dict[str, Any]]):
     rows = savings_rows(claims)
     fig = go.Figure(go.Bar(x=[r["label"] for r in rows], y=[r["mean"] for r in rows],
                            error_y={"type": "data", "array": [r["std"] for r in rows]}))
-    fig.update_layout(title="Tokens saved reaching the reference's final val loss "
-                            "(% of budget, mean ± std over seeds that reach it)",
+    fig.update_layout(title="Tokens saved reaching the reference's final val loss<br>"
+                            "<sup>% of budget, mean ± std over the seeds that reach it</sup>",
                       yaxis_title="% of tokens saved")
     if not rows:
         fig.add_annotation(text="no arm reached the reference's final loss in any seed",

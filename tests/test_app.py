@@ -66,7 +66,7 @@ def test_training_page_shows_the_study_with_study_jsons_numbers(root):
     doc = json.loads((root / "run" / "study" / "study.json").read_text())
     at = open_app(page="training")
     assert_clean(at)
-    verdicts = _frame(at, "verdict")
+    verdicts = at.table[0].value.reset_index()
     assert verdicts.claim.tolist() == [f"({c['id']}) {c['title']}" for c in doc["claims"]]
     assert verdicts.verdict.tolist() == [c["verdict"] for c in doc["claims"]]
     assert verdicts.test.tolist() == [c["test"] for c in doc["claims"]]

@@ -74,12 +74,14 @@ def _study(ctx) -> None:
         return
     st.caption(td.study_caption(doc))
     verdicts, ablations = td.study_tables(doc)
-    st.dataframe(verdicts, hide_index=True, width="stretch", key="study_verdicts")
+    st.table(verdicts.set_index("claim"))  # a static table: the long texts wrap, none is cut
     figs = study_results.figures(doc)
-    left, right = st.columns([3, 2])
+    st.plotly_chart(figs["curves"].update_layout(height=560), key="study_curves")
+    left, right = st.columns(2)
     with left:
-        st.plotly_chart(figs["curves"], key="study_curves")
-    with right:
         st.plotly_chart(figs["savings"], key="study_savings")
-    st.markdown("**Ablations**: final validation loss per arm (Δ: paired gap to cocomix)")
-    st.dataframe(ablations, hide_index=True, width="stretch", key="study_ablations")
+    with right:
+        st.markdown("**Ablations**: final validation loss per arm (Δ: paired gap to cocomix)")
+        # tall enough for every arm without a scroll bar (35 px a row and the header)
+        st.dataframe(ablations, hide_index=True, width="stretch", key="study_ablations",
+                     height=35 * (len(ablations) + 1) + 3)
