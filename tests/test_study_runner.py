@@ -152,3 +152,19 @@ def test_redraw_writes_html_and_png_figures_from_study_json_alone(tmp_path):
     assert "[curves.png](figures/curves.png)" in md and "| ntp | 5.0088 ± 0.0634 |" in md
     with pytest.raises(FileNotFoundError, match="fix: pass the study directory"):
         redraw(tmp_path / "figures")
+
+
+def test_a_failing_png_export_leaves_the_html_and_says_why_in_one_line(tmp_path, monkeypatch):
+    from training.study import plots
+
+    def broken(figs, out):
+        raise ValueError("Transform failed with error code 1\nchromium said more")
+
+    committed = Path(__file__).resolve().parents[1] / "benchmarks/results/study_world"
+    shutil.copy(committed / "study.json", tmp_path / "study.json")
+    monkeypatch.setattr(plots, "write_png", broken)
+    figs = redraw(tmp_path)["figures"]
+    assert figs["files"] == ["curves.html", "savings.html", "ablations.html"]
+    assert not figs["png"]
+    assert figs["note"] == "PNG not written: kaleido failed: Transform failed with error code 1"
+    assert figs["note"] in (tmp_path / "study.md").read_text()

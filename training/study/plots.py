@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from cocomix_lens.study_results import FIGURES, figures
 
 __all__ = ["FIGURES", "png_available", "write_figures", "write_png"]
+log = logging.getLogger(__name__)
 PNG_SIZE = (900, 520)
+NO_KALEIDO = "PNG not written: kaleido is not installed (pip install kaleido==0.2.1)"
 
 
 def png_available() -> bool:
@@ -54,8 +57,13 @@ def write_figures(out: Path, curves: dict, claims: list[dict], table: list[dict]
     for name, fig in figs.items():
         fig.write_html(out / f"{name}.html", include_plotlyjs="cdn")
         files.append(f"{name}.html")
-    png = png_available()
-    if png:
+    if not png_available():
+        return {"files": files, "png": False, "note": NO_KALEIDO}
+    try:
         files += write_png(figs, out)
-    note = None if png else "PNG not written: kaleido is not installed (pip install kaleido==0.2.1)"
-    return {"files": files, "png": png, "note": note}
+    except (OSError, RuntimeError, ValueError) as err:
+        # the HTML is written; a study that trained for hours must not fail on a picture
+        why = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        log.warning("study figures: PNG failed (%s); the HTML files are written", why)
+        return {"files": files, "png": False, "note": f"PNG not written: kaleido failed: {why}"}
+    return {"files": files, "png": True, "note": None}
