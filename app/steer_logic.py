@@ -77,8 +77,7 @@ def make_spec(op: str, concept: int, strength: float, positions: str | Sequence[
 
 
 def fits_controls(edit: Edit) -> bool:
-    """Whether the page's controls can show the edit (one concept, no given vector); an add
-    edit's std is taken from the catalogue again, as for an edit made on the page."""
+    """Whether the page's controls can show the edit (one concept, no given vector)."""
     return (edit.op in STRENGTH and edit.vector is None
             and (edit.concepts is None or len(edit.concepts) == 1))
 

@@ -221,6 +221,28 @@ def test_a_loaded_two_edit_spec_generates_what_the_library_does_with_both(root, 
     assert at.session_state["steer_result"]["samples"]["steered"]["text"] == alone
 
 
+def test_a_loaded_add_edit_keeps_its_std_and_a_spec_the_controls_cannot_show_is_refused(
+        steerable):
+    from cocomix_lens.steering import SteeringSpec
+
+    concept, _ = steerable
+    others = [c for c in range(3) if c != concept][:2]
+    spec = SteeringSpec().add(concept, 3.0, std=0.5).set(others, [1.0, 2.0])
+    at = open_app(page="steer")
+    at.file_uploader(key="steer_upload").set_value(
+        ("spec.json", spec.to_json().encode(), "application/json"))
+    at.run()
+    at.button(key="steer_go").click()
+    at.run()
+    assert_clean(at)
+    assert at.session_state["steer_result"]["spec"] == spec  # std 0.5, not the catalogue's
+    vector_only = SteeringSpec().add_vector(None, 1.0, vector=[0.0] * 4)
+    at.file_uploader(key="steer_upload").set_value(
+        ("v.json", vector_only.to_json().encode(), "application/json"))
+    at.run()
+    assert any("none of the spec's edits fits" in w.value for w in at.warning)
+
+
 @pytest.mark.parametrize("prompt, message", [("   ", "the prompt is empty"),
                                              ("word " * 300, "tokens, more than the")])
 def test_steer_refuses_an_empty_or_overlong_prompt(prompt, message):

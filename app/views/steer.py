@@ -35,6 +35,10 @@ def _load_spec() -> None:
         st.session_state["steer_search"] = ""
         # the controls hold one edit; the others apply beside it (_loaded_edits)
         st.session_state["steer_loaded"] = sl.loaded_edits(spec)
+        # an add edit keeps the logit std it was saved with (while its concept is picked)
+        shown = spec.edits[sl.shown_edit(spec)]
+        st.session_state["steer_loaded_std"] = (
+            {shown.concept: shown.std} if shown.op == "add" and shown.std is not None else {})
     except ValueError as err:
         st.session_state["_steer_note"] = f"could not load the spec: {err}"
 
@@ -113,8 +117,10 @@ def _controls(ctx, model) -> tuple:
         temp = st.slider("Temperature (0 = greedy)", 0.0, 2.0, step=0.05, key="steer_temperature")
         top_p = st.slider("Top-p", 0.05, 1.0, step=0.05, key="steer_top_p")
         seed = st.number_input("Seed", 0, 2**31 - 1, step=1, key="steer_seed")
-    # add: strength in the concept's logit stds over validation tokens, as the CLI does
-    spec = sl.make_spec(op, int(concept), float(strength), _positions(pos),
+    # add: strength in the concept's logit stds over validation tokens, as the CLI does,
+    # unless a loaded spec gave this concept's std
+    std = st.session_state.get("steer_loaded_std", {}).get(int(concept)) if op == "add" else None
+    spec = sl.make_spec(op, int(concept), float(strength), _positions(pos), std=std,
                         loaded=loaded).with_catalogue_stds(ctx.run)
     sampling = sl.Sampling(max_new_tokens=int(n_new), temperature=float(temp),
                            top_p=float(top_p), seed=int(seed))
