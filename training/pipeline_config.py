@@ -134,9 +134,16 @@ def _world() -> PipelineConfig:
     tiny's and a smaller, sparser SAE: the world has ~200 latent values, not Wikipedia's."""
     return PipelineConfig(
         data=DataStage(corpus="world", max_docs=15_000, vocab_size=4096, val_fraction=0.05),
-        teacher=TeacherStage(d_model=128, n_layers=4, n_heads=4, max_steps=600, lr=3e-3),
-        sae=SAESection(d_sae=512, k=8, train_tokens=65_536, eval_tokens=16_384, epochs=4),
-        student=StudentStage(max_steps=400, lr=3e-3))
+        teacher=TeacherStage(d_model=128, n_layers=4, n_heads=4, max_steps=1200, lr=3e-3),
+        # Block 2 of 4 (not the default 1): its latents carry more sentence context (mean
+        # best sentence-level topic F1 0.69 vs 0.57). 2,048 latents (k 16) recover topics
+        # barely better (0.71) but the CoCoMix student over 2,048 concepts learns much worse
+        # (val loss 1.66 vs NTP 1.27; 42 % grammatical samples), so 512.
+        sae=SAESection(hook="blocks.2.hook_resid_post", d_sae=512, k=8,
+                       train_tokens=196_608, eval_tokens=16_384, epochs=4),
+        # At 400 steps 19 % (CoCoMix) / 38 % (NTP) of sampled sentences parsed, at 1,200
+        # steps 89 % / 96 %; the whole run stays under 15 min on 2 idle cores.
+        student=StudentStage(max_steps=1200, lr=3e-3))
 
 
 PRESETS = {"tiny": _tiny, "world": _world, "micro": _micro}
