@@ -88,3 +88,4 @@ def test_catalogue_names_concepts_after_their_ground_truth_match(run, tmp_path):
     assert (df.loc[others, "name"] == plain.loc[others, "name"]).all()
     assert (df.loc[others, "truth"] == "").all() and df.loc[others, "truth_f1"].isna().all()
     assert cat.search("topic=sea").index[0] == 3
+    assert "truth       topic=sea (F1 0.91" in str(cat[3]) and "truth " not in str(cat[4])

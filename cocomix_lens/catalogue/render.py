@@ -35,6 +35,8 @@ def concept_card(rec: ConceptRecord, n_contexts: int = 5) -> str:
                  for k, v, s, lift in zip(meta["key"], meta["value"], meta["share"],
                                           meta["lift"])]
         lines.append(f"  metadata    {'; '.join(parts)}")
+    if i.get("truth"):  # older catalogues have no truth column
+        lines.append(f"  truth       {i['truth']} (F1 {i['truth_f1']:.2f}, known latents)")
     for source, heading in HEADINGS.items():
         rows = rec.contexts[rec.contexts["source"] == source].head(n_contexts)
         lines.append(f"  {heading}:" if len(rows) else f"  {heading}: none")
