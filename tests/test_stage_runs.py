@@ -30,3 +30,13 @@ def test_students_share_windows_budget_and_seed(tmp_path):
     assert "insert_layer" not in ntp.model.overrides
     assert cocomix.model.overrides["insert_layer"] == 1
     assert ntp.model_config(d_vocab=300, mix_mode="none").d_model == 32  # as the trainer builds it
+
+
+def test_concept_loss_weight_reaches_the_student_and_is_overridable(tmp_path):
+    from training.pipeline_config import apply_overrides
+
+    world = pipeline_preset("world")
+    assert world.student.lam == 1.0 and pipeline_preset("tiny").student.lam == 0.1
+    p = apply_overrides(world, {"student.lam": "0.25"})
+    cfg = student_run_config(p, tmp_path / "data", tmp_path / "labels", "cocomix")
+    assert cfg.concept.lam == 0.25

@@ -76,6 +76,8 @@ class StudentStage:
     """Optimizer steps of each student (same token budget)."""
     lr: float = 2e-3
     """Peak learning rate."""
+    lam: float = 0.1
+    """Weight of the CoCoMix student's concept loss (paper: 0.1)."""
 
 
 @dataclass
@@ -142,8 +144,11 @@ def _world() -> PipelineConfig:
         sae=SAESection(hook="blocks.2.hook_resid_post", d_sae=512, k=8,
                        train_tokens=196_608, eval_tokens=16_384, epochs=4),
         # At 400 steps 19 % (CoCoMix) / 38 % (NTP) of sampled sentences parsed, at 1,200
-        # steps 89 % / 96 %; the whole run stays under 15 min on 2 idle cores.
-        student=StudentStage(max_steps=1200, lr=3e-3))
+        # steps 86 % / 96 %; the whole run stays under 15 min on 2 idle cores. A concept loss
+        # weight of 1 (paper: 0.1) makes the CoCoMix student predict topic latents (top-4
+        # sentence-level topic F1 0.73 vs 0.20), lowers its val loss (1.273 vs 1.390; NTP
+        # 1.256) and makes its concepts steer the topic.
+        student=StudentStage(max_steps=1200, lr=3e-3, lam=1.0))
 
 
 PRESETS = {"tiny": _tiny, "world": _world, "micro": _micro}

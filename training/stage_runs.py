@@ -64,6 +64,7 @@ def student_run_config(p: PipelineConfig, data_dir: str | Path, labels_dir: str 
     cfg = base_run_config(p, data_dir, objective, preset, overrides, s.max_steps, s.lr)
     cfg.concept.k_attr = p.labels.k
     cfg.concept.labels = str(labels_dir)
+    cfg.concept.lam = s.lam
     return cfg
 
 
