@@ -3,8 +3,9 @@
 For each topic asked for, the concept best aligned with it is the SAE latent with the highest
 sentence-level F1 for that topic (the run's groundtruth.json). The script sweeps CoCoMix
 concept steering (`add`, in logit stds) and classic SAE steering of the teacher (`sae`, in
-residual norms), then evaluates both at the chosen strengths with more samples, beside the
-unsteered run and a random-concept control (bootstrap CIs over samples).
+residual norms), picks for each arm the largest strength whose grammatical share stays within
+10 points of unsteered (`--max-grammar-drop`), and evaluates both at those strengths with more
+samples, beside the unsteered run and a random-concept control (bootstrap CIs over samples).
 
     python benchmarks/steer_world.py --run runs/demo --topics travel farming \
         --out benchmarks/results/steering_world
@@ -35,14 +36,22 @@ def topic_concepts(run_dir: Path) -> dict[str, tuple[int, float]]:
     return {t: (int(v["concept"]), float(v["f1"])) for t, v in values.items()}
 
 
+def choose(sw, max_drop: float) -> float:
+    """The largest swept strength whose grammatical share is within `max_drop` of unsteered
+    (the smallest strength when none is)."""
+    ok = [r.strength for r in sw.results
+          if r.estimate("oracle_grammatical").mean
+          >= r.estimate("oracle_grammatical", "unsteered").mean - max_drop]
+    return max(ok) if ok else min(sw.strengths)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", required=True)
     p.add_argument("--topics", nargs="+", default=["travel", "farming"])
-    p.add_argument("--add", type=float, nargs="+", default=[2, 4, 8, 16])
-    p.add_argument("--sae", type=float, nargs="+", default=[0.3, 0.6, 0.9])
-    p.add_argument("--chosen-add", type=float, default=8.0)
-    p.add_argument("--chosen-sae", type=float, default=0.6)
+    p.add_argument("--add", type=float, nargs="+", default=[2, 4, 6, 8, 12])
+    p.add_argument("--sae", type=float, nargs="+", default=[0.3, 0.45, 0.6, 0.75, 0.9])
+    p.add_argument("--max-grammar-drop", type=float, default=0.10)
     p.add_argument("--sweep-samples", type=int, default=32)
     p.add_argument("--samples", type=int, default=128)
     p.add_argument("--out", default="benchmarks/results/steering_world")
@@ -61,14 +70,18 @@ def main() -> None:
                                  scorers=SCORERS, extras=extras),
             "sae": sweep(run, c, "add", args.sae, arm="sae", n_samples=args.sweep_samples,
                          scorers=SCORERS, extras=extras)}
-        final = evaluate_steering(run, SteeringSpec().add(c, args.chosen_add),
-                                  n_samples=args.samples, seed=0, sae_strength=args.chosen_sae,
+        chosen = {k: choose(sw, args.max_grammar_drop) for k, sw in sweeps.items()}
+        final = evaluate_steering(run, SteeringSpec().add(c, chosen["cocomix_add"]),
+                                  n_samples=args.samples, seed=0, sae_strength=chosen["sae"],
                                   scorers=SCORERS, extras=extras)
         wall = time.perf_counter() - t0
         doc["topics"][topic] = {"concept": c, "sentence_f1": f1, "wall_s": wall,
+                                "chosen": chosen,
                                 "sweeps": {k: s.to_dict() for k, s in sweeps.items()},
                                 "final": final.to_dict()}
-        md += [f"## {topic}: SAE latent {c} (sentence-level topic F1 {f1:.2f})", "", "```"]
+        md += [f"## {topic}: SAE latent {c} (sentence-level topic F1 {f1:.2f})", "",
+               f"Chosen strengths (grammar within {args.max_grammar_drop:.0%} of unsteered): "
+               f"CoCoMix add {chosen['cocomix_add']:g} std, SAE {chosen['sae']:g}.", "", "```"]
         md += [s.table() for s in sweeps.values()] + [final.table(), "```", ""]
         print(f"{topic}: concept {c} (F1 {f1:.2f}), {wall:.0f} s")
         print(final.table())
