@@ -133,11 +133,11 @@ def stage_groundtruth(ctx: Any) -> dict[str, Any]:
 
 def sentence_units(shards: Any, n: int) -> np.ndarray:
     """int [n]: the sentence of each of the first n validation tokens."""
+    from cocomix_lens.catalogue.readout import vocabulary
     from cocomix_lens.groundtruth import unit_ids
     from cocomix_lens.world import sentence_ends
 
-    texts = [shards.decode([i]) for i in range(shards.vocab_size)]
-    ends = sentence_ends(texts, shards.eos_id)
+    ends = sentence_ends(vocabulary(shards.tokenizer, shards.vocab_size), shards.eos_id)
     return unit_ids(ends[np.asarray(shards.split("val")[:n], dtype=np.int64)])
 
 

@@ -201,7 +201,7 @@ def _metadata_table(labels: Any, shards: Any, n_c: int, cfg: CatalogueConfig) ->
 def _add_truth(concepts: pd.DataFrame, truth: dict[int, tuple[str, float]]) -> pd.DataFrame:
     """A concept that matches a known variable value (F1 >= 0.8) is named after it: the
     ground truth says what it means better than its top tokens do."""
-    match = pd.Series({c: m for c, m in truth.items()}, dtype=object).reindex(concepts.index)
+    match = pd.Series(truth, dtype=object).reindex(concepts.index)
     names = [m[0] if isinstance(m, tuple) else "" for m in match]
     f1 = [m[1] if isinstance(m, tuple) else np.nan for m in match]
     out = concepts.assign(truth=names, truth_f1=np.asarray(f1, dtype=np.float64))
