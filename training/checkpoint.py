@@ -332,9 +332,14 @@ def _step_of(name: str) -> int:
 
 
 def _remove(path: Path | None) -> None:
-    """Delete an own checkpoint directory (`owned` already vetted the path; None: nothing)."""
+    """Delete an own checkpoint directory (`owned` already vetted the path; None: nothing).
+    It is first renamed to a temporary name (atomic), so a kill during the deletion leaves a
+    `.tmp-step_*` that `clean_temporaries` removes on the next start, never a half-deleted
+    `step_*` that looks like a checkpoint (the SIGKILL loop test caught one)."""
     if path is not None and path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
+        doomed = path.with_name(f".tmp-{path.name}-removing")
+        path.rename(doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
