@@ -338,7 +338,10 @@ def _remove(path: Path | None) -> None:
     `step_*` that looks like a checkpoint (the SIGKILL loop test caught one)."""
     if path is not None and path.is_dir():
         doomed = path.with_name(f".tmp-{path.name}-removing")
-        path.rename(doomed)
+        try:
+            path.rename(doomed)
+        except OSError:  # another rank or process removed it first, as rmtree tolerated
+            return
         shutil.rmtree(doomed, ignore_errors=True)
 
 
