@@ -25,6 +25,7 @@ from cocomix_lens import Run
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
 from cocomix_lens.steering import SteeringSpec
 from cocomix_lens.steering.evaluate import evaluate_steering, sweep
+from cocomix_lens.steering.screen import FluencyBounds, pick_strength
 
 SCORERS = ["oracle_on_target", "oracle_grammatical", "sae_act", "student_prob", "ppl_ntp"]
 
@@ -34,15 +35,6 @@ def topic_concepts(run_dir: Path) -> dict[str, tuple[int, float]]:
     gt = json.loads((run_dir / "groundtruth.json").read_text())
     values = gt["sentence_sources"]["sae"]["variables"]["topic"]["values"]
     return {t: (int(v["concept"]), float(v["f1"])) for t, v in values.items()}
-
-
-def choose(sw, max_drop: float) -> float:
-    """The largest swept strength whose grammatical share is within `max_drop` of unsteered
-    (the smallest strength when none is)."""
-    ok = [r.strength for r in sw.results
-          if r.estimate("oracle_grammatical").mean
-          >= r.estimate("oracle_grammatical", "unsteered").mean - max_drop]
-    return max(ok) if ok else min(sw.strengths)
 
 
 def main() -> None:
@@ -70,7 +62,8 @@ def main() -> None:
                                  scorers=SCORERS, extras=extras),
             "sae": sweep(run, c, "add", args.sae, arm="sae", n_samples=args.sweep_samples,
                          scorers=SCORERS, extras=extras)}
-        chosen = {k: choose(sw, args.max_grammar_drop) for k, sw in sweeps.items()}
+        bounds = FluencyBounds(max_grammar_drop=args.max_grammar_drop)
+        chosen = {k: pick_strength(sw, "oracle_grammatical", bounds) for k, sw in sweeps.items()}
         final = evaluate_steering(run, SteeringSpec().add(c, chosen["cocomix_add"]),
                                   n_samples=args.samples, seed=0, sae_strength=chosen["sae"],
                                   scorers=SCORERS, extras=extras)

@@ -66,6 +66,12 @@ class ArmResult:
                 "diff_unsteered_positive": self.diff(metric, "steered", "unsteered").lo > 0,
                 "diff_control_positive": self.diff(metric, "steered", "control").lo > 0}
 
+    def clear(self, metric: str) -> bool:
+        """Whether the steered CI lies above both the unsteered and the control CI (the
+        success test of the README and the table's `*`)."""
+        c = self.clear_of(metric)
+        return c["above_unsteered"] and c["above_control"]
+
     def to_dict(self) -> dict[str, Any]:
         summary = {}
         for m in self.metrics:
@@ -99,7 +105,7 @@ class ArmResult:
         ests = [display(self.estimate(m.name, c), m.log_scale) for c in CONDITIONS]
         diffs = [display(self.diff(m.name, "steered", b), m.log_scale, ratio=True)
                  for b in ("unsteered", "control")]
-        clear = m.kind == "success" and all(list(self.clear_of(m.name).values())[:2])
+        clear = m.kind == "success" and self.clear(m.name)
         name = m.name + (" *" if clear else "") + (" (fluency)" if m.kind == "fluency" else "")
         return (name, *ests, *diffs)
 

@@ -3,10 +3,13 @@
     cocomix-lens steer-eval --run runs/demo --spec spec.json
     cocomix-lens steer-eval --run runs/demo --spec spec.json --samples 128 --json > eval.json
     cocomix-lens steer-eval --run runs/demo --spec spec.json --sweep 2 4 8 16
+    cocomix-lens steer-eval --run runs/demo --densest 30 --out runs/demo/steering
 
 Generates with the spec, then scores the text with steering off beside the unsteered run and a
 random-concept control of the same strength; the teacher steered along the same SAE latent
-is compared the same way (`--sae-strength`, 0 to skip).
+is compared the same way (`--sae-strength`, 0 to skip). `--densest N` needs no spec: it
+screens the N concepts the student predicts most often, sweeps the densest one that steers and
+evaluates it (`cocomix_lens.steering.screen.steer_densest`); `--out` keeps its JSON and tables.
 """
 
 from __future__ import annotations
@@ -19,12 +22,17 @@ HELP = "measure a steering spec: steered vs unsteered vs random control, with bo
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run directory (`cocomix-lens pipeline`)")
-    p.add_argument("--spec", required=True,
-                   help="steering spec JSON (SteeringSpec.save); its first edit's concept is "
-                        "the one scored")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--spec",
+                      help="steering spec JSON (SteeringSpec.save); its first edit's concept "
+                           "is the one scored")
+    what.add_argument("--densest", type=int, metavar="N",
+                      help="instead of a spec: screen the N densest concepts with an add edit, "
+                           "then sweep and evaluate the densest that steers")
     p.add_argument("--prompt", action="append",
                    help="prompt text (repeat for several; default: openings of val documents)")
-    p.add_argument("--samples", type=int, default=32, help="generations per condition")
+    p.add_argument("--samples", type=int,
+                   help="generations per condition (default 32; --densest: 128, final only)")
     p.add_argument("--max-new-tokens", type=int, default=48, help="tokens per generation")
     p.add_argument("--seed", type=int, default=0, help="seed of sampling, control and bootstrap")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
@@ -38,6 +46,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--character", help="world runs: the character the oracle checks")
     p.add_argument("--sweep", type=float, nargs="+", metavar="STRENGTH",
                    help="instead: the spec's first operation on its concept at each strength")
+    p.add_argument("--screen-strength", type=float, default=6.0,
+                   help="--densest: the screen's add edit, in logit stds")
+    p.add_argument("--screen-samples", type=int, default=48,
+                   help="--densest: generations per condition in the screen")
+    p.add_argument("--sweep-samples", type=int, default=64,
+                   help="--densest: generations per condition in the sweeps")
+    p.add_argument("--out", help="--densest: write steering.json and steering.md here")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--device", default="cpu", help="torch device")
 
@@ -49,10 +64,14 @@ def run(args: argparse.Namespace) -> int:
     from cocomix_lens.steering.evaluate import as_steerer, evaluate_steering, sweep
 
     run_ = Run.open(args.run, device=args.device)
+    if args.densest is not None:
+        return _densest(run_, args)
+    if args.out:
+        raise ValueError("--out goes with --densest; fix: drop --out, or use --json > FILE")
     spec = SteeringSpec.load(args.spec)
     steerer = as_steerer(run_, spec)
     extras = {k: v for k, v in (("topic", args.topic), ("character", args.character)) if v}
-    common = dict(prompts=args.prompt, n_samples=args.samples, seed=args.seed,
+    common = dict(prompts=args.prompt, n_samples=args.samples or 32, seed=args.seed,
                   max_new_tokens=args.max_new_tokens, control=args.control,
                   scorers=args.scorers, temperature=args.temperature, top_p=args.top_p,
                   progress=progress_bar, extras=extras)
@@ -62,4 +81,27 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_steering(run_, steerer, sae_strength=args.sae_strength or None,
                                    **common)
     print(json.dumps(result.to_dict(), indent=1) if args.json else result.table())
+    return 0
+
+
+def _densest(run_, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cocomix_lens.data.files import atomic_write_json, atomic_write_text
+    from cocomix_lens.progress import progress_bar
+    from cocomix_lens.steering.screen import steer_densest
+
+    options = {} if args.sweep is None else {"add": args.sweep}
+    res = steer_densest(run_, args.densest, strength=args.screen_strength,
+                        screen_samples=args.screen_samples, sweep_samples=args.sweep_samples,
+                        samples=args.samples or 128, seed=args.seed,
+                        max_new_tokens=args.max_new_tokens, progress=progress_bar, **options)
+    doc, md = res.to_dict(), f"# Steering a densely predicted concept: `{args.run}`\n\n" \
+        + res.markdown()
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "steering.json", doc)
+        atomic_write_text(out / "steering.md", md)
+    print(json.dumps(doc, indent=1) if args.json else md)
     return 0

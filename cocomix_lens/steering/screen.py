@@ -1,0 +1,205 @@
+"""Which concepts steer? Screen the concepts the student predicts most often, then sweep and
+evaluate the densest one that passes.
+
+    res = steer_densest(run, n=30)            # about 4 min on the world demo run, 2 CPU cores
+    print(res.markdown())                     # the screen, both sweeps and the final table
+    res.to_dict()                             # JSON-ready, every estimate and example text
+
+A concept with high prediction density is one the student puts in its top-k at many tokens:
+the first a user meets in `inspect`. Many of the densest are generic (they sit in the top-k at
+every position) and no edit moves them, so the screen tries each with one `add` edit and keeps
+those whose CIs of *both* success measures, read with steering off (the teacher's SAE
+activation of the concept on the generated tokens and the unsteered student's probability of
+it), lie above the unsteered run's and the random control's (`ArmResult.clear`). The densest
+passing concept is then swept (dose-response, CoCoMix `add` and classic SAE steering), each arm
+takes the largest strength whose fluency stays within `FluencyBounds`, and both are evaluated
+on fresh samples (`final_seed`), so the concept is not scored on the samples that chose it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cocomix_lens.progress import Progress, no_progress
+from cocomix_lens.steering.evaluate import evaluate_steering, sweep
+from cocomix_lens.steering.results import ArmResult, SteeringEvaluation, SweepResult
+from cocomix_lens.steering.scorers import SCORERS
+from cocomix_lens.steering.spec import SteeringSpec
+from cocomix_lens.steering.world_scorers import world_target
+
+SUCCESS = ("sae_act", "student_prob")
+"""The two success measures a concept must clear (both read with steering off)."""
+
+
+@dataclass(frozen=True)
+class FluencyBounds:
+    """How much fluency a chosen strength may cost, against the unsteered run."""
+
+    max_grammar_drop: float = 0.10
+    """World runs: the oracle's grammatical share may fall at most this much."""
+    max_ppl_ratio: float = 1.5
+    """Other runs: NTP perplexity may grow at most this factor."""
+
+
+def fluency_metric(run: Any) -> str:
+    """The oracle's grammatical share where the run has one (world), else NTP perplexity."""
+    return "oracle_grammatical" if SCORERS["oracle_grammatical"].applies(run) else "ppl_ntp"
+
+
+def within(result: ArmResult, metric: str, bounds: FluencyBounds) -> bool:
+    """Whether the steered fluency stays within `bounds` of the unsteered run."""
+    s, u = result.estimate(metric).mean, result.estimate(metric, "unsteered").mean
+    if metric == "oracle_grammatical":
+        return s >= u - bounds.max_grammar_drop
+    return s - u <= float(np.log(bounds.max_ppl_ratio))  # perplexities are kept as logs
+
+
+def pick_strength(result: SweepResult, metric: str, bounds: FluencyBounds) -> float:
+    """The largest swept strength within the fluency bounds (the smallest when none is)."""
+    ok = [s for s, r in zip(result.strengths, result.results) if within(r, metric, bounds)]
+    return max(ok) if ok else min(result.strengths)
+
+
+def densest_concepts(run: Any, n: int) -> list[tuple[int, float, int]]:
+    """(concept, prediction density, rank among live concepts) of the `n` live concepts the
+    student predicts most often (catalogue column `prediction_density`)."""
+    cat = run.catalogue.concepts
+    live = cat[~cat["dead"]].sort_values("prediction_density", ascending=False, kind="stable")
+    return [(int(c), float(d), i + 1)
+            for i, (c, d) in enumerate(live["prediction_density"].head(n).items())]
+
+
+def oracle_target(run: Any, concept: int) -> str | None:
+    """World runs: "topic=NAME" (or "character=NAME") that the concept's top output tokens
+    name, for the oracle's share of steered sentences on it; None when they name none."""
+    if not SCORERS["oracle_on_target"].applies(run):
+        return None
+    try:
+        kind, name = world_target(run, concept, {})
+    except ValueError:
+        return None
+    return f"{kind}={name}"
+
+
+@dataclass
+class DenseSteering:
+    """The screen, and for the densest passing concept its sweeps and final evaluation."""
+
+    live: int
+    median_density: float
+    screen: list[dict[str, Any]]
+    """Per screened concept: concept, density, rank, name, clear, and its ArmResult."""
+    settings: dict[str, Any]
+    concept: int | None = None
+    density: float | None = None
+    rank: int | None = None
+    target: str | None = None
+    chosen: dict[str, float] = field(default_factory=dict)
+    sweeps: dict[str, SweepResult] = field(default_factory=dict)
+    final: SteeringEvaluation | None = None
+
+    def clear(self) -> dict[str, bool]:
+        """Final CoCoMix evaluation: success metric -> clear of unsteered and control."""
+        if self.final is None:
+            return {}
+        return {m: self.final.arms["cocomix"].clear(m) for m in SUCCESS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"live": self.live, "median_density": self.median_density,
+                "settings": self.settings,
+                "screen": [{k: (v.to_dict() if isinstance(v, ArmResult) else v)
+                            for k, v in row.items()} for row in self.screen],
+                "concept": self.concept, "density": self.density, "rank": self.rank,
+                "target": self.target, "chosen": self.chosen, "clear": self.clear(),
+                "sweeps": {k: s.to_dict() for k, s in self.sweeps.items()},
+                "final": self.final.to_dict() if self.final else None}
+
+    def markdown(self) -> str:
+        st = self.settings
+        metrics = st["metrics"]
+        md = [f"{self.live} live concepts; median prediction density "
+              f"{self.median_density:.1%}.", "",
+              f"## Screen: the {len(self.screen)} densest, add {st['strength']:g} std, "
+              f"{st['screen_samples']} samples (steered [CI] vs unsteered / control)", "",
+              "| concept | name | density (rank) | " + " | ".join(metrics) + " | clear |",
+              "|---|---|---|" + "---|" * len(metrics) + "---|"]
+        for row in self.screen:
+            r = row["result"]
+            cells = [_cell(r, m) for m in metrics]
+            md.append(f"| {row['concept']} | {row['name']} | {row['density']:.1%} "
+                      f"({row['rank']}) | " + " | ".join(cells)
+                      + f" | {'yes' if row['clear'] else 'no'} |")
+        if self.final is None:
+            return "\n".join(md + ["", "No screened concept passed."]) + "\n"
+        verdict = ", ".join(f"{m}: {'yes' if v else 'no'}" for m, v in self.clear().items())
+        times = (f" ({self.density / self.median_density:.1f}× the median)"
+                 if self.median_density > 0 else "")
+        md += ["", f"## Concept {self.concept}: prediction density {self.density:.1%}, rank "
+               f"{self.rank} of {self.live}{times}"
+               + (f"; oracle target read off its top output tokens: {self.target}"
+                  if self.target else ""), "",
+               f"Chosen strengths ({st['fluency']} within bounds): CoCoMix add "
+               f"{self.chosen['cocomix_add']:g} std, SAE {self.chosen['sae']:g}. Final, "
+               f"{st['samples']} fresh samples (seed {st['final_seed']}), clear of unsteered "
+               f"and control: {verdict}.", "", "```"]
+        md += [s.table() for s in self.sweeps.values()] + [self.final.table(), "```"]
+        return "\n".join(md) + "\n"
+
+
+def _cell(r: ArmResult, metric: str) -> str:
+    s, u, k = (r.estimate(metric, c) for c in ("steered", "unsteered", "control"))
+    return f"{s.mean:.3g} [{s.lo:.3g}, {s.hi:.3g}] vs {u.mean:.3g} / {k.mean:.3g}"
+
+
+def steer_densest(run: Any, n: int = 30, strength: float = 6.0, screen_samples: int = 48,
+                  add: Sequence[float] = (2, 3, 4, 5, 6, 8),
+                  sae: Sequence[float] = (0.3, 0.45, 0.6, 0.75, 0.9),
+                  sweep_samples: int = 64, samples: int = 128, seed: int = 0,
+                  final_seed: int = 1, max_new_tokens: int = 48,
+                  bounds: FluencyBounds = FluencyBounds(), n_boot: int = 1000,
+                  progress: Progress = no_progress) -> DenseSteering:
+    """Screen the `n` densest live concepts with `add` `strength` stds, then sweep `add` and
+    SAE steering of the densest passing concept and evaluate both at the strengths chosen
+    within `bounds` (module docstring)."""
+    if n < 1:
+        raise ValueError(f"n={n} concepts to screen; fix: pass n >= 1 (--densest 30)")
+    flu = fluency_metric(run)
+    metrics = [*SUCCESS, flu]
+    cat = run.catalogue.concepts
+    live = cat.loc[~cat["dead"], "prediction_density"]
+    common = dict(seed=seed, max_new_tokens=max_new_tokens, n_boot=n_boot)
+    res = DenseSteering(live=int(live.size), median_density=float(live.median()), screen=[],
+                        settings={"n": n, "strength": strength, "screen_samples": screen_samples,
+                                  "add": list(add), "sae": list(sae),
+                                  "sweep_samples": sweep_samples, "samples": samples,
+                                  "seed": seed, "final_seed": final_seed,
+                                  "max_new_tokens": max_new_tokens, "fluency": flu,
+                                  "bounds": bounds.__dict__, "metrics": metrics})
+    for c, dens, rank in progress(densest_concepts(run, n), n, "screen"):
+        r = sweep(run, c, "add", [strength], n_samples=screen_samples, scorers=metrics,
+                  **common).results[0]
+        res.screen.append({"concept": c, "density": dens, "rank": rank,
+                           "name": run.catalogue.names([c])[0],
+                           "clear": all(r.clear(m) for m in SUCCESS), "result": r})
+    passed = [row for row in res.screen if row["clear"]]
+    if not passed:
+        return res
+    first = passed[0]
+    res.concept, res.density, res.rank = first["concept"], first["density"], first["rank"]
+    res.target = oracle_target(run, res.concept)
+    if res.target:  # reported beside the measures, never used to choose
+        metrics = [*SUCCESS, "oracle_on_target", flu]
+    res.sweeps = {"cocomix_add": sweep(run, res.concept, "add", add, n_samples=sweep_samples,
+                                       scorers=metrics, **common),
+                  "sae": sweep(run, res.concept, "add", sae, arm="sae",
+                               n_samples=sweep_samples, scorers=metrics, **common)}
+    res.chosen = {k: pick_strength(s, flu, bounds) for k, s in res.sweeps.items()}
+    res.final = evaluate_steering(run, SteeringSpec().add(res.concept, res.chosen["cocomix_add"]),
+                                  n_samples=samples, seed=final_seed,
+                                  max_new_tokens=max_new_tokens, sae_strength=res.chosen["sae"],
+                                  scorers=metrics, n_boot=n_boot * 2)
+    return res
