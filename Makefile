@@ -25,6 +25,7 @@ install-dev: $(VENV)/.installed-dev
 
 demo: install
 	$(VENV)/bin/cocomix-lens pipeline --preset world --out $(DEMO_OUT)
+	$(VENV)/bin/cocomix-lens steer-eval --run $(DEMO_OUT) --densest 30 --out $(DEMO_OUT)/steering
 	@echo "Open the app: make app   (or: $(VENV)/bin/cocomix-lens app --run $(DEMO_OUT))"
 
 # The Streamlit app on the demo run: http://127.0.0.1:8501
