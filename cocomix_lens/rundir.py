@@ -55,6 +55,7 @@ class PipelineLayout:
     report: str = "REPORT.md"
     catalogue: str = "catalogue"
     study: str = "study"  # `cocomix-lens study`: study.json, study.md, figures/, runs/
+    steering: str = "steering"  # `steer-eval --densest N --out RUN/steering` (make demo)
     # Trainer runs (each a TrainLayout directory), keyed by the stage that trains them.
     runs: tuple[tuple[str, str], ...] = (("teacher", "teacher"), ("ntp", "ntp"),
                                          ("cocomix", "cocomix"))

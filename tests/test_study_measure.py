@@ -55,3 +55,22 @@ def test_seed_view_swaps_the_student_and_hides_the_catalogue():
     view = SeedView(FakeRun(), "seed student")
     assert view.student == "seed student" and view.teacher == "teacher"
     assert not view.has("catalogue") and view.has("labels")
+
+
+def test_steer_concepts_prefer_the_densest_screen_and_fall_back_to_label_frequency(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from training.study.measure import steer_concepts
+
+    ids = np.array([[5, 1], [5, 2], [7, 1], [5, 3], [7, 0], [9, 9]])
+    labels = SimpleNamespace(splits=["train", "val"], array=lambda split, key: ids)
+    run = SimpleNamespace(path=tmp_path, labels=labels)
+    assert steer_concepts(run, 2) == [5, 7]  # most often first label
+    (tmp_path / "steering").mkdir()
+    screen = [{"concept": 3, "clear": False}, {"concept": 11, "clear": True},
+              {"concept": 4, "clear": True}, {"concept": 8, "clear": True}]
+    (tmp_path / "steering" / "steering.json").write_text(json.dumps({"screen": screen}))
+    assert steer_concepts(run, 2) == [11, 4]  # passed the screen, densest first
+    (tmp_path / "steering" / "steering.json").write_text(json.dumps({"screen": screen[:1]}))
+    assert steer_concepts(run, 2) == [5, 7]  # none passed: back to label frequency

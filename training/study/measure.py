@@ -4,6 +4,7 @@ world's ground-truth variables (claim h) and steering against its random control
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cocomix_lens.rundir import LAYOUT
 from training.sampler import sequential_starts
 
 log = logging.getLogger(__name__)
@@ -123,12 +125,27 @@ class SeedView:
 
 
 def steer_concepts(run: Any, n: int = N_STEER_CONCEPTS) -> list[int]:
-    """The `n` concepts most often first label on validation tokens: concepts the student
-    was taught most, so an edit has something learned to act on."""
+    """The `n` concepts to steer: those `steer-eval --densest` found to steer the run's own
+    student (RUN/steering/steering.json, written by `make demo`), else the concepts most often
+    first label on validation tokens (taught most, so an edit has something learned to act
+    on). Each study seed's student is a different model scored on its own samples, so
+    concepts chosen on the run's student are not chosen on the samples that judge them."""
+    screened = screened_concepts(run)
+    if screened:
+        return screened[:n]
     ids = np.asarray(run.labels.array("val" if "val" in run.labels.splits else "train",
                                       "ids"))[:, 0]
     counts = np.bincount(ids.astype(np.int64))
     return [int(c) for c in np.argsort(-counts, kind="stable")[:n]]
+
+
+def screened_concepts(run: Any) -> list[int]:
+    """Concepts that passed `steer-eval --densest`'s screen on the run, densest first."""
+    path = Path(run.path) / LAYOUT.pipeline.steering / "steering.json"
+    if not path.is_file():
+        return []
+    screen = json.loads(path.read_text()).get("screen", [])
+    return [int(r["concept"]) for r in screen if r.get("clear")]
 
 
 def steer_seed(run: Any, student: Any, concepts: list[int], n_samples: int,
@@ -150,5 +167,7 @@ def steer_seed(run: Any, student: Any, concepts: list[int], n_samples: int,
     out: dict[str, Any] = {k: float(np.mean(v)) for k, v in rows.items()}
     out.update(metric="teacher SAE activation of the concept on generated tokens",
                settings={"op": "add", "stds": STEER_STDS, "concepts": concepts,
+                         "chosen_by": ("steer-eval --densest screen" if screened_concepts(run)
+                                       else "label frequency"),
                          "samples": n_samples, "max_new_tokens": 24})
     return out
