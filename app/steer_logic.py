@@ -273,3 +273,22 @@ def default_strengths(op: str) -> list[float]:
     if lo is None:
         return [0.0]
     return [float(x) for x in np.linspace(lo, hi, 5 if lo >= 0 else 7)]
+
+
+def measured_table(doc: dict) -> pd.DataFrame:
+    """`steer-eval --densest`'s final evaluation (Run.steering) as rows: arm, metric, and
+    steered / unsteered / control as 'mean [lo, hi]', with whether the steered interval lies
+    above both others (success metrics only)."""
+    final = doc.get("final") or {}
+    rows = []
+    for arm, res in final.get("arms", {}).items():
+        for metric, est in res["summary"].items():
+            cells = {c: f"{est[c]['mean']:.3g} [{est[c]['lo']:.3g}, {est[c]['hi']:.3g}]"
+                     for c in ("steered", "unsteered", "control")}
+            clear = est.get("clear")
+            rows.append({"arm": arm, "metric": metric, **cells,
+                         "clear of both": ("" if clear is None else
+                                           "yes" if clear["above_unsteered"]
+                                           and clear["above_control"] else "no")})
+    return pd.DataFrame(rows, columns=["arm", "metric", "steered", "unsteered", "control",
+                                       "clear of both"])

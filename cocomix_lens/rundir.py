@@ -27,7 +27,7 @@ from cocomix_lens.model.serialization import TOKENIZER_FILE as MODEL_TOKENIZER
 log = logging.getLogger(__name__)
 
 PIECES = ("tokenizer", "student", "baseline", "teacher", "sae", "labels", "shards", "summary",
-          "report", "metrics", "catalogue")
+          "report", "metrics", "catalogue", "steering")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class PipelineLayout:
     catalogue: str = "catalogue"
     study: str = "study"  # `cocomix-lens study`: study.json, study.md, figures/, runs/
     steering: str = "steering"  # `steer-eval --densest N --out RUN/steering` (make demo)
+    steering_json: str = "steering/steering.json"
     # Trainer runs (each a TrainLayout directory), keyed by the stage that trains them.
     runs: tuple[tuple[str, str], ...] = (("teacher", "teacher"), ("ntp", "ntp"),
                                          ("cocomix", "cocomix"))
@@ -76,13 +77,14 @@ class Layout:
         t, p = self.train, self.pipeline
         if kind == "train":
             return {"student": t.model, "tokenizer": f"{t.model}/{MODEL_TOKENIZER}",
-                    "summary": t.summary, "catalogue": p.catalogue}
+                    "summary": t.summary, "catalogue": p.catalogue,
+                    "steering": p.steering_json}
         model = {stage: f"{p.run_dir(stage)}/{t.model}" for stage in ("teacher", "ntp",
                                                                         "cocomix")}
         return {"tokenizer": p.tokenizer, "shards": p.data, "teacher": model["teacher"],
                 "sae": p.sae, "labels": p.labels, "baseline": model["ntp"],
                 "student": model["cocomix"], "summary": p.summary, "report": p.report,
-                "catalogue": p.catalogue}
+                "catalogue": p.catalogue, "steering": p.steering_json}
 
     def metrics(self, kind: str) -> dict[str, str]:
         """Stage -> relative path of its metrics.jsonl."""
@@ -173,6 +175,12 @@ class Run:
         return self.require("report").read_text()
 
     @cached_property
+    def steering(self) -> dict[str, Any]:
+        """steering/steering.json: `steer-eval --densest`'s screen, sweeps and final
+        evaluation (`cocomix_lens.steering.screen.DenseSteering.to_dict`)."""
+        return json.loads(self.require("steering").read_text())
+
+    @cached_property
     def tokenizer(self):
         """The run's `tokenizers.Tokenizer`."""
         from cocomix_lens.data.tokenizer import load_tokenizer
@@ -255,6 +263,9 @@ class Run:
         """The command that makes `piece` at `looked`."""
         if piece == "catalogue":
             return f"cocomix-lens catalog --run {self.path}"
+        if piece == "steering":
+            return (f"cocomix-lens steer-eval --run {self.path} --densest 30 --out "
+                    f"{looked.parent}")
         if self.kind == "pipeline":
             return f"cocomix-lens pipeline --out {self.path}"
         made_by = {"shards": f"cocomix-lens prepare --out {looked}",

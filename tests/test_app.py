@@ -107,6 +107,42 @@ def test_training_page_without_a_study_says_how_to_make_one_and_a_damaged_one_er
 
 
 # ---- steer ------------------------------------------------------------------------------------
+def test_steer_page_shows_the_runs_measured_steering_and_uses_its_edit(root):
+    import json
+    import shutil
+
+    import numpy as np
+
+    from cocomix_lens.steering.results import ArmResult, MetricInfo, SteeringEvaluation
+    from cocomix_lens.steering.screen import DenseSteering
+
+    vals = {c: {m: list(v + np.linspace(-0.1, 0.1, 8)) for m in ("sae_act", "student_prob")}
+            for c, v in (("steered", 3.0), ("unsteered", 1.0), ("control", 1.2))}
+    arm = ArmResult("cocomix", "add concept 5 by 4 std", 5, 9, 4.0,
+                    [MetricInfo(m, "success", "") for m in ("sae_act", "student_prob")], vals,
+                    n_boot=100)
+    doc = DenseSteering(live=40, median_density=0.05, settings={"samples": 8},
+                        screen=[{"concept": 2, "clear": False}, {"concept": 5, "clear": True}],
+                        concept=5, density=0.3, rank=2, chosen={"cocomix_add": 4.0, "sae": 0.3},
+                        final=SteeringEvaluation({"cocomix": arm}, {})).to_dict()
+    out = root / "run" / "steering"
+    out.mkdir()
+    (out / "steering.json").write_text(json.dumps(doc))
+    try:
+        at = open_app(page="steer")
+        assert_clean(at)
+        text = " ".join(m.value for m in at.markdown)
+        assert "**1 steer**" in text and "Concept **5**" in text and "rank 2" in text
+        table = next(d.value for d in at.dataframe if "clear of both" in d.value.columns)
+        assert table.loc[0, "metric"] == "sae_act" and table.loc[0, "clear of both"] == "yes"
+        at.button(key="steer_use_measured").click().run()
+        assert_clean(at)
+        assert (at.session_state["steer_concept"], at.session_state["steer_op"],
+                at.session_state["steer_strength"]) == (5, "add", 4.0)
+    finally:
+        shutil.rmtree(out)
+
+
 def _steer(at, concept: int, strength: float):
     at.text_area(key="steer_prompt").set_value("The")
     at.text_input(key="steer_search").set_value(str(concept))

@@ -103,3 +103,21 @@ def test_prompts_are_checked_and_generation_is_capped():
     with pytest.raises(ValueError, match="characters, more than"):
         encode_prompt(tok, "a" * 5000, 64)
     assert new_token_cap(1024, 10) == MAX_NEW_TOKENS and new_token_cap(64, 60) == 4
+
+
+def test_measured_table_reads_the_committed_demo_steering():
+    import json
+    from pathlib import Path
+
+    from app.steer_logic import measured_table
+
+    path = Path(__file__).parents[1] / "benchmarks/results/steering_dense/steering.json"
+    doc = json.loads(path.read_text())
+    table = measured_table(doc).set_index(["arm", "metric"])
+    est = doc["final"]["arms"]["cocomix"]["summary"]["sae_act"]["steered"]
+    assert table.loc[("cocomix", "sae_act"), "steered"] == (
+        f"{est['mean']:.3g} [{est['lo']:.3g}, {est['hi']:.3g}]")
+    assert table.loc[("cocomix", "sae_act"), "clear of both"] == "yes"
+    assert table.loc[("cocomix", "oracle_grammatical"), "clear of both"] == ""  # fluency
+    assert set(table.index.get_level_values("arm")) == {"cocomix", "sae"}
+    assert measured_table({"screen": []}).empty  # nothing passed: no final evaluation

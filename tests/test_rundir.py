@@ -42,14 +42,15 @@ def test_pipeline_run_has_every_piece(pipeline_run):
     _, out, summary = pipeline_run
     run = Run.open(out)
     assert run.kind == "pipeline" and run.path == out
-    assert {p for p in PIECES if run.has(p)} == set(PIECES)  # the catalog stage included
+    # the catalog stage included; steering is `steer-eval --densest --out`'s, not a stage's
+    assert {p for p in PIECES if run.has(p)} == set(PIECES) - {"steering"}
     assert run.summary == json.loads((out / "summary.json").read_text())
     assert run.summary["cocomix"]["val_loss"] == summary["cocomix"]["val_loss"]
     assert run.report == (out / "REPORT.md").read_text() and "| cocomix |" in run.report
     assert run.catalogue_dir == out / "catalogue"
-    # the summary's artifacts are LAYOUT's paths, the ones the reader opens
+    # the summary's artifacts are LAYOUT's paths, the ones the reader opens (each stage's)
     assert summary["artifacts"] == {p: r for p, r in LAYOUT.pieces("pipeline").items()
-                                    if p not in ("summary", "report")}
+                                    if p not in ("summary", "report", "steering")}
 
 
 @pytest.mark.parametrize("piece,stage", [("student", "cocomix"), ("baseline", "ntp"),
@@ -156,6 +157,12 @@ def test_missing_metrics_and_catalogue_name_their_commands(pipeline_run, tmp_pat
     assert not Run.open(copy).has("catalogue")
     with pytest.raises(MissingPieceError, match=f"no catalogue .*catalog --run {copy}'$"):
         Run.open(copy).catalogue
+    with pytest.raises(MissingPieceError, match=f"no steering .*steer-eval --run {copy} "
+                                                f"--densest 30 --out {copy}/steering'$"):
+        Run.open(copy).steering
+    (copy / "steering").mkdir()
+    (copy / "steering" / "steering.json").write_text('{"concept": 7}')
+    assert Run.open(copy).has("steering") and Run.open(copy).steering == {"concept": 7}
 
 
 def test_train_run_opens_model_metrics_summary_and_its_shards(train_run):

@@ -60,6 +60,36 @@ def _loaded_edits() -> tuple:
     return loaded
 
 
+def _use_measured(concept: int, strength: float) -> None:
+    st.session_state.update({"steer_concept": concept, "steer_op": "add",
+                             "steer_strength": strength, "steer_positions": "all",
+                             "steer_search": "", "steer_loaded": (), "steer_loaded_std": {}})
+
+
+def _measured(ctx) -> None:
+    """What `steer-eval --densest` measured on this run (make demo writes it), with a button
+    that puts its edit into the controls."""
+    if not ctx.run.has("steering"):
+        return
+    doc = ctx.run.steering
+    passed = [r["concept"] for r in doc.get("screen", []) if r.get("clear")]
+    with st.expander("Measured on this run: concepts that steer (steer-eval --densest)"):
+        st.markdown(f"Screened the {len(doc.get('screen', []))} concepts the student predicts "
+                    f"most often; **{len(passed)} steer** (both success measures clear of the "
+                    f"unsteered run and a random control): {', '.join(map(str, passed))}.")
+        if doc.get("concept") is None:
+            return
+        strength = float(doc["chosen"]["cocomix_add"])
+        st.markdown(f"Concept **{doc['concept']}** (predicted on {doc['density']:.0%} of "
+                    f"tokens, rank {doc['rank']}), add {strength:g} std; scored with steering "
+                    f"off on {doc['settings']['samples']} samples per condition:")
+        st.dataframe(sl.measured_table(doc), width="stretch", hide_index=True,
+                     key="steer_measured")
+        st.button(f"Use this edit: add {strength:g} std to concept {doc['concept']}",
+                  key="steer_use_measured", on_click=_use_measured,
+                  args=(int(doc["concept"]), strength))
+
+
 def _picker(ctx, n_concepts: int) -> int:
     names = cv.concept_names(ctx.run)
     query = st.text_input("Search concepts", key="steer_search",
@@ -199,6 +229,7 @@ def render(ctx) -> None:
         st.file_uploader("Spec JSON", type=["json"], key="steer_upload", on_change=_load_spec)
     if "_steer_note" in st.session_state:
         st.warning(st.session_state.pop("_steer_note"))
+    _measured(ctx)
     concept, op, spec, sampling, prompt = _controls(ctx, model)
     go_col, save_col, sweep_col = st.columns(3)
     clicked = go_col.button("Generate", type="primary", key="steer_go")
