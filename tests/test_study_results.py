@@ -77,7 +77,9 @@ def test_committed_world_study_reads_back_with_one_row_per_claim(tmp_path):
     a = rows[0]
     gap = expected["claims"][0]["comparisons"][0]
     assert f"{gap['mean']:+.4f} ± {gap['std']:.4f}" in a["effect"]
-    assert "tokens saved 24.9 %" in a["numbers"]
+    saved = expected["claims"][0]["numbers"]["token_share_saved"]
+    assert f"tokens saved {100 * saved['mean']:.1f} %" in a["numbers"]
+    assert f"({saved['reached']}/{len(expected['settings']['seeds'])} seeds" in a["numbers"]
     figs = figures(doc)
     # the arms in the ablation table's order: ntp first, whatever study.json's key order
     names = [t["name"] for t in json.loads(figs["curves"].to_json())["data"]

@@ -149,7 +149,9 @@ def test_redraw_writes_html_and_png_figures_from_study_json_alone(tmp_path):
     # nothing re-judged: the claims and the table are study.json's own
     assert doc["claims"] == before["claims"] and doc["ablations"] == before["ablations"]
     md = (tmp_path / "study.md").read_text()
-    assert "[curves.png](figures/curves.png)" in md and "| ntp | 5.0088 ± 0.0634 |" in md
+    ntp = before["ablations"][0]
+    assert ntp["arm"] == "ntp" and "[curves.png](figures/curves.png)" in md
+    assert f"| ntp | {ntp['mean']:.4f} ± {ntp['std']:.4f} |" in md
     with pytest.raises(FileNotFoundError, match="fix: pass the study directory"):
         redraw(tmp_path / "figures")
 
