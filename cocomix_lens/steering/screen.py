@@ -2,7 +2,7 @@
 evaluate the densest one that passes.
 
     res = steer_densest(run, n=30)            # about 4 min on the world demo run, 2 CPU cores
-    print(res.markdown())                     # the screen, both sweeps and the final table
+    report = res.markdown()                   # the screen, both sweeps and the final table
     res.to_dict()                             # JSON-ready, every estimate and example text
 
 A concept with high prediction density is one the student puts in its top-k at many tokens:
