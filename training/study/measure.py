@@ -141,7 +141,7 @@ def steer_concepts(run: Any, n: int = N_STEER_CONCEPTS) -> list[int]:
 
 def screened_concepts(run: Any) -> list[int]:
     """Concepts that passed `steer-eval --densest`'s screen on the run, densest first."""
-    path = Path(run.path) / LAYOUT.pipeline.steering / "steering.json"
+    path = Path(run.path) / LAYOUT.pipeline.steering_json
     if not path.is_file():
         return []
     screen = json.loads(path.read_text()).get("screen", [])
