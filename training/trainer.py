@@ -13,6 +13,7 @@ final weights) and summary.json.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import math
 import random
@@ -64,10 +65,16 @@ def train(cfg: RunConfig, model: CoCoMixModel | None = None, *, data: Any = None
         raise ValueError("train() needs out_dir: the run directory to write into")
     check_run_config(cfg)
     env = D.DistEnv.setup(cfg.system.device)
+    trainer = None
     try:
         trainer = Trainer(cfg, Path(out_dir), env, model, data, labels, teacher)
         return trainer.fit(resume, force)
     finally:
+        # Free the DDP wrapper while the process group is still alive: freed after
+        # destroy_process_group (when this frame exits), a rank could block in gloo for good
+        # (a 2-process CI run hung there, one rank idle in the worker after train()).
+        del trainer
+        gc.collect()
         env.teardown()
 
 
