@@ -32,7 +32,7 @@ demo: install
 app: install
 	$(VENV)/bin/cocomix-lens app --run $(DEMO_OUT)
 
-# lint first: the import rules between folders (README "Layout") are ruff rules.
+# lint first: the import rules between folders (docs/architecture.md) are ruff rules.
 test: install-dev lint
 	$(PY) -m pytest -q tests
 

@@ -1,4 +1,4 @@
-"""The rooms' import rules (README "Layout") are ruff rules: probe each with a snippet."""
+"""The rooms' import rules (docs/architecture.md) are ruff rules: probe each with a snippet."""
 
 import shutil
 import subprocess
