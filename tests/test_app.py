@@ -258,7 +258,8 @@ def test_a_loaded_two_edit_spec_generates_what_the_library_does_with_both(root, 
 
 
 def test_a_loaded_add_edit_keeps_its_std_and_a_spec_the_controls_cannot_show_is_refused(
-        steerable):
+        root, steerable):
+    from cocomix_lens import Run
     from cocomix_lens.steering import SteeringSpec
 
     concept, _ = steerable
@@ -272,11 +273,36 @@ def test_a_loaded_add_edit_keeps_its_std_and_a_spec_the_controls_cannot_show_is_
     at.run()
     assert_clean(at)
     assert at.session_state["steer_result"]["spec"] == spec  # std 0.5, not the catalogue's
-    vector_only = SteeringSpec().add_vector(None, 1.0, vector=[0.0] * 4)
+    d_model = Run.open(root / "run").student.cfg.d_model
+    vector_only = SteeringSpec().add_vector(None, 1.0, vector=[0.0] * d_model)
     at.file_uploader(key="steer_upload").set_value(
         ("v.json", vector_only.to_json().encode(), "application/json"))
     at.run()
     assert any("none of the spec's edits fits" in w.value for w in at.warning)
+
+
+_EDIT = '{"op": "scale", "concept": 0, "value": 2.0'
+
+
+@pytest.mark.parametrize("blob, message", [
+    (b"{not json", "is not valid JSON"),
+    (b"\xff\xfe{}", "is not UTF-8"),
+    (b"[1, 2]", "is not a JSON object"),
+    (b'{"edits": 3}', 'needs an "edits" list'),
+    (('{"edits": [%s, "positions": 3}]}' % _EDIT).encode(), "positions=3 must be"),
+    (b'{"edits": [{"op": "scale", "concept": 9999, "value": 2}]}', "out of range"),
+    (b'{"edits": [{"op": "scale", "concept": 0, "value": "big"}]}', "must be a number"),
+    (('{"edits": [%s]}' % ", ".join([_EDIT + "}"] * 300)).encode(), "more than MAX_EDITS"),
+    (b" " * (1 << 20) + b"{}", "more than MAX_SPEC_BYTES"),
+])
+def test_a_malformed_spec_upload_is_one_warning_never_an_exception(blob, message):
+    at = open_app(page="steer")
+    at.file_uploader(key="steer_upload").set_value(("bad.json", blob, "application/json"))
+    at.run()
+    assert not at.exception
+    notes = [w.value for w in at.warning]
+    assert len(notes) == 1 and message in notes[0] and "\n" not in notes[0], notes
+    assert "bad.json" in notes[0] or "concept id" in notes[0] or "must be" in notes[0]
 
 
 @pytest.mark.parametrize("prompt, message", [("   ", "the prompt is empty"),

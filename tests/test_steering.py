@@ -221,6 +221,10 @@ BAD = [
     ({"op": "scale", "concept": 3}, "needs 'value'.*fix"),
     ({"op": "set", "concepts": [1, 2], "weights": [1.0]}, "as many weights.*fix"),
     ({"op": "scale", "concept": 3, "value": 2.0, "colour": "red"}, "unknown field.*fix"),
+    ({"op": "scale", "concept": 3, "value": 2.0, "positions": 5}, "positions=5 must be.*fix"),
+    ({"op": "scale", "concept": 3, "value": "2"}, "value must be a number.*fix"),
+    ({"op": "set", "concepts": 3, "weights": [1.0]}, "concepts=3 must be a list.*fix"),
+    ({"op": "force", "concept": 3, "positions": list(range(70000))}, "MAX_POSITIONS.*fix"),
 ]
 
 
@@ -232,6 +236,35 @@ def test_bad_specs_give_one_line_errors_naming_the_fix(edit, message):
             pass
     assert "\n" not in str(err.value)
     assert not model._forward_pre_hooks
+
+
+def test_spec_files_past_the_caps_or_not_utf8_are_refused_naming_the_file(tmp_path):
+    from cocomix_lens.steering.spec import MAX_EDITS, MAX_SPEC_BYTES
+
+    cases = {"many.json": SteeringSpec().scale(1, 2.0).to_dict() | {
+                 "edits": [{"op": "scale", "concept": 1, "value": 2.0}] * (MAX_EDITS + 1)},
+             "big.json": " " * MAX_SPEC_BYTES, "latin.json": b"\xff{}"}
+    for name, blob in cases.items():
+        path = tmp_path / name
+        if isinstance(blob, dict):
+            path.write_text(json.dumps(blob))
+        else:
+            path.write_bytes(blob if isinstance(blob, bytes) else blob.encode())
+        with pytest.raises(ValueError, match="fix") as err:
+            SteeringSpec.load(path)
+        assert name in str(err.value) and "\n" not in str(err.value)
+
+
+def test_validate_spec_checks_ids_against_the_model_and_stds_against_the_table():
+    from cocomix_lens.steering import validate_spec
+
+    cfg = tiny_model().cfg
+    spec = SteeringSpec().add(cfg.n_concepts + 5, 2.0)
+    with pytest.raises(ValueError, match=f"out of range.*0..{cfg.n_concepts - 1}"):
+        validate_spec(spec, cfg)
+    with pytest.raises(ValueError, match="out of range"):
+        spec.with_stds([1.0] * cfg.n_concepts)  # not an IndexError / KeyError
+    assert validate_spec(SteeringSpec().add(1, 2.0), cfg).edits[0].concept == 1
 
 
 def test_steering_a_model_without_a_concept_head_is_refused():

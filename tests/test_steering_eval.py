@@ -149,6 +149,19 @@ def test_random_control_is_another_live_concept_at_the_same_strength(run):
     assert arm.control_concept == random_control(run, 7, 3) and arm.strength == 4.0
 
 
+def test_a_control_equal_to_the_steered_concept_is_refused(run):
+    with pytest.raises(ValueError, match="control=7 is the steered concept.*fix"):
+        evaluate_steering(run, SteeringSpec().add(7, 4.0), PROMPTS, control=7,
+                          scorers=["student_prob"], sae_strength=None, **FAST)
+
+
+def test_a_raw_vector_first_edit_names_no_concept_to_score(run):
+    spec = SteeringSpec().add_vector(None, 1.0, vector=[0.0] * run.student.cfg.d_model)
+    with pytest.raises(ValueError, match="names no concept to score.*fix"):
+        evaluate_steering(run, spec, PROMPTS, scorers=["student_prob"], sae_strength=None,
+                          **FAST)
+
+
 def test_unsteered_and_zero_strength_runs_are_identical(run):
     res = evaluate_steering(run, SteeringSpec().add(7, 0.0), PROMPTS, scorers=["sae_act"],
                             sae_strength=0.0, **FAST)
@@ -190,3 +203,11 @@ def test_steer_eval_cli_bad_spec_is_one_line(run_dir, tmp_path, capsys):
     assert main(["steer-eval", "--run", str(run_dir), "--spec", str(spec)]) == 2
     err = capsys.readouterr().err.strip()
     assert "wiggle" in err and "\n" not in err
+    spec.write_text(json.dumps({"edits": [{"op": "scale", "concept": 9999, "value": 4.0}]}))
+    assert main(["steer-eval", "--run", str(run_dir), "--spec", str(spec)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "out of range" in err and "\n" not in err and "unexpected" not in err
+    SteeringSpec().scale(3, 4.0).save(spec)
+    assert main(["steer-eval", "--run", str(run_dir), "--spec", str(spec), "--topic",
+                 "sea"]) == 2
+    assert "not a world run" in capsys.readouterr().err

@@ -52,3 +52,11 @@ def test_grammatical_share_matches_the_oracle_per_text():
 def test_world_target_prefers_extras():
     assert world_target(None, 0, {"topic": "sea"}) == ("topic", "sea")
     assert world_target(None, 0, {"character": "Anna"}) == ("character", "Anna")
+
+
+@pytest.mark.parametrize("extras, message", [({"topic": "bogus"}, "topic='bogus' is not"),
+                                             ({"character": "Nobody"}, "'Nobody' is not"),
+                                             ({"topic": "sea", "character": "Anna"}, "both")])
+def test_world_target_refuses_unknown_or_two_targets(extras, message):
+    with pytest.raises(ValueError, match=f"{message}.*fix"):
+        world_target(None, 0, extras)

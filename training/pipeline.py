@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cocomix_lens.data.files import atomic_write_json, atomic_write_text
+from cocomix_lens.data.files import atomic_write_json
 from cocomix_lens.data.identity import check_identity
 from cocomix_lens.data.lock import DirLock
 from cocomix_lens.progress import Progress, progress_for
@@ -265,7 +265,7 @@ def _claim(ctx: Context) -> None:
         check_identity(f"{ctx.out} holds a pipeline run", json.loads(path.read_text()), mine,
                        fix="pass the same preset and overrides, or another --out")
         return
-    atomic_write_text(path, json.dumps(mine, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(path, mine)
 
 
 def _identity(ctx: Context) -> dict[str, Any]:

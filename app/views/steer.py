@@ -23,14 +23,16 @@ def _defaults() -> None:
         st.session_state.setdefault(key, value)
 
 
-def _load_spec() -> None:
+def _load_spec(cfg) -> None:
     upload = st.session_state.get("steer_upload")
     if upload is None:
         return
-    from cocomix_lens.steering import SteeringSpec
+    from cocomix_lens.steering import SteeringSpec, validate_spec
 
     try:
-        spec = SteeringSpec.from_json(upload.getvalue().decode("utf-8", errors="replace"))
+        # capped and checked against the student before any control changes: one line, no box
+        spec = SteeringSpec.from_json(upload.getvalue(), name=f"spec {upload.name}")
+        validate_spec(spec, cfg)
         st.session_state.update(sl.spec_controls(spec))
         st.session_state["steer_search"] = ""
         # the controls hold one edit; the others apply beside it (_loaded_edits)
@@ -226,7 +228,8 @@ def render(ctx) -> None:
     _defaults()
     model = piece(ctx.run, "student")
     with st.expander("Load a saved spec"):
-        st.file_uploader("Spec JSON", type=["json"], key="steer_upload", on_change=_load_spec)
+        st.file_uploader("Spec JSON", type=["json"], key="steer_upload", on_change=_load_spec,
+                         args=(model.cfg,))
     if "_steer_note" in st.session_state:
         st.warning(st.session_state.pop("_steer_note"))
     _measured(ctx)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,8 +73,26 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
-    """Write `obj` as indented, key-sorted JSON atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Write `obj` as indented, key-sorted strict JSON (`strict_json`) atomically."""
+    atomic_write_text(path, strict_json(obj, indent=2, sort_keys=True) + "\n")
+
+
+def strict_json(obj: Any, **kwargs: Any) -> str:
+    """`json.dumps` that strict parsers accept: NaN and ±inf (also numpy floats) become null,
+    numpy scalars plain numbers. kwargs go to json.dumps."""
+    return json.dumps(_finite(obj), allow_nan=False, **kwargs)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:  # numpy / torch scalar
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def sha256_file(path: str | Path) -> str:

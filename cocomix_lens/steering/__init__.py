@@ -6,7 +6,8 @@ order they compose in, transplant.py); measured steering in evaluate.py.
 
 from cocomix_lens.steering.hooks import Steering, steer
 from cocomix_lens.steering.ops import OPS, ORDER
-from cocomix_lens.steering.spec import Edit, SteeringSpec
+from cocomix_lens.steering.spec import Edit, SteeringSpec, validate_spec
 from cocomix_lens.steering.transplant import transplant
 
-__all__ = ["Edit", "OPS", "ORDER", "Steering", "SteeringSpec", "steer", "transplant"]
+__all__ = ["Edit", "OPS", "ORDER", "Steering", "SteeringSpec", "steer", "transplant",
+           "validate_spec"]

@@ -75,6 +75,9 @@ def spec_steerer(spec: SteeringSpec) -> Steerer:
         raise ValueError("the steering spec has no edits; fix: add one, e.g. "
                          '{"edits": [{"op": "scale", "concept": 12, "value": 4}]}')
     first = spec.edits[0]
+    if first.concept is None and not first.concepts:
+        raise ValueError(f"the spec's first edit ({first.op} of a given vector) names no "
+                         "concept to score; fix: put an edit on a concept first")
     concept = first.concept if first.concept is not None else first.concepts[0]
 
     def apply(model: nn.Module, c: int) -> AbstractContextManager:
@@ -244,6 +247,18 @@ def random_control(run: Any, concept: int, seed: int) -> int:
     return int(np.random.default_rng(seed).choice(live))
 
 
+def pick_control(run: Any, concept: int, control: int | None, seed: int) -> int:
+    """`control`, checked (a concept of the run, not the steered one), or a random one."""
+    if control is None:
+        return random_control(run, concept, seed)
+    if control == concept:
+        raise ValueError(f"control={control} is the steered concept itself, so steered and "
+                         "control would be the same edit; fix: pick another concept or leave "
+                         "control out (a random live one)")
+    check_concept(run, control)
+    return control
+
+
 def default_prompts(run: Any, n: int = 8, n_tokens: int = 4, max_sentence: int = 16) -> list[str]:
     """Openings of the first `n` validation documents: the first sentence when it ends within
     `max_sentence` tokens (so continuations start at a sentence boundary), else the first
@@ -332,8 +347,7 @@ def evaluate_steering(run: Any, spec: SteeringSpec | Steerer, prompts: Sequence[
     bench = _Bench(run, prompts, sampling, scorers_for(run, scorers), progress, extras or {})
     spec = as_steerer(run, spec)
     check_concept(run, spec.concept)
-    control = random_control(run, spec.concept, seed) if control is None else control
-    check_concept(run, control)
+    control = pick_control(run, spec.concept, control, seed)
     steerers = [spec]
     if spec.arm == "cocomix" and sae_strength is not None:
         steerers.append(sae_steerer(run, spec.concept, sae_strength, prompts))
@@ -367,8 +381,7 @@ def sweep(run: Any, concept: int, op: str, strengths: Sequence[float],
     bench = _Bench(run, prompts, sampling, scorers_for(run, scorers), no_progress,
                    extras or {})
     check_concept(run, concept)
-    control = random_control(run, concept, seed) if control is None else control
-    check_concept(run, control)
+    control = pick_control(run, concept, control, seed)
     results = [bench.arm(make(concept, float(s)), control, n_boot, level)
                for s in progress(list(strengths), len(strengths), f"{arm} sweep")]
     settings = {"prompts": prompts, **sampling.__dict__, "n_boot": n_boot, "level": level}

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from cocomix_lens.steering.ops import APPLY, OPS, ORDER, STAGE_HOOKS
-from cocomix_lens.steering.spec import Edit, SteeringSpec
+from cocomix_lens.steering.spec import Edit, SteeringSpec, validate_spec
 
 
 @contextmanager
@@ -40,7 +40,7 @@ class Steering:
     """The state of one `steer` block: position offset, prompt length, measured stds."""
 
     def __init__(self, model, spec: SteeringSpec, prompt_len: int | None):
-        check_against(model, spec)
+        validate_spec(spec, model.cfg)
         self.model, self.spec = model, spec
         self.top_k = model.cfg.concept_top_k
         self.prompt_len = prompt_len
@@ -117,46 +117,3 @@ def _prompt_std(z: Tensor, concept: int, n_prompt: int) -> float:
                          "which has fewer than 2 tokens; fix: give the edit a std "
                          "(e.g. spec.with_stds(the catalogue logit_std)) or use a longer prompt")
     return float(rows.detach().float().std())
-
-
-def check_against(model, spec: SteeringSpec) -> None:
-    """Checks that need the model: concept ids, positions, vector size, top-k capacity."""
-    cfg = model.cfg
-    if not cfg.has_concepts:
-        raise ValueError(f"steering edits predicted concepts, but mix_mode={cfg.mix_mode!r} "
-                         "has no concept head; fix: steer a CoCoMix model (interleave or add)")
-    for edit in spec.edits:
-        ids = ([edit.concept] if edit.concept is not None else []) + list(edit.concepts or ())
-        bad = [c for c in ids if c >= cfg.n_concepts]
-        if bad:
-            raise ValueError(f"concept id(s) {bad} out of range: the model has "
-                             f"{cfg.n_concepts} concepts; fix: use ids 0..{cfg.n_concepts - 1}")
-        if isinstance(edit.positions, tuple) and max(edit.positions) >= cfg.n_ctx:
-            raise ValueError(f"position {max(edit.positions)} is out of range (n_ctx="
-                             f"{cfg.n_ctx}); fix: use token indices 0..{cfg.n_ctx - 1}")
-        if edit.op == "vector":
-            _check_vector(edit, cfg.d_model)
-    _check_capacity(spec, cfg.concept_top_k, cfg.n_concepts)
-
-
-def _check_vector(edit: Edit, d_model: int) -> None:
-    if (edit.concept is None) == (edit.vector is None):
-        raise ValueError("vector needs a concept (its compressor row) or a vector, not both; "
-                         'fix: {"op": "vector", "concept": 12, "value": 2.0}')
-    if edit.vector is not None and len(edit.vector) != d_model:
-        raise ValueError(f"vector has {len(edit.vector)} values but d_model={d_model}; fix: "
-                         f"pass a vector of {d_model} values (or a concept id)")
-
-
-def _check_capacity(spec: SteeringSpec, top_k: int, n_concepts: int) -> None:
-    forced = {e.concept for e in spec.edits if e.op == "force"}
-    banned = {e.concept for e in spec.edits if e.op == "ban"}
-    if forced & banned:
-        raise ValueError(f"concept(s) {sorted(forced & banned)} are both forced and banned; "
-                         "fix: drop one of the two edits")
-    if len(forced) > top_k:
-        raise ValueError(f"{len(forced)} concepts are forced but the top-k holds {top_k}; "
-                         f"fix: force at most {top_k}")
-    if len(banned) > n_concepts - top_k:
-        raise ValueError(f"{len(banned)} concepts are banned, leaving fewer than top-k="
-                         f"{top_k}; fix: ban at most {n_concepts - top_k}")

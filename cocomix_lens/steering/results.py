@@ -6,13 +6,13 @@ paired: differences (steered - unsteered, steered - control) are bootstrapped ov
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from cocomix_lens.data.files import strict_json
 from cocomix_lens.steering.stats import Estimate, bootstrap, bootstrap_diff
 
 CONDITIONS = ("steered", "unsteered", "control")
@@ -126,7 +126,7 @@ class SteeringEvaluation:
                 "arms": {name: arm.to_dict() for name, arm in self.arms.items()}}
 
     def to_json(self, **kwargs) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
+        return strict_json(self.to_dict(), **kwargs)
 
     def table(self) -> str:
         return "\n\n".join(arm.table() for arm in self.arms.values())

@@ -8,6 +8,10 @@ first generated token, a "generated" edit acts from the second one on.
 
     spec = SteeringSpec().scale(123, 4.0).force(7, positions="generated")
     spec.save("spec.json"); SteeringSpec.load("spec.json") == spec
+    validate_spec(spec, model.cfg)   # the one check of a spec against a model, before use
+
+A spec read from a file or an upload is capped (MAX_SPEC_BYTES, MAX_EDITS, MAX_POSITIONS), so
+a crafted file is refused in one line before it costs memory.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from typing import Any
 from cocomix_lens.data.files import atomic_write_json
 
 FORMAT_VERSION = 1
+MAX_SPEC_BYTES = 1 << 20  # a d_model=2048 `vector` edit is ~40 KB of JSON
+MAX_EDITS = 256
+MAX_POSITIONS = 1 << 16
 POSITION_SETS = ("prompt", "generated", "all")
 Positions = str | tuple[int, ...]
 
@@ -109,6 +116,9 @@ class SteeringSpec:
         """This spec with `std` filled in for every add edit that has none, from `logit_std`
         (indexable by concept id: a [n_concepts] tensor or array, a dict, or the catalogue's
         `logit_std` column), so the JSON records the stds the edits used."""
+        for e in self.edits:
+            if e.op == "add" and e.std is None:
+                _check_range([e.concept], len(logit_std))
         return replace(self, edits=tuple(
             replace(e, std=float(logit_std[e.concept])) if e.op == "add" and e.std is None
             else e for e in self.edits))
@@ -135,20 +145,32 @@ class SteeringSpec:
         if not isinstance(blob.get("edits"), list):
             raise ValueError('a steering spec needs an "edits" list; fix: write '
                              '{"edits": [{"op": "scale", "concept": 12, "value": 4}]}')
+        if len(blob["edits"]) > MAX_EDITS:
+            raise ValueError(f"the steering spec has {len(blob['edits'])} edits, more than "
+                             f"MAX_EDITS={MAX_EDITS}; fix: keep at most {MAX_EDITS} edits")
         return cls(tuple(edit_from_dict(e) for e in blob["edits"]))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> SteeringSpec:
+    def from_json(cls, text: str | bytes, name: str = "steering spec") -> SteeringSpec:
+        """Parse a spec from JSON text or bytes (UTF-8); `name` (a file name) starts errors."""
+        if len(text) > MAX_SPEC_BYTES:
+            raise ValueError(f"{name} is {len(text):,} bytes, more than MAX_SPEC_BYTES="
+                             f"{MAX_SPEC_BYTES:,}; fix: keep at most {MAX_EDITS} edits")
         try:
-            blob = json.loads(text)
+            blob = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+        except UnicodeDecodeError:
+            raise ValueError(f"{name} is not UTF-8 text; fix: save it as UTF-8 JSON") from None
         except json.JSONDecodeError as err:
-            raise ValueError(f"steering spec is not valid JSON ({err}); fix the file") from None
+            raise ValueError(f"{name} is not valid JSON ({err}); fix the file") from None
         if not isinstance(blob, dict):
-            raise ValueError('a steering spec is a JSON object; fix: {"edits": [...]}')
-        return cls.from_dict(blob)
+            raise ValueError(f'{name} is not a JSON object; fix: {{"edits": [...]}}')
+        try:
+            return cls.from_dict(blob)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
 
     def save(self, path: str | Path) -> Path:
         atomic_write_json(path, self.to_dict())
@@ -160,7 +182,11 @@ class SteeringSpec:
         if not path.is_file():
             raise FileNotFoundError(f"steering spec {path} not found; fix: pass a JSON file "
                                     "written by SteeringSpec.save")
-        return cls.from_json(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise ValueError(f"steering spec {path} is {path.stat().st_size:,} bytes, more than "
+                             f"MAX_SPEC_BYTES={MAX_SPEC_BYTES:,}; fix: keep at most "
+                             f"{MAX_EDITS} edits")
+        return cls.from_json(path.read_bytes(), name=f"steering spec {path}")
 
 
 _FIELDS = {f.name for f in fields(Edit)}
@@ -198,6 +224,10 @@ def check_edit(edit: Edit) -> None:
     for name in ("value", "std", "weights", "vector"):
         values = getattr(edit, name)
         values = values if isinstance(values, tuple) else (values,)
+        if any(v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))
+               for v in values):
+            raise ValueError(f"steering op {edit.op!r}: {name} must be a number or a list of "
+                             f"numbers, got {getattr(edit, name)!r}; fix: {spec.example}")
         if any(v is not None and not math.isfinite(v) for v in values):
             raise ValueError(f"steering op {edit.op!r} has a non-finite {name} ({values}); "
                              "fix: pass finite numbers")
@@ -207,6 +237,10 @@ def check_edit(edit: Edit) -> None:
 
 
 def _check_ids(edit: Edit) -> None:
+    for name in ("concepts", "weights", "vector"):
+        if getattr(edit, name) is not None and not isinstance(getattr(edit, name), tuple):
+            raise ValueError(f"{name}={getattr(edit, name)!r} must be a list; fix: e.g. "
+                             f'"{name}": [3, 9]')
     ids = ([edit.concept] if edit.concept is not None else []) + list(edit.concepts or ())
     if any(not isinstance(c, int) or isinstance(c, bool) or c < 0 for c in ids):
         raise ValueError(f"concept ids must be integers >= 0, got {ids}; fix: pass SAE latent "
@@ -221,6 +255,9 @@ def _check_ids(edit: Edit) -> None:
 
 
 def check_positions(positions: Positions) -> None:
+    if not isinstance(positions, (str, tuple)):
+        raise ValueError(f"positions={positions!r} must be one of {POSITION_SETS} or a list "
+                         f"of token indices; fix: e.g. \"positions\": [{positions!r}]")
     if isinstance(positions, str):
         if positions not in POSITION_SETS:
             raise ValueError(f"positions={positions!r}; fix: use one of {POSITION_SETS} or "
@@ -228,5 +265,58 @@ def check_positions(positions: Positions) -> None:
         return
     if (not positions or any(not isinstance(p, int) or isinstance(p, bool) or p < 0
                              for p in positions)):
-        raise ValueError(f"positions={list(positions)} must be a non-empty list of token "
+        raise ValueError(f"positions={list(positions)[:8]} must be a non-empty list of token "
                          "indices >= 0 (absolute, from the start of the prompt); fix the list")
+    if len(positions) > MAX_POSITIONS:
+        raise ValueError(f"positions lists {len(positions):,} indices, more than "
+                         f"MAX_POSITIONS={MAX_POSITIONS:,}; fix: use \"all\" or fewer indices")
+
+
+# ---- against a model ------------------------------------------------------------------------
+def validate_spec(spec: SteeringSpec, cfg: Any) -> SteeringSpec:
+    """`spec` checked against a model's config (`model.cfg`): concept heads, concept ids,
+    positions, vector sizes, top-k capacity. Returns `spec`; ValueError in one line naming the
+    edit's field and the fix. `steer` calls it; callers call it to refuse a spec up front."""
+    if not cfg.has_concepts:
+        raise ValueError(f"steering edits predicted concepts, but mix_mode={cfg.mix_mode!r} "
+                         "has no concept head; fix: steer a CoCoMix model (interleave or add)")
+    for edit in spec.edits:
+        _check_range(([edit.concept] if edit.concept is not None else [])
+                     + list(edit.concepts or ()), cfg.n_concepts)
+        if isinstance(edit.positions, tuple) and max(edit.positions) >= cfg.n_ctx:
+            raise ValueError(f"position {max(edit.positions)} is out of range (n_ctx="
+                             f"{cfg.n_ctx}); fix: use token indices 0..{cfg.n_ctx - 1}")
+        if edit.op == "vector":
+            _check_vector(edit, cfg.d_model)
+    _check_capacity(spec, cfg.concept_top_k, cfg.n_concepts)
+    return spec
+
+
+def _check_range(ids: Sequence[int], n_concepts: int) -> None:
+    bad = [c for c in ids if c >= n_concepts]
+    if bad:
+        raise ValueError(f"concept id(s) {bad[:8]} out of range: the model has {n_concepts} "
+                         f"concepts; fix: use ids 0..{n_concepts - 1}")
+
+
+def _check_vector(edit: Edit, d_model: int) -> None:
+    if (edit.concept is None) == (edit.vector is None):
+        raise ValueError("vector needs a concept (its compressor row) or a vector, not both; "
+                         'fix: {"op": "vector", "concept": 12, "value": 2.0}')
+    if edit.vector is not None and len(edit.vector) != d_model:
+        raise ValueError(f"vector has {len(edit.vector)} values but d_model={d_model}; fix: "
+                         f"pass a vector of {d_model} values (or a concept id)")
+
+
+def _check_capacity(spec: SteeringSpec, top_k: int, n_concepts: int) -> None:
+    forced = {e.concept for e in spec.edits if e.op == "force"}
+    banned = {e.concept for e in spec.edits if e.op == "ban"}
+    if forced & banned:
+        raise ValueError(f"concept(s) {sorted(forced & banned)} are both forced and banned; "
+                         "fix: drop one of the two edits")
+    if len(forced) > top_k:
+        raise ValueError(f"{len(forced)} concepts are forced but the top-k holds {top_k}; "
+                         f"fix: force at most {top_k}")
+    if len(banned) > n_concepts - top_k:
+        raise ValueError(f"{len(banned)} concepts are banned, leaving fewer than top-k="
+                         f"{top_k}; fix: ban at most {n_concepts - top_k}")

@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from cocomix_lens.steering.scorers import Readings, Scorer, register_scorer, top_output_tokens
-from cocomix_lens.world import grammatical_share, mention_share, tag_of, topic_share
+from cocomix_lens.world import (
+    FEMALE_NAMES,
+    MALE_NAMES,
+    TOPIC_NAMES,
+    grammatical_share,
+    mention_share,
+    tag_of,
+    topic_share,
+)
 
 
 def is_world_run(run: Any) -> bool:
@@ -32,9 +40,16 @@ def is_world_run(run: Any) -> bool:
 def world_target(run: Any, concept: int, extras: dict[str, Any]) -> tuple[str, str]:
     """("topic", name) or ("character", name) the concept is steered towards: from `extras`,
     else the most common topic (or name) among the world words of its top output tokens."""
-    for kind in ("topic", "character"):
-        if extras.get(kind):
-            return kind, str(extras[kind])
+    given = [(k, str(extras[k])) for k in ("topic", "character") if extras.get(k)]
+    if len(given) > 1:
+        raise ValueError("extras name both a topic and a character; fix: give one of the two "
+                         "(steer-eval --topic or --character)")
+    for kind, name in given:
+        known = TOPIC_NAMES if kind == "topic" else (*MALE_NAMES, *FEMALE_NAMES)
+        if name not in known:
+            raise ValueError(f"extras {kind}={name!r} is not a {kind} of the world; fix: use "
+                             f"one of {', '.join(known)}")
+        return kind, name
     words = [run.tokenizer.decode([t]).strip() for t in top_output_tokens(run, concept).tolist()]
     tags = [tag_of(w) for w in words if w]
     topics = Counter(t.split(":")[1] for t in tags if t and t.split(":")[0] in _TOPIC_TAGS)

@@ -31,13 +31,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cocomix_lens.rundir import Run
-    from cocomix_lens.steering import SteeringSpec
+    from cocomix_lens.steering import SteeringSpec, validate_spec
 
     run = Run.open(args.run, device=args.device)
     spec = SteeringSpec.load(args.steer) if args.steer else None
     model = getattr(run, args.model)
     if spec is not None:
-        spec = spec.with_catalogue_stds(run)
+        if args.model != "student":
+            raise ValueError(f"--steer edits the CoCoMix student's concepts, not the "
+                             f"{args.model}'s; fix: drop --model or --steer")
+        spec = validate_spec(spec, model.cfg).with_catalogue_stds(run)
     text = model.generate(args.prompt, max_new_tokens=args.max_new_tokens,
                           temperature=args.temperature, top_p=args.top_p, seed=args.seed,
                           stop_at_eos=not args.no_stop, steering=spec)

@@ -15,7 +15,8 @@ evaluates it (`cocomix_lens.steering.screen.steer_densest`); `--out` keeps its J
 from __future__ import annotations
 
 import argparse
-import json
+
+from cocomix_lens.data.files import strict_json
 
 HELP = "measure a steering spec: steered vs unsteered vs random control, with bootstrap CIs"
 
@@ -60,17 +61,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cocomix_lens import Run
     from cocomix_lens.progress import progress_bar
-    from cocomix_lens.steering import SteeringSpec
+    from cocomix_lens.steering import SteeringSpec, validate_spec
     from cocomix_lens.steering.evaluate import as_steerer, evaluate_steering, sweep
+    from cocomix_lens.steering.world_scorers import is_world_run
 
     run_ = Run.open(args.run, device=args.device)
     if args.densest is not None:
         return _densest(run_, args)
     if args.out:
         raise ValueError("--out goes with --densest; fix: drop --out, or use --json > FILE")
-    spec = SteeringSpec.load(args.spec)
+    spec = validate_spec(SteeringSpec.load(args.spec), run_.student.cfg)
     steerer = as_steerer(run_, spec)
     extras = {k: v for k, v in (("topic", args.topic), ("character", args.character)) if v}
+    if extras and not is_world_run(run_):
+        raise ValueError(f"--{next(iter(extras))} names a target of the world oracle, but "
+                         f"{args.run} is not a world run; fix: drop it")
     common = dict(prompts=args.prompt, n_samples=args.samples or 32, seed=args.seed,
                   max_new_tokens=args.max_new_tokens, control=args.control,
                   scorers=args.scorers, temperature=args.temperature, top_p=args.top_p,
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         result = evaluate_steering(run_, steerer, sae_strength=args.sae_strength or None,
                                    **common)
-    print(json.dumps(result.to_dict(), indent=1) if args.json else result.table())
+    print(strict_json(result.to_dict(), indent=1) if args.json else result.table())
     return 0
 
 
@@ -103,5 +108,5 @@ def _densest(run_, args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "steering.json", doc)
         atomic_write_text(out / "steering.md", md)
-    print(json.dumps(doc, indent=1) if args.json else md)
+    print(strict_json(doc, indent=1) if args.json else md)
     return 0

@@ -11,10 +11,11 @@ Precedence: defaults < --config YAML < the named flags < dotted overrides (--sec
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
+
+from cocomix_lens.data.files import strict_json
 
 BUNDLED = Path(__file__).resolve().parents[1] / "configs"
 
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         return 0  # under torchrun only rank 0 reports
     keys = ("objective", "steps", "val_loss", "val_ppl", "concept_top1", "concept_top4",
             "tokens_per_s")
-    print(json.dumps({k: summary.get(k) for k in keys if k in summary}))
+    print(strict_json({k: summary.get(k) for k in keys if k in summary}))
     return 0
 
 
