@@ -27,7 +27,7 @@ from cocomix_lens.model.serialization import TOKENIZER_FILE as MODEL_TOKENIZER
 log = logging.getLogger(__name__)
 
 PIECES = ("tokenizer", "student", "baseline", "teacher", "sae", "labels", "shards", "summary",
-          "report", "metrics", "catalogue", "steering")
+          "report", "metrics", "catalogue", "steering", "groundtruth")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,9 @@ class PipelineLayout:
     study: str = "study"  # `cocomix-lens study`: study.json, study.md, figures/, runs/
     steering: str = "steering"  # `steer-eval --densest N --out RUN/steering` (make demo)
     steering_json: str = "steering/steering.json"
+    # World runs only: the groundtruth stage's concept <-> latent-value matches
+    # (cocomix_lens.groundtruth.GROUNDTRUTH_FILE).
+    groundtruth: str = "groundtruth.json"
     # Trainer runs (each a TrainLayout directory), keyed by the stage that trains them.
     runs: tuple[tuple[str, str], ...] = (("teacher", "teacher"), ("ntp", "ntp"),
                                          ("cocomix", "cocomix"))
@@ -84,7 +87,8 @@ class Layout:
         return {"tokenizer": p.tokenizer, "shards": p.data, "teacher": model["teacher"],
                 "sae": p.sae, "labels": p.labels, "baseline": model["ntp"],
                 "student": model["cocomix"], "summary": p.summary, "report": p.report,
-                "catalogue": p.catalogue, "steering": p.steering_json}
+                "catalogue": p.catalogue, "steering": p.steering_json,
+                "groundtruth": p.groundtruth}
 
     def metrics(self, kind: str) -> dict[str, str]:
         """Stage -> relative path of its metrics.jsonl."""
@@ -179,6 +183,13 @@ class Run:
         """steering/steering.json: `steer-eval --densest`'s screen, sweeps and final
         evaluation (`cocomix_lens.steering.screen.DenseSteering.to_dict`)."""
         return json.loads(self.require("steering").read_text())
+
+    @cached_property
+    def groundtruth(self) -> dict[str, Any]:
+        """groundtruth.json (world runs): per source ("sae", "labels", "student") the best
+        concept of every latent value and the best value of every concept, token- and
+        sentence-level (`cocomix_lens.groundtruth.Recovery.summary`)."""
+        return json.loads(self.require("groundtruth").read_text())
 
     @cached_property
     def tokenizer(self):

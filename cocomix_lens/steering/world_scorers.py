@@ -5,7 +5,9 @@ Registered into `scorers.SCORERS` (applying only to runs whose corpus is the wor
   mentioning the steered character; the target comes from `extras["topic"]` /
   `extras["character"]` or, failing those, from the world words among the concept's top output
   tokens (`world_target`);
-- `oracle_grammatical` (fluency): share of its sentences the grammar parses.
+- `oracle_grammatical` (fluency): share of its sentences the grammar parses;
+- `oracle_relevance` (fluency): share of its sentences that keep talking about a character
+  the prompt named (`cocomix_lens.world.scoring.kept_share`: names and resolved pronouns).
 Sentences are counted as `cocomix_lens.world.scoring` counts them, on the generated text only,
 so prompts should end at a sentence boundary (`default_prompts` gives whole first sentences).
 """
@@ -27,6 +29,7 @@ from cocomix_lens.world import (
     tag_of,
     topic_share,
 )
+from cocomix_lens.world.scoring import kept_share
 
 
 def is_world_run(run: Any) -> bool:
@@ -76,11 +79,22 @@ def _grammatical(r: Readings) -> np.ndarray:
     return np.array([grammatical_share([t]).value for t in r.gens.texts], dtype=np.float64)
 
 
+def _relevance(r: Readings) -> np.ndarray:
+    toks, starts = r.gens.tokens.tolist(), r.gens.prompt_lens.tolist()
+    prompts = r.run.tokenizer.decode_batch([row[:p] for row, p in zip(toks, starts)],
+                                           skip_special_tokens=True)
+    return np.array([kept_share(p, t) for p, t in zip(prompts, r.gens.texts)],
+                    dtype=np.float64)
+
+
 for _s in (
     Scorer("oracle_on_target", _on_target, "success",
            "share of generated sentences on the steered topic / mentioning the character "
            "(world oracle)", applies=is_world_run),
     Scorer("oracle_grammatical", _grammatical, "fluency",
            "share of generated sentences the world grammar parses", applies=is_world_run),
+    Scorer("oracle_relevance", _relevance, "fluency",
+           "share of generated sentences about a character the prompt named (world oracle)",
+           applies=is_world_run),
 ):
     register_scorer(_s)

@@ -3,6 +3,7 @@ topic, or mention a character, with per-sentence hits for a bootstrap over texts
 
     g = grammatical_share(samples)            # Share: g.value, g.hits [n_sentences]
     t = topic_share(samples, "music")
+    kept_share("Anna was a nurse.", " She healed the wound.")   # 1.0: she is Anna
     lo, hi = t.ci(level=0.95)                 # texts resampled with replacement
 
 Which sentences count: every sentence of every text, except a text's last one when it is an
@@ -94,3 +95,21 @@ def topic_share(texts: Sequence[str], topic: str, grammatical_only: bool = False
 def mention_share(texts: Sequence[str], character: str) -> Share:
     """Share of sentences mentioning `character` by name or by a pronoun resolved to it."""
     return share(texts, lambda s: character in s.characters)
+
+
+def kept_share(prompt: str, continuation: str) -> float:
+    """Share of `continuation`'s scored sentences that mention (by name or by a pronoun the
+    oracle resolves, reading prompt and continuation together) a character the prompt names
+    outside a speaker tag; 0.0 when the prompt names nobody or the continuation has no
+    sentence."""
+    parses = parse_text(prompt + continuation)
+    named = {m.character for s in parses if s.end <= len(prompt)
+             for m in s.mentions if m.kind == "name"}
+    cont = [s for s in parses if s.start >= len(prompt)]
+    if len(cont) > 1 and not cont[-1].complete:
+        cont = cont[:-1]
+    if not cont or not named:
+        return 0.0
+    hits = [any(m.character in named for m in s.mentions if m.kind != "speaker")
+            for s in cont]
+    return float(np.mean(hits))

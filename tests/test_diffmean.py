@@ -1,0 +1,64 @@
+"""DiffMean directions (cocomix_lens/steering/diffmean.py): a planted topic direction is
+recovered, and adding a direction inside the context changes the activation by exactly it."""
+
+import numpy as np
+import torch
+from helpers_model import tiny_model, tokens
+
+from cocomix_lens.steering.diffmean import accumulate_means, add_direction, random_direction
+
+HOOK = "blocks.0.hook_resid_pre"
+
+
+def planted(seed: int = 0):
+    """A tiny model whose embedding of tokens 0..9 (topic "b") is shifted by a unit v."""
+    model = tiny_model(seed)
+    v = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(5))
+    v = v / v.norm()
+    with torch.no_grad():
+        model.embed.W_E[:10] += v
+    x = tokens(batch=32, pos=24, seed=2)
+    labels = (x < 10).long().numpy()  # index 1 = "b", 0 = "a"
+    return model, x, labels, v
+
+
+def test_diffmean_recovers_a_planted_topic_direction():
+    model, x, labels, v = planted()
+    means = accumulate_means(model, x, labels, ["a", "b"], [HOOK, "blocks.1.hook_resid_pre"],
+                             batch_size=8)
+    d = torch.from_numpy(means.diffmean(HOOK, "b"))
+    assert torch.nn.functional.cosine_similarity(d, v, dim=0) > 0.95
+    assert abs(float(d.norm()) - 1.0) < 0.2
+    # the other label's direction is the opposite one, and counts add up to all tokens
+    assert np.allclose(means.diffmean(HOOK, "a"), -means.diffmean(HOOK, "b"), atol=1e-5)
+    assert means.counts[HOOK].sum() == x.numel()
+    # the interleaved stream (block 1 >= insert_layer) has two rows per token
+    assert means.counts["blocks.1.hook_resid_pre"].sum() == 2 * x.numel()
+
+
+def test_unlabelled_tokens_are_left_out_of_the_means():
+    model, x, labels, _ = planted()
+    labels[:, ::2] = -1
+    means = accumulate_means(model, x, labels, ["a", "b"], [HOOK])
+    assert means.counts[HOOK].sum() == x.numel() // 2
+
+
+def test_add_direction_adds_exactly_the_vector_and_only_inside_the_block():
+    model, x, _, v = planted()
+    _, before = model.run_with_cache(x[:2], names_filter="blocks.1.hook_resid_pre")
+    with add_direction(model, HOOK, 3.0 * v):
+        _, inside = model.run_with_cache(x[:2], names_filter=HOOK)
+        steered = model(x[:2])
+    _, after = model.run_with_cache(x[:2], names_filter=HOOK)
+    assert torch.allclose(inside[HOOK] - after[HOOK], (3.0 * v).expand_as(after[HOOK]),
+                          atol=1e-5)
+    assert not torch.allclose(steered, model(x[:2]))
+    assert before["blocks.1.hook_resid_pre"].shape[1] == 2 * x.shape[1]
+
+
+def test_random_direction_matches_the_norm_and_is_seeded():
+    like = np.arange(8, dtype=np.float32)
+    r = random_direction(like, seed=3)
+    assert np.isclose(np.linalg.norm(r), np.linalg.norm(like), rtol=1e-5)
+    assert np.array_equal(r, random_direction(like, seed=3))
+    assert not np.array_equal(r, random_direction(like, seed=4))
