@@ -44,6 +44,7 @@ bench: install-dev
 	$(PY) benchmarks/bench_attribution.py
 	$(PY) benchmarks/bench_inspect.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_startup.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

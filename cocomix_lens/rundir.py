@@ -21,8 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from cocomix_lens.data.shards import TOKENIZER_FILE as SHARDS_TOKENIZER
-from cocomix_lens.model.serialization import TOKENIZER_FILE as MODEL_TOKENIZER
+from cocomix_lens.data.files import TOKENIZER_FILE
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ class PipelineLayout:
     """Where each stage of `cocomix-lens pipeline --out DIR` puts its output."""
 
     data: str = "data"  # token shards + tokenizer.json
-    tokenizer: str = f"data/{SHARDS_TOKENIZER}"
+    tokenizer: str = f"data/{TOKENIZER_FILE}"
     sae: str = "sae"  # SAE-Lens save_model directory + quality.json
     labels: str = "labels"  # label cache
     stages: str = "stages"  # one marker <stage>.json per finished stage
@@ -79,7 +78,7 @@ class Layout:
         """Piece name -> relative path (file or directory) in a run of `kind`."""
         t, p = self.train, self.pipeline
         if kind == "train":
-            return {"student": t.model, "tokenizer": f"{t.model}/{MODEL_TOKENIZER}",
+            return {"student": t.model, "tokenizer": f"{t.model}/{TOKENIZER_FILE}",
                     "summary": t.summary, "catalogue": p.catalogue,
                     "steering": p.steering_json}
         model = {stage: f"{p.run_dir(stage)}/{t.model}" for stage in ("teacher", "ntp",

@@ -16,7 +16,7 @@ import errno
 import importlib
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 # name -> module; a registry instead of an if/elif chain.
 COMMANDS: dict[str, str] = {
@@ -66,17 +66,31 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; fix: see `{self.prog} --help`\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The `cocomix-lens` parser. Only the subcommands in `commands` (default: all) get their
+    arguments; the others get their help line only, so `cocomix-lens --help` and
+    `cocomix-lens CMD ...` import no other command's dependencies."""
+    import cocomix_lens
+
     parser = OneLineParser(prog="cocomix-lens", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {cocomix_lens.__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--debug", action="store_true",
                         help="print the traceback of an error (and debug logging)")
     sub = parser.add_subparsers(dest="command", required=True)
+    wanted = set(COMMANDS if commands is None else commands)
     for name, mod in _available().items():
         p = sub.add_parser(name, help=getattr(mod, "HELP", None))
-        mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        if name in wanted:
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
     return parser
+
+
+def command_of(argv: list[str]) -> str | None:
+    """The subcommand named in `argv` (the first word that is one), or None."""
+    return next((word for word in argv if word in COMMANDS), None)
 
 
 # ---- one line per failure -----------------------------------------------------------------
@@ -141,7 +155,9 @@ def describe_error(err: BaseException, args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    name = command_of(argv)
+    parser = build_parser([name] if name else [])
     args, extra = parser.parse_known_args(argv)
     level = logging.DEBUG if args.verbose or args.debug else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

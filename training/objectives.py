@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+if TYPE_CHECKING:  # torch is imported on use: `cocomix-lens train --help` lists OBJECTIVES
+    from torch import Tensor, nn
 
 
 @dataclass
@@ -102,6 +101,8 @@ def get_objective(name: str) -> Objective:
 # ---- loss terms ---------------------------------------------------------------------------
 def ntp_loss(logits: Tensor, targets: Tensor) -> Tensor:
     """Mean cross-entropy; logits [batch, pos, d_vocab], targets [batch, pos]."""
+    import torch.nn.functional as F
+
     return F.cross_entropy(logits.flatten(0, -2).float(), targets.flatten())
 
 
@@ -111,7 +112,7 @@ def concept_nll(concept_logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]
     z = concept_logits.float()
     valid = labels >= 0
     picked = z.gather(-1, labels.clamp(min=0))
-    return torch.logsumexp(z, dim=-1, keepdim=True) - picked, valid
+    return z.logsumexp(dim=-1, keepdim=True) - picked, valid
 
 
 def concept_loss(concept_logits: Tensor, labels: Tensor) -> Tensor:
@@ -125,6 +126,8 @@ def concept_loss(concept_logits: Tensor, labels: Tensor) -> Tensor:
 
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     """Mean over positions of KL(p_teacher || p_student) (in nats)."""
+    import torch.nn.functional as F
+
     s = F.log_softmax(student_logits.flatten(0, -2).float(), dim=-1)
     t = F.log_softmax(teacher_logits.flatten(0, -2).float(), dim=-1)
     return F.kl_div(s, t, log_target=True, reduction="batchmean")
@@ -160,6 +163,8 @@ def teacher_logits(teacher: nn.Module | None, x: Tensor) -> Tensor:
     if teacher is None:
         raise ValueError("objective 'kd' needs a teacher: pass --teacher DIR "
                          "(a mix_mode none model saved with save_pretrained)")
+    import torch
+
     with torch.no_grad():
         return teacher(x)
 

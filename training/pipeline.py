@@ -35,15 +35,6 @@ from cocomix_lens.data.lock import DirLock
 from cocomix_lens.progress import Progress, progress_for
 from cocomix_lens.rundir import LAYOUT
 from training.pipeline_config import PipelineConfig
-from training.pipeline_groundtruth import stage_groundtruth
-from training.sae import (
-    ce_loss_recovered,
-    collect_activations,
-    default_hook,
-    sae_quality,
-    save_sae,
-    train_sae,
-)
 from training.stage_runs import (
     run_fields,
     student_run_config,
@@ -114,6 +105,14 @@ def stage_teacher(ctx: Context) -> dict[str, Any]:
 def stage_sae(ctx: Context) -> dict[str, Any]:
     from cocomix_lens import CoCoMixModel
     from cocomix_lens.concepts import load_sae
+    from training.sae import (
+        ce_loss_recovered,
+        collect_activations,
+        default_hook,
+        sae_quality,
+        save_sae,
+        train_sae,
+    )
 
     cfg, s = ctx.cfg, ctx.cfg.sae
     shards = ctx.shards()
@@ -186,6 +185,12 @@ def stage_catalog(ctx: Context) -> dict[str, Any]:
     cat = build_for_run(Run.open(ctx.out, device=ctx.cfg.device), progress=ctx.progress)
     return {"concepts": len(cat), "dead": int(cat.concepts["dead"].sum()),
             "build_s": cat.meta["build_s"], "catalogue_dir": str(cat.root)}
+
+
+def stage_groundtruth(ctx: Context) -> dict[str, Any]:
+    from training.pipeline_groundtruth import stage_groundtruth as run  # torch, on use only
+
+    return run(ctx)
 
 
 STAGES: dict[str, Callable[[Context], dict[str, Any]]] = {

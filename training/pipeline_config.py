@@ -13,7 +13,6 @@ from typing import Any
 from cocomix_lens.config import CoCoMixConfig
 from training import overrides as overrides_engine
 from training.overrides import schema_field
-from training.sae import SAESection
 
 
 @dataclass
@@ -48,6 +47,34 @@ class TeacherStage:
     """Optimizer steps (objective ntp, the shared trainer)."""
     lr: float = 2e-3
     """Peak learning rate."""
+
+
+@dataclass
+class SAESection:
+    """The teacher's SAE (TopK, trained with SAE-Lens over cached activations)."""
+
+    hook: str | None = None
+    """Teacher hook the SAE reads; None = blocks.{n_layers // 2 - 1}.hook_resid_post (the
+    paper's GPT-2 SAE reads the 6th of 12 blocks' output)."""
+    d_sae: int = 2048
+    """Number of latents (= the student's n_concepts)."""
+    k: int = 16
+    """Active latents per token (TopK; the paper's 32 of 768 dims is sparser than 32 of our
+    192, so the tiny teacher gets 16)."""
+    train_tokens: int = 65_536
+    """Activation vectors collected from the train split."""
+    eval_tokens: int = 16_384
+    """Activation vectors collected from the validation split for the quality metrics."""
+    epochs: float = 3.0
+    """Passes over the collected train activations."""
+    batch_size: int = 512
+    """Activation vectors per SAE step."""
+    lr: float = 2e-3
+    """Adam learning rate (warmup, then cosine to lr / 10)."""
+    normalize: str = "expected_average_only_in"
+    """SAE-Lens normalize_activations; the scale is folded into the weights at the end."""
+    seed: int = 0
+    """Seeds init, window choice and shuffling."""
 
 
 @dataclass

@@ -6,22 +6,24 @@
     ids, scores = ex.labels(tokens, k=4)    # [batch, pos, 4] each
 """
 
-from cocomix_lens.concepts.extractor import AttributionMap, ConceptExtractor, decoder_directions
-from cocomix_lens.concepts.label_cache import LabelCache
-from cocomix_lens.concepts.methods import METHODS, Readout, register
-from cocomix_lens.concepts.teacher import (
-    PAPER_SAES,
-    FetchError,
-    Teacher,
-    load_sae,
-    load_teacher,
-    load_teacher_model,
-    module_sha256,
-    sae_sha256,
-)
+from cocomix_lens.lazy import lazy_exports
 
-__all__ = [
-    "AttributionMap", "ConceptExtractor", "FetchError", "LabelCache", "METHODS", "PAPER_SAES",
-    "Readout", "Teacher", "decoder_directions", "load_sae", "load_teacher",
-    "load_teacher_model", "module_sha256", "register", "sae_sha256",
-]
+EXPORTS = {
+    "AttributionMap": "cocomix_lens.concepts.extractor",
+    "ConceptExtractor": "cocomix_lens.concepts.extractor",
+    "FetchError": "cocomix_lens.concepts.teacher",
+    "LabelCache": "cocomix_lens.concepts.label_cache",
+    "METHODS": "cocomix_lens.concepts.methods",
+    "PAPER_SAES": "cocomix_lens.concepts.teacher",
+    "Readout": "cocomix_lens.concepts.methods",
+    "Teacher": "cocomix_lens.concepts.teacher",
+    "decoder_directions": "cocomix_lens.concepts.extractor",
+    "load_sae": "cocomix_lens.concepts.teacher",
+    "load_teacher": "cocomix_lens.concepts.teacher",
+    "load_teacher_model": "cocomix_lens.concepts.teacher",
+    "module_sha256": "cocomix_lens.concepts.teacher",
+    "register": "cocomix_lens.concepts.methods",
+    "sae_sha256": "cocomix_lens.concepts.teacher",
+}
+__all__ = list(EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

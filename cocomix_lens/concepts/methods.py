@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:  # torch is imported on use: the CLI lists METHODS without it
+    from torch import Tensor
 
 # Rows per chunk for the sparse decoder dot: bounds the gathered [rows, active, d_in] block.
 _CHUNK_ROWS = 1024
@@ -84,14 +85,14 @@ def decoder_dot_on_support(grad: Tensor, decoder: Tensor, acts: Tensor) -> Tenso
     n_active = int((flat_acts != 0).sum(-1).max()) if flat_acts.numel() else 0
     if 4 * n_active > d_sae:  # not sparse: the dense matmul is cheaper
         return decoder_dot(grad.to(decoder.dtype), decoder)
-    out = torch.zeros_like(flat_acts)
+    out = flat_acts.new_zeros(flat_acts.shape)
     if n_active == 0:
         return out.view_as(acts)
     for lo in range(0, flat_acts.shape[0], _CHUNK_ROWS):
         rows = slice(lo, lo + _CHUNK_ROWS)
         # abs().topk covers every non-zero latent of each row (plus zeros where a row has fewer)
         idx = flat_acts[rows].abs().topk(n_active, dim=-1).indices  # [rows, n_active]
-        dots = torch.bmm(decoder[idx], flat_grad[rows].unsqueeze(-1)).squeeze(-1)
+        dots = decoder[idx].bmm(flat_grad[rows].unsqueeze(-1)).squeeze(-1)
         out[rows].scatter_(-1, idx, dots)
     return out.view_as(acts)
 

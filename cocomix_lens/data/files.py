@@ -15,6 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+TOKENIZER_FILE = "tokenizer.json"
+"""The tokenizer's file name in a shard directory and in a saved model directory."""
+
 _CHUNK = 1 << 20
 TMP_MARK = ".tmp."  # atomic_open writes `.<name>.tmp.<pid>` beside its target
 

@@ -24,12 +24,11 @@ import torch
 from tokenizers import Tokenizer
 
 from cocomix_lens.data.documents import SPLITS, Document
-from cocomix_lens.data.files import atomic_open, read_versioned_json, sha256_file
+from cocomix_lens.data.files import TOKENIZER_FILE, atomic_open, read_versioned_json, sha256_file
 from cocomix_lens.data.tokenizer import check_tokenizer, load_tokenizer
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-TOKENIZER_FILE = "tokenizer.json"
 
 
 def shard_dtype(vocab_size: int) -> np.dtype:

@@ -5,8 +5,15 @@
     res.frame; res.tokens; print(res.table())
 """
 
-from cocomix_lens.inspection.core import FRAME_COLUMNS, TOKEN_COLUMNS, Inspection, inspect
-from cocomix_lens.inspection.slots import SlotEffects, slot_effects
+from cocomix_lens.lazy import lazy_exports
 
-__all__ = ["FRAME_COLUMNS", "Inspection", "SlotEffects", "TOKEN_COLUMNS", "inspect",
-           "slot_effects"]
+EXPORTS = {
+    "FRAME_COLUMNS": "cocomix_lens.inspection.core",
+    "Inspection": "cocomix_lens.inspection.core",
+    "SlotEffects": "cocomix_lens.inspection.slots",
+    "TOKEN_COLUMNS": "cocomix_lens.inspection.core",
+    "inspect": "cocomix_lens.inspection.core",
+    "slot_effects": "cocomix_lens.inspection.slots",
+}
+__all__ = list(EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

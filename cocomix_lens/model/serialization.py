@@ -16,7 +16,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from tokenizers import Tokenizer
 
-from cocomix_lens.data.files import atomic_open, atomic_write_json, read_versioned_json
+from cocomix_lens.data.files import (
+    TOKENIZER_FILE,
+    atomic_open,
+    atomic_write_json,
+    read_versioned_json,
+)
 from cocomix_lens.data.tokenizer import (
     check_tokenizer,
     load_tokenizer,
@@ -27,7 +32,6 @@ from cocomix_lens.data.tokenizer import (
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-TOKENIZER_FILE = "tokenizer.json"
 
 
 def read_config_file(directory: Path) -> dict[str, Any]:
