@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "inspect": "training.commands.inspect",
     "generate": "training.commands.generate",
     "steer-eval": "training.commands.steer_eval",
+    "steer-bench": "training.commands.steer_bench",
     "study": "training.commands.study",
     "app": "training.commands.app",
 }

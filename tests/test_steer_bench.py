@@ -1,0 +1,108 @@
+"""`cocomix-lens steer-bench` (training/steer_bench.py) on a micro world run: every family is
+measured on the report half only, a row reproduces from its JSON, an interrupted bench resumes
+from its cells, and `--quick` stays CI-sized."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from cocomix_lens import Run
+from cocomix_lens.steering.evaluate import Sampling
+from cocomix_lens.steering.methods import FAMILIES, Method
+from cocomix_lens.steering.topic_eval import evaluate_method, harmonic
+from cocomix_lens.world.openings import Opening
+from training.cli import main
+from training.pipeline import run_pipeline
+from training.pipeline_config import apply_overrides, pipeline_preset
+from training.steer_bench import CELLS, BenchConfig, run_bench
+
+TOPICS = ["sea", "farming"]
+
+
+@pytest.fixture(scope="module")
+def world_run(tmp_path_factory):
+    cfg = apply_overrides(pipeline_preset("micro"), {"data.corpus": "world",
+                                                     "data.max_docs": "600",
+                                                     "data.vocab_size": "1024"})
+    cfg.student.overrides["n_ctx"] = 128  # room for an opening, a cue and a continuation
+    out = tmp_path_factory.mktemp("bench") / "run"
+    run_pipeline(cfg, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bench(world_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench_out")
+    cfg = BenchConfig.quick()
+    cfg.topics = TOPICS
+    t0 = time.perf_counter()
+    results = run_bench(Run.open(world_run), out, cfg)
+    return out, results, time.perf_counter() - t0
+
+
+def test_harmonic_mean_is_zero_when_any_score_is_zero():
+    h = harmonic([np.array([1.0, 0.5, 0.0]), np.array([1.0, 0.5, 1.0]),
+                  np.array([1.0, 0.25, 1.0])])
+    assert np.allclose(h, [1.0, 3 / (2 + 2 + 4), 0.0])
+
+
+def test_quick_bench_measures_every_family_on_the_report_half(bench):
+    out, results, wall = bench
+    assert wall < 60
+    families = {cell["method"]["family"] for row in results["rows"].values()
+                for cell in row["cells"]}
+    assert families == set(FAMILIES)
+    for t in TOPICS:
+        sel = {o["text"] for o in results["prompts"][t]["selection"]}
+        rep = {o["text"] for o in results["prompts"][t]["report"]}
+        assert sel and rep and not sel & rep
+        assert all(o["topic"] != t for o in results["prompts"][t]["report"])
+    for row in results["rows"].values():
+        for cell in row["cells"]:
+            assert set(cell["prompts"]) == {o["text"] for o in
+                                            results["prompts"][cell["method"]["topic"]]["report"]}
+        s = row["summary"]["harmonic"]
+        assert s["lo"] <= s["mean"] <= s["hi"]
+    assert (out / "results.md").read_text().count("\n| `") == len(results["rows"])
+    assert json.loads((out / "results.json").read_text())["rows"].keys() == results["rows"].keys()
+
+
+def test_a_row_reproduces_from_its_method_and_sampling(bench, world_run):
+    _, results, _ = bench
+    run = Run.open(world_run)
+    for key in ("cocomix/add/single/all", "diffmean_vector/all", "prompt_switch"):
+        cell = results["rows"][key]["cells"][0]
+        method = Method.from_dict(cell["method"])
+        topic = cell["method"]["topic"]
+        openings = [Opening(**o) for o in results["prompts"][topic]["report"]]
+        again = evaluate_method(run, method, openings, Sampling(**results["sampling"]),
+                                cell["n_samples"])
+        for name, values in cell["values"].items():
+            assert np.allclose(np.asarray(values, dtype=float), again.values[name],
+                               atol=1e-5, equal_nan=True), (key, name)
+
+
+def test_an_interrupted_bench_resumes_from_its_cells(bench, world_run):
+    out, results, _ = bench
+    lines = (out / CELLS).read_text().splitlines()
+    (out / CELLS).write_text("\n".join(lines[:-3]) + "\n" + lines[-3][:20])  # torn line
+    cfg = BenchConfig.quick()
+    cfg.topics = TOPICS
+    again = run_bench(Run.open(world_run), out, cfg)
+    after = (out / CELLS).read_text().splitlines()
+    assert len(after) == len(lines) and all(json.loads(line) for line in after)
+    assert {k: r["summary"] for k, r in again["rows"].items()} == \
+        {k: r["summary"] for k, r in results["rows"].items()}
+
+
+def test_cli_refuses_a_run_without_the_world_oracle(tmp_path, capsys):
+    from helpers_training import micro_pipeline_run
+
+    _, run_dir, _ = micro_pipeline_run(tmp_path)
+    assert main(["steer-bench", "--run", str(run_dir), "--quick", "--out",
+                 str(tmp_path / "o")]) != 0
+    assert "not a world run" in capsys.readouterr().err

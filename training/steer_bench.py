@@ -1,0 +1,440 @@
+"""`cocomix-lens steer-bench`: concept steering on a world run measured against the baselines
+researchers use (AxBench's question, answered exactly by the world oracle).
+
+For every topic of the world: openings of held-out documents on OTHER topics, split into a
+selection half (each method's strength is chosen there, per topic, by the harmonic mean) and a
+report half (every figure is measured there). Methods (`cocomix_lens.steering.methods`):
+CoCoMix concept edits (each op that can raise a concept, with the topic's best concept or its
+concept set, at all positions or generated ones only), DiffMean on the student's residual
+stream (the concept layer and its neighbours; the best chosen on the selection half),
+DiffMean in concept-vector space, classic SAE steering of the teacher, prompting (topic
+sentences before the opening, the corpus's topic-switch line after it) and controls
+(unsteered, the chosen CoCoMix edit on random concepts, a random direction with the chosen
+DiffMean vector's norm).
+
+Every evaluated cell is appended to OUT/cells.jsonl as soon as it is scored, keyed by its
+method, prompts and sampling, so an interrupted bench resumes where it stopped. OUT gets
+results.json (every method resolved: spec, vectors, strengths, sampling) and results.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cocomix_lens.data.files import atomic_write_json, atomic_write_text, strict_json
+
+log = logging.getLogger(__name__)
+
+# Strength grids searched on the selection half, in each family's unit (methods.FAMILIES).
+GRIDS: dict[str, tuple[float | None, ...]] = {
+    "add": (3.0, 6.0, 12.0),  # logit stds (the catalogue's)
+    "scale": (-8.0, 8.0),  # factor on the logit
+    "force": (None,),
+    "set": (4.0, 8.0, 16.0),  # logit weight of each kept concept
+    "vector": (16.0, 32.0, 64.0),  # x the concept's compressor row
+    "diffmean": (1.0, 2.0, 4.0, 8.0),  # x the difference of means
+    "diffmean_vector": (1.0, 2.0, 4.0, 8.0),
+    "sae": (0.3, 0.6, 0.9, 1.2),  # x mean residual norm
+}
+OPS = ("add", "scale", "force", "set", "vector")
+CELLS = "cells.jsonl"  # every scored cell, appended as it is scored (the resume cache)
+CONCEPT_SETS = ("single", "set")
+POSITIONS = ("all", "generated")
+
+
+@dataclass
+class BenchConfig:
+    """What one bench measures; every field is recorded in results.json."""
+
+    n_prompts: int = 20  # openings per topic: half for selection, half for the report
+    select_samples: int = 2  # continuations per opening while choosing strengths
+    report_samples: int = 4  # continuations per opening in the reported figures
+    max_new_tokens: int = 40
+    temperature: float = 1.0
+    top_p: float | None = 0.95
+    seed: int = 0
+    topics: list[str] | None = None  # default: every topic of the run's ground truth
+    ops: tuple[str, ...] = OPS
+    concept_sets: tuple[str, ...] = CONCEPT_SETS
+    positions: tuple[str, ...] = POSITIONS
+    diffmean_tokens: int = 65_536  # training tokens read for the topic means
+    max_concepts: int = 4  # size of a topic's concept set
+    grids: dict[str, tuple[float | None, ...]] = field(default_factory=lambda: dict(GRIDS))
+    n_boot: int = 2000
+
+    @classmethod
+    def quick(cls) -> BenchConfig:
+        """Seconds-sized, for CI: 3 topics, 4 openings, one strength per method."""
+        return cls(n_prompts=4, select_samples=1, report_samples=1, max_new_tokens=12,
+                   topics=None, ops=("add", "vector"), positions=("all",),
+                   diffmean_tokens=4096,
+                   grids={k: v[:1] if k != "add" else (6.0,) for k, v in GRIDS.items()},
+                   n_boot=200)
+
+
+class Bench:
+    """One bench over one run: what every method needs, built once; cells cached on disk."""
+
+    def __init__(self, run: Any, cfg: BenchConfig, out: Path, progress: Any = None):
+        from cocomix_lens.steering.evaluate import Sampling
+        from cocomix_lens.steering.topics import world_topics
+
+        self.run, self.cfg, self.out = run, cfg, out
+        self.sampling = Sampling(seed=cfg.seed, max_new_tokens=cfg.max_new_tokens,
+                                 temperature=cfg.temperature, top_p=cfg.top_p, batch_size=64)
+        self.topics = cfg.topics or world_topics(run)
+        self.progress = progress
+        self.cells_path = out / CELLS
+        self.cells = _read_cells(self.cells_path)
+        self.splits = self._splits()
+
+    # ---- inputs -------------------------------------------------------------------------
+    def _splits(self) -> dict[str, Any]:
+        from cocomix_lens.world.openings import openings, prompt_split
+
+        pool = openings(self.run.shards, "val")
+        pool = _one_length(pool, self.run.tokenizer, self.topics, self.cfg.n_prompts)
+        return {t: prompt_split(pool, t, self.cfg.n_prompts, self.cfg.seed)
+                for t in self.topics}
+
+    def hooks(self) -> list[str]:
+        """DiffMean's candidate hooks: the residual the concept head reads (the concept
+        layer), the stream one block before and the interleaved stream one block after."""
+        i = self.run.student.cfg.insert_layer
+        return [f"blocks.{i - 1}.hook_resid_pre", f"blocks.{i - 1}.hook_resid_post",
+                f"blocks.{i}.hook_resid_post"]
+
+    def topic_means(self):
+        from cocomix_lens.steering.diffmean import TopicMeans, topic_means
+
+        path = self.out / "topic_means.json"
+        if path.is_file():
+            return TopicMeans.from_dict(json.loads(path.read_text()))
+        means = topic_means(self.run, [*self.hooks(), "concept.hook_vector"],
+                            n_tokens=self.cfg.diffmean_tokens)
+        atomic_write_json(path, means.to_dict())
+        return means
+
+    # ---- cells --------------------------------------------------------------------------
+    def cell(self, method: Any, half: str) -> Any:
+        """The scores of `method` on its topic's `half` (cached in cells.jsonl)."""
+        from cocomix_lens.steering.topic_eval import MethodScores, evaluate_method
+
+        openings = self.splits[method.topic].half(half)
+        n = self.cfg.select_samples if half == "selection" else self.cfg.report_samples
+        key = _key(method, [o.text for o in openings], n, self.sampling)
+        if key not in self.cells:
+            scores = evaluate_method(self.run, method, openings, self.sampling, n)
+            self.cells[key] = scores.to_dict()
+            with self.cells_path.open("a", encoding="utf-8") as f:
+                f.write(strict_json({"key": key, "half": half, **self.cells[key]}) + "\n")
+        if self.progress is not None:
+            self.progress.update(1)
+        return MethodScores.from_dict(self.cells[key])
+
+
+def _key(method: Any, prompts: list[str], n: int, sampling: Any) -> str:
+    blob = json.dumps([method.to_dict(), prompts, n, asdict(sampling)], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _read_cells(path: Path) -> dict[str, dict[str, Any]]:
+    """The cells of an earlier (maybe interrupted) bench; a torn last line is cut off the file
+    so new cells append on a line of their own."""
+    cells, good = {}, []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                blob = json.loads(line)
+            except json.JSONDecodeError:  # the torn last line of an interrupted bench
+                continue
+            good.append(line)
+            cells[blob.pop("key")] = blob
+        atomic_write_text(path, "".join(g + "\n" for g in good))
+    return cells
+
+
+def _one_length(pool: list, tokenizer: Any, topics: list[str], n: int) -> list:
+    """The openings of the fewest token lengths (most common first) that still give every
+    topic `n` openings of other topics: prompts of one length generate as one batch."""
+    lengths: dict[int, list] = {}
+    for o in pool:
+        lengths.setdefault(len(tokenizer.encode(o.text).ids), []).append(o)
+    chosen: list = []
+    for _, group in sorted(lengths.items(), key=lambda kv: -len(kv[1])):
+        chosen += group
+        if all(sum(o.topic != t for o in chosen) >= n for t in topics):
+            return chosen
+    return chosen
+
+
+# ---- methods ----------------------------------------------------------------------------------
+@dataclass
+class TopicKit:
+    """What the methods of one topic are built from."""
+
+    topic: str
+    concepts: Any  # TopicConcepts (student)
+    sae_concept: int
+    means: Any  # TopicMeans
+
+
+def cocomix_method(kit: TopicKit, op: str, which: str, positions: str,
+                   strength: float | None, run: Any, concepts: tuple[int, ...] | None = None):
+    """A CoCoMix edit of the topic's best concept ("single") or its concept set ("set")."""
+    from cocomix_lens.steering.methods import Method
+    from cocomix_lens.steering.spec import Edit, SteeringSpec
+
+    ids = concepts or (kit.concepts.concepts[:1] if which == "single" else kit.concepts.concepts)
+    if op == "set":
+        edits = (Edit("set", positions=positions, concepts=tuple(ids),
+                      weights=tuple(float(strength) for _ in ids)),)
+    elif op == "force":
+        edits = tuple(Edit("force", c, positions=positions) for c in ids)
+    else:
+        edits = tuple(Edit(op, c, strength, positions) for c in ids)
+    spec = SteeringSpec(edits).with_catalogue_stds(run)
+    return Method("cocomix", f"{op}/{which}/{positions}", kit.topic, strength, spec,
+                  extra={"concepts": list(ids), "how": kit.concepts.how})
+
+
+def diffmean_method(kit: TopicKit, hook: str, strength: float):
+    from cocomix_lens.steering.methods import Method
+
+    v = strength * kit.means.diffmean(hook, kit.topic)
+    return Method("diffmean", hook, kit.topic, strength, hook=hook,
+                  vector=tuple(float(x) for x in v))
+
+
+def diffmean_vector_method(kit: TopicKit, strength: float, positions: str = "all"):
+    from cocomix_lens.steering.methods import Method
+    from cocomix_lens.steering.spec import Edit, SteeringSpec
+
+    v = kit.means.diffmean("concept.hook_vector", kit.topic)
+    spec = SteeringSpec((Edit("vector", None, strength, positions,
+                              vector=tuple(float(x) for x in v)),))
+    return Method("diffmean_vector", positions, kit.topic, strength, spec)
+
+
+def sae_method(kit: TopicKit, run: Any, strength: float, norm: float):
+    from cocomix_lens.concepts.extractor import decoder_directions
+    from cocomix_lens.steering.methods import Method
+
+    unit = decoder_directions(run.sae)[kit.sae_concept].float()
+    v = strength * norm * unit / unit.norm()
+    return Method("sae", "best latent", kit.topic, strength,
+                  hook=run.sae.cfg.metadata.hook_name, vector=tuple(float(x) for x in v),
+                  extra={"concept": kit.sae_concept, "resid_norm": norm})
+
+
+def sae_norm(run: Any, openings: list) -> float:
+    """Mean residual norm at the SAE's hook over the openings, each prompt on its own."""
+    import torch
+
+    from cocomix_lens.steering.evaluate import encode_prompts
+
+    hook = run.sae.cfg.metadata.hook_name
+    norms = []
+    with torch.no_grad():
+        for ids in encode_prompts(run.tokenizer, [o.text for o in openings]):
+            _, cache = run.teacher.run_with_cache(ids[None], names_filter=hook)
+            norms.append(float(cache[hook].norm(dim=-1).mean()))
+    return float(np.mean(norms))
+
+
+# ---- the bench ------------------------------------------------------------------------------
+def candidates(bench: Bench, kit: TopicKit, sae_resid: float) -> dict[str, list]:
+    """variant key -> its methods over the strength grid (selection-half candidates)."""
+    cfg, run, out = bench.cfg, bench.run, {}
+    for op in cfg.ops:
+        for which in cfg.concept_sets:
+            if which == "set" and len(kit.concepts.concepts) < 2:
+                continue  # the set is the single concept
+            for pos in cfg.positions:
+                ms = [cocomix_method(kit, op, which, pos, s, run) for s in cfg.grids[op]]
+                out[ms[0].key] = ms
+    for hook in bench.hooks():
+        ms = [diffmean_method(kit, hook, s) for s in cfg.grids["diffmean"]]
+        out[ms[0].key] = ms
+    ms = [diffmean_vector_method(kit, s) for s in cfg.grids["diffmean_vector"]]
+    out[ms[0].key] = ms
+    ms = [sae_method(kit, run, s, sae_resid) for s in cfg.grids["sae"]]
+    out[ms[0].key] = ms
+    return out
+
+
+def run_bench(run: Any, out: Path, cfg: BenchConfig | None = None,
+              show_progress: bool = False) -> dict[str, Any]:
+    """Run (or resume) the bench; writes OUT/results.json and OUT/results.md; returns the
+    results."""
+    from cocomix_lens.steering.topics import topic_concepts
+
+    cfg = cfg or BenchConfig()
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    bench = Bench(run, cfg, out)
+    means = bench.topic_means()
+    kits = {t: TopicKit(t, topic_concepts(run, t, max_concepts=cfg.max_concepts),
+                        topic_concepts(run, t, source="sae").best, means)
+            for t in bench.topics}
+    sae_resid = sae_norm(run, [o for s in bench.splits.values() for o in s.selection])
+    cands = {t: candidates(bench, kits[t], sae_resid) for t in bench.topics}
+    n_select = sum(len(ms) for c in cands.values() for ms in c.values())
+    n_report = sum(len(c) + 5 for c in cands.values())
+    bench.progress = _bar(show_progress, n_select + n_report)
+    chosen: dict[str, dict[str, Any]] = {}  # topic -> variant -> (method, selection HM)
+    for t in bench.topics:
+        chosen[t] = {}
+        for variant, ms in cands[t].items():
+            scored = [(float(np.mean(bench.cell(m, "selection").harmonic)), m) for m in ms]
+            best = max(scored, key=lambda sm: sm[0])  # ties: the first (smallest) strength
+            chosen[t][variant] = {"method": best[1], "selection_hm": best[0],
+                                  "grid": [[m.strength, h] for h, m in scored]}
+    best_cocomix = _best_variant(chosen, "cocomix")
+    best_diffmean = _best_variant(chosen, "diffmean/")
+    report: dict[str, list] = {}
+    for t in bench.topics:
+        methods = [c["method"] for c in chosen[t].values()]
+        methods += _extra_methods(bench, kits[t], chosen[t], best_cocomix, best_diffmean)
+        for m in methods:
+            report.setdefault(m.key, []).append(bench.cell(m, "report"))
+    if bench.progress is not None:
+        bench.progress.close()
+    results = _results(bench, cfg, kits, chosen, report, best_cocomix, best_diffmean,
+                       time.perf_counter() - t0)
+    atomic_write_json(out / "results.json", results)
+    atomic_write_text(out / "results.md", results_markdown(results))
+    return results
+
+
+def _bar(show: bool, total: int) -> Any:
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="steer-bench cells", dynamic_ncols=True)
+
+
+def _best_variant(chosen: dict[str, dict[str, Any]], prefix: str) -> str:
+    """The variant of a family with the best selection-half harmonic mean over topics."""
+    variants = {v for c in chosen.values() for v in c if v.startswith(prefix)}
+    return max(sorted(variants), key=lambda v: np.mean(
+        [chosen[t][v]["selection_hm"] for t in chosen if v in chosen[t]]))
+
+
+def _extra_methods(bench: Bench, kit: TopicKit, chosen: dict[str, Any], best_cocomix: str,
+                   best_diffmean: str) -> list:
+    """Prompting and the controls, for one topic."""
+    from cocomix_lens.steering.diffmean import random_direction
+    from cocomix_lens.steering.evaluate import live_concepts
+    from cocomix_lens.steering.methods import Method
+
+    out = [Method("unsteered", "", kit.topic), Method("prompt_cue", "", kit.topic),
+           Method("prompt_switch", "", kit.topic)]
+    cm = chosen[best_cocomix]["method"] if best_cocomix in chosen else None
+    if cm is not None:
+        op, which, pos = cm.variant.split("/")
+        live = np.setdiff1d(live_concepts(bench.run), kit.concepts.concepts)
+        rng = np.random.default_rng([bench.cfg.seed, sum(map(ord, kit.topic))])
+        ids = tuple(int(c) for c in rng.choice(live, len(cm.extra["concepts"]), replace=False))
+        rc = cocomix_method(kit, op, which, pos, cm.strength, bench.run, concepts=ids)
+        out.append(replace(rc, family="random_concept", variant=cm.variant))
+    dm = chosen[best_diffmean]["method"]
+    seed = bench.cfg.seed * 1009 + sum(map(ord, kit.topic))
+    out.append(Method("random_direction", dm.variant, kit.topic, dm.strength, hook=dm.hook,
+                      vector=tuple(float(x) for x in random_direction(
+                          np.asarray(dm.vector), seed))))
+    return out
+
+
+def _results(bench: Bench, cfg: BenchConfig, kits: dict, chosen: dict, report: dict,
+             best_cocomix: str, best_diffmean: str, wall: float) -> dict[str, Any]:
+    from cocomix_lens.steering.topic_eval import summarise
+
+    rows = {}
+    for key, cells in report.items():
+        rows[key] = {"summary": summarise(cells, cfg.n_boot, cfg.seed),
+                     "cells": [c.to_dict() for c in cells]}
+    return {
+        "run": str(bench.run.path), "config": asdict(cfg),
+        "sampling": asdict(bench.sampling), "wall_s": round(wall, 1),
+        "topics": bench.topics,
+        "prompts": {t: {"selection": [o.__dict__ for o in s.selection],
+                        "report": [o.__dict__ for o in s.report]}
+                    for t, s in bench.splits.items()},
+        "topic_concepts": {t: k.concepts.to_dict() for t, k in kits.items()},
+        "sae_concepts": {t: k.sae_concept for t, k in kits.items()},
+        "selection": {t: {v: {"strength": c["method"].strength,
+                              "selection_hm": c["selection_hm"], "grid": c["grid"]}
+                          for v, c in ch.items()} for t, ch in chosen.items()},
+        "best": {"cocomix": best_cocomix, "diffmean": best_diffmean},
+        "rows": rows,
+        "goals": goals(rows, best_cocomix, bench.topics),
+    }
+
+
+def goals(rows: dict[str, Any], best_cocomix: str, topics: list[str]) -> dict[str, Any]:
+    """Per topic: CoCoMix's best on-topic share vs 5x the random-concept control and 5x
+    unsteered, grammar within 10 points of unsteered."""
+    def per_topic(key: str, score: str) -> dict[str, float]:
+        return rows[key]["summary"][score]["per_topic"] if key in rows else {}
+
+    best = per_topic(best_cocomix, "concept")
+    ctl, base = per_topic("random_concept/" + best_cocomix.split("/", 1)[1], "concept"), \
+        per_topic("unsteered", "concept")
+    g_best, g_base = per_topic(best_cocomix, "fluency"), per_topic("unsteered", "fluency")
+    out = {}
+    for t in topics:
+        if t not in best:
+            continue
+        ok = (best[t] >= 5 * ctl.get(t, 0.0) and best[t] >= 5 * base.get(t, 0.0)
+              and best[t] > 0 and g_best[t] >= g_base.get(t, 0.0) - 0.10)
+        out[t] = {"on_topic": best[t], "control": ctl.get(t), "unsteered": base.get(t),
+                  "grammar": g_best[t], "grammar_unsteered": g_base.get(t), "pass": bool(ok)}
+    return {"method": best_cocomix, "per_topic": out,
+            "passed": sum(v["pass"] for v in out.values()), "of": len(out)}
+
+
+# ---- report -------------------------------------------------------------------------------
+def results_markdown(results: dict[str, Any]) -> str:
+    """The results as a markdown table, best harmonic mean first."""
+    import math
+
+    def est(s: dict[str, Any], log: bool = False) -> str:
+        f = math.exp if log else (lambda x: x)
+        return f"{f(s['mean']):.3f} [{f(s['lo']):.3f}, {f(s['hi']):.3f}]"
+
+    rows = sorted(results["rows"].items(), key=lambda kv: -kv[1]["summary"]["harmonic"]["mean"])
+    head = ["method", "harmonic mean", "concept", "fluency (grammar)", "relevance",
+            "NTP perplexity", "harmonic: topic min / median / max"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, row in rows:
+        s = row["summary"]
+        sp = s["harmonic"]["topic_spread"]
+        mark = " (best by selection)" if key in results["best"].values() else ""
+        lines.append("| " + " | ".join([
+            f"`{key}`{mark}", est(s["harmonic"]), est(s["concept"]), est(s["fluency"]),
+            est(s["relevance"]), est(s["ppl"], log=True),
+            f"{sp['min']:.3f} / {sp['median']:.3f} / {sp['max']:.3f}"]) + " |")
+    g = results["goals"]
+    cfg, sm = results["config"], results["sampling"]
+    return "\n".join([
+        f"# Steering benchmark on `{results['run']}`", "",
+        f"{len(results['topics'])} topics; per topic {cfg['n_prompts'] // 2} held-out openings "
+        f"of other topics (report half) x {cfg['report_samples']} continuations of "
+        f"{sm['max_new_tokens']} tokens (temperature {sm['temperature']}, top-p "
+        f"{sm['top_p']}); strengths chosen per topic on the other "
+        f"{cfg['n_prompts'] - cfg['n_prompts'] // 2} openings. Scores are shares of the "
+        "continuation's sentences (world oracle); harmonic = per-continuation harmonic mean of "
+        "concept, fluency and relevance, 0 if any is 0 (AxBench). 95 % bootstrap CIs over "
+        f"prompts. Wall time {results['wall_s']:.0f} s.", "", *lines, "",
+        f"5x goal ({g['method']}: on-topic >= 5x random-concept control and >= 5x unsteered, "
+        f"grammar within 10 points of unsteered): {g['passed']} of {g['of']} topics.", ""])
