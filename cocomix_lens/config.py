@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cocomix_lens.bounds import RANGE, bounded
+
 # Registries of allowed names; the model maps them to implementations.
 ACT_FNS = ("gelu_new", "gelu", "relu")
 
@@ -46,33 +48,33 @@ MIXING_FIELDS = ("insert_layer", "n_concepts", "concept_top_k")
 class CoCoMixConfig:
     """Architecture of a GPT-2-style CoCoMix model."""
 
-    d_model: int = 128
+    d_model: int = bounded(128, 1, 65536)
     """Residual stream width."""
-    n_layers: int = 4
+    n_layers: int = bounded(4, 1, 1024)
     """Number of transformer blocks."""
-    n_heads: int = 4
+    n_heads: int = bounded(4, 1, 1024)
     """Attention heads per block; must divide d_model."""
-    d_mlp: int | None = None
+    d_mlp: int | None = bounded(None, 1, 1 << 20, integer=True)
     """MLP hidden width (default 4 * d_model)."""
-    d_vocab: int = 4096
+    d_vocab: int = bounded(4096, 1, 1 << 20)
     """Vocabulary size."""
-    n_ctx: int = 256
+    n_ctx: int = bounded(256, 1, 1 << 20)
     """Maximum number of tokens (the mixed stream may hold 2 * n_ctx positions)."""
     act_fn: str = "gelu_new"
     """MLP activation: gelu_new (GPT-2's tanh GELU), gelu or relu."""
-    layer_norm_eps: float = 1e-5
+    layer_norm_eps: float = bounded(1e-5, 0, 1, lo_open=True)
     """Epsilon of every affine LayerNorm."""
-    insert_layer: int = 2
+    insert_layer: int = bounded(2, 0, 1024)
     """Index of the block whose input the concept head reads; later blocks see the mix."""
-    n_concepts: int = 2048
+    n_concepts: int = bounded(2048, 1, 1 << 20)
     """Number of concepts C (the teacher SAE's d_sae)."""
-    concept_top_k: int = 32
+    concept_top_k: int = bounded(32, 1, 1 << 20)
     """Concept logits kept (raw values) before compression."""
     mix_mode: str = "interleave"
     """interleave (paper), add (ablation), pause (baseline) or none (plain GPT-2)."""
     tie_word_embeddings: bool = True
     """Unembedding W_U is the transpose of W_E (GPT-2 and the official code)."""
-    initializer_range: float = 0.02
+    initializer_range: float = bounded(0.02, 0, 10, lo_open=True)
     """Std of the normal init of weights (GPT-2)."""
 
     def __post_init__(self) -> None:
@@ -86,20 +88,19 @@ class CoCoMixConfig:
         for name, tp in _field_types().items():  # types first: the ranges compare values
             value = getattr(self, name)
             _require(_is_a(value, tp), name, value, f"{_TYPE_NAMES[tp]}")
-        for name in ("d_model", "n_layers", "n_heads", "d_mlp", "d_vocab", "n_ctx"):
-            _require(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
+        for f in dataclasses.fields(self):  # each field's declared Range (cocomix_lens.bounds)
+            rng, value = f.metadata.get(RANGE), getattr(self, f.name)
+            if rng is not None and value is not None:
+                _require(rng.contains(value), f.name, value, rng.describe())
         _require(self.d_model % self.n_heads == 0, "n_heads", self.n_heads,
                  f"a divisor of d_model={self.d_model}")
         _require(self.act_fn in ACT_FNS, "act_fn", self.act_fn, f"one of {ACT_FNS}")
         _require(self.mix_mode in MIX_MODES, "mix_mode", self.mix_mode,
                  f"one of {tuple(MIX_MODES)}")
-        _require(self.layer_norm_eps > 0, "layer_norm_eps", self.layer_norm_eps, "> 0")
-        _require(self.initializer_range > 0, "initializer_range", self.initializer_range, "> 0")
         if self.mix_mode == "none":
             return
         _require(1 <= self.insert_layer <= self.n_layers - 1, "insert_layer", self.insert_layer,
                  f"in [1, n_layers - 1 = {self.n_layers - 1}]")
-        _require(self.n_concepts >= 1, "n_concepts", self.n_concepts, ">= 1")
         _require(1 <= self.concept_top_k <= self.n_concepts, "concept_top_k",
                  self.concept_top_k, f"in [1, n_concepts = {self.n_concepts}]")
 

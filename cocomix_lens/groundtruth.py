@@ -22,12 +22,13 @@ student's top-k predicted concept logits. A value holds on a token per the groun
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from cocomix_lens.data.files import read_json
 
 COVERAGE_F1 = 0.8
 
@@ -226,7 +227,8 @@ def concept_matches(run_dir: str | Path, source: str = "sae",
     path = Path(run_dir) / GROUNDTRUTH_FILE
     if not path.is_file():
         return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_json(path, "re-run the pipeline's groundtruth stage (delete the file first)",
+                     expect=dict, fields={"sources": dict})
     return concept_matches_of(data["sources"][source],
                               data.get("sentence_sources", {}).get(source), threshold)
 

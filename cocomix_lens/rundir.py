@@ -21,7 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from cocomix_lens.data.files import TOKENIZER_FILE
+from cocomix_lens.data.files import TOKENIZER_FILE, CorruptFileError, read_json
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,8 @@ class Run:
     @cached_property
     def summary(self) -> dict[str, Any]:
         """summary.json: the pipeline's stage results, or the trainer's final numbers."""
-        return json.loads(self.require("summary").read_text())
+        return read_json(self.require("summary"), "re-run the command that wrote it (the "
+                         "pipeline's last stage, or train)", expect=dict)
 
     @cached_property
     def report(self) -> str:
@@ -181,14 +182,16 @@ class Run:
     def steering(self) -> dict[str, Any]:
         """steering/steering.json: `steer-eval --densest`'s screen, sweeps and final
         evaluation (`cocomix_lens.steering.screen.DenseSteering.to_dict`)."""
-        return json.loads(self.require("steering").read_text())
+        return read_json(self.require("steering"), "re-run `cocomix-lens steer-eval --densest "
+                         "N --out DIR/steering`", expect=dict)
 
     @cached_property
     def groundtruth(self) -> dict[str, Any]:
         """groundtruth.json (world runs): per source ("sae", "labels", "student") the best
         concept of every latent value and the best value of every concept, token- and
         sentence-level (`cocomix_lens.groundtruth.Recovery.summary`)."""
-        return json.loads(self.require("groundtruth").read_text())
+        return read_json(self.require("groundtruth"), "re-run the pipeline's groundtruth stage "
+                         "(delete the file first)", expect=dict)
 
     @cached_property
     def tokenizer(self):
@@ -300,7 +303,17 @@ class Run:
         import yaml
 
         path = self.path / LAYOUT.train.config
-        return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            blob = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise CorruptFileError(f"{path} is not readable YAML ({type(err).__name__}); fix: "
+                                   "restore it or re-run train with --force") from None
+        if not isinstance(blob, dict):
+            raise CorruptFileError(f"{path} is not a YAML mapping; fix: restore it or re-run "
+                                   "train with --force")
+        return blob
 
 
 def _kind(path: Path) -> str | None:
@@ -320,7 +333,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
             continue
         try:
             records.append(json.loads(line))
-        except json.JSONDecodeError:
+        except json.JSONDecodeError:  # JSON lines: read_json's whole-file checks do not apply
             if i == len(lines) - 1:
                 log.warning("%s: skipped a torn last line", path)
                 continue

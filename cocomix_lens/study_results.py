@@ -18,13 +18,13 @@ NaN is stored as null (strict JSON), so every reader here accepts both.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cocomix_lens.data.files import read_json
 from cocomix_lens.rundir import LAYOUT
 
 STUDY_JSON, STUDY_MD, FIGURES = "study.json", "study.md", "figures"
@@ -44,15 +44,8 @@ def read_study(run_dir: str | Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     fix = f"re-write it with '{MAKE.format(run=run_dir)} --report-only'"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not JSON ({err}); {fix}") from None
-    missing = [k for k in ("claims", "curves", "ablations") if not isinstance(doc, dict)
-               or k not in doc]
-    if missing:
-        raise ValueError(f"{path} is not a study (no {', '.join(missing)}); {fix}")
-    return doc
+    return read_json(path, fix, expect=dict,
+                     fields={"claims": list, "curves": dict, "ablations": list})
 
 
 # ---- the verdict table ------------------------------------------------------------------------

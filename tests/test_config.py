@@ -20,7 +20,7 @@ def test_json_round_trip(tmp_path):
         (dict(concept_top_k=0), r"concept_top_k=0 is invalid"),
         (dict(mix_mode="concat"), r"mix_mode='concat' is invalid: must be one of"),
         (dict(act_fn="swish"), r"act_fn='swish' is invalid"),
-        (dict(d_model=0), r"d_model=0 is invalid: must be >= 1"),
+        (dict(d_model=0), r"d_model=0 is invalid: must be an integer in \[1, 65,536\]"),
     ],
 )
 def test_invalid_fields_give_one_line_errors(changes, message):

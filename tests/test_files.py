@@ -36,3 +36,60 @@ def test_sha256_json_ignores_key_order(tmp_path):
     assert sha256_json({"a": 1}) != sha256_json({"a": 2})
     atomic_write_json(tmp_path / "m.json", {"z": 1, "a": 2})
     assert json.loads((tmp_path / "m.json").read_text()) == {"a": 2, "z": 1}
+
+
+READ_CASES = {  # name -> (bytes or None for a directory, needle)
+    "truncated": (b'{"a": 1, "b"', "is not valid JSON (line 1 column"),
+    "empty": (b"", "is empty"),
+    "blank": (b"  \n", "is empty"),
+    "latin1": ('{"a": "caf\xe9"}'.encode("latin-1"), "is not UTF-8 text"),
+    "list": (b"[1, 2]", "holds an array, an object was expected"),
+    "string-field": (b'{"a": "x"}', "'a' is 'x', an integer was expected"),
+    "bool-field": (b'{"a": true}', "'a' is True, an integer was expected"),
+    "no-field": (b'{"b": 1}', "has no 'a' field"),
+    "directory": (None, "is a directory"),
+}
+
+
+@pytest.mark.parametrize("name", READ_CASES)
+def test_read_json_names_the_file_the_fault_and_the_fix_in_one_line(tmp_path, name):
+    from cocomix_lens.data.files import CorruptFileError, read_json
+
+    blob, needle = READ_CASES[name]
+    path = tmp_path / f"{name}.json"
+    path.mkdir() if blob is None else path.write_bytes(blob)
+    with pytest.raises(CorruptFileError) as err:
+        read_json(path, "re-create it", expect=dict, fields={"a": int})
+    text = str(err.value)
+    assert str(path) in text and needle in text and text.endswith("fix: re-create it")
+    assert "\n" not in text
+
+
+def test_read_json_missing_is_file_not_found_naming_file_and_fix(tmp_path):
+    from cocomix_lens.data.files import read_json
+
+    with pytest.raises(FileNotFoundError, match=r"nope.json does not exist; fix: make it"):
+        read_json(tmp_path / "nope.json", "make it")
+    (tmp_path / "ok.json").write_text('{"a": 2, "f": 1.5}')
+    assert read_json(tmp_path / "ok.json", "x", dict, {"a": int, "f": float}) == {"a": 2,
+                                                                                  "f": 1.5}
+
+
+def test_safetensors_header_refuses_cut_padded_and_foreign_files_naming_them(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from cocomix_lens.data.files import CorruptFileError, safetensors_header
+
+    path = tmp_path / "w.safetensors"
+    save_file({"W": torch.zeros(4, 3)}, str(path))
+    assert safetensors_header(path, "x")["W"]["shape"] == [4, 3]
+    whole = path.read_bytes()
+    for name, blob, needle in [("cut", whole[:-5], "cut short or padded"),
+                               ("pad", whole + b"\0", "cut short or padded"),
+                               ("head", whole[:20], "not a safetensors file"),
+                               ("text", b"hello world, not tensors", "not a safetensors")]:
+        bad = tmp_path / f"{name}.safetensors"
+        bad.write_bytes(blob)
+        with pytest.raises(CorruptFileError, match=f"{name}.safetensors.*{needle}.*fix: redo"):
+            safetensors_header(bad, "redo")

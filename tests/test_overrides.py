@@ -61,16 +61,17 @@ def test_ints_and_floats_are_typed_by_their_field():
 
 @pytest.mark.parametrize("apply,key,value,message", [
     (train_cfg, "optim.max_steps", "2.5",
-     r"^--optim.max_steps='2.5' is not a valid int; e.g. --optim.max_steps 1000$"),
+     r"^--optim.max_steps='2.5' is not a valid int; fix: e.g. --optim.max_steps 1000$"),
     (train_cfg, "model.tie_word_embeddings", "maybe",
      r"^--model.tie_word_embeddings='maybe' is not a valid bool \(true/false, yes/no, 1/0\); "
-     r"e.g. --model.tie_word_embeddings true$"),
-    (train_cfg, "model.d_mlp", "wide", r"'wide' is not a valid int or none; e.g. --model.d_mlp 8"),
+     r"fix: e.g. --model.tie_word_embeddings true$"),
+    (train_cfg, "model.d_mlp", "wide",
+     r"'wide' is not a valid int or none; fix: e.g. --model.d_mlp 8"),
     (pipe_cfg, "student.overrides.d_model", "abc",
-     r"^--student.overrides.d_model='abc' is not a valid int; e.g. "
+     r"^--student.overrides.d_model='abc' is not a valid int; fix: e.g. "
      r"--student.overrides.d_model 128$"),
     (pipe_cfg, "student.overrides.tie_word_embeddings", "2", r"is not a valid bool"),
-    (pipe_cfg, "sae.lr", "fast", r"--sae.lr='fast' is not a valid float; e.g. --sae.lr "),
+    (pipe_cfg, "sae.lr", "fast", r"--sae.lr='fast' is not a valid float; fix: e.g. --sae.lr "),
     (pipe_cfg, "data.max_docs", "all", r"'all' is not a valid int or none"),
 ])
 def test_wrong_types_name_key_value_type_and_an_example(apply, key, value, message):
@@ -143,7 +144,7 @@ def test_train_cli_bad_override_is_one_line(tmp_path, capsys):
     code = cli.main(["train", "--out", str(tmp_path / "r"), "--model.d_model", "abc"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err
-    assert "--model.d_model='abc' is not a valid int; e.g. --model.d_model 128" in err
+    assert "--model.d_model='abc' is not a valid int; fix: e.g. --model.d_model 128" in err
 
 
 def untied(model) -> bool:

@@ -45,8 +45,34 @@ def test_shape_mismatch_is_refused(tmp_path):
     blob = json.loads((tmp_path / "config.json").read_text())
     blob["config"]["n_concepts"] = 50
     (tmp_path / "config.json").write_text(json.dumps(blob))
-    pattern = r"model.safetensors: concept\.W_\w+ has shape \(48, 32\).*different models"
+    pattern = r"model.safetensors: concept\.W_\w+ has shape \(\d+, \d+\).*saved together"
     with pytest.raises(ValueError, match=pattern):
+        CoCoMixModel.from_pretrained(tmp_path)
+
+
+def test_an_inflated_config_is_refused_from_the_weights_header_before_allocating(tmp_path):
+    import tracemalloc
+
+    tiny_model().save_pretrained(tmp_path)
+    blob = json.loads((tmp_path / "config.json").read_text())
+    blob["config"]["d_vocab"] = 1 << 20  # in range, but 4 GB of embeddings at d_model 1024
+    blob["config"]["d_model"] = 1024
+    blob["config"]["n_heads"] = 4
+    (tmp_path / "config.json").write_text(json.dumps(blob))
+    tracemalloc.start()
+    with pytest.raises(ValueError, match=r"config.json implies \(1048576, 1024\)"):
+        CoCoMixModel.from_pretrained(tmp_path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50e6  # the meta device allocates nothing
+
+
+def test_config_json_field_of_the_wrong_type_names_the_file(tmp_path):
+    tiny_model().save_pretrained(tmp_path)
+    blob = json.loads((tmp_path / "config.json").read_text())
+    blob["config"]["d_model"] = "wide"
+    (tmp_path / "config.json").write_text(json.dumps(blob))
+    with pytest.raises(ValueError, match=r"config.json: CoCoMixConfig.d_model='wide'.*fix"):
         CoCoMixModel.from_pretrained(tmp_path)
 
 

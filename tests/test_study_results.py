@@ -94,9 +94,9 @@ def test_no_study_is_none_and_a_damaged_one_is_a_one_line_error(tmp_path):
     path = study_dir(tmp_path) / "study.json"
     path.parent.mkdir()
     path.write_text("{not json")
-    with pytest.raises(ValueError, match=r"is not JSON .*--report-only") as err:
+    with pytest.raises(ValueError, match=r"is not valid JSON .*--report-only") as err:
         read_study(tmp_path)
     assert "\n" not in str(err.value)
     path.write_text('{"claims": []}')
-    with pytest.raises(ValueError, match="is not a study \\(no curves, ablations\\)"):
+    with pytest.raises(ValueError, match="has no .curves. field"):
         read_study(tmp_path)

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from cocomix_lens import CoCoMixConfig
+from cocomix_lens.bounds import SEED_MAX, bounded
 from training.overrides import apply_overrides, build, parse_overrides, schema_field
 
 
@@ -40,23 +41,23 @@ class ModelSection:
 class OptimSection:
     """AdamW and its learning-rate schedule (paper: Tack et al. 2025, Table 5)."""
 
-    lr: float = 6e-4
+    lr: float = bounded(6e-4, 0, 10, lo_open=True)
     """Peak learning rate (paper: 6e-4 / 3e-4 / 2e-4 for 69M / 386M / 1.38B)."""
-    betas: tuple[float, float] = (0.9, 0.95)
+    betas: tuple[float, float] = bounded((0.9, 0.95), 0, 0.9999, integer=False)
     """AdamW (beta1, beta2)."""
-    eps: float = 1e-8
+    eps: float = bounded(1e-8, 0, 1, lo_open=True)
     """AdamW epsilon."""
-    weight_decay: float = 0.1
+    weight_decay: float = bounded(0.1, 0, 10)
     """Decoupled weight decay on weight matrices only (never norms, biases or embeddings)."""
-    warmup_steps: int | None = None
+    warmup_steps: int | None = bounded(None, 0, 10**9, integer=True)
     """Linear warmup steps; None means ceil(max_steps / 300) like the paper."""
-    min_lr_ratio: float = 0.1
+    min_lr_ratio: float = bounded(0.1, 0, 1)
     """The cosine decays to this fraction of the peak lr at max_steps."""
-    grad_clip: float = 1.0
+    grad_clip: float = bounded(1.0, 0, 1e6)
     """Clip the global gradient norm to this value (0 disables clipping)."""
-    grad_accum: int = 1
+    grad_accum: int = bounded(1, 1, 4096)
     """Micro-batches per optimizer step (the global batch is split across them)."""
-    max_steps: int = 1000
+    max_steps: int = bounded(1000, 1, 10**9)
     """Optimizer steps of the run."""
 
 
@@ -66,9 +67,9 @@ class DataSection:
 
     dir: str | None = None
     """Directory written by `cocomix-lens prepare` (train.bin, val.bin, manifest.json)."""
-    seq_len: int = 128
+    seq_len: int = bounded(128, 1, 1 << 20)
     """Tokens per training window (the model also reads one shifted target per token)."""
-    batch_size: int = 16
+    batch_size: int = bounded(16, 1, 1 << 16)
     """Global batch in windows per optimizer step (all ranks and micro-batches together)."""
     val_split: str = "val"
     """Split used for evaluation."""
@@ -78,9 +79,9 @@ class DataSection:
 class ConceptSection:
     """Concept labels and the auxiliary losses that use them."""
 
-    lam: float = 0.1
+    lam: float = bounded(0.1, 0, 1000)
     """Weight of the concept loss (paper: 0.1)."""
-    k_attr: int = 4
+    k_attr: int = bounded(4, 1, 1024)
     """Labels per position (top attribution scores; paper: 4)."""
     labels: str | None = None
     """Label cache directory (`cocomix-lens labels`); None: on the fly from teacher + sae."""
@@ -88,7 +89,7 @@ class ConceptSection:
     """Teacher for on-the-fly labels and KD: a save_pretrained directory or a name (gpt2)."""
     sae: str | None = None
     """SAE directory (SAE-Lens format); None with teacher gpt2 means the paper's OpenAI SAE."""
-    kd_weight: float = 0.1
+    kd_weight: float = bounded(0.1, 0, 1000)
     """Weight of KL(teacher || student) in the kd objective (paper: 0.1)."""
 
 
@@ -96,11 +97,11 @@ class ConceptSection:
 class LoggingSection:
     """Metrics, evaluation cadence and progress display."""
 
-    log_every: int = 10
+    log_every: int = bounded(10, 1, 10**9)
     """Write training metrics to metrics.jsonl every this many steps."""
-    eval_every: int = 100
+    eval_every: int = bounded(100, 1, 10**9)
     """Evaluate on the validation split every this many steps (and at the end)."""
-    eval_batches: int = 4
+    eval_batches: int = bounded(4, 1, 10**6)
     """Validation batches (of data.batch_size windows) per evaluation."""
     tensorboard: bool = False
     """Also log to TensorBoard (only if the tensorboard package is installed)."""
@@ -116,9 +117,9 @@ class LoggingSection:
 class CheckpointSection:
     """When and how many checkpoints to keep."""
 
-    every: int = 100
+    every: int = bounded(100, 1, 10**9)
     """Save a checkpoint every this many steps (and at the end)."""
-    keep_last: int = 2
+    keep_last: int = bounded(2, 1, 10**6)
     """Most recent checkpoints kept on disk."""
     keep_best: bool = True
     """Also keep the checkpoint with the lowest validation loss."""
@@ -144,7 +145,7 @@ class RunConfig:
 
     objective: str = "cocomix"
     """Training objective: see training.objectives.OBJECTIVES."""
-    seed: int = 0
+    seed: int = bounded(0, 0, SEED_MAX)
     """Seeds model init, data order and every RNG."""
     model: ModelSection = field(default_factory=ModelSection)
     """Architecture."""

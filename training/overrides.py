@@ -8,7 +8,8 @@ Strings become the field's type: bool (true/false, yes/no, on/off, 1/0), int, fl
 tuples (comma-separated), `X | None` (none/null). A dict field declared with
 `schema_field(SomeDataclass)` takes `--section.field.<SomeDataclass field>`, typed by that
 dataclass (e.g. `student.overrides.d_model` by CoCoMixConfig). Unknown keys and values of the
-wrong type are one-line ValueErrors naming the key, the value, the type and an example.
+wrong type, or outside the Range the field declares (cocomix_lens.bounds: NaN and inf never
+fit), are one-line ValueErrors naming the key, the value, the type or range and an example.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import functools
 import types
 import typing
 from typing import Any
+
+from cocomix_lens.bounds import field_range
 
 SCHEMA = "schema"  # field metadata: the dataclass whose fields a dict field's keys are
 SHORTHAND = "shorthand"  # field metadata: unknown keys of the section go into this dict
@@ -87,8 +90,8 @@ def _set(obj: Any, parts: list[str], value: Any, key: str, label: str) -> Any:
         head = ".".join(key.split(".")[:len(key.split(".")) - len(parts) + 1])
         raise ValueError(f"{label} --{key}: {name!r} is a value, not a section; pass "
                          f"--{head} VALUE")
-    return dataclasses.replace(obj, **{name: coerce(value, tp, f"--{key}",
-                                                    _example(type(obj), name))})
+    return dataclasses.replace(obj, **{name: in_range(type(obj), name, coerce(
+        value, tp, f"--{key}", _example(type(obj), name)), f"--{key}")})
 
 
 def _schema_entry(schema: type, name: str, value: Any, what: str, label: str) -> Any:
@@ -96,7 +99,7 @@ def _schema_entry(schema: type, name: str, value: Any, what: str, label: str) ->
     if name not in hints:
         raise ValueError(f"unknown {label} {what}{_suggest(name, list(hints))}; the keys here "
                          f"are {schema.__name__} fields: {', '.join(hints)}")
-    return coerce(value, hints[name], what, _example(schema, name))
+    return in_range(schema, name, coerce(value, hints[name], what, _example(schema, name)), what)
 
 
 # ---- plain mappings (YAML) ------------------------------------------------------------------
@@ -121,7 +124,7 @@ def build(cls: type, d: Any, source: str, prefix: str = "") -> Any:
             kwargs[key] = {k: _schema_entry(schema, str(k), v, f"{what}.{k}", "key")
                            for k, v in value.items()}
         else:
-            kwargs[key] = coerce(value, tp, what, _example(cls, key))
+            kwargs[key] = in_range(cls, key, coerce(value, tp, what, _example(cls, key)), what)
     return cls(**kwargs)
 
 
@@ -132,8 +135,15 @@ def coerce(value: Any, tp: Any, what: str, example: str | None = None) -> Any:
     try:
         return _coerce(value, tp)
     except _Bad as bad:
-        hint = f"; e.g. {what} {example}" if example and what.startswith("--") else ""
+        hint = (f"; fix: e.g. {what} {example}" if example and what.startswith("--")
+                else "; fix: correct the value")
         raise ValueError(f"{what}={value!r}{bad.problem}{hint}") from None
+
+
+def in_range(cls: type, name: str, value: Any, what: str) -> Any:
+    """`value` checked against the Range field `cls.name` declares (cocomix_lens.bounds)."""
+    rng = field_range(cls, name)
+    return value if rng is None or value is None else rng.check(value, what)
 
 
 class _Bad(Exception):

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from cocomix_lens.bounds import SEED_MAX, bounded
 from cocomix_lens.config import CoCoMixConfig
 from training import overrides as overrides_engine
 from training.overrides import schema_field
@@ -23,11 +24,11 @@ class DataStage:
     """Corpus source: wiki (offline default), text (local files), hf or world (synthetic)."""
     path: str | None = None
     """text: a .txt/.jsonl file or a directory of them."""
-    max_docs: int | None = 5000
+    max_docs: int | None = bounded(5000, 1, 10**9, integer=True)
     """Use only the first N documents (the label cache covers every train token)."""
-    vocab_size: int = 4096
+    vocab_size: int = bounded(4096, 257, 1 << 20)
     """BPE vocabulary size (trained on the corpus)."""
-    val_fraction: float = 0.05
+    val_fraction: float = bounded(0.05, 0, 0.99)
     """Fraction of documents in the validation split."""
 
 
@@ -37,15 +38,15 @@ class TeacherStage:
 
     preset: str = "tiny"
     """CoCoMixConfig preset the shape starts from."""
-    d_model: int = 192
+    d_model: int = bounded(192, 1, 65536)
     """Residual width (the student's tiny preset has 128)."""
-    n_layers: int = 4
+    n_layers: int = bounded(4, 1, 1024)
     """Blocks."""
-    n_heads: int = 6
+    n_heads: int = bounded(6, 1, 1024)
     """Attention heads."""
-    max_steps: int = 600
+    max_steps: int = bounded(600, 1, 10**9)
     """Optimizer steps (objective ntp, the shared trainer)."""
-    lr: float = 2e-3
+    lr: float = bounded(2e-3, 0, 10, lo_open=True)
     """Peak learning rate."""
 
 
@@ -56,24 +57,24 @@ class SAESection:
     hook: str | None = None
     """Teacher hook the SAE reads; None = blocks.{n_layers // 2 - 1}.hook_resid_post (the
     paper's GPT-2 SAE reads the 6th of 12 blocks' output)."""
-    d_sae: int = 2048
+    d_sae: int = bounded(2048, 1, 1 << 20)
     """Number of latents (= the student's n_concepts)."""
-    k: int = 16
+    k: int = bounded(16, 1, 4096)
     """Active latents per token (TopK; the paper's 32 of 768 dims is sparser than 32 of our
     192, so the tiny teacher gets 16)."""
-    train_tokens: int = 65_536
+    train_tokens: int = bounded(65_536, 1, 10**9)
     """Activation vectors collected from the train split."""
-    eval_tokens: int = 16_384
+    eval_tokens: int = bounded(16_384, 1, 10**9)
     """Activation vectors collected from the validation split for the quality metrics."""
-    epochs: float = 3.0
+    epochs: float = bounded(3.0, 0, 1000, lo_open=True)
     """Passes over the collected train activations."""
-    batch_size: int = 512
+    batch_size: int = bounded(512, 1, 1 << 20)
     """Activation vectors per SAE step."""
-    lr: float = 2e-3
+    lr: float = bounded(2e-3, 0, 10, lo_open=True)
     """Adam learning rate (warmup, then cosine to lr / 10)."""
     normalize: str = "expected_average_only_in"
     """SAE-Lens normalize_activations; the scale is folded into the weights at the end."""
-    seed: int = 0
+    seed: int = bounded(0, 0, SEED_MAX)
     """Seeds init, window choice and shuffling."""
 
 
@@ -81,11 +82,11 @@ class SAESection:
 class LabelsStage:
     """The label cache (`cocomix-lens labels`)."""
 
-    k: int = 4
+    k: int = bounded(4, 1, 1024)
     """Labels per token (paper: 4)."""
     method: str = "attribution"
     """Attribution method (cocomix_lens.concepts.METHODS)."""
-    batch_size: int = 16
+    batch_size: int = bounded(16, 1, 1 << 16)
     """Teacher windows per call."""
 
 
@@ -99,11 +100,11 @@ class StudentStage:
     """NTP baseline preset (width-matched); None uses `preset` with mix_mode none."""
     overrides: dict[str, Any] = schema_field(CoCoMixConfig)
     """CoCoMixConfig fields replacing both presets' (`--student.overrides.d_model 64`)."""
-    max_steps: int = 400
+    max_steps: int = bounded(400, 1, 10**9)
     """Optimizer steps of each student (same token budget)."""
-    lr: float = 2e-3
+    lr: float = bounded(2e-3, 0, 10, lo_open=True)
     """Peak learning rate."""
-    lam: float = 0.1
+    lam: float = bounded(0.1, 0, 1000)
     """Weight of the CoCoMix student's concept loss (paper: 0.1)."""
 
 
@@ -111,15 +112,15 @@ class StudentStage:
 class PipelineConfig:
     """The whole offline pipeline."""
 
-    seed: int = 0
+    seed: int = bounded(0, 0, SEED_MAX)
     """Seeds every stage."""
-    seq_len: int = 128
+    seq_len: int = bounded(128, 1, 1 << 20)
     """Training window of teacher and students, and the label-cache window L."""
-    batch_size: int = 16
+    batch_size: int = bounded(16, 1, 1 << 16)
     """Windows per optimizer step (teacher and students)."""
-    eval_every: int = 100
+    eval_every: int = bounded(100, 1, 10**9)
     """Validation every this many steps (and at the end)."""
-    eval_batches: int = 4
+    eval_batches: int = bounded(4, 1, 10**6)
     """Validation batches per evaluation."""
     device: str = "cpu"
     """Torch device of every stage."""

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from cocomix_lens import CoCoMixModel
+from cocomix_lens.bounds import check_fields
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
 from cocomix_lens.data.identity import check_identity
 from cocomix_lens.data.lock import DirLock
@@ -345,16 +346,6 @@ class Trainer:
 
 
 # ---- helpers ------------------------------------------------------------------------------
-# Intervals that must be positive: a 0 would divide by zero mid-run (after minutes of work).
-POSITIVE = (("logging.log_every", "logging", "log_every"),
-            ("logging.eval_every", "logging", "eval_every"),
-            ("logging.eval_batches", "logging", "eval_batches"),
-            ("checkpoint.every", "checkpoint", "every"),
-            ("checkpoint.keep_last", "checkpoint", "keep_last"),
-            ("optim.max_steps", "optim", "max_steps"), ("optim.grad_accum", "optim", "grad_accum"),
-            ("data.batch_size", "data", "batch_size"), ("data.seq_len", "data", "seq_len"))
-
-
 def seed_everything(seed: int) -> None:
     """Seed torch, numpy's and Python's global RNGs: checkpoints hold all three, so a fresh
     process must start them from the seed too, or two seeded runs differ in their bytes."""
@@ -365,11 +356,7 @@ def seed_everything(seed: int) -> None:
 
 def check_run_config(cfg: RunConfig) -> None:
     """Refuse settings that would only fail later, naming the flag; before any work."""
-    for key, section, name in POSITIVE:
-        value = getattr(getattr(cfg, section), name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"--{key} must be a positive integer, got {value!r}; fix: pass "
-                             f"--{key} 1 or more")
+    check_fields(cfg, "--")  # every field's Range, also when built in Python, not parsed
 
 
 def open_shards(data: Any):

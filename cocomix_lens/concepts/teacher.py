@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cocomix_lens.data.files import read_json, safetensors_header
+
 log = logging.getLogger(__name__)
 
 # The paper's SAE for each teacher name that has one: (SAE-Lens release, SAE id).
@@ -78,9 +80,22 @@ def _load_hooked_transformer(spec: str, device: str, **tl_kwargs) -> nn.Module:
         ) from err
 
 
+def _looks_like_path(spec: str) -> bool:
+    """A spec written as a path (a separator, ~ or a leading dot), never a hub model name."""
+    return "/" in spec and not Path(spec).exists() and (
+        spec.startswith((".", "/", "~")) or spec.count("/") > 1 or Path(spec).parent.is_dir())
+
+
+def _refuse_missing_dir(spec: str, device: str, **tl_kwargs) -> nn.Module:
+    raise FileNotFoundError(f"teacher directory {spec} does not exist; fix: pass an existing "
+                            "CoCoMixModel.save_pretrained directory or a TransformerLens model "
+                            "name such as 'gpt2'")
+
+
 TEACHER_SOURCES: list[Source] = [
     Source("cocomix-checkpoint", _is_cocomix_dir, _load_cocomix),
     Source("bad-directory", lambda spec: Path(spec).is_dir(), _refuse_bad_dir),
+    Source("missing-directory", _looks_like_path, _refuse_missing_dir),
     Source("transformer-lens", lambda spec: True, _load_hooked_transformer),
 ]
 
@@ -105,7 +120,14 @@ def _is_sae_dir(spec: str) -> bool:
 def _load_sae_dir(spec: str, sae_id: str | None, device: str) -> nn.Module:
     from sae_lens import SAE
 
-    return SAE.load_from_disk(spec, device=device)
+    fix = "re-save the SAE with SAE.save_model (cfg.json + sae_weights.safetensors)"
+    read_json(Path(spec) / "cfg.json", fix, expect=dict, fields={"d_in": int, "d_sae": int})
+    safetensors_header(Path(spec) / "sae_weights.safetensors", fix)
+    try:
+        return SAE.load_from_disk(spec, device=device)
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:  # SAE-Lens names no file
+        raise ValueError(f"SAE directory {spec} does not load ({type(err).__name__}: "
+                         f"{_first_line(err)}); fix: {fix}") from None
 
 
 def _load_sae_release(spec: str, sae_id: str | None, device: str) -> nn.Module:
@@ -212,5 +234,6 @@ def sae_sha256(sae: nn.Module) -> str:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else "no message"
+    text = str(err).strip()  # at most 200 characters: some errors list every model name
+    line = text.splitlines()[0] if text else "no message"
+    return line if len(line) <= 200 else line[:200] + " ..."

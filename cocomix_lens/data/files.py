@@ -117,13 +117,93 @@ class CorruptFileError(ValueError):
     """A file exists but does not parse (torn by a crash, edited by hand, or another format)."""
 
 
-def read_json(path: str | Path, fix: str) -> Any:
-    """Parse a JSON file; CorruptFileError naming the file, the position and `fix`."""
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "an integer",
+               float: "a number", bool: "true/false", type(None): "null"}
+
+
+def read_json(path: str | Path, fix: str, expect: type | None = None,
+              fields: dict[str, type | tuple[type, ...]] | None = None) -> Any:
+    """Parse a JSON file: the one reader of every JSON file we did not just write.
+
+    Each failure is one line naming the file, what is wrong with it and `fix`: missing
+    (FileNotFoundError), a directory, empty, not UTF-8, not JSON (line and column), not of
+    type `expect` (e.g. dict), or a key of `fields` absent or of another type
+    (CorruptFileError, a ValueError)."""
     path = Path(path)
+    if path.is_dir():
+        raise CorruptFileError(f"{path} is a directory, a JSON file was expected; fix: {fix}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CorruptFileError(f"{path} is not valid JSON ({err}); fix: {fix}") from None
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} does not exist; fix: {fix}") from None
+    if not raw.strip():
+        raise CorruptFileError(f"{path} is empty (a write cut short?); fix: {fix}")
+    try:
+        blob = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise CorruptFileError(f"{path} is not UTF-8 text (byte {err.start}); fix: {fix}") \
+            from None
+    except json.JSONDecodeError as err:
+        raise CorruptFileError(f"{path} is not valid JSON (line {err.lineno} column "
+                               f"{err.colno}: {err.msg}; cut short?); fix: {fix}") from None
+    if expect is not None and not _json_is(blob, expect):
+        raise CorruptFileError(f"{path} holds {_JSON_TYPES.get(type(blob), type(blob).__name__)}"
+                               f", {_JSON_TYPES.get(expect, expect.__name__)} was expected; "
+                               f"fix: {fix}")
+    for key, tp in (fields or {}).items():
+        if key not in blob:
+            raise CorruptFileError(f"{path} has no {key!r} field; fix: {fix}")
+        if not _json_is(blob[key], tp):
+            raise CorruptFileError(f"{path}: {key!r} is {blob[key]!r:.60}, "
+                                   f"{_type_words(tp)} was expected; fix: {fix}")
+    return blob
+
+
+def _json_is(value: Any, tp: type | tuple[type, ...]) -> bool:
+    kinds = tp if isinstance(tp, tuple) else (tp,)
+    if isinstance(value, bool):  # True is an int to Python, never a count in a file of ours
+        return bool in kinds
+    if float in kinds and isinstance(value, int):
+        return True
+    return isinstance(value, kinds)
+
+
+def _type_words(tp: type | tuple[type, ...]) -> str:
+    kinds = tp if isinstance(tp, tuple) else (tp,)
+    return " or ".join(_JSON_TYPES.get(k, k.__name__) for k in kinds)
+
+
+def safetensors_header(path: str | Path, fix: str) -> dict[str, Any]:
+    """The header of a safetensors file ({tensor name: {dtype, shape, data_offsets}}), after
+    checking the file is whole: CorruptFileError naming the file and `fix` when it is cut
+    short, padded or not safetensors; FileNotFoundError when absent. Reads only the header, so
+    shapes can be checked against a config before anything is allocated."""
+    path = Path(path)
+    if path.is_dir():
+        raise CorruptFileError(f"{path} is a directory, a safetensors file was expected; "
+                               f"fix: {fix}")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little") if size >= 8 else -1
+            head = f.read(n) if 0 < n <= min(size - 8, 100 << 20) else b""
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} does not exist; fix: {fix}") from None
+    try:
+        header = json.loads(head.decode("utf-8")) if head else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = None
+    if not isinstance(header, dict):
+        raise CorruptFileError(f"{path} is not a safetensors file (no readable header; "
+                               f"{size:,} bytes); fix: {fix}")
+    ends = [v["data_offsets"][1] for k, v in header.items()
+            if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v]
+    data = size - 8 - n
+    if max(ends, default=0) != data:
+        raise CorruptFileError(f"{path} is cut short or padded: its header describes "
+                               f"{max(ends, default=0):,} bytes of tensors, the file holds "
+                               f"{data:,}; fix: {fix}")
+    return {k: v for k, v in header.items() if k != "__metadata__"}
 
 
 def read_versioned_json(path: str | Path, version: int, *, missing: str,
@@ -132,10 +212,10 @@ def read_versioned_json(path: str | Path, version: int, *, missing: str,
     CorruptFileError if it does not parse, ValueError naming the versions and `fix` if it is
     of another format."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(missing)
-    blob = read_json(path, fix)
-    found = blob.get("format_version") if isinstance(blob, dict) else None
+    blob = read_json(path, fix, expect=dict)
+    found = blob.get("format_version")
     if found != version:
         raise ValueError(f"{path} has unknown format_version {found!r}, this code reads "
                          f"{version}; fix: {fix}")

@@ -21,6 +21,7 @@ from cocomix_lens.data.files import (
     atomic_open,
     atomic_write_json,
     read_versioned_json,
+    safetensors_header,
 )
 from cocomix_lens.data.tokenizer import (
     check_tokenizer,
@@ -80,14 +81,22 @@ class SerializationMixin:
 
         directory = Path(directory)
         blob = read_config_file(directory)
-        model = cls(CoCoMixConfig.from_dict(blob["config"]))
-        model.metadata = blob.get("metadata", {})
+        config_path = directory / CONFIG_FILE
+        try:
+            cfg = CoCoMixConfig.from_dict(blob["config"])
+        except (ValueError, TypeError) as err:  # a field of the wrong type or out of range
+            raise ValueError(f"{config_path}: {err}; fix: correct the field or re-save the "
+                             "model with save_pretrained") from None
         weights = directory / WEIGHTS_FILE
         if not weights.is_file():
             raise FileNotFoundError(
                 f"{weights} not found; the checkpoint is incomplete: re-save it with "
                 "save_pretrained"
             )
+        _check_shapes(cls, cfg, safetensors_header(
+            weights, "re-save the model with save_pretrained"), weights)  # before allocating
+        model = cls(cfg)
+        model.metadata = blob.get("metadata", {})
         try:
             state = load_file(str(weights))
         except SafetensorError as err:  # its message names no file
@@ -112,6 +121,19 @@ def _load_tokenizer(directory: Path, metadata: dict[str, Any]) -> Tokenizer | No
     if "tokenizer_sha256" in metadata:
         check_tokenizer(metadata["tokenizer_sha256"], tok, what=f"model in {directory}")
     return tok
+
+
+def _check_shapes(cls: type, cfg: Any, header: dict[str, Any], path: Path) -> None:
+    """The weights file's tensor shapes against config.json, on the meta device (nothing is
+    allocated), so an inflated config is refused before it costs memory."""
+    with torch.device("meta"):
+        expected = {k: list(v.shape) for k, v in cls(cfg).state_dict().items()}
+    for name, shape in expected.items():
+        found = header.get(name, {}).get("shape")
+        if found is not None and found != shape:
+            raise ValueError(f"{path}: {name} has shape {tuple(found)} but "
+                             f"{path.parent / CONFIG_FILE} implies {tuple(shape)}; fix: pass "
+                             "a config and weights saved together by save_pretrained")
 
 
 def _load_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:

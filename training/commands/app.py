@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from training.flags import number
+
 HELP = "open the Streamlit app on a run (concepts, inspect, steer, training)"
 
 
@@ -23,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                   "(default: the parent of --run)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    p.add_argument("--port", type=number(1, 65535), default=8501, help="port (default 8501)")
     p.add_argument("--device", default="cpu", help="torch device for the models (default cpu)")
 
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 
+from training.flags import number
+
 HELP = "build the concept catalogue of a run: names, densities, contexts, tokens, metadata"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="pipeline run directory")
     p.add_argument("--force", action="store_true", help="rebuild even if up to date")
-    p.add_argument("--examples", type=int, default=8,
+    p.add_argument("--examples", type=number(1, 1000), default=8,
                    help="max-activating contexts kept per concept and readout")
     p.add_argument("--device", default="cpu", help="torch device of teacher and student")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.flags import number
+
 HELP = "list, search or describe the concepts of a run (its catalogue)"
 
 SORTS = ("prediction_density", "label_density", "act_density", "logit_std")
@@ -19,8 +21,8 @@ SHOWN = ["name", "prediction_density", "label_density", "fires_on", "teacher_tok
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="pipeline run directory (with a catalogue)")
     p.add_argument("--search", help="a word to look for in names, tokens and contexts")
-    p.add_argument("--id", type=int, help="describe one concept")
-    p.add_argument("--top", type=int, default=20, help="rows to list")
+    p.add_argument("--id", type=number(0, 1 << 24), help="describe one concept")
+    p.add_argument("--top", type=number(1, 100_000), default=20, help="rows to list")
     p.add_argument("--sort", default="prediction_density", choices=SORTS,
                    help="column the list is sorted by (descending)")
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.flags import NEW_TOKENS, SEED, TEMPERATURE, TOP_P
+
 HELP = "generate text from a run's model (optionally steered by a SteeringSpec JSON file)"
 MODELS = ("student", "baseline", "teacher")
 
@@ -21,10 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steer", help="SteeringSpec JSON file (cocomix_lens.steering)")
     p.add_argument("--model", default="student", choices=MODELS,
                    help="which of the run's models (only the CoCoMix student can be steered)")
-    p.add_argument("--max-new-tokens", type=int, default=64, help="tokens to generate")
-    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
-    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass")
-    p.add_argument("--seed", type=int, default=None, help="sampling seed (reproducible)")
+    p.add_argument("--max-new-tokens", type=NEW_TOKENS, default=64, help="tokens to generate")
+    p.add_argument("--temperature", type=TEMPERATURE, default=0.8, help="0 = greedy")
+    p.add_argument("--top-p", type=TOP_P, default=0.95, help="nucleus sampling mass")
+    p.add_argument("--seed", type=SEED, default=None, help="sampling seed (reproducible)")
     p.add_argument("--no-stop", action="store_true", help="keep going past <|endoftext|>")
     p.add_argument("--device", default="cpu", help="torch device")
 

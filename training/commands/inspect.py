@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import argparse
 
+from training.flags import number
+
 HELP = "per-token concept predictions, teacher labels, attribution and ablation of a text"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="pipeline run directory")
     p.add_argument("--text", required=True, help="the text to inspect")
-    p.add_argument("--k", type=int, default=5, help="concepts shown per token")
+    p.add_argument("--k", type=number(1, 1024), default=5, help="concepts shown per token")
     p.add_argument("--no-teacher", action="store_true",
                    help="skip the teacher's labels (faster; no precision@k)")
-    p.add_argument("--max-tokens", type=int, help="print only the first N tokens")
+    p.add_argument("--max-tokens", type=number(1, 1 << 20), help="print only the first N tokens")
     p.add_argument("--csv", help="also write the (token x concept) rows to this CSV file")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 from cocomix_lens.progress import progress_bar
+from training.flags import number
 
 HELP = "label every token of a token shard with the teacher's top-k SAE concepts"
 
@@ -30,10 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sae-id", help="SAE id within the release, e.g. blocks.5.hook_resid_post")
     p.add_argument("--method", default="attribution", choices=sorted(METHODS),
                    help="attribution method (default: the official code's attribution)")
-    p.add_argument("--k", type=int, default=4, help="labels per token (paper: 4)")
-    p.add_argument("--window", type=int, default=256,
+    p.add_argument("--k", type=number(1, 1024), default=4, help="labels per token (paper: 4)")
+    p.add_argument("--window", type=number(2, 1 << 20), default=256,
                    help="teacher context L: token i is labelled in window floor(i/L)*L")
-    p.add_argument("--batch-size", type=int, default=8, help="windows per teacher call")
+    p.add_argument("--batch-size", type=number(1, 4096), default=8, help="windows per teacher call")
     p.add_argument("--splits", nargs="+", help="splits to label (default: all)")
     p.add_argument("--device", default="cpu", help="torch device for teacher and SAE")
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 
+from training.flags import field_flag
+
 HELP = "run the offline pipeline: data, teacher, SAE, label cache, NTP and CoCoMix students"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from training.pipeline import STAGES
-    from training.pipeline_config import PRESETS
+    from training.pipeline_config import PRESETS, DataStage
 
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS),
                    help="world (the demo: a synthetic corpus with known concepts, under "
@@ -26,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run directory (created or resumed)")
     p.add_argument("--corpus", help="corpus source: wiki (default), text, hf or world")
     p.add_argument("--path", help="text corpus: a .txt/.jsonl file or a directory")
-    p.add_argument("--max-docs", type=int, help="use only the first N documents")
+    p.add_argument("--max-docs", type=field_flag(DataStage, "max_docs"),
+                   help="use only the first N documents")
     p.add_argument("--device", help="torch device (default cpu)")
     p.add_argument("--stop-after", choices=list(STAGES), help="stop after this stage")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -13,6 +13,7 @@ import codecs
 from typing import Any
 
 from cocomix_lens.progress import progress_bar
+from training.flags import SEED, number
 
 HELP = "tokenize a corpus (wiki offline default, local text, or HF dataset) into token shards"
 
@@ -32,13 +33,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "hf: Hugging Face dataset; world: synthetic documents with known "
                         "per-token latent variables (truth_<split>.npy)")
     p.add_argument("--out", required=True, help="output directory for the shards")
-    p.add_argument("--vocab-size", type=int, default=4096, help="BPE vocabulary size")
+    p.add_argument("--vocab-size", type=number(257, 1 << 20), default=4096,
+                   help="BPE vocabulary size")
     p.add_argument("--tokenizer", default="bpe", choices=list(TOKENIZERS),
                    help="bpe: train on the corpus; gpt2/file: load --tokenizer-file")
     p.add_argument("--tokenizer-file", help="tokenizer.json for --tokenizer gpt2/file")
-    p.add_argument("--val-fraction", type=float, default=0.02,
+    p.add_argument("--val-fraction", type=number(0, 0.99, integer=False), default=0.02,
                    help="fraction of documents in the val split (by document, hashed)")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the document split")
+    p.add_argument("--split-seed", type=SEED, default=0, help="seed of the document split")
     p.add_argument("--force", action="store_true", help="overwrite DIR holding other shards")
     g = p.add_argument_group("corpus options")
     g.add_argument("--path", nargs="+", help="text: .txt/.jsonl files or directories")
@@ -49,9 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--revision", help="hf: pin a dataset revision")
     g.add_argument("--text-field", help="text/hf: field holding the text (default text)")
     g.add_argument("--separator", help="text: split .txt files on this string (e.g. '\\n\\n')")
-    g.add_argument("--max-docs", type=int, help="use only the first N documents "
+    g.add_argument("--max-docs", type=number(1, 10**9), help="use only the first N documents "
                    "(world: generate N, default 20,000)")
-    g.add_argument("--world-seed", type=int, help="world: seed of the generated documents")
+    g.add_argument("--world-seed", type=SEED, help="world: seed of the generated documents")
 
 
 def corpus_options(args: argparse.Namespace) -> dict[str, Any]:

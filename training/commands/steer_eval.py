@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 from cocomix_lens.data.files import strict_json
+from training.flags import NEW_TOKENS, SAMPLES, SEED, TEMPERATURE, TOP_P, number
 
 HELP = "measure a steering spec: steered vs unsteered vs random control, with bootstrap CIs"
 
@@ -27,31 +28,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument("--spec",
                       help="steering spec JSON (SteeringSpec.save); its first edit's concept "
                            "is the one scored")
-    what.add_argument("--densest", type=int, metavar="N",
+    what.add_argument("--densest", type=number(1, 1 << 20), metavar="N",
                       help="instead of a spec: screen the N densest concepts with an add edit, "
                            "then sweep and evaluate the densest that steers")
     p.add_argument("--prompt", action="append",
                    help="prompt text (repeat for several; default: openings of val documents)")
-    p.add_argument("--samples", type=int,
+    p.add_argument("--samples", type=SAMPLES,
                    help="generations per condition (default 32; --densest: 128, final only)")
-    p.add_argument("--max-new-tokens", type=int, default=48, help="tokens per generation")
-    p.add_argument("--seed", type=int, default=0, help="seed of sampling, control and bootstrap")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
-    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass")
-    p.add_argument("--sae-strength", type=float, default=1.0,
+    p.add_argument("--max-new-tokens", type=NEW_TOKENS, default=48, help="tokens per generation")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of sampling, control and bootstrap")
+    p.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="sampling temperature")
+    p.add_argument("--top-p", type=TOP_P, default=0.95, help="nucleus sampling mass")
+    p.add_argument("--sae-strength", type=number(0, 1000, integer=False), default=1.0,
                    help="teacher SAE steering, in units of the mean residual norm (0: skip)")
-    p.add_argument("--control", type=int, help="control concept (default: random live one)")
+    p.add_argument("--control", type=number(0, 1 << 24),
+                   help="control concept (default: random live one)")
     p.add_argument("--scorers", nargs="+", help="metrics to compute (default: all that apply)")
     p.add_argument("--topic", help="world runs: the topic the oracle checks (default: from "
                                    "the concept's top output tokens)")
     p.add_argument("--character", help="world runs: the character the oracle checks")
-    p.add_argument("--sweep", type=float, nargs="+", metavar="STRENGTH",
+    p.add_argument("--sweep", type=number(-1000, 1000, integer=False), nargs="+",
+                   metavar="STRENGTH",
                    help="instead: the spec's first operation on its concept at each strength")
-    p.add_argument("--screen-strength", type=float, default=6.0,
+    p.add_argument("--screen-strength", type=number(0, 1000, integer=False, lo_open=True),
+                   default=6.0,
                    help="--densest: the screen's add edit, in logit stds")
-    p.add_argument("--screen-samples", type=int, default=48,
+    p.add_argument("--screen-samples", type=SAMPLES, default=48,
                    help="--densest: generations per condition in the screen")
-    p.add_argument("--sweep-samples", type=int, default=64,
+    p.add_argument("--sweep-samples", type=SAMPLES, default=64,
                    help="--densest: generations per condition in the sweeps")
     p.add_argument("--out", help="--densest: write steering.json and steering.md here")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")

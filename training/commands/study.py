@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.flags import SEED, number
+
 HELP = "train every CoCoMix ablation per seed and judge the paper's claims (a)-(h)"
 
 
@@ -21,21 +23,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--run", required=True, help="pipeline run directory (`cocomix-lens "
                                                 "pipeline`): its teacher, SAE and labels")
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0, 1, ...)")
-    p.add_argument("--first-seed", type=int, default=0,
+    p.add_argument("--seeds", type=number(1, 100), default=3, help="number of seeds (0, 1, ...)")
+    p.add_argument("--first-seed", type=SEED, default=0,
                    help="first seed (e.g. two processes: --seeds 1 --first-seed 0 and "
                         "--first-seed 1, then --seeds 2 to report on both)")
-    p.add_argument("--budget", type=int, help="training tokens per run (default: the "
+    p.add_argument("--budget", type=number(1, 10**12), help="training tokens per run (default: the "
                                               "pipeline's student budget)")
     p.add_argument("--arms", nargs="+", choices=list(ARMS), metavar="ARM",
                    help=f"train only these arms (ntp always); default all: {', '.join(ARMS)}")
-    p.add_argument("--eval-points", type=int, default=8,
+    p.add_argument("--eval-points", type=number(1, 1000), default=8,
                    help="validations per run at regular token counts (the curves)")
-    p.add_argument("--eval-batches", type=int, help="validation batches per evaluation "
-                                                    "(default: the pipeline's)")
-    p.add_argument("--steer-samples", type=int, default=16,
+    p.add_argument("--eval-batches", type=number(1, 10_000),
+                   help="validation batches per evaluation (default: the pipeline's)")
+    p.add_argument("--steer-samples", type=number(0, 100_000), default=16,
                    help="generations per condition for claim (f); 0 skips steering")
-    p.add_argument("--probe-tokens", type=int, default=8192,
+    p.add_argument("--probe-tokens", type=number(1, 10**8), default=8192,
                    help="tokens per split for the linear probes of claim (h)")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: report on the runs already finished")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cocomix_lens.data.files import strict_json
+from training.flags import SEED, field_flag
 
 BUNDLED = Path(__file__).resolve().parents[1] / "configs"
 
@@ -28,6 +29,7 @@ FLAG_KEYS = {"objective": "objective", "data": "data.dir", "preset": "model.pres
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from training.config import OptimSection
     from training.objectives import OBJECTIVES
 
     p.add_argument("--objective", choices=list(OBJECTIVES), help="training objective "
@@ -36,8 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="token shard directory (cocomix-lens prepare)")
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics, model)")
     p.add_argument("--preset", help="model preset, e.g. tiny or gpt2-69m (default tiny)")
-    p.add_argument("--max-steps", type=int, help="optimizer steps")
-    p.add_argument("--seed", type=int, help="seed of init, data order and RNGs")
+    p.add_argument("--max-steps", type=field_flag(OptimSection, "max_steps"),
+                   help="optimizer steps")
+    p.add_argument("--seed", type=SEED, help="seed of init, data order and RNGs")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoints (starts fresh if there is none)")
     p.add_argument("--force", action="store_true",
