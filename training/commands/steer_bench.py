@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.flags import SEED
+
 HELP = "benchmark steering toward each world topic: CoCoMix edits vs DiffMean, SAE, prompting"
 
 
@@ -22,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="a seconds-sized bench (few prompts, one strength per method) for CI")
     p.add_argument("--topics", nargs="+", help="topics to bench (default: every topic)")
-    p.add_argument("--seed", type=int, default=0, help="seed of prompts, sampling, controls")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of prompts, sampling, controls")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--device", default="cpu", help="torch device")
 
