@@ -55,9 +55,9 @@ class BenchConfig:
     """What one bench measures; every field is recorded in results.json."""
 
     n_prompts: int = 20  # openings per topic: half for selection, half for the report
-    select_samples: int = 2  # continuations per opening while choosing strengths
-    report_samples: int = 4  # continuations per opening in the reported figures
-    max_new_tokens: int = 40
+    select_samples: int = 1  # continuations per opening while choosing strengths
+    report_samples: int = 3  # continuations per opening in the reported figures
+    max_new_tokens: int = 32
     temperature: float = 1.0
     top_p: float | None = 0.95
     seed: int = 0
@@ -67,6 +67,7 @@ class BenchConfig:
     positions: tuple[str, ...] = POSITIONS
     diffmean_tokens: int = 65_536  # training tokens read for the topic means
     max_concepts: int = 4  # size of a topic's concept set
+    per_topic_strength: bool = False  # choose strengths per topic, not one for all topics
     grids: dict[str, tuple[float | None, ...]] = field(default_factory=lambda: dict(GRIDS))
     n_boot: int = 2000
 
@@ -290,14 +291,7 @@ def run_bench(run: Any, out: Path, cfg: BenchConfig | None = None,
     n_select = sum(len(ms) for c in cands.values() for ms in c.values())
     n_report = sum(len(c) + 5 for c in cands.values())
     bench.progress = _bar(show_progress, n_select + n_report)
-    chosen: dict[str, dict[str, Any]] = {}  # topic -> variant -> (method, selection HM)
-    for t in bench.topics:
-        chosen[t] = {}
-        for variant, ms in cands[t].items():
-            scored = [(float(np.mean(bench.cell(m, "selection").harmonic)), m) for m in ms]
-            best = max(scored, key=lambda sm: sm[0])  # ties: the first (smallest) strength
-            chosen[t][variant] = {"method": best[1], "selection_hm": best[0],
-                                  "grid": [[m.strength, h] for h, m in scored]}
+    chosen = choose_strengths(bench, cands)
     best_cocomix = _best_variant(chosen, "cocomix")
     best_diffmean = _best_variant(chosen, "diffmean/")
     report: dict[str, list] = {}
@@ -313,6 +307,27 @@ def run_bench(run: Any, out: Path, cfg: BenchConfig | None = None,
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", results_markdown(results))
     return results
+
+
+def choose_strengths(bench: Bench, cands: dict[str, dict[str, list]]) -> dict[str, Any]:
+    """topic -> variant -> {"method", "selection_hm", "grid"}: each variant at the strength
+    with the best selection-half harmonic mean, averaged over topics (one strength for every
+    topic: the setting a user gets by default) or per topic (`per_topic_strength`); ties go
+    to the first (smallest) grid value."""
+    grid_hm: dict[str, dict[str, list[float]]] = {}
+    for t, variants in cands.items():
+        for variant, ms in variants.items():
+            grid_hm.setdefault(variant, {})[t] = [
+                float(np.mean(bench.cell(m, "selection").harmonic)) for m in ms]
+    chosen: dict[str, Any] = {t: {} for t in cands}
+    for variant, per_topic in grid_hm.items():
+        pooled = np.mean(list(per_topic.values()), axis=0)
+        for t, hms in per_topic.items():
+            i = int(np.argmax(hms if bench.cfg.per_topic_strength else pooled))
+            ms = cands[t][variant]
+            chosen[t][variant] = {"method": ms[i], "selection_hm": hms[i],
+                                  "grid": [[m.strength, h] for m, h in zip(ms, hms)]}
+    return chosen
 
 
 def _bar(show: bool, total: int) -> Any:
@@ -431,8 +446,10 @@ def results_markdown(results: dict[str, Any]) -> str:
         f"{len(results['topics'])} topics; per topic {cfg['n_prompts'] // 2} held-out openings "
         f"of other topics (report half) x {cfg['report_samples']} continuations of "
         f"{sm['max_new_tokens']} tokens (temperature {sm['temperature']}, top-p "
-        f"{sm['top_p']}); strengths chosen per topic on the other "
-        f"{cfg['n_prompts'] - cfg['n_prompts'] // 2} openings. Scores are shares of the "
+        f"{sm['top_p']}); each method's strength chosen "
+        f"{'per topic' if cfg['per_topic_strength'] else 'for all topics together'} on the "
+        f"other {cfg['n_prompts'] - cfg['n_prompts'] // 2} openings per topic (selection "
+        f"half, {cfg['select_samples']} continuation each). Scores are shares of the "
         "continuation's sentences (world oracle); harmonic = per-continuation harmonic mean of "
         "concept, fluency and relevance, 0 if any is 0 (AxBench). 95 % bootstrap CIs over "
         f"prompts. Wall time {results['wall_s']:.0f} s.", "", *lines, "",
