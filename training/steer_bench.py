@@ -190,21 +190,15 @@ class TopicKit:
 
 def cocomix_method(kit: TopicKit, op: str, which: str, positions: str,
                    strength: float | None, run: Any, concepts: tuple[int, ...] | None = None):
-    """A CoCoMix edit of the topic's best concept ("single") or its concept set ("set")."""
+    """A CoCoMix edit (`toward.TopicRecipe`) of the topic's best concept ("single") or its
+    concept set ("set"), or of `concepts` (the random-concept control)."""
     from cocomix_lens.steering.methods import Method
-    from cocomix_lens.steering.spec import Edit, SteeringSpec
+    from cocomix_lens.steering.toward import TopicRecipe
 
+    recipe = TopicRecipe(op, which, positions, strength, source="steer-bench candidate")
     ids = concepts or (kit.concepts.concepts[:1] if which == "single" else kit.concepts.concepts)
-    if op == "set":
-        edits = (Edit("set", positions=positions, concepts=tuple(ids),
-                      weights=tuple(float(strength) for _ in ids)),)
-    elif op == "force":
-        edits = tuple(Edit("force", c, positions=positions) for c in ids)
-    else:
-        edits = tuple(Edit(op, c, strength, positions) for c in ids)
-    spec = SteeringSpec(edits).with_catalogue_stds(run)
-    return Method("cocomix", f"{op}/{which}/{positions}", kit.topic, strength, spec,
-                  extra={"concepts": list(ids), "how": kit.concepts.how})
+    return Method("cocomix", f"{op}/{which}/{positions}", kit.topic, strength,
+                  recipe.spec(run, ids), extra={"concepts": list(ids), "how": kit.concepts.how})
 
 
 def diffmean_method(kit: TopicKit, hook: str, strength: float):

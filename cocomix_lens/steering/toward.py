@@ -1,0 +1,102 @@
+"""Steer toward a topic or a concept by name, with the setting the steering benchmark
+measured best (`cocomix-lens steer-bench`).
+
+    spec, how = toward(run, "farming")       # a world topic: its concept set (topics.py)
+    spec, how = toward(run, "violin")        # else: the catalogue's best match for the name
+    run.student.generate("Anna was a nurse.", 30, steering=spec)
+
+`TopicRecipe` is one CoCoMix edit of a topic: which op, on the topic's best concept or its
+concept set, at which positions, how strong. `RECOMMENDED` is the recipe with the best
+harmonic mean on the benchmark's report half, labelled with the run and command it comes
+from; the benchmark builds every CoCoMix method it measures through `topic_spec`, so what it
+measured is what `toward` gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cocomix_lens.steering.spec import Edit, SteeringSpec
+from cocomix_lens.steering.topics import topic_concepts, world_topics
+
+CONCEPT_SETS = ("single", "set")
+
+
+def topic_spec(concepts: Sequence[int], op: str, strength: float | None,
+               positions: str = "all") -> SteeringSpec:
+    """One `op` edit of each concept (set: one edit keeping all of them, each with weight
+    `strength`; force: no strength)."""
+    ids = tuple(int(c) for c in concepts)
+    if not ids:
+        raise ValueError("no concepts to steer; fix: pass at least one concept id")
+    if op == "set":
+        edits = (Edit("set", positions=positions, concepts=ids,
+                      weights=tuple(float(strength) for _ in ids)),)
+    elif op in ("force", "ban"):
+        edits = tuple(Edit(op, c, positions=positions) for c in ids)
+    else:
+        edits = tuple(Edit(op, c, float(strength), positions) for c in ids)
+    return SteeringSpec(edits)
+
+
+@dataclass(frozen=True)
+class TopicRecipe:
+    """One CoCoMix edit of a topic's concepts, and where the choice comes from."""
+
+    op: str
+    concepts: str  # "single": the topic's best concept; "set": its concept set
+    positions: str
+    strength: float | None
+    source: str
+
+    def __post_init__(self) -> None:
+        if self.concepts not in CONCEPT_SETS:
+            raise ValueError(f"concepts={self.concepts!r}; choose one of {CONCEPT_SETS}")
+
+    def ids(self, run: Any, topic: str) -> tuple[int, ...]:
+        tc = topic_concepts(run, topic)
+        return tc.concepts[:1] if self.concepts == "single" else tc.concepts
+
+    def spec(self, run: Any, concepts: Sequence[int]) -> SteeringSpec:
+        """The edit of `concepts`, stds resolved from the run's catalogue."""
+        return topic_spec(concepts, self.op, self.strength,
+                          self.positions).with_catalogue_stds(run)
+
+
+RECOMMENDED = TopicRecipe(
+    "add", "set", "all", 6.0,
+    source="provisional: the op registry's add default, on the topic's concept set")
+"""The best CoCoMix recipe on the steering benchmark's report half (see `source`)."""
+
+
+def toward(run: Any, name: str, recipe: TopicRecipe = RECOMMENDED) -> tuple[SteeringSpec, str]:
+    """(spec, one line saying what it steers and why) toward `name`: a topic of the run's
+    ground truth (its concepts, `topics.topic_concepts`), else the concept the catalogue's
+    search ranks first for `name` (a single concept, the recipe's op and strength)."""
+    name = str(name).strip()
+    topics = world_topics(run) if run.has("groundtruth") else []
+    if name in topics:
+        ids = recipe.ids(run, name)
+        what = f"topic {name!r}: concepts {list(ids)} ({topic_concepts(run, name).how})"
+    else:
+        ids = (_search(run, name, topics),)
+        what = f"concept {ids[0]}, the catalogue's best match for {name!r}"
+    spec = recipe.spec(run, ids)
+    return spec, f"{what}; {recipe.op} at {recipe.strength}: {recipe.source}"
+
+
+def _search(run: Any, name: str, topics: list[str]) -> int:
+    from cocomix_lens.catalogue.search import search
+
+    if not run.has("catalogue"):
+        raise ValueError(f"{name!r} is not a topic of the run's ground truth "
+                         f"({', '.join(topics) or 'none'}) and the run has no catalogue to "
+                         "search; fix: pass a topic, or build the catalogue "
+                         f"(cocomix-lens catalog --run {run.path})")
+    hits = search(run.catalogue, name, limit=1)
+    if hits.empty:
+        raise ValueError(f"no concept matches {name!r}; fix: pass a topic "
+                         f"({', '.join(topics) or 'none'}) or another word")
+    return int(hits.index[0])
