@@ -1,0 +1,34 @@
+"""Steering toward a topic by name (cocomix_lens/steering/toward.py)."""
+
+import pytest
+from test_topic_concepts import fake_run
+
+from cocomix_lens.steering.toward import RECOMMENDED, TopicRecipe, topic_spec, toward
+
+
+def world_run():
+    run = fake_run()
+    run.has = lambda piece: piece == "groundtruth"
+    return run
+
+
+def test_a_topic_name_steers_its_concept_set_with_the_recipe():
+    spec, how = toward(world_run(), "sea", TopicRecipe("add", "set", "all", 5.0, "test"))
+    assert [(e.op, e.concept, e.value) for e in spec.edits] == [("add", 7, 5.0), ("add", 9, 5.0),
+                                                               ("add", 5, 5.0)]
+    assert "topic 'sea'" in how and "test" in how
+    single, _ = toward(world_run(), "sea", TopicRecipe("vector", "single", "generated", 2.0, ""))
+    assert [(e.op, e.concept, e.positions) for e in single.edits] == [("vector", 7, "generated")]
+    assert RECOMMENDED.source
+
+
+def test_topic_spec_spells_each_op():
+    assert topic_spec([3, 4], "set", 8.0).edits[0].weights == (8.0, 8.0)
+    assert [e.value for e in topic_spec([3, 4], "force", None).edits] == [None, None]
+    with pytest.raises(ValueError, match="no concepts"):
+        topic_spec([], "add", 1.0)
+
+
+def test_an_unknown_name_without_a_catalogue_is_refused_naming_the_topics():
+    with pytest.raises(ValueError, match="sea, war"):
+        toward(world_run(), "violin")
