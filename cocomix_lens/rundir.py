@@ -26,7 +26,7 @@ from cocomix_lens.data.files import TOKENIZER_FILE, CorruptFileError, read_json
 log = logging.getLogger(__name__)
 
 PIECES = ("tokenizer", "student", "baseline", "teacher", "sae", "labels", "shards", "summary",
-          "report", "metrics", "catalogue", "steering", "groundtruth")
+          "report", "metrics", "catalogue", "steering", "groundtruth", "steer_bench")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ class PipelineLayout:
     study: str = "study"  # `cocomix-lens study`: study.json, study.md, figures/, runs/
     steering: str = "steering"  # `steer-eval --densest N --out RUN/steering` (make demo)
     steering_json: str = "steering/steering.json"
+    steer_bench: str = "steering/bench"  # `cocomix-lens steer-bench --run RUN` (its default --out)
+    steer_bench_json: str = "steering/bench/results.json"
     # World runs only: the groundtruth stage's concept <-> latent-value matches
     # (cocomix_lens.groundtruth.GROUNDTRUTH_FILE).
     groundtruth: str = "groundtruth.json"
@@ -80,14 +82,14 @@ class Layout:
         if kind == "train":
             return {"student": t.model, "tokenizer": f"{t.model}/{TOKENIZER_FILE}",
                     "summary": t.summary, "catalogue": p.catalogue,
-                    "steering": p.steering_json}
+                    "steering": p.steering_json, "steer_bench": p.steer_bench_json}
         model = {stage: f"{p.run_dir(stage)}/{t.model}" for stage in ("teacher", "ntp",
                                                                         "cocomix")}
         return {"tokenizer": p.tokenizer, "shards": p.data, "teacher": model["teacher"],
                 "sae": p.sae, "labels": p.labels, "baseline": model["ntp"],
                 "student": model["cocomix"], "summary": p.summary, "report": p.report,
                 "catalogue": p.catalogue, "steering": p.steering_json,
-                "groundtruth": p.groundtruth}
+                "groundtruth": p.groundtruth, "steer_bench": p.steer_bench_json}
 
     def metrics(self, kind: str) -> dict[str, str]:
         """Stage -> relative path of its metrics.jsonl."""
@@ -186,6 +188,13 @@ class Run:
                          "N --out DIR/steering`", expect=dict)
 
     @cached_property
+    def steer_bench(self) -> dict[str, Any]:
+        """steering/bench/results.json: `cocomix-lens steer-bench`'s leaderboard of steering
+        methods toward each world topic (training/steer_bench.py)."""
+        return read_json(self.require("steer_bench"), "re-run `cocomix-lens steer-bench --run "
+                         "DIR`", expect=dict)
+
+    @cached_property
     def groundtruth(self) -> dict[str, Any]:
         """groundtruth.json (world runs): per source ("sae", "labels", "student") the best
         concept of every latent value and the best value of every concept, token- and
@@ -279,6 +288,8 @@ class Run:
         if piece == "steering":
             return (f"cocomix-lens steer-eval --run {self.path} --densest 30 --out "
                     f"{looked.parent}")
+        if piece == "steer_bench":
+            return f"cocomix-lens steer-bench --run {self.path}"
         if self.kind == "pipeline":
             return f"cocomix-lens pipeline --out {self.path}"
         made_by = {"shards": f"cocomix-lens prepare --out {looked}",

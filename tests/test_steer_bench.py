@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from cocomix_lens import Run
+from cocomix_lens.rundir import LAYOUT
 from cocomix_lens.steering.evaluate import Sampling
 from cocomix_lens.steering.methods import FAMILIES, Method
 from cocomix_lens.steering.topic_eval import evaluate_method, harmonic
@@ -35,8 +36,8 @@ def world_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def bench(world_run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench_out")
+def bench(world_run):
+    out = world_run / LAYOUT.pipeline.steer_bench  # where the CLI and the app look
     cfg = BenchConfig.quick()
     cfg.topics = TOPICS
     t0 = time.perf_counter()
@@ -67,7 +68,7 @@ def test_quick_bench_measures_every_family_on_the_report_half(bench):
                                             results["prompts"][cell["method"]["topic"]]["report"]}
         s = row["summary"]["harmonic"]
         assert s["lo"] <= s["mean"] <= s["hi"]
-    assert (out / "results.md").read_text().count("\n| `") == len(results["rows"])
+    assert (out / "results.md").read_text().count("\n| ") == 1 + len(results["rows"])
     assert json.loads((out / "results.json").read_text())["rows"].keys() == results["rows"].keys()
 
 
@@ -97,6 +98,14 @@ def test_an_interrupted_bench_resumes_from_its_cells(bench, world_run):
     assert len(after) == len(lines) and all(json.loads(line) for line in after)
     assert {k: r["summary"] for k, r in again["rows"].items()} == \
         {k: r["summary"] for k, r in results["rows"].items()}
+
+
+def test_cli_resumes_the_bench_in_the_runs_piece(bench, world_run, capsys):
+    _, results, _ = bench
+    assert main(["steer-bench", "--run", str(world_run), "--quick", "--topics", *TOPICS,
+                 "--no-progress"]) == 0
+    assert "| cocomix/add/single/all" in capsys.readouterr().out
+    assert Run.open(world_run).steer_bench["rows"].keys() == results["rows"].keys()
 
 
 def test_cli_refuses_a_run_without_the_world_oracle(tmp_path, capsys):

@@ -414,25 +414,12 @@ def goals(rows: dict[str, Any], best_cocomix: str, topics: list[str]) -> dict[st
 
 # ---- report -------------------------------------------------------------------------------
 def results_markdown(results: dict[str, Any]) -> str:
-    """The results as a markdown table, best harmonic mean first."""
-    import math
+    """The results as a markdown table (`topic_eval.leaderboard`), best harmonic mean first."""
+    from cocomix_lens.steering.topic_eval import leaderboard
 
-    def est(s: dict[str, Any], log: bool = False) -> str:
-        f = math.exp if log else (lambda x: x)
-        return f"{f(s['mean']):.3f} [{f(s['lo']):.3f}, {f(s['hi']):.3f}]"
-
-    rows = sorted(results["rows"].items(), key=lambda kv: -kv[1]["summary"]["harmonic"]["mean"])
-    head = ["method", "harmonic mean", "concept", "fluency (grammar)", "relevance",
-            "NTP perplexity", "harmonic: topic min / median / max"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for key, row in rows:
-        s = row["summary"]
-        sp = s["harmonic"]["topic_spread"]
-        mark = " (best by selection)" if key in results["best"].values() else ""
-        lines.append("| " + " | ".join([
-            f"`{key}`{mark}", est(s["harmonic"]), est(s["concept"]), est(s["fluency"]),
-            est(s["relevance"]), est(s["ppl"], log=True),
-            f"{sp['min']:.3f} / {sp['median']:.3f} / {sp['max']:.3f}"]) + " |")
+    header, rows = leaderboard(results)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     g = results["goals"]
     cfg, sm = results["config"], results["sampling"]
     return "\n".join([

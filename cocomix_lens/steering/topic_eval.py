@@ -149,3 +149,32 @@ def _spread(v: np.ndarray) -> dict[str, float]:
     if not v.size:
         return {"min": float("nan"), "median": float("nan"), "max": float("nan")}
     return {"min": float(v.min()), "median": float(np.median(v)), "max": float(v.max())}
+
+
+LEADERBOARD = ("method", "harmonic mean", "concept", "fluency (grammar)", "relevance",
+               "NTP perplexity", "harmonic per topic: min / median / max")
+
+
+def leaderboard(results: dict[str, Any]) -> tuple[tuple[str, ...], list[list[str]]]:
+    """(header, rows) of a steer-bench results.json, best harmonic mean first: each score's
+    mean [95 % CI] on the report half; the family's best variant by selection marked."""
+    rows = sorted(results["rows"].items(),
+                  key=lambda kv: -(kv[1]["summary"]["harmonic"]["mean"] or 0.0))
+    out = []
+    for key, row in rows:
+        s = row["summary"]
+        sp = s["harmonic"]["topic_spread"]
+        mark = " (best by selection)" if key in results["best"].values() else ""
+        out.append([f"{key}{mark}", _est(s["harmonic"]), _est(s["concept"]),
+                    _est(s["fluency"]), _est(s["relevance"]), _est(s["ppl"], log=True),
+                    " / ".join(_num(sp[k]) for k in ("min", "median", "max"))])
+    return LEADERBOARD, out
+
+
+def _num(x: float | None) -> str:
+    return "nan" if x is None or not np.isfinite(x) else f"{x:.3f}"
+
+
+def _est(s: dict[str, Any], log: bool = False) -> str:
+    f = (lambda x: None if x is None else float(np.exp(x))) if log else (lambda x: x)
+    return f"{_num(f(s['mean']))} [{_num(f(s['lo']))}, {_num(f(s['hi']))}]"

@@ -1,7 +1,7 @@
 """`cocomix-lens steer-bench`: concept steering against DiffMean, SAE steering, prompting and
 controls on every topic of a world run (training/steer_bench.py).
 
-    cocomix-lens steer-bench --run runs/demo --out benchmarks/results/steer_bench_world
+    cocomix-lens steer-bench --run runs/demo        # -> runs/demo/steering/bench (the app's)
     cocomix-lens steer-bench --run runs/demo --out /tmp/bench --quick   # seconds, for CI
 
 Resumable: cells already scored in OUT/cells.jsonl are read back, not generated again.
@@ -19,8 +19,8 @@ HELP = "benchmark steering toward each world topic: CoCoMix edits vs DiffMean, S
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="world run directory (`cocomix-lens pipeline "
                                                 "--preset world`)")
-    p.add_argument("--out", default="benchmarks/results/steer_bench_world",
-                   help="where results.json, results.md and the cell cache go")
+    p.add_argument("--out", help="where results.json, results.md and the cell cache go "
+                                 "(default: RUN/steering/bench, where the app finds them)")
     p.add_argument("--quick", action="store_true",
                    help="a seconds-sized bench (few prompts, one strength per method) for CI")
     p.add_argument("--topics", nargs="+", help="topics to bench (default: every topic)")
@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cocomix_lens import Run
+    from cocomix_lens.rundir import LAYOUT
     from cocomix_lens.steering.world_scorers import is_world_run
     from training.steer_bench import BenchConfig, results_markdown, run_bench
 
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
                          "oracle; fix: pass a run of `cocomix-lens pipeline --preset world`")
     cfg = BenchConfig.quick() if args.quick else BenchConfig()
     cfg = replace(cfg, seed=args.seed, topics=args.topics or cfg.topics)
-    results = run_bench(run_, Path(args.out), cfg, show_progress=not args.no_progress)
+    out = Path(args.out) if args.out else run_.path / LAYOUT.pipeline.steer_bench
+    results = run_bench(run_, out, cfg, show_progress=not args.no_progress)
     print(results_markdown(results))
     return 0
