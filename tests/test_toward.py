@@ -32,3 +32,10 @@ def test_topic_spec_spells_each_op():
 def test_an_unknown_name_without_a_catalogue_is_refused_naming_the_topics():
     with pytest.raises(ValueError, match="sea, war"):
         toward(world_run(), "violin")
+
+
+def test_set_plus_ban_bans_every_other_topics_concepts():
+    spec, how = toward(world_run(), "war", TopicRecipe("add", "set+ban", "all", 4.0, ""))
+    assert [(e.op, e.concept) for e in spec.edits] == [("add", 3), ("ban", 7), ("ban", 9),
+                                                       ("ban", 5)]
+    assert "3 other topics' concepts banned" in how

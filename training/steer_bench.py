@@ -35,18 +35,18 @@ log = logging.getLogger(__name__)
 
 # Strength grids searched on the selection half, in each family's unit (methods.FAMILIES).
 GRIDS: dict[str, tuple[float | None, ...]] = {
-    "add": (3.0, 6.0, 12.0),  # logit stds (the catalogue's)
-    "scale": (-8.0, 8.0),  # factor on the logit
+    "add": (3.0, 6.0, 10.0),  # logit stds (the catalogue's)
+    "scale": (-8.0, -4.0),  # factor on the logit (most logits are negative: flip them in)
     "force": (None,),
-    "set": (4.0, 8.0, 16.0),  # logit weight of each kept concept
-    "vector": (16.0, 32.0, 64.0),  # x the concept's compressor row
+    "set": (5.0, 15.0),  # weight of each concept replacing the top-k
+    "vector": (8.0, 20.0),  # activation rise in logit stds, along the compressor row
     "diffmean": (1.0, 2.0, 4.0, 8.0),  # x the difference of means
     "diffmean_vector": (1.0, 2.0, 4.0, 8.0),
     "sae": (0.3, 0.6, 0.9, 1.2),  # x mean residual norm
 }
 OPS = ("add", "scale", "force", "set", "vector")
 CELLS = "cells.jsonl"  # every scored cell, appended as it is scored (the resume cache)
-CONCEPT_SETS = ("single", "set")
+CONCEPT_SETS = ("single", "set", "set+ban")
 POSITIONS = ("all", "generated")
 
 
@@ -66,7 +66,6 @@ class BenchConfig:
     concept_sets: tuple[str, ...] = CONCEPT_SETS
     positions: tuple[str, ...] = POSITIONS
     diffmean_tokens: int = 65_536  # training tokens read for the topic means
-    max_concepts: int = 4  # size of a topic's concept set
     per_topic_strength: bool = False  # choose strengths per topic, not one for all topics
     grids: dict[str, tuple[float | None, ...]] = field(default_factory=lambda: dict(GRIDS))
     n_boot: int = 2000
@@ -186,19 +185,33 @@ class TopicKit:
     concepts: Any  # TopicConcepts (student)
     sae_concept: int
     means: Any  # TopicMeans
+    ids: dict[str, tuple[tuple[int, ...], tuple[int, ...]]]  # concept set -> (raise, ban)
+
+
+def topic_kit(run: Any, topic: str, cfg: BenchConfig, means: Any) -> TopicKit:
+    from cocomix_lens.steering.topics import topic_concepts
+    from cocomix_lens.steering.toward import TopicRecipe
+
+    ids = {which: TopicRecipe("add", which, "all", 0.0, "").ids(run, topic)
+           for which in cfg.concept_sets}
+    return TopicKit(topic, topic_concepts(run, topic),
+                    topic_concepts(run, topic, source="sae").best, means, ids)
 
 
 def cocomix_method(kit: TopicKit, op: str, which: str, positions: str,
                    strength: float | None, run: Any, concepts: tuple[int, ...] | None = None):
-    """A CoCoMix edit (`toward.TopicRecipe`) of the topic's best concept ("single") or its
-    concept set ("set"), or of `concepts` (the random-concept control)."""
+    """A CoCoMix edit (`toward.TopicRecipe`) of the topic's concepts (`which`: a
+    `toward.CONCEPT_SETS` entry), or of `concepts` (the random-concept control)."""
     from cocomix_lens.steering.methods import Method
     from cocomix_lens.steering.toward import TopicRecipe
 
     recipe = TopicRecipe(op, which, positions, strength, source="steer-bench candidate")
-    ids = concepts or (kit.concepts.concepts[:1] if which == "single" else kit.concepts.concepts)
+    ids, ban = kit.ids[which]
+    if concepts is not None:
+        ids, ban = concepts, ()
     return Method("cocomix", f"{op}/{which}/{positions}", kit.topic, strength,
-                  recipe.spec(run, ids), extra={"concepts": list(ids), "how": kit.concepts.how})
+                  recipe.spec(run, ids, ban),
+                  extra={"concepts": list(ids), "banned": list(ban), "how": kit.concepts.how})
 
 
 def diffmean_method(kit: TopicKit, hook: str, strength: float):
@@ -253,7 +266,7 @@ def candidates(bench: Bench, kit: TopicKit, sae_resid: float) -> dict[str, list]
         for which in cfg.concept_sets:
             if which == "set" and len(kit.concepts.concepts) < 2:
                 continue  # the set is the single concept
-            for pos in cfg.positions:
+            for pos in cfg.positions if which != "set+ban" else ("all",):
                 ms = [cocomix_method(kit, op, which, pos, s, run) for s in cfg.grids[op]]
                 out[ms[0].key] = ms
     for hook in bench.hooks():
@@ -270,16 +283,12 @@ def run_bench(run: Any, out: Path, cfg: BenchConfig | None = None,
               show_progress: bool = False) -> dict[str, Any]:
     """Run (or resume) the bench; writes OUT/results.json and OUT/results.md; returns the
     results."""
-    from cocomix_lens.steering.topics import topic_concepts
-
     cfg = cfg or BenchConfig()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     bench = Bench(run, cfg, out)
     means = bench.topic_means()
-    kits = {t: TopicKit(t, topic_concepts(run, t, max_concepts=cfg.max_concepts),
-                        topic_concepts(run, t, source="sae").best, means)
-            for t in bench.topics}
+    kits = {t: topic_kit(run, t, cfg, means) for t in bench.topics}
     sae_resid = sae_norm(run, [o for s in bench.splits.values() for o in s.selection])
     cands = {t: candidates(bench, kits[t], sae_resid) for t in bench.topics}
     n_select = sum(len(ms) for c in cands.values() for ms in c.values())

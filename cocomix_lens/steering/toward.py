@@ -21,13 +21,15 @@ from typing import Any
 from cocomix_lens.steering.spec import Edit, SteeringSpec
 from cocomix_lens.steering.topics import topic_concepts, world_topics
 
-CONCEPT_SETS = ("single", "set")
+CONCEPT_SETS = ("single", "set", "set+ban")
+"""Which concepts a topic recipe edits: the topic's best concept, its concept set, or its set
+while every other topic's concept set is banned from the top-k."""
 
 
 def topic_spec(concepts: Sequence[int], op: str, strength: float | None,
-               positions: str = "all") -> SteeringSpec:
+               positions: str = "all", ban: Sequence[int] = ()) -> SteeringSpec:
     """One `op` edit of each concept (set: one edit keeping all of them, each with weight
-    `strength`; force: no strength)."""
+    `strength`; force: no strength), and a ban of each of `ban` (other concepts)."""
     ids = tuple(int(c) for c in concepts)
     if not ids:
         raise ValueError("no concepts to steer; fix: pass at least one concept id")
@@ -38,7 +40,8 @@ def topic_spec(concepts: Sequence[int], op: str, strength: float | None,
         edits = tuple(Edit(op, c, positions=positions) for c in ids)
     else:
         edits = tuple(Edit(op, c, float(strength), positions) for c in ids)
-    return SteeringSpec(edits)
+    banned = tuple(Edit("ban", int(c), positions=positions) for c in ban if int(c) not in ids)
+    return SteeringSpec(edits + banned)
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class TopicRecipe:
     """One CoCoMix edit of a topic's concepts, and where the choice comes from."""
 
     op: str
-    concepts: str  # "single": the topic's best concept; "set": its concept set
+    concepts: str  # CONCEPT_SETS
     positions: str
     strength: float | None
     source: str
@@ -55,14 +58,21 @@ class TopicRecipe:
         if self.concepts not in CONCEPT_SETS:
             raise ValueError(f"concepts={self.concepts!r}; choose one of {CONCEPT_SETS}")
 
-    def ids(self, run: Any, topic: str) -> tuple[int, ...]:
+    def ids(self, run: Any, topic: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(the concepts to raise, the concepts to ban) for `topic`."""
         tc = topic_concepts(run, topic)
-        return tc.concepts[:1] if self.concepts == "single" else tc.concepts
+        if self.concepts == "single":
+            return tc.concepts[:1], ()
+        if self.concepts == "set":
+            return tc.concepts, ()
+        others = [c for t in world_topics(run) if t != topic
+                  for c in topic_concepts(run, t).concepts]
+        return tc.concepts, tuple(dict.fromkeys(others))
 
-    def spec(self, run: Any, concepts: Sequence[int]) -> SteeringSpec:
-        """The edit of `concepts`, stds resolved from the run's catalogue."""
-        return topic_spec(concepts, self.op, self.strength,
-                          self.positions).with_catalogue_stds(run)
+    def spec(self, run: Any, concepts: Sequence[int], ban: Sequence[int] = ()) -> SteeringSpec:
+        """The edit of `concepts` (and the ban of `ban`), stds resolved from the catalogue."""
+        return topic_spec(concepts, self.op, self.strength, self.positions,
+                          ban).with_catalogue_stds(run)
 
 
 RECOMMENDED = TopicRecipe(
@@ -78,12 +88,13 @@ def toward(run: Any, name: str, recipe: TopicRecipe = RECOMMENDED) -> tuple[Stee
     name = str(name).strip()
     topics = world_topics(run) if run.has("groundtruth") else []
     if name in topics:
-        ids = recipe.ids(run, name)
+        ids, ban = recipe.ids(run, name)
         what = f"topic {name!r}: concepts {list(ids)} ({topic_concepts(run, name).how})"
+        what += f", {len(ban)} other topics' concepts banned" if ban else ""
     else:
-        ids = (_search(run, name, topics),)
+        ids, ban = (_search(run, name, topics),), ()
         what = f"concept {ids[0]}, the catalogue's best match for {name!r}"
-    spec = recipe.spec(run, ids)
+    spec = recipe.spec(run, ids, ban)
     return spec, f"{what}; {recipe.op} at {recipe.strength}: {recipe.source}"
 
 
