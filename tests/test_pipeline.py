@@ -104,9 +104,14 @@ def test_interrupted_stage_resumes_from_its_checkpoint_bitwise(run):
 def test_changed_settings_are_refused_in_a_used_run_directory(run):
     cfg, out, _ = run
     other = dataclasses.replace(cfg, seed=cfg.seed + 1)
-    with pytest.raises(ValueError, match=r"holds a pipeline run built differently: seed=0 "
-                                         r"\(now 1\); fix: .*another --out$"):
+    with pytest.raises(ValueError, match=r"finished stages used other settings: seed=0 "
+                                         r"\(now 1\); fix: add `--seed 0` to the command to "
+                                         r"resume it, or pass another --out$"):
         run_pipeline(other, out)
+    steps = apply_overrides(cfg, {"student.max_steps": "6", "student.overrides.d_model": "16"})
+    with pytest.raises(ValueError, match=r"fix: add `--student.max_steps 12 "
+                                         r"--student.overrides.d_model 32` to the command"):
+        run_pipeline(steps, out)
 
 
 def test_unknown_override_and_stage_are_one_line_errors():
@@ -114,3 +119,16 @@ def test_unknown_override_and_stage_are_one_line_errors():
         apply_overrides(pipeline_preset("micro"), {"teacher.depth": "3"})
     with pytest.raises(ValueError, match="unknown stage 'train'"):
         run_pipeline(pipeline_preset("micro"), "/nonexistent/never", stop_after="train")
+
+
+def test_changed_settings_of_unfinished_stages_restart_them(run):
+    """Settings that feed only stages not yet finished are taken: those stages restart.
+    (Last in this file: it changes the shared run.)"""
+    cfg, out, _ = run
+    for name in ("ntp", "cocomix", "groundtruth", "catalog"):
+        (out / "stages" / f"{name}.json").unlink(missing_ok=True)
+    shorter = apply_overrides(cfg, {"student.max_steps": "6"})
+    again = run_pipeline(shorter, out, stop_after="ntp")
+    assert again["stages"]["labels"]["skipped"] and not again["stages"]["ntp"]["skipped"]
+    assert again["ntp"]["steps"] == 6  # a fresh run, not a resumed 12-step one
+    assert json.loads((out / "pipeline.json").read_text())["student.max_steps"] == 6

@@ -8,7 +8,7 @@ from training.pipeline_config import PRESETS, apply_overrides, pipeline_preset
 
 
 def test_presets_build_and_tiny_is_the_default_shape():
-    assert sorted(PRESETS) == ["micro", "tiny", "world"]
+    assert sorted(PRESETS) == ["micro", "small", "tiny", "world"]
     tiny = pipeline_preset("tiny")
     assert tiny.teacher.d_model > 128  # wider than the tiny student
     assert tiny.student.max_steps * tiny.batch_size * tiny.seq_len == 400 * 16 * 128
@@ -44,5 +44,5 @@ def test_bad_overrides_are_one_line_errors(key, value, message):
 
 
 def test_unknown_preset_names_the_choices():
-    with pytest.raises(ValueError, match=r"choose one of \['micro', 'tiny', 'world'\]"):
+    with pytest.raises(ValueError, match=r"choose one of \['micro', 'small', 'tiny', 'world'\]"):
         pipeline_preset("huge")

@@ -23,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shlex
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cocomix_lens.data.files import atomic_write_json
-from cocomix_lens.data.identity import check_identity
+from cocomix_lens.data.identity import differences
 from cocomix_lens.data.lock import DirLock
 from cocomix_lens.progress import Progress, progress_for
 from cocomix_lens.rundir import LAYOUT
@@ -86,6 +88,10 @@ def stage_prepare(ctx: Context) -> dict[str, Any]:
 
     d = ctx.cfg.data
     opts = {"max_docs": d.max_docs, "path": d.path, **ctx.corpus_options}
+    if d.separator is not None:
+        from training.corpus.text import unescape
+
+        opts["separator"] = unescape(d.separator)
     corpus = open_corpus(d.corpus, **opts)
     res = prepare_shards(corpus, ctx.dir("shards"), vocab_size=d.vocab_size,
                          val_fraction=d.val_fraction, seed=ctx.cfg.seed,
@@ -124,7 +130,7 @@ def stage_sae(ctx: Context) -> dict[str, Any]:
     eval_acts = collect_activations(teacher, shards.split("val"), hook, s.eval_tokens,
                                     cfg.seq_len, s.seed + 1)
     sae = train_sae(train_acts, hook, s, model_name="cocomix-lens-teacher",
-                    context_size=cfg.seq_len)
+                    context_size=cfg.seq_len, progress=cfg.progress)
     save_sae(sae, ctx.dir("sae"))
     # Quality of the SAE as it was saved and will be used: read back through SAE-Lens.
     saved = load_sae(ctx.dir("sae"), device=cfg.device)
@@ -245,7 +251,7 @@ def check_models(ctx: Context) -> None:
 
 
 def _run_stage(ctx: Context, name: str, fn: Callable[[Context], dict[str, Any]]) -> dict:
-    marker = ctx.out / LAYOUT.pipeline.stages / f"{name}.json"
+    marker = _marker(ctx, name)
     if marker.is_file():
         log.info("stage %s: done before, skipped (%s)", name, marker)
         return {**json.loads(marker.read_text()), "skipped": True}
@@ -263,14 +269,72 @@ def _run_stage(ctx: Context, name: str, fn: Callable[[Context], dict[str, Any]])
 
 
 def _claim(ctx: Context) -> None:
-    """Record the config in pipeline.json, or refuse a run directory made with another one."""
+    """Record the config in pipeline.json. A run made with other settings resumes when every
+    changed setting feeds only stages that have not finished (their partial outputs are
+    removed, so they restart with the new settings); otherwise it is refused with the flags
+    that resume it."""
     path = ctx.out / LAYOUT.pipeline.config
     mine = _identity(ctx)
-    if path.is_file():
-        check_identity(f"{ctx.out} holds a pipeline run", json.loads(path.read_text()), mine,
-                       fix="pass the same preset and overrides, or another --out")
+    if not path.is_file():
+        atomic_write_json(path, mine)
         return
+    old = json.loads(path.read_text())
+    changed = [k for k in sorted(set(old) | set(mine)) if old.get(k) != mine.get(k)]
+    if not changed:
+        return
+    order = list(STAGES)
+    done = [i for i, name in enumerate(order) if _marker(ctx, name).is_file()]
+    last_done = max(done, default=-1)
+    blocked = [k for k in changed if order.index(_feeds(k)) <= last_done]
+    if blocked:
+        diff = "; ".join(differences(old, mine, blocked))
+        restore = " ".join(_restore_flags(k, old.get(k), mine.get(k)) for k in blocked)
+        raise ValueError(f"{ctx.out} holds a pipeline run whose finished stages used other "
+                         f"settings: {diff}; fix: add `{restore}` to the command to resume "
+                         "it, or pass another --out")
+    first = min(order.index(_feeds(k)) for k in changed)
+    log.warning("%s: settings changed for stages not run yet (%s); %s restart with them",
+                ctx.out, ", ".join(changed), ", ".join(order[first:]))
+    for name in order[first:]:
+        partial = _stage_output(ctx, name)
+        if partial is not None and partial.is_dir() and not partial.is_symlink():
+            shutil.rmtree(partial)
     atomic_write_json(path, mine)
+
+
+# The first stage each setting feeds, by its first dotted part (others: prepare, the safest).
+FEEDS = {"teacher": "teacher", "seq_len": "teacher", "batch_size": "teacher",
+         "eval_every": "teacher", "eval_batches": "teacher", "sae": "sae", "labels": "labels",
+         "student": "ntp"}
+# The LAYOUT piece an unfinished stage leaves behind (besides the trainer runs): removed when
+# its settings change, so it restarts instead of resuming a build made with the old ones.
+STAGE_PIECES = {"prepare": "shards", "sae": "sae", "labels": "labels"}
+
+
+def _feeds(key: str) -> str:
+    return FEEDS.get(key.split(".")[0], "prepare")
+
+
+def _stage_output(ctx: Context, name: str) -> Path | None:
+    if name in dict(LAYOUT.pipeline.runs):
+        return ctx.run_dir(name)
+    return ctx.dir(STAGE_PIECES[name]) if name in STAGE_PIECES else None
+
+
+def _marker(ctx: Context, name: str) -> Path:
+    return ctx.out / LAYOUT.pipeline.stages / f"{name}.json"
+
+
+def _restore_flags(key: str, old: Any, new: Any) -> str:
+    """The dotted flags that set `key` back to `old` (per field for student.overrides)."""
+    if isinstance(old, dict) or isinstance(new, dict):
+        old, new = old or {}, new or {}
+        return " ".join(_restore_flags(f"{key}.{k}", old.get(k), new.get(k))
+                        for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
+    if key.startswith("corpus_options."):
+        return f"--{key.split('.', 1)[1].replace('_', '-')} {shlex.quote(str(old))}"
+    text = "none" if old is None else str(old).lower() if isinstance(old, bool) else str(old)
+    return f"--{key} {shlex.quote(text)}"
 
 
 def _identity(ctx: Context) -> dict[str, Any]:

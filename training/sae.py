@@ -17,6 +17,8 @@ Quality, on held-out validation activations:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import shutil
 from collections.abc import Iterator
@@ -70,8 +72,9 @@ def shuffled_batches(acts: Tensor, batch_size: int, seed: int) -> Iterator[Tenso
 
 
 def train_sae(acts: Tensor, hook: str, cfg: SAESection, model_name: str = "cocomix-teacher",
-              context_size: int | None = None) -> nn.Module:
-    """A TopK SAE trained by SAE-Lens's SAETrainer on activations [n, d_in]."""
+              context_size: int | None = None, progress: bool = True) -> nn.Module:
+    """A TopK SAE trained by SAE-Lens's SAETrainer on activations [n, d_in]; progress=False
+    hides SAE-Lens's progress bar (it has no switch for it: its stderr is dropped)."""
     from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.config import LoggingConfig, SAETrainerConfig
     from sae_lens.saes.sae import SAEMetadata
@@ -102,7 +105,8 @@ def train_sae(acts: Tensor, hook: str, cfg: SAESection, model_name: str = "cocom
         sae.b_dec.copy_(acts.mean(0) * scale)  # init): TopK then codes deviations from it
     log.info("training a TopK SAE (d_in %d, d_sae %d, k %d) on %d activations for %d steps",
              acts.shape[1], cfg.d_sae, cfg.k, len(acts), steps)
-    return trainer.fit().eval()
+    with contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO()):
+        return trainer.fit().eval()
 
 
 def save_sae(sae: nn.Module, out: str | Path) -> Path:

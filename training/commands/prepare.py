@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import codecs
 from typing import Any
 
 from cocomix_lens.progress import progress_bar
@@ -57,9 +56,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def corpus_options(args: argparse.Namespace) -> dict[str, Any]:
+    from training.corpus.text import unescape
+
     opts = {kw: getattr(args, dest) for dest, kw in CORPUS_OPTIONS.items()}
     if opts["separator"] is not None:
-        opts["separator"] = codecs.decode(opts["separator"], "unicode_escape")
+        opts["separator"] = unescape(opts["separator"])
     return opts
 
 

@@ -143,8 +143,13 @@ def _write(corpus: CorpusSource, tok: Tokenizer, out: Path, val_fraction: float,
         summary = writer.summary()
         for split, info in summary.items():
             if info["documents"] == 0 and (split == "train" or val_fraction > 0):
-                raise ValueError(f"no document fell into the {split} split; fix: use a larger "
-                                 "corpus or change --val-fraction")
+                n_docs = sum(i["documents"] for i in summary.values())
+                raise ValueError(
+                    f"no document fell into the {split} split ({n_docs} document"
+                    f"{'' if n_docs == 1 else 's'} in all); fix: split your text into more "
+                    "documents (a .txt file is one document unless --separator splits it, "
+                    "e.g. --separator '\\n\\n' for paragraphs), use a larger corpus, or "
+                    "change the validation fraction")
     return summary, truth.finish({split: info["tokens"] for split, info in summary.items()})
 
 

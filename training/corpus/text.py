@@ -19,6 +19,12 @@ from training.corpus.sources import CorpusSource, register_source
 SUFFIXES = (".txt", ".jsonl")
 
 
+def unescape(separator: str) -> str:
+    """A separator as typed on a command line, escapes decoded: "\\n\\n" -> two newlines
+    (other characters, non-ASCII ones too, are kept)."""
+    return separator.encode("latin-1", "backslashreplace").decode("unicode_escape")
+
+
 def _expand(paths: Sequence[str | Path]) -> list[tuple[str, Path]]:
     """(display name, path) for every corpus file; the display name is part of document ids,
     so it is relative (file name, or dir name + relative path) to survive moving the data."""
