@@ -59,7 +59,7 @@ def test_catalogue_rebuilt_from_scratch_equals_the_stored_one(run, tmp_path):
                             student=run.student, shards=run.shards, labels=run.labels,
                             sources=run_sources(run))
     stored = run.catalogue
-    for table in ("concepts", "contexts", "metadata"):
+    for table in ("concepts", "contexts", "metadata", "activity"):
         pd.testing.assert_frame_equal(getattr(fresh, table), getattr(stored, table))
     drop = lambda meta: {k: v for k, v in meta.items() if k != "build_s"}  # wall time differs
     assert drop(fresh.meta) == drop(stored.meta)
@@ -128,6 +128,68 @@ def test_output_tokens_are_the_directions_read_through_layer_norm_and_unembeddin
             ids = (ln @ model.W_U).topk(n, dim=-1).indices
         words = [[run.shards.decode([i]) for i in row] for row in ids.tolist()]
         assert [list(w) for w in cat[f"{name}_tokens"]] == words
+
+
+def test_feature_card_fields_equal_a_direct_computation(run, val):
+    from cocomix_lens.catalogue.card import HIST_BINS, card_for_run
+    from cocomix_lens.data.files import strict_json
+    from cocomix_lens.catalogue.readout import direct_logits
+
+    acts, z = val
+    cat = run.catalogue
+    c = int(cat.concepts.loc[~cat.concepts["dead"], "act_density"].idxmax())
+    card = card_for_run(run, c)
+    assert card.density["act"] == pytest.approx(float((acts[:, c] > 0).float().mean()))
+    on = acts[:, c][acts[:, c] > 0].double().numpy()  # micro val < activity_tokens: all of it
+    counts, edges = np.histogram(on, bins=HIST_BINS)
+    assert card.activation_histogram["teacher"]["counts"] == counts.tolist()
+    np.testing.assert_allclose(card.activation_histogram["teacher"]["edges"], edges, rtol=1e-5)
+    for name, dirs, model in (("teacher", decoder_directions(run.sae), run.teacher),
+                              ("student", run.student.concept.W_comp.detach(), run.student)):
+        logits = direct_logits(dirs, model)[c]
+        hist = card.logit_histogram[name]
+        assert sum(hist["counts"]) == logits.numel()
+        assert hist["edges"][0] == pytest.approx(float(logits.min()), abs=1e-5)
+        low = logits.topk(len(card.bottom_logits[name]), largest=False)
+        np.testing.assert_allclose([v for _, v in card.bottom_logits[name]], low.values,
+                                   rtol=1e-5, atol=1e-5)
+        unit = torch.nn.functional.normalize(dirs.float(), dim=-1)
+        cos = unit @ unit[c]
+        cos[c] = -2
+        near = cos.topk(len(card.neighbours[name]))
+        assert [n["concept"] for n in card.neighbours[name]] == near.indices.tolist()
+        np.testing.assert_allclose([n["cosine"] for n in card.neighbours[name]], near.values,
+                                   rtol=1e-5, atol=1e-6)
+    rows = cat[c].contexts
+    binned = rows[rows["source"] == "teacher_quantile"]
+    assert len(binned) and set(binned["rank"]) <= set(range(4))
+    torch.testing.assert_close(acts[binned["position"].to_numpy(), c],
+                               torch.tensor(binned["value"].to_numpy(), dtype=torch.float),
+                               rtol=1e-5, atol=1e-6)
+    by_bin = binned.groupby("rank")["value"]
+    assert (by_bin.max().to_numpy()[:-1] <= by_bin.min().to_numpy()[1:]).all()
+    doc = card.to_json()
+    assert doc["index"] == c and doc["freq_hist_data_bar_heights"] == counts.tolist()
+    assert doc["explanations"][0]["description"] == cat.concepts.loc[c, "explanation"]
+    assert json.loads(strict_json(doc))["index"] == c  # strict JSON
+
+
+def test_search_by_example_ranks_the_concept_the_texts_are_examples_of(run):
+    from cocomix_lens.catalogue.contrast import mean_concept_logits
+    from cocomix_lens.catalogue.search import by_example
+
+    cat = run.catalogue
+    df = cat.concepts[~cat.concepts["dead"]]
+    c = int(((df["max_logit"] - df["logit_mean"]) / df["logit_std"]).idxmax())
+    # the windows the scan saw, up to the positions of its largest logits
+    tokens, window = run.shards.split("val"), run.labels.window
+    top = cat.contexts[(cat.contexts["source"] == "student") & (cat.contexts["concept"] == c)]
+    texts = [run.shards.decode(tokens[p // window * window:p + 1]) for p in top["position"][:3]]
+    found = by_example(run.student, texts, cat, limit=None)
+    assert found.index[0] == c
+    peak = mean_concept_logits(run.student, texts, reduce="max")[c].item()
+    expect = (peak - df.loc[c, "logit_mean"]) / df.loc[c, "logit_std"]
+    assert found.loc[c, "contrast"] == pytest.approx(expect, rel=1e-5)
 
 
 def test_metadata_lift_matches_a_count_over_documents(run):

@@ -83,9 +83,14 @@ def test_catalogue_names_concepts_after_their_ground_truth_match(run, tmp_path):
     cat = build_catalogue(tmp_path / "cat", teacher=r.teacher, sae=r.sae, student=r.student,
                           shards=r.shards, labels=r.labels, truth={3: ("topic=sea", 0.91)})
     df = cat.concepts
-    assert df.loc[3, "name"] == "topic=sea" and df.loc[3, "truth_f1"] == pytest.approx(0.91)
+    assert df.loc[3, "name"].split(":")[0] == "sea"
+    assert df.loc[3, "truth"] == "topic=sea" and df.loc[3, "truth_f1"] == pytest.approx(0.91)
+    assert df.loc[3, "explanation"].startswith("sea") and df.loc[3, "explanation"].endswith(
+        "topic = sea, F1 0.91")
     others = df.index != 3
-    assert (df.loc[others, "name"] == plain.loc[others, "name"]).all()
+    plain_truth = plain["truth"] != ""
+    assert (df.loc[others & ~plain_truth, "name"] == plain.loc[others & ~plain_truth,
+                                                               "name"]).all()
     assert (df.loc[others, "truth"] == "").all() and df.loc[others, "truth_f1"].isna().all()
     assert cat.search("topic=sea").index[0] == 3
     assert "truth       topic=sea (F1 0.91" in str(cat[3]) and "truth " not in str(cat[4])

@@ -77,6 +77,15 @@ class SAESection:
     """Adam learning rate (warmup, then cosine to lr / 10)."""
     normalize: str = "expected_average_only_in"
     """SAE-Lens normalize_activations; the scale is folded into the weights at the end."""
+    architecture: str = "topk"
+    """SAE-Lens training architecture: topk (k per token), batchtopk (k per token on average
+    over a batch; saved as JumpReLU) or matryoshka_batchtopk."""
+    matryoshka_widths: list[int] = field(default_factory=list)
+    """matryoshka_batchtopk: nested prefix widths, each reconstructing alone (d_sae is
+    appended as the last); coarse features go to the first latents."""
+    aux_loss: float = bounded(1.0, 0, 1000)
+    """Weight of SAE-Lens's dead-latent auxiliary loss (AuxK: dead latents reconstruct the
+    residual error)."""
     seed: int = bounded(0, 0, SEED_MAX)
     """Seeds init, window choice and shuffling."""
 

@@ -35,6 +35,9 @@ from training.pipeline_config import SAESection
 
 log = logging.getLogger(__name__)
 
+K_SPARSE = ("topk", "batchtopk", "matryoshka_batchtopk")
+"""SAE-Lens architectures whose sparsity is a target k (they share SAESection's fields)."""
+
 
 def default_hook(n_layers: int) -> str:
     """Residual stream after the middle block, like the paper's blocks.5 of 12."""
@@ -73,9 +76,9 @@ def shuffled_batches(acts: Tensor, batch_size: int, seed: int) -> Iterator[Tenso
 
 def train_sae(acts: Tensor, hook: str, cfg: SAESection, model_name: str = "cocomix-teacher",
               context_size: int | None = None, progress: bool = True) -> nn.Module:
-    """A TopK SAE trained by SAE-Lens's SAETrainer on activations [n, d_in]; progress=False
-    hides SAE-Lens's progress bar (it has no switch for it: its stderr is dropped)."""
-    from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
+    """An SAE of `cfg.architecture` trained by SAE-Lens's SAETrainer on activations [n, d_in];
+    progress=False hides SAE-Lens's progress bar (it has no switch for it: its stderr is
+    dropped)."""
     from sae_lens.config import LoggingConfig, SAETrainerConfig
     from sae_lens.saes.sae import SAEMetadata
     from sae_lens.training.sae_trainer import SAETrainer
@@ -84,9 +87,12 @@ def train_sae(acts: Tensor, hook: str, cfg: SAESection, model_name: str = "cocom
     steps = max(int(cfg.epochs * len(acts) / batch), 1)
     torch.manual_seed(cfg.seed)
     meta = SAEMetadata(model_name=model_name, hook_name=hook, context_size=context_size)
-    sae = TopKTrainingSAE(TopKTrainingSAEConfig(
+    sae_class, config_class = training_class(cfg.architecture)
+    nested = {"matryoshka_widths": [*cfg.matryoshka_widths, cfg.d_sae]} \
+        if cfg.architecture == "matryoshka_batchtopk" else {}
+    sae = sae_class(config_class(
         d_in=acts.shape[1], d_sae=cfg.d_sae, k=cfg.k, normalize_activations=cfg.normalize,
-        metadata=meta))
+        aux_loss_coefficient=cfg.aux_loss, metadata=meta, **nested))
     trainer_cfg = SAETrainerConfig(
         total_training_samples=steps * batch, train_batch_size_samples=batch, lr=cfg.lr,
         lr_end=cfg.lr / 10, lr_scheduler_name="cosineannealing",
@@ -103,10 +109,20 @@ def train_sae(acts: Tensor, hook: str, cfg: SAESection, model_name: str = "cocom
         trainer.activation_scaler.scaling_factor = scale
     with torch.no_grad():  # start the decoder bias at the data mean (the OpenAI SAEs' b_pre
         sae.b_dec.copy_(acts.mean(0) * scale)  # init): TopK then codes deviations from it
-    log.info("training a TopK SAE (d_in %d, d_sae %d, k %d) on %d activations for %d steps",
-             acts.shape[1], cfg.d_sae, cfg.k, len(acts), steps)
+    log.info("training a %s SAE (d_in %d, d_sae %d, k %d) on %d activations for %d steps",
+             cfg.architecture, acts.shape[1], cfg.d_sae, cfg.k, len(acts), steps)
     with contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO()):
         return trainer.fit().eval()
+
+
+def training_class(architecture: str) -> tuple[type, type]:
+    """(TrainingSAE class, its config class) of a k-sparse SAE-Lens architecture."""
+    from sae_lens.registry import get_sae_training_class
+
+    if architecture not in K_SPARSE:
+        raise ValueError(f"unknown SAE architecture {architecture!r}; choose one of "
+                         f"{', '.join(K_SPARSE)} (SAESection.architecture)")
+    return get_sae_training_class(architecture)
 
 
 def save_sae(sae: nn.Module, out: str | Path) -> Path:

@@ -21,9 +21,17 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from cocomix_lens.catalogue.contexts import render_contexts
+from cocomix_lens.catalogue.contexts import quantile_examples, render_contexts
+from cocomix_lens.catalogue.explain import Units, explain
 from cocomix_lens.catalogue.metadata import categorical_keys, concentration
-from cocomix_lens.catalogue.readout import direct_logits, short_name, top_tokens, vocabulary
+from cocomix_lens.catalogue.readout import (
+    cosine_neighbours,
+    direct_logits,
+    logit_histogram,
+    short_name,
+    top_tokens,
+    vocabulary,
+)
 from cocomix_lens.catalogue.scan import Scan, scan_split
 from cocomix_lens.catalogue.store import FORMAT_VERSION, Catalogue
 from cocomix_lens.concepts.extractor import ConceptExtractor, decoder_directions
@@ -56,6 +64,17 @@ class CatalogueConfig:
     """Labelled tokens a metadata value needs before its lift is reported."""
     meta_top: int = 3
     """Metadata values kept per concept and key."""
+    activity_tokens: int = 65_536
+    """First validation tokens whose every active entry is stored (activity.parquet): the
+    explanations, activation histograms and quantile-binned contexts come from them."""
+    quantile_bins: int = 4
+    """Activation bins of the quantile-binned contexts."""
+    per_bin: int = 2
+    """Contexts kept per bin."""
+    n_neighbours: int = 5
+    """Nearest concepts by cosine of SAE decoder rows and of compressor rows."""
+    histogram_bins: int = 24
+    """Bins of the direct-logit histograms over the vocabulary."""
 
 
 def build_catalogue(out: str | Path, *, teacher: nn.Module, sae: nn.Module,
@@ -70,7 +89,7 @@ def build_catalogue(out: str | Path, *, teacher: nn.Module, sae: nn.Module,
     `sources` fingerprints of the inputs stored for staleness checks (default: hashes of the
     given modules and files). `truth` (corpora with known latents: concept -> (its
     best-matching "variable=value", F1), `cocomix_lens.groundtruth.concept_matches`) fills the
-    `truth`/`truth_f1` columns and replaces those concepts' automatic names.
+    `truth`/`truth_f1` columns; from F1 0.5 the value heads the concept's explanation and name.
     `progress(iterable, total, desc)` wraps the validation scan.
     """
     cfg = config or CatalogueConfig()
@@ -80,13 +99,17 @@ def build_catalogue(out: str | Path, *, teacher: nn.Module, sae: nn.Module,
     window = min(cfg.window or labels.window, student.cfg.n_ctx, teacher.cfg.n_ctx)
     tokens = shards.split(cfg.split)
     scan = scan_split(tokens, extractor, student, window=window, n_examples=cfg.n_examples,
-                      batch_size=cfg.batch_size, progress=progress)
+                      batch_size=cfg.batch_size, activity_limit=cfg.activity_tokens,
+                      progress=progress)
     vocab = vocabulary(shards.tokenizer, shards.tokenizer.get_vocab_size())
-    contexts = _context_table(scan, tokens, shards, cfg)
+    activity = scan.activity()
+    contexts = _context_table(scan, activity, tokens, shards, cfg)
     metadata = _metadata_table(labels, shards, n_c, cfg)
     concepts = _concept_table(scan, labels, cfg, n_c)
-    concepts = concepts.join(_token_columns(teacher, sae, student, vocab, cfg.n_tokens))
+    concepts = concepts.join(_token_columns(teacher, sae, student, vocab, cfg))
     concepts = _add_truth(_add_names(concepts, contexts, metadata), truth or {})
+    concepts = _add_explanations(concepts, activity["teacher"], tokens, vocab, shards.eos_id,
+                                 truth or {}, cfg.activity_tokens)
     meta = {
         "format_version": FORMAT_VERSION, "n_concepts": n_c,
         "tokenizer_sha256": shards.tokenizer_sha256,
@@ -98,7 +121,7 @@ def build_catalogue(out: str | Path, *, teacher: nn.Module, sae: nn.Module,
         "vector_mean": (scan.vector_sum / max(scan.n_positions, 1)).tolist(),
         "build_s": round(time.perf_counter() - t0, 3),
     }
-    Catalogue(concepts, contexts, metadata, meta).save(out)
+    Catalogue(concepts, contexts, metadata, meta, activity=_activity_table(activity)).save(out)
     log.info("catalogue of %d concepts written to %s in %.1f s", n_c, out, meta["build_s"])
     return Catalogue.open(out)
 
@@ -154,22 +177,35 @@ def _concept_table(scan: Scan, labels: Any, cfg: CatalogueConfig, n_c: int) -> p
 
 
 def _token_columns(teacher: nn.Module, sae: nn.Module, student: nn.Module, vocab: list[str],
-                   n: int) -> pd.DataFrame:
-    """Top direct-path output tokens of the SAE decoder rows and the compressor rows."""
+                   cfg: CatalogueConfig) -> pd.DataFrame:
+    """Per readout (SAE decoder rows through the teacher, compressor rows through the
+    student): top and bottom direct-path output tokens, the logit histogram over the
+    vocabulary, and the nearest rows by cosine."""
     words = np.asarray(vocab + [""], dtype=object)  # ids past the tokenizer decode to ""
     cols = {}
     for name, dirs, model in (("teacher", decoder_directions(sae), teacher),
                               ("student", student.concept.W_comp.detach(), student)):
-        ids, vals = top_tokens(direct_logits(dirs, model), n)
-        ids = ids.clamp(max=len(vocab)).numpy()
-        cols[f"{name}_tokens"] = list(map(list, words[ids]))
-        cols[f"{name}_token_logits"] = list(map(list, vals.numpy().astype(float)))
+        logits = direct_logits(dirs, model)
+        for kind, sign in (("tokens", 1.0), ("bottom_tokens", -1.0)):
+            ids, vals = top_tokens(sign * logits, cfg.n_tokens)
+            ids = ids.clamp(max=len(vocab)).numpy()
+            cols[f"{name}_{kind}"] = list(map(list, words[ids]))
+            cols[f"{name}_{kind[:-1]}_logits"] = list(map(list, sign * vals.numpy().astype(float)))
+        counts, span = logit_histogram(logits, cfg.histogram_bins)
+        cols[f"{name}_logit_hist"] = list(map(list, counts.numpy()))
+        cols[f"{name}_logit_range"] = list(map(list, span.numpy().astype(float)))
+        ids, cos = cosine_neighbours(dirs, cfg.n_neighbours)
+        cols[f"{name}_neighbours"] = list(map(list, ids.numpy()))
+        cols[f"{name}_neighbour_cos"] = list(map(list, cos.numpy().astype(float)))
     return pd.DataFrame(cols)
 
 
-def _context_table(scan: Scan, tokens: np.ndarray, shards: Any,
+def _context_table(scan: Scan, activity: dict[str, Any], tokens: np.ndarray, shards: Any,
                    cfg: CatalogueConfig) -> pd.DataFrame:
     parts = []
+    for source, (pos, concept, value) in activity.items():  # quantile-binned contexts
+        q = quantile_examples(pos, concept, value, cfg.quantile_bins, cfg.per_bin)
+        parts.append(q.assign(source=f"{source}_quantile", value=q["value"].astype(float)))
     for source, top in (("teacher", scan.top_act), ("student", scan.top_logit)):
         values, positions = top.values.numpy(), top.positions.numpy()
         keep = positions >= 0
@@ -179,7 +215,8 @@ def _context_table(scan: Scan, tokens: np.ndarray, shards: Any,
         parts.append(pd.DataFrame({"concept": concept, "source": source, "rank": rank,
                                    "value": values[keep].astype(float),
                                    "position": positions[keep]}))
-    table = pd.concat(parts, ignore_index=True)
+    table = pd.concat(parts, ignore_index=True)[
+        ["concept", "source", "rank", "value", "position"]]
     text = render_contexts(table["position"].to_numpy(), tokens, shards, cfg.split,
                            cfg.context_before, cfg.context_after)
     return table.assign(**text)
@@ -199,13 +236,11 @@ def _metadata_table(labels: Any, shards: Any, n_c: int, cfg: CatalogueConfig) ->
 
 
 def _add_truth(concepts: pd.DataFrame, truth: dict[int, tuple[str, float]]) -> pd.DataFrame:
-    """A concept that matches a known variable value (F1 >= 0.8) is named after it: the
-    ground truth says what it means better than its top tokens do."""
+    """The value each concept tracks best ("topic=sea") and its F1, '' / NaN without one."""
     match = pd.Series(truth, dtype=object).reindex(concepts.index)
     names = [m[0] if isinstance(m, tuple) else "" for m in match]
     f1 = [m[1] if isinstance(m, tuple) else np.nan for m in match]
-    out = concepts.assign(truth=names, truth_f1=np.asarray(f1, dtype=np.float64))
-    return out.assign(name=np.where(out["truth"] != "", out["truth"], out["name"]))
+    return concepts.assign(truth=names, truth_f1=np.asarray(f1, dtype=np.float64))
 
 
 def _add_names(concepts: pd.DataFrame, contexts: pd.DataFrame,
@@ -222,3 +257,34 @@ def _add_names(concepts: pd.DataFrame, contexts: pd.DataFrame,
                           meta_value=best["value"], meta_share=best["share"],
                           meta_lift=best["lift"])
     return out[["name"] + [c for c in out.columns if c != "name"]]
+
+
+def _activity_table(activity: dict[str, Any]) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame({"source": source, "position": pos, "concept": concept,
+                                    "value": value})
+                      for source, (pos, concept, value) in activity.items()],
+                     ignore_index=True)
+
+
+def _add_explanations(concepts: pd.DataFrame, teacher: tuple[np.ndarray, ...],
+                      tokens: np.ndarray, vocab: list[str], eos_id: int,
+                      truth: dict[int, tuple[str, float]], limit: int) -> pd.DataFrame:
+    """Explanation, keywords and detection score (catalogue.explain) from the sentences of
+    the first `limit` validation tokens; the name becomes the explanation's head phrase."""
+    from cocomix_lens.groundtruth import unit_ids
+    from cocomix_lens.world.units import sentence_ends
+
+    scanned = np.asarray(tokens[:limit], dtype=np.int64)
+    units = Units(scanned, unit_ids(sentence_ends(vocab, eos_id)[scanned]))
+    pos, concept, _ = teacher
+    table = explain(units, pos, concept, len(concepts), vocab,
+                    promoted=list(concepts["teacher_tokens"]), truth=truth)
+    out = concepts.join(table[["explanation", "keywords", "detection", "detection_units"]])
+    named = [_head_name(h, k) for h, k in zip(table["head"], table["keywords"])]
+    return out.assign(name=[n or old for n, old in zip(named, out["name"])])
+
+
+def _head_name(head: str, keywords: list[str]) -> str:
+    """'farming: goat, barn' — the head and up to two further keywords ('' without a head)."""
+    rest = [k for k in keywords if k != head][:2]
+    return f"{head}: {', '.join(rest)}" if head and rest else head

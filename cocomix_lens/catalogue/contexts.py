@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 
 def render_contexts(positions: np.ndarray, tokens: np.ndarray, shards: Any, split: str,
@@ -33,6 +34,21 @@ def render_contexts(positions: np.ndarray, tokens: np.ndarray, shards: Any, spli
     doc_ids = np.asarray([str(docs[i]["id"]) for i in doc_idx], dtype=object)
     return {"document": doc_ids[inverse], "left": left[inverse], "token": mid[inverse],
             "right": right[inverse]}
+
+
+def quantile_examples(positions: np.ndarray, concepts: np.ndarray, values: np.ndarray,
+                      n_bins: int, per_bin: int) -> pd.DataFrame:
+    """Examples across a concept's range (Neuronpedia's quantile-binned contexts): each
+    concept's entries split into `n_bins` equal-count bins of its value (0 = lowest), the
+    first `per_bin` positions of each bin kept. Columns concept, rank (= bin), value,
+    position."""
+    df = pd.DataFrame({"concept": concepts, "value": values, "position": positions})
+    if not len(df):
+        return df.assign(rank=np.zeros(0, dtype=np.int64))
+    pct = df.groupby("concept")["value"].rank(method="first", pct=True).to_numpy()
+    df["rank"] = np.minimum((pct * n_bins).astype(np.int64), n_bins - 1)
+    df = df.sort_values(["concept", "rank", "position"], kind="stable")
+    return df.groupby(["concept", "rank"]).head(per_bin).reset_index(drop=True)
 
 
 def mark(left: str, token: str, right: str, marks: tuple[str, str] = ("[[", "]]")) -> str:

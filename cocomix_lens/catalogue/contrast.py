@@ -15,13 +15,16 @@ if TYPE_CHECKING:
     from cocomix_lens.catalogue.store import Catalogue
 
 
-def mean_concept_logits(model: Any, texts: list[str]) -> Tensor:
-    """[C] mean over `texts` of each text's mean concept logit over its positions (so a long
-    text counts as much as a short one)."""
+def mean_concept_logits(model: Any, texts: list[str], reduce: str = "mean") -> Tensor:
+    """[C] mean over `texts` of each text's concept logits reduced over its positions by
+    `reduce` ("mean": a long text counts as much as a short one; "max": its peak)."""
     if isinstance(texts, str) or not texts:
         raise ValueError("pass a non-empty list of texts (not a single string)")
-    per_text = [activations_at(model, [LOGITS], model.to_tokens(t))[LOGITS][0].float().mean(0)
+    if reduce not in ("mean", "max"):
+        raise ValueError(f"reduce must be 'mean' or 'max', got {reduce!r}")
+    per_text = [activations_at(model, [LOGITS], model.to_tokens(t))[LOGITS][0].float()
                 for t in texts]
+    per_text = [z.mean(0) if reduce == "mean" else z.max(0).values for z in per_text]
     return torch.stack(per_text).mean(0).cpu()
 
 

@@ -56,3 +56,25 @@ def short_name(*token_lists: list[str], n_words: int = 3) -> str:
                 seen.add(word.casefold())
                 words.append(word)
     return "/".join(words) if words else "(unnamed)"
+
+
+def logit_histogram(logits: Tensor, n_bins: int) -> tuple[Tensor, Tensor]:
+    """(counts int64 [C, n_bins], range [C, 2] = (min, max)) of each row of [C, d_vocab]:
+    how a concept's direct-path effect spreads over the vocabulary (Neuronpedia's logit
+    density); bins split each row's own range evenly."""
+    lo, hi = logits.min(-1).values, logits.max(-1).values
+    width = (hi - lo).clamp(min=1e-12)
+    idx = ((logits - lo[:, None]) / width[:, None] * n_bins).long().clamp(0, n_bins - 1)
+    counts = torch.zeros(len(logits), n_bins, dtype=torch.long)
+    counts.scatter_add_(1, idx, torch.ones_like(idx))
+    return counts, torch.stack([lo, hi], 1)
+
+
+@torch.no_grad()
+def cosine_neighbours(rows: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """(ids [C, n], cosines [C, n]) of each row's most similar other rows of [C, d]."""
+    unit = rows.float() / rows.float().norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    cos = unit @ unit.T
+    cos.fill_diagonal_(float("-inf"))
+    top = cos.topk(min(n, len(rows) - 1), dim=-1)
+    return top.indices, top.values

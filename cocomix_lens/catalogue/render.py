@@ -6,43 +6,82 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from cocomix_lens.catalogue.contexts import mark
-
 if TYPE_CHECKING:
     from cocomix_lens.catalogue.store import ConceptRecord
 
 CONTEXT_WIDTH = 90
+EXPLANATION_WIDTH = 64
 HEADINGS = {"teacher": "top contexts by teacher SAE activation",
             "student": "top contexts by student concept logit"}
 
 
-def concept_card(rec: ConceptRecord, n_contexts: int = 5) -> str:
-    """A multi-line description of one concept."""
+def concept_card(rec: ConceptRecord, n_contexts: int = 5, names: list[str] | None = None,
+                 steering: dict[str, Any] | None = None) -> str:
+    """A multi-line description of one concept: its feature card (catalogue.card) as text."""
+    from cocomix_lens.catalogue.card import feature_card
+
+    card = feature_card(rec, names, steering)
     i = rec.info
-    lines = [f"concept {rec.id}  {i['name']!r}{'  [dead]' if i['dead'] else ''}",
-             f"  labels      {_pct(i['label_density'])} of training tokens "
-             f"({i['label_count']:,})",
-             f"  predicted   {_pct(i['prediction_density'])} of validation tokens (student "
-             f"top-k); SAE active on {_pct(i['act_density'])}",
-             f"  logit       mean {i['logit_mean']:+.3f}  std {i['logit_std']:.3f}  "
-             f"max {i['max_logit']:+.3f}",
-             f"  fires on    {_words(i['fires_on'])}",
-             f"  promotes    teacher (SAE decoder): {_words(i['teacher_tokens'])}",
-             f"              student (W_comp):      {_words(i['student_tokens'])}"]
+    lines = [f"concept {rec.id}  {i['name']!r}{'  [dead]' if i['dead'] else ''}"]
+    if card.explanation:
+        lines.append(f"  explains    {card.explanation}  (detection AUROC "
+                     f"{_num(card.detection)} on {int(i.get('detection_units', 0))} held-out "
+                     "sentences)")
+    lines += [f"  labels      {_pct(i['label_density'])} of training tokens "
+              f"({i['label_count']:,})",
+              f"  predicted   {_pct(i['prediction_density'])} of validation tokens (student "
+              f"top-k); SAE active on {_pct(i['act_density'])}",
+              f"  logit       mean {i['logit_mean']:+.3f}  std {i['logit_std']:.3f}  "
+              f"max {i['max_logit']:+.3f}",
+              f"  fires on    {_words(i['fires_on'])}"]
+    for r, label in (("teacher", "teacher (SAE decoder)"), ("student", "student (W_comp):   ")):
+        lines.append(f"  promotes    {label}: {_effects(card.top_logits[r])}")
+        if card.bottom_logits[r]:
+            lines.append(f"  suppresses  {label}: {_effects(card.bottom_logits[r])}")
     meta = rec.metadata
     if len(meta):
         parts = [f"{k}={v} ({s:.0%} of its labels, lift {lift:.1f}x)"
                  for k, v, s, lift in zip(meta["key"], meta["value"], meta["share"],
                                           meta["lift"])]
         lines.append(f"  metadata    {'; '.join(parts)}")
-    if i.get("truth"):  # older catalogues have no truth column
-        lines.append(f"  truth       {i['truth']} (F1 {i['truth_f1']:.2f}, known latents)")
+    if card.truth:
+        lines.append(f"  truth       {card.truth} (F1 {card.truth_f1:.2f}, known latents)")
+    for r in ("teacher", "student"):
+        if card.neighbours[r]:
+            near = ", ".join(f"{n['concept']} {n['name']!r} ({n['cosine']:.2f})" if n["name"]
+                             else f"{n['concept']} ({n['cosine']:.2f})"
+                             for n in card.neighbours[r][:3])
+            lines.append(f"  neighbours  {r}: {near}")
+    hist = card.activation_histogram["teacher"]
+    if hist["counts"]:
+        lines.append(f"  activation  {_spark(hist['counts'])}  {hist['edges'][0]:.2f} .. "
+                     f"{hist['edges'][-1]:.2f} (SAE, {sum(hist['counts'])} active tokens)")
     for source, heading in HEADINGS.items():
-        rows = rec.contexts[rec.contexts["source"] == source].head(n_contexts)
-        lines.append(f"  {heading}:" if len(rows) else f"  {heading}: none")
-        for value, a, b, c in zip(rows["value"], rows["left"], rows["token"], rows["right"]):
-            lines.append(f"    {value:8.3f}  {_clip(mark(a, b, c))}")
+        rows = card.contexts[source][:n_contexts]
+        lines.append(f"  {heading}:" if rows else f"  {heading}: none")
+        lines += [f"    {c['value']:8.3f}  {_clip(c['text'])}" for c in rows]
+        binned = card.quantile_contexts[source]
+        if binned:
+            lines.append(f"  {source} contexts by quantile bin (0 = lowest):")
+            lines += [f"    q{c['bin']} {c['value']:8.3f}  {_clip(c['text'])}" for c in binned]
+    if card.steering.get("screen"):
+        r = card.steering["screen"]
+        lines.append(f"  steering    screened: clear={r.get('clear')} (steering.json)")
     return "\n".join(lines)
+
+
+def _effects(pairs: list[tuple[str, float]], n: int = 8) -> str:
+    return ", ".join(f"{w.strip() or repr(w)} {v:+.2f}" for w, v in pairs[:n]) or "-"
+
+
+def _num(x: float) -> str:
+    return "n/a" if x != x else f"{x:.2f}"
+
+
+def _spark(counts: list[float]) -> str:
+    bars = " ▁▂▃▄▅▆▇█"
+    top = max(max(counts), 1)
+    return "".join(bars[min(int(round(8 * c / top)), 8)] for c in counts)
 
 
 def concepts_table(df: pd.DataFrame, columns: list[str] | None = None) -> str:
@@ -60,6 +99,10 @@ def concepts_table(df: pd.DataFrame, columns: list[str] | None = None) -> str:
             formatters[col] = lambda v: _words(v, 4)
         elif col.endswith("density") or col == "share":
             formatters[col] = _pct
+        elif col == "explanation":
+            formatters[col] = lambda v: _clip(str(v), EXPLANATION_WIDTH, tail=False)
+        elif col in ("detection", "contrast", "truth_f1"):
+            formatters[col] = _num
     return view.to_string(formatters=formatters, justify="left", index=False)
 
 
@@ -72,5 +115,7 @@ def _words(tokens: Any, n: int = 8) -> str:
     return ", ".join(words) if words else "-"
 
 
-def _clip(text: str, width: int = CONTEXT_WIDTH) -> str:
-    return text if len(text) <= width else "…" + text[-(width - 1):]
+def _clip(text: str, width: int = CONTEXT_WIDTH, tail: bool = True) -> str:
+    if len(text) <= width:
+        return text
+    return "…" + text[-(width - 1):] if tail else text[:width - 1] + "…"

@@ -27,13 +27,15 @@ def run_sources(run: Any) -> dict[str, str]:
 def build_for_run(run: Any, config: CatalogueConfig | None = None,
                   progress: Progress | None = None) -> Catalogue:
     """Build (or rebuild) the catalogue of `run` (a `cocomix_lens.Run`) in run.catalogue_dir."""
+    from cocomix_lens.catalogue.explain import TRUTH_HEAD_F1
     from cocomix_lens.groundtruth import concept_matches
 
     sources = run_sources(run)  # first: a missing piece is reported before any loading
     return build_catalogue(run.catalogue_dir, teacher=run.teacher, sae=run.sae,
                            student=run.student, shards=run.shards, labels=run.labels,
                            config=config, sources=sources,
-                           truth=concept_matches(run.path), progress=progress)
+                           truth=concept_matches(run.path, threshold=TRUTH_HEAD_F1),
+                           progress=progress)
 
 
 def open_for_run(run: Any) -> Catalogue:

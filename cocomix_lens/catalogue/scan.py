@@ -55,6 +55,8 @@ class Scan:
     n_concepts: int
     n_examples: int
     student_k: int
+    activity_limit: int = 65_536
+    """Positions below this keep every active entry (activity(): explanations, histograms)."""
     n_positions: int = 0
     act_count: Tensor = field(init=False)  # [C] positions where the SAE latent is > 0
     pred_count: Tensor = field(init=False)  # [C] positions where c is in the student top-k
@@ -63,6 +65,7 @@ class Scan:
     vector_sum: Tensor | None = None  # [d_model] float64 sum of c_t
     top_act: RunningTop = field(init=False)
     top_logit: RunningTop = field(init=False)
+    _activity: dict[str, list[Tensor]] = field(init=False)  # source -> [M, 3] chunks
 
     def __post_init__(self) -> None:
         c = self.n_concepts
@@ -72,6 +75,7 @@ class Scan:
         self.logit_sq = torch.zeros(c, dtype=torch.float64)
         self.top_act = RunningTop(c, self.n_examples)
         self.top_logit = RunningTop(c, self.n_examples)
+        self._activity = {"teacher": [], "student": []}
 
     def add(self, acts: Tensor, z: Tensor, c: Tensor, positions: Tensor) -> None:
         """acts, z [N, C]; c [N, d_model]; positions [N] global token positions."""
@@ -86,6 +90,28 @@ class Scan:
         self.vector_sum = vec if self.vector_sum is None else self.vector_sum + vec
         self.top_act.update(acts, positions)
         self.top_logit.update(z, positions)
+        keep = positions < self.activity_limit
+        if keep.any():
+            row, col = (acts[keep] > 0).nonzero(as_tuple=True)
+            self._keep("teacher", positions[keep][row], col, acts[keep][row, col])
+            row = torch.arange(int(keep.sum()))[:, None].expand(-1, top.shape[1])
+            self._keep("student", positions[keep][row.flatten()], top[keep].flatten(),
+                       z[keep].gather(1, top[keep]).flatten())
+
+    def _keep(self, source: str, positions: Tensor, concepts: Tensor, values: Tensor) -> None:
+        self._activity[source].append(torch.stack(
+            [positions.double(), concepts.double(), values.double()], 1))
+
+    def activity(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """source -> (positions int64 [M], concepts int64 [M], values float32 [M]): every
+        position below activity_limit where the SAE latent is > 0 ("teacher") or the concept
+        is in the student's top-k ("student", value = its logit), in position order."""
+        out = {}
+        for source, chunks in self._activity.items():
+            a = torch.cat(chunks).numpy() if chunks else np.zeros((0, 3))
+            out[source] = (a[:, 0].astype(np.int64), a[:, 1].astype(np.int64),
+                           a[:, 2].astype(np.float32))
+        return out
 
     def logit_mean_std(self) -> tuple[Tensor, Tensor]:
         """[C] mean and (population) std of the student's concept logits over the tokens."""
@@ -120,10 +146,11 @@ def n_batches(n_tokens: int, window: int, batch_size: int) -> int:
 @torch.no_grad()
 def scan_split(tokens: np.ndarray, extractor: ConceptExtractor, student: nn.Module, *,
                window: int, n_examples: int, batch_size: int = 16,
-               progress: Progress | None = None) -> Scan:
+               activity_limit: int = 65_536, progress: Progress | None = None) -> Scan:
     """Run teacher+SAE and the student's concept head over every window of `tokens` [n]."""
     n_c = int(extractor.n_latents)
-    scan = Scan(n_concepts=n_c, n_examples=n_examples, student_k=student.cfg.concept_top_k)
+    scan = Scan(n_concepts=n_c, n_examples=n_examples, student_k=student.cfg.concept_top_k,
+                activity_limit=activity_limit)
     batches = _batches(tokens, window, batch_size)
     total = n_batches(len(tokens), window, batch_size)
     for x, pos in progress(batches, total, "catalogue: scan val") if progress else batches:

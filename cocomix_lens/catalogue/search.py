@@ -1,54 +1,60 @@
-"""Searching the catalogue by text: names, promoted tokens, fired-on tokens and contexts.
+"""Searching the catalogue by meaning: explanations, ground-truth values, tokens and contexts,
+with word forms folded ("farmer" finds a concept explained by "farming"); and by example.
 
-Matching is case-insensitive; each kind of hit adds to a concept's score, so a concept whose
-tokens *are* the query ranks above one whose contexts merely contain it:
-    exact token (promoted by SAE decoder or compressor row, or fired on)   4
-    name contains the query                                                  3
-    a token contains the query                                               2
-    the active token of a context is the query                               1.5
-    a context's text contains the query                                      1
-Dead concepts come after live ones; ties go to the concept the student predicts more often
-(prediction_density).
+Every word of the query is folded (catalogue.words); each kind of hit adds to a concept's
+score, so a concept that *tracks* the query ranks above one whose contexts merely mention it:
+    ground-truth value it tracks ("topic=farming") holds the query      10 x its F1
+    explanation holds every query word                                  4 (partly: pro rata)
+    a promoted or fired-on token is a query word                        2
+    its name holds the query text                                       2
+    the active token of one of its contexts is a query word             1.5
+    the text of one of its contexts holds every query word              1
+Dead concepts come after live ones; ties go to the concept the student predicts more often.
+
+    cat.search("farmers")                      # by meaning
+    by_example(student, ["The goat ate hay."], cat)  # concepts predicted more on these texts
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
+
+from cocomix_lens.catalogue.words import fold, fold_text
 
 if TYPE_CHECKING:
     from cocomix_lens.catalogue.store import Catalogue
 
 TOKEN_LISTS = ("teacher_tokens", "student_tokens", "fires_on")
-WEIGHTS = {"token": 4.0, "name": 3.0, "token~": 2.0, "context token": 1.5, "context": 1.0}
-SHOWN = ["name", "score", "matched", "prediction_density", "label_density", "fires_on",
-         "teacher_tokens", "student_tokens", "meta_value"]
+WEIGHTS = {"truth": 10.0, "explanation": 4.0, "token": 2.0, "name": 2.0,
+           "context token": 1.5, "context": 1.0}
+SHOWN = ["name", "explanation", "detection", "score", "matched", "truth_f1",
+         "prediction_density", "label_density", "teacher_tokens", "student_tokens"]
 
 
 def search(cat: Catalogue, query: str, limit: int | None = 20) -> pd.DataFrame:
     """Concepts matching `query`, best first: SHOWN columns, indexed by concept id."""
-    q = str(query).strip().casefold()
-    if not q:
-        raise ValueError("empty search query; pass a word to look for, e.g. 'river'")
+    raw = str(query).strip().casefold()
+    words = {w for w in fold_text(raw) if w}
+    if not raw:
+        raise ValueError("empty search query; pass words to look for, e.g. 'farming'")
     concepts = cat.concepts
-    hits: dict[str, pd.Index] = {"name": concepts.index[
-        concepts["name"].str.casefold().str.contains(q, regex=False)]}
-    tokens = _exploded_tokens(cat)
-    hits["token"] = pd.Index(tokens.index[tokens == q].unique())
-    hits["token~"] = pd.Index(tokens.index[tokens.str.contains(q, regex=False)].unique())
-    ctx = cat.contexts
-    active = ctx["token"].str.strip().str.casefold()
-    hits["context token"] = pd.Index(ctx.loc[active == q, "concept"].unique())
-    text = (ctx["left"] + ctx["token"] + ctx["right"]).str.casefold()
-    hits["context"] = pd.Index(ctx.loc[text.str.contains(q, regex=False), "concept"].unique())
+    scores = {"truth": _truth_hits(concepts, raw, words),
+              "explanation": _explanation_hits(concepts, words),
+              "token": _token_hits(cat, words),
+              "name": pd.Series(concepts["name"].str.casefold().str.contains(
+                  raw, regex=False).astype(float), index=concepts.index)}
+    scores.update(_context_hits(cat, words))
     score = pd.Series(0.0, index=concepts.index)
-    matched = pd.Series([[] for _ in range(len(concepts))], index=concepts.index)
-    for kind, idx in hits.items():
-        score.loc[idx] += WEIGHTS[kind]
-        for c in idx:  # only the (few) matching concepts
-            matched[c].append(kind)
-    found = concepts.assign(score=score, matched=matched.map(", ".join))
+    matched = [[] for _ in range(len(concepts))]
+    for kind, hit in scores.items():
+        hit = hit.reindex(concepts.index, fill_value=0.0)
+        score += WEIGHTS[kind] * hit
+        for i in np.flatnonzero(hit.to_numpy() > 0):
+            matched[i].append(kind)
+    found = concepts.assign(score=score, matched=[", ".join(m) for m in matched])
     found = found[found["score"] > 0]
     # live concepts first: a dead one's tokens come from weights the student never used
     found = found.sort_values(["dead", "score", "prediction_density"],
@@ -56,12 +62,70 @@ def search(cat: Catalogue, query: str, limit: int | None = 20) -> pd.DataFrame:
     return found[SHOWN].head(limit) if limit else found[SHOWN]
 
 
-def _exploded_tokens(cat: Catalogue) -> pd.Series:
-    """Every token of TOKEN_LISTS, stripped and case-folded, indexed by concept (cached)."""
+def _truth_hits(concepts: pd.DataFrame, raw: str, words: set[str]) -> pd.Series:
+    """F1 of the concepts whose ground-truth match is the query ('farming', 'topic=farming')
+    or holds it ('topic=' matches every topic)."""
+    truth = concepts["truth"].fillna("").astype(str)
+    value = truth.str.split("=", n=1).str[-1]
+    folded = value.map(lambda v: {w for w in fold_text(v) if w})
+    hit = (truth != "") & ((truth.str.casefold().str.contains(raw, regex=False))
+                           | folded.map(lambda f: bool(f) and f <= words))
+    return hit * concepts["truth_f1"].fillna(0.0)
+
+
+def _explanation_hits(concepts: pd.DataFrame, words: set[str]) -> pd.Series:
+    """Share of the query's words its explanation holds."""
+    if not words:
+        return pd.Series(0.0, index=concepts.index)
+    said = concepts["explanation"].fillna("").map(lambda e: set(fold_text(e)))
+    return said.map(lambda s: len(words & s) / len(words))
+
+
+def _token_hits(cat: Catalogue, words: set[str]) -> pd.Series:
+    tokens = _folded_tokens(cat)
+    return pd.Series(1.0, index=tokens.index[tokens.isin(words)].unique())
+
+
+def _context_hits(cat: Catalogue, words: set[str]) -> dict[str, pd.Series]:
+    ctx = cat.contexts
+    if not words or not len(ctx):
+        return {}
+    active = ctx["token"].map(fold).isin(words)
+    text = (ctx["left"] + ctx["token"] + ctx["right"]).map(lambda t: set(fold_text(t)))
+    whole = text.map(words.issubset)
+    return {"context token": pd.Series(1.0, index=ctx.loc[active, "concept"].unique()),
+            "context": pd.Series(1.0, index=ctx.loc[whole, "concept"].unique())}
+
+
+def _folded_tokens(cat: Catalogue) -> pd.Series:
+    """Every token of TOKEN_LISTS folded, indexed by concept (cached on the catalogue)."""
     cached = getattr(cat, "_search_tokens", None)
     if cached is None:
         lists = [cat.concepts[col].explode().dropna() for col in TOKEN_LISTS]
-        cached = pd.concat(lists).astype(str).str.strip().str.casefold()
+        cached = pd.concat(lists).astype(str).map(fold)
         cached = cached[cached != ""]
         cat._search_tokens = cached
     return cached
+
+
+def by_example(model: Any, texts: list[str], catalogue: Catalogue,
+               limit: int | None = 20) -> pd.DataFrame:
+    """Concepts the student predicts more on `texts` than on background (the validation
+    text the catalogue was built on), best first, like Neuronpedia's search by inference.
+    Columns: name, explanation, peak (its largest predicted logit in a text, mean over the
+    texts), background (catalogue logit_mean), contrast ((peak - background) / logit_std:
+    comparable across concepts)."""
+    from cocomix_lens.catalogue.contrast import mean_concept_logits
+
+    mean = mean_concept_logits(model, texts, reduce="max").numpy()
+    c = catalogue.concepts
+    if len(mean) != len(c):
+        raise ValueError(f"the catalogue has {len(c)} concepts, the model {len(mean)}; pass "
+                         "the student of this catalogue's run")
+    background = c["logit_mean"].to_numpy()
+    df = pd.DataFrame({"name": c["name"], "explanation": c["explanation"], "peak": mean,
+                       "background": background,
+                       "contrast": (mean - background) / c["logit_std"].clip(lower=1e-6)},
+                      index=c.index)
+    df = df.sort_values("contrast", ascending=False, kind="stable")
+    return df.head(limit) if limit else df

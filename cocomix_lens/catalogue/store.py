@@ -2,11 +2,17 @@
 
 Layout of a catalogue directory (format_version 1):
     concepts.parquet   one row per concept (SAE latent = student concept id), see COLUMNS
-    contexts.parquet   max-activating contexts: concept, source ("teacher": SAE activation,
-                       "student": concept logit), rank, value, position, document, left,
-                       token, right (the active token and its context as text)
+    contexts.parquet   contexts: concept, source ("teacher": top SAE activations, "student":
+                       top concept logits, rank = 0 best; "teacher_quantile" /
+                       "student_quantile": examples across the range, rank = bin, 0 lowest),
+                       value, position, document, left, token, right (the active token and
+                       its context as text)
     metadata.parquet   corpus metadata each concept concentrates on: concept, key, value,
                        count, share, lift (see catalogue.metadata)
+    activity.parquet   every active entry on the first validation tokens: source ("teacher":
+                       SAE latent > 0, value its activation; "student": in the student's
+                       top-k, value its logit), position, concept (catalogues built before it
+                       have none)
     meta.json          format version, tokenizer sha256, fingerprints of the sources (teacher,
                        SAE, student, labels, shards), build settings, the mean concept vector
 
@@ -17,7 +23,7 @@ Layout of a catalogue directory (format_version 1):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +35,19 @@ from cocomix_lens.data.files import atomic_open, atomic_write_json, read_version
 FORMAT_VERSION = 1
 META = "meta.json"
 TABLES = ("concepts", "contexts", "metadata")
+OPTIONAL_TABLES = ("activity",)  # absent from catalogues built before it
 SOURCES = ("teacher", "student")  # the two readouts contexts are ranked by
 
 COLUMNS = {
     "concept": "concept id (SAE latent index = the student's concept index)",
-    "name": "its ground-truth value when it matches one (truth), else a short automatic "
-            "name from the tokens it fires on and promotes",
+    "name": "its explanation's head and two keywords ('farming: goat, barn'), else a short "
+            "automatic name from the tokens it fires on and promotes",
+    "explanation": "what distinguishes its contexts: head — keywords; promoted tokens; the "
+                   "ground-truth value it tracks best with its F1 (catalogue.explain)",
+    "keywords": "word forms whose sentences it fires in far more often than elsewhere",
+    "detection": "AUROC of the explanation's words predicting, on held-out sentences, where "
+                 "it fires (0.5 chance, 1 exact; NaN when it never fires there)",
+    "detection_units": "held-out sentences it fires in",
     "dead": "never labelled in the training split and never active on the validation split",
     "label_count": "training tokens with this concept among their teacher labels",
     "label_density": "label_count / training tokens",
@@ -49,12 +62,24 @@ COLUMNS = {
     "teacher_token_logits": "their direct-path logits",
     "student_tokens": "tokens its compressor row W_comp[c] promotes through the student's W_U",
     "student_token_logits": "their direct-path logits",
+    "teacher_bottom_tokens": "tokens its SAE decoder row suppresses most",
+    "teacher_bottom_token_logits": "their direct-path logits",
+    "student_bottom_tokens": "tokens its compressor row suppresses most",
+    "student_bottom_token_logits": "their direct-path logits",
+    "teacher_logit_hist": "histogram of its decoder row's direct logits over the vocabulary",
+    "teacher_logit_range": "(min, max) those bins split evenly",
+    "student_logit_hist": "the same for its compressor row",
+    "student_logit_range": "(min, max)",
+    "teacher_neighbours": "concepts whose SAE decoder rows are closest by cosine",
+    "teacher_neighbour_cos": "those cosines",
+    "student_neighbours": "concepts whose compressor rows are closest by cosine",
+    "student_neighbour_cos": "those cosines",
     "meta_key": "metadata key of its highest-lift value (None if no value has support)",
     "meta_value": "that value",
     "meta_share": "share of its labelled tokens in documents with that value",
     "meta_lift": "share / base rate of that value",
     "truth": "corpora with known latents (the world): the variable value its SAE latent "
-             "matches with F1 >= 0.8 ('topic=sea'), else ''",
+             "matches best, from F1 0.5 ('topic=sea'), else ''",
     "truth_f1": "that F1 (sentence-level for topic, act, tense, sentiment), else NaN",
 }
 
@@ -67,6 +92,7 @@ class ConceptRecord:
     info: dict[str, Any]  # the concepts-table row (COLUMNS)
     contexts: pd.DataFrame  # its rows of contexts.parquet
     metadata: pd.DataFrame  # its rows of metadata.parquet
+    activity: pd.DataFrame = field(default_factory=pd.DataFrame)  # its activity.parquet rows
 
     def __getattr__(self, name: str) -> Any:
         info = self.__dict__.get("info", {})
@@ -85,10 +111,12 @@ class Catalogue:
 
     def __init__(self, concepts: pd.DataFrame, contexts: pd.DataFrame,
                  metadata: pd.DataFrame, meta: dict[str, Any],
-                 root: Path | None = None) -> None:
-        self.concepts = concepts  # indexed by concept id
+                 root: Path | None = None, activity: pd.DataFrame | None = None) -> None:
+        self.concepts = _with_defaults(concepts)  # indexed by concept id
         self.contexts = contexts
         self.metadata = metadata
+        self.activity = activity if activity is not None else pd.DataFrame(
+            {"source": [], "position": [], "concept": [], "value": []})
         self.meta = meta
         self.root = root
         self._by_concept: dict[str, Any] = {}
@@ -103,7 +131,8 @@ class Catalogue:
     def __getitem__(self, concept: int) -> ConceptRecord:
         c = self.check_id(concept)
         return ConceptRecord(id=c, info={"concept": c, **self.concepts.loc[c].to_dict()},
-                             contexts=self._rows("contexts", c), metadata=self._rows("metadata", c))
+                             contexts=self._rows("contexts", c), metadata=self._rows("metadata", c),
+                             activity=self._rows("activity", c))
 
     def check_id(self, concept: Any) -> int:
         """`concept` as an int id of this catalogue, or a one-line ValueError."""
@@ -165,7 +194,7 @@ class Catalogue:
         root.mkdir(parents=True, exist_ok=True)
         (root / META).unlink(missing_ok=True)
         tables = {"concepts": self.concepts.reset_index(), "contexts": self.contexts,
-                  "metadata": self.metadata}
+                  "metadata": self.metadata, "activity": self.activity}
         for name, df in tables.items():
             with atomic_open(root / f"{name}.parquet", "wb") as f:
                 pq.write_table(pa.Table.from_pandas(df, preserve_index=False), f)
@@ -181,9 +210,25 @@ class Catalogue:
         meta = read_meta(root)
         if sources is not None:
             check_fresh(root, meta, sources)
-        frames = {name: pq.read_table(root / f"{name}.parquet").to_pandas() for name in TABLES}
+        frames = {name: pq.read_table(root / f"{name}.parquet").to_pandas() for name in TABLES
+                  + tuple(t for t in OPTIONAL_TABLES if (root / f"{t}.parquet").is_file())}
         concepts = frames["concepts"].set_index("concept")
-        return cls(concepts, frames["contexts"], frames["metadata"], meta, root)
+        return cls(concepts, frames["contexts"], frames["metadata"], meta, root,
+                   activity=frames.get("activity"))
+
+
+DEFAULTS = {"explanation": "", "keywords": None, "detection": float("nan"),
+            "detection_units": 0, "truth": "", "truth_f1": float("nan")}
+"""Columns a catalogue built before them lacks, and what they read as there."""
+
+
+def _with_defaults(concepts: pd.DataFrame) -> pd.DataFrame:
+    missing = {c: v for c, v in DEFAULTS.items() if c not in concepts.columns}
+    if not missing:
+        return concepts
+    if "keywords" in missing:
+        missing["keywords"] = [[] for _ in range(len(concepts))]
+    return concepts.assign(**missing)
 
 
 def read_meta(root: Path) -> dict[str, Any]:
