@@ -132,8 +132,8 @@ def test_output_tokens_are_the_directions_read_through_layer_norm_and_unembeddin
 
 def test_feature_card_fields_equal_a_direct_computation(run, val):
     from cocomix_lens.catalogue.card import HIST_BINS, card_for_run
-    from cocomix_lens.data.files import strict_json
     from cocomix_lens.catalogue.readout import direct_logits
+    from cocomix_lens.data.files import strict_json
 
     acts, z = val
     cat = run.catalogue
@@ -323,6 +323,9 @@ def test_catalog_and_concepts_commands_print_readable_tables(run, capsys):
     word = cat.contexts["token"].str.strip().iloc[0]
     assert main(["concepts", "--run", str(run.path), "--search", word]) == 0
     assert f"matching {word!r}" in capsys.readouterr().out
-    assert main(["concepts", "--run", str(run.path), "--id", "-1"]) == 2
-    assert "concept -1 does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # a bounded flag: argparse refuses it
+        main(["concepts", "--run", str(run.path), "--id", "-1"])
+    assert stop.value.code == 2 and "-1 is out of range" in capsys.readouterr().err
+    assert main(["concepts", "--run", str(run.path), "--id", str(len(cat))]) == 2
+    assert f"concept {len(cat)} does not exist" in capsys.readouterr().err
 

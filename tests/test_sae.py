@@ -98,3 +98,22 @@ def test_a_split_shorter_than_a_window_is_a_clear_error():
                                          n_ctx=16, mix_mode="none"))
     with pytest.raises(ValueError, match="fewer than one window"):
         collect_activations(teacher, np.zeros(5, np.uint16), HOOK, 10, seq_len=8, seed=0)
+
+
+def test_matryoshka_sae_trains_saves_as_jumprelu_and_nests_its_prefixes(tmp_path):
+    from cocomix_lens.concepts import load_sae
+    from training.sae import matryoshka_widths
+
+    assert matryoshka_widths(16, 512) == [16, 64, 256, 512]
+    assert matryoshka_widths(8, 8) == [8]
+    acts = sparse_data(n=2048)
+    cfg = SAESection(d_sae=32, k=4, epochs=10, batch_size=256, lr=3e-3,
+                     architecture="matryoshka_batchtopk", matryoshka_first=8)
+    sae = train_sae(acts, HOOK, cfg)
+    assert sae.cfg.matryoshka_widths == [8, 32]
+    loaded = load_sae(save_sae(sae, tmp_path / "sae"))  # BatchTopK saves as JumpReLU
+    assert loaded.cfg.architecture() == "jumprelu"
+    q = sae_quality(loaded, acts)
+    assert q["variance_explained"] > 0.5 and 1 <= q["l0"] < 16  # k = 4 on average in training
+    with pytest.raises(ValueError, match="unknown SAE architecture 'gated'.*topk"):
+        train_sae(acts, HOOK, SAESection(d_sae=32, k=4, architecture="gated"))

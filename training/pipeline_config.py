@@ -80,9 +80,10 @@ class SAESection:
     architecture: str = "topk"
     """SAE-Lens training architecture: topk (k per token), batchtopk (k per token on average
     over a batch; saved as JumpReLU) or matryoshka_batchtopk."""
-    matryoshka_widths: list[int] = field(default_factory=list)
-    """matryoshka_batchtopk: nested prefix widths, each reconstructing alone (d_sae is
-    appended as the last); coarse features go to the first latents."""
+    matryoshka_first: int = bounded(16, 1, 1 << 20)
+    """matryoshka_batchtopk: width of the first nested prefix; the prefixes grow 4x up to
+    d_sae (16 -> 16, 64, 256, 512) and each reconstructs alone, so coarse features (a topic)
+    go to the first latents and are not split into many narrow ones."""
     aux_loss: float = bounded(1.0, 0, 1000)
     """Weight of SAE-Lens's dead-latent auxiliary loss (AuxK: dead latents reconstruct the
     residual error)."""

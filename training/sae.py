@@ -88,7 +88,7 @@ def train_sae(acts: Tensor, hook: str, cfg: SAESection, model_name: str = "cocom
     torch.manual_seed(cfg.seed)
     meta = SAEMetadata(model_name=model_name, hook_name=hook, context_size=context_size)
     sae_class, config_class = training_class(cfg.architecture)
-    nested = {"matryoshka_widths": [*cfg.matryoshka_widths, cfg.d_sae]} \
+    nested = {"matryoshka_widths": matryoshka_widths(cfg.matryoshka_first, cfg.d_sae)} \
         if cfg.architecture == "matryoshka_batchtopk" else {}
     sae = sae_class(config_class(
         d_in=acts.shape[1], d_sae=cfg.d_sae, k=cfg.k, normalize_activations=cfg.normalize,
@@ -113,6 +113,15 @@ def train_sae(acts: Tensor, hook: str, cfg: SAESection, model_name: str = "cocom
              cfg.architecture, acts.shape[1], cfg.d_sae, cfg.k, len(acts), steps)
     with contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO()):
         return trainer.fit().eval()
+
+
+def matryoshka_widths(first: int, d_sae: int) -> list[int]:
+    """Nested prefix widths first, 4 first, 16 first ... below d_sae, then d_sae."""
+    widths = []
+    while first < d_sae:
+        widths.append(first)
+        first *= 4
+    return widths + [d_sae]
 
 
 def training_class(architecture: str) -> tuple[type, type]:
