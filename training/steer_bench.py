@@ -69,6 +69,7 @@ class BenchConfig:
     per_topic_strength: bool = False  # choose strengths per topic, not one for all topics
     grids: dict[str, tuple[float | None, ...]] = field(default_factory=lambda: dict(GRIDS))
     n_boot: int = 2000
+    workers: int = 1  # processes scoring cells (each loads the run's models once)
 
     @classmethod
     def quick(cls) -> BenchConfig:
@@ -124,21 +125,74 @@ class Bench:
         return means
 
     # ---- cells --------------------------------------------------------------------------
-    def cell(self, method: Any, half: str) -> Any:
-        """The scores of `method` on its topic's `half` (cached in cells.jsonl)."""
-        from cocomix_lens.steering.topic_eval import MethodScores, evaluate_method
-
+    def _job(self, method: Any, half: str) -> tuple[str, tuple, int]:
         openings = self.splits[method.topic].half(half)
         n = self.cfg.select_samples if half == "selection" else self.cfg.report_samples
-        key = _key(method, [o.text for o in openings], n, self.sampling)
-        if key not in self.cells:
-            scores = evaluate_method(self.run, method, openings, self.sampling, n)
-            self.cells[key] = scores.to_dict()
-            with self.cells_path.open("a", encoding="utf-8") as f:
-                f.write(strict_json({"key": key, "half": half, **self.cells[key]}) + "\n")
+        return _key(method, [o.text for o in openings], n, self.sampling), openings, n
+
+    def fill(self, jobs: list[tuple[Any, str]]) -> None:
+        """Score every (method, half) not yet in the cache, on `cfg.workers` processes (each
+        opens the run once); each cell is appended to cells.jsonl as it arrives."""
+        todo = {}
+        for method, half in jobs:
+            key, openings, n = self._job(method, half)
+            if key not in self.cells:
+                todo[key] = (half, (method, openings, n))
+        if self.progress is not None:
+            self.progress.update(len(jobs) - len(todo))
+        if not todo:
+            return
+        if self.cfg.workers > 1 and len(todo) > 1:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(self.cfg.workers, _worker_init,
+                          (str(self.run.path), self.run.device, self.sampling)) as pool:
+                for key, blob in pool.imap_unordered(_worker_cell, list(todo.items())):
+                    self._store(key, todo[key][0], blob)
+        else:
+            for key, (half, args) in todo.items():
+                self._store(key, half, _evaluate(self.run, self.sampling, args))
+
+    def _store(self, key: str, half: str, blob: dict[str, Any]) -> None:
+        self.cells[key] = blob
+        with self.cells_path.open("a", encoding="utf-8") as f:
+            f.write(strict_json({"key": key, "half": half, **blob}) + "\n")
         if self.progress is not None:
             self.progress.update(1)
+
+    def cell(self, method: Any, half: str) -> Any:
+        """The scores of `method` on its topic's `half` (computed by `fill` if missing)."""
+        from cocomix_lens.steering.topic_eval import MethodScores
+
+        key, _, _ = self._job(method, half)
+        if key not in self.cells:
+            self.fill([(method, half)])
         return MethodScores.from_dict(self.cells[key])
+
+
+def _evaluate(run: Any, sampling: Any, args: tuple) -> dict[str, Any]:
+    from cocomix_lens.steering.topic_eval import evaluate_method
+
+    method, openings, n = args
+    return evaluate_method(run, method, openings, sampling, n).to_dict()
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(run_dir: str, device: str, sampling: Any) -> None:
+    import torch
+
+    from cocomix_lens import Run
+
+    torch.set_num_threads(1)
+    _WORKER.update(run=Run.open(run_dir, device=device), sampling=sampling)
+
+
+def _worker_cell(item: tuple[str, tuple[str, tuple]]) -> tuple[str, dict[str, Any]]:
+    key, (_, args) = item
+    return key, _evaluate(_WORKER["run"], _WORKER["sampling"], args)
 
 
 def _key(method: Any, prompts: list[str], n: int, sampling: Any) -> str:
@@ -294,15 +348,17 @@ def run_bench(run: Any, out: Path, cfg: BenchConfig | None = None,
     n_select = sum(len(ms) for c in cands.values() for ms in c.values())
     n_report = sum(len(c) + 5 for c in cands.values())
     bench.progress = _bar(show_progress, n_select + n_report)
+    bench.fill([(m, "selection") for c in cands.values() for ms in c.values() for m in ms])
     chosen = choose_strengths(bench, cands)
     best_cocomix = _best_variant(chosen, "cocomix")
     best_diffmean = _best_variant(chosen, "diffmean/")
+    methods = [m for t in bench.topics for m in (
+        [c["method"] for c in chosen[t].values()]
+        + _extra_methods(bench, kits[t], chosen[t], best_cocomix, best_diffmean))]
+    bench.fill([(m, "report") for m in methods])
     report: dict[str, list] = {}
-    for t in bench.topics:
-        methods = [c["method"] for c in chosen[t].values()]
-        methods += _extra_methods(bench, kits[t], chosen[t], best_cocomix, best_diffmean)
-        for m in methods:
-            report.setdefault(m.key, []).append(bench.cell(m, "report"))
+    for m in methods:
+        report.setdefault(m.key, []).append(bench.cell(m, "report"))
     if bench.progress is not None:
         bench.progress.close()
     results = _results(bench, cfg, kits, chosen, report, best_cocomix, best_diffmean,

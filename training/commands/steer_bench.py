@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a seconds-sized bench (few prompts, one strength per method) for CI")
     p.add_argument("--topics", nargs="+", help="topics to bench (default: every topic)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of prompts, sampling, controls")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes scoring cells in parallel (each loads the models once)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--device", default="cpu", help="torch device")
 
@@ -43,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.run} is not a world run: the bench scores with the world "
                          "oracle; fix: pass a run of `cocomix-lens pipeline --preset world`")
     cfg = BenchConfig.quick() if args.quick else BenchConfig()
-    cfg = replace(cfg, seed=args.seed, topics=args.topics or cfg.topics)
+    if args.workers < 1:
+        raise ValueError(f"--workers {args.workers}; fix: pass 1 or more")
+    cfg = replace(cfg, seed=args.seed, topics=args.topics or cfg.topics, workers=args.workers)
     out = Path(args.out) if args.out else run_.path / LAYOUT.pipeline.steer_bench
     results = run_bench(run_, out, cfg, show_progress=not args.no_progress)
     print(results_markdown(results))
