@@ -17,6 +17,18 @@ import pandas as pd
 from app.config import MAX_INSPECT_TOKENS
 
 N_SHOWN = 12  # concepts in each heatmap
+FALLBACK_TEXT = "The ship sailed out of the harbor before the storm."  # a run without data
+
+
+def default_text(run) -> str:
+    """The opening of the run's first validation document (its first sentence, within 48
+    tokens), so the text is in the run's own vocabulary; FALLBACK_TEXT for a run without
+    token shards (a bare `train` run)."""
+    from cocomix_lens.steering.evaluate import default_prompts
+
+    if not run.has("shards"):
+        return FALLBACK_TEXT
+    return default_prompts(run, n=1, n_tokens=32, max_sentence=48)[0].strip() or FALLBACK_TEXT
 
 
 @dataclass

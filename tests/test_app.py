@@ -337,6 +337,18 @@ def test_inspect_follows_the_text_and_opens_a_clicked_concept():
     assert at.query_params["concept"] == button.key.removeprefix("open_")
 
 
+def test_inspect_opens_on_the_runs_own_validation_text(root):
+    from cocomix_lens import Run
+
+    at = open_app(page="inspect")
+    assert_clean(at)
+    text = at.text_area(key="inspect_text").value
+    shards = Run.open(root / "run").shards
+    first_val = shards.documents("val")[0]
+    opening = shards.decode(shards.split("val")[first_val["start"]:first_val["end"]])
+    assert text and opening.startswith(text)  # the first validation document's opening
+
+
 def test_inspect_refuses_empty_text():
     at = open_app(page="inspect")
     at.text_area(key="inspect_text").set_value("")

@@ -7,11 +7,9 @@ import streamlit as st
 
 from app import catalogue_view as cv
 from app import plots
-from app.inspect_view import inspect_text
+from app.inspect_view import default_text, inspect_text
 from app.resources import model_in_use, piece
 from app.shell import go
-
-DEFAULT_TEXT = "The ship sailed out of the harbor before the storm."
 
 
 def _clicked_concept(event) -> int | None:
@@ -27,7 +25,8 @@ def _clicked_concept(event) -> int | None:
 def render(ctx) -> None:
     st.header("Inspect")
     run = ctx.run
-    st.session_state.setdefault("inspect_text", DEFAULT_TEXT)
+    if "inspect_text" not in st.session_state:
+        st.session_state["inspect_text"] = default_text(run)
     text = st.text_area("Text", key="inspect_text", height=90)
     for name in ("student", "teacher", "sae"):
         if name == "student" or run.has(name):
