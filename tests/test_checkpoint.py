@@ -115,3 +115,53 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
         CheckpointManager(tmp_path).load()
     with pytest.raises(ValueError, match="keep_last"):
         CheckpointManager(tmp_path, keep_last=0)
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_kill_debris_is_removed_by_the_next_save_and_start(tmp_path):
+    mgr = CheckpointManager(tmp_path, keep_last=2, keep_best=False)
+    for step in (1, 2, 3):
+        _save(mgr, step)
+    pid = _dead_pid()
+    (tmp_path / f".index.json.tmp.{pid}").write_text("{half")  # a kill inside atomic_open
+    (tmp_path / ".tmp-step_00000004-1234abcd").mkdir()  # a kill inside save
+    orphan = tmp_path / "step_00000001"  # a kill after the index dropped it, before rmtree
+    orphan.mkdir()
+    (orphan / "state.json").write_text("{}")
+    mgr.clean_temporaries()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json", "step_00000002",
+                                                          "step_00000003"]
+    (tmp_path / f".index.json.tmp.{pid}").write_text("{half")
+    orphan.mkdir()
+    _save(mgr, 4)  # the next write of the index and the next prune clean too
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json", "step_00000003",
+                                                          "step_00000004"]
+
+
+def test_a_torn_newest_state_json_falls_back_to_the_previous_checkpoint(tmp_path):
+    mgr = CheckpointManager(tmp_path, keep_last=2, keep_best=False)
+    _save(mgr, 1)
+    _save(mgr, 2)
+    state = tmp_path / "step_00000002" / "state.json"
+    state.write_text(state.read_text()[:40])
+    assert mgr.load().step == 1
+
+
+def test_a_checkpoints_symlink_to_another_run_is_refused_before_deleting(tmp_path):
+    other = CheckpointManager(tmp_path / "other" / "checkpoints", keep_last=2)
+    _save(other, 1)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoints").symlink_to(tmp_path / "other" / "checkpoints")
+    mine = CheckpointManager(run / "checkpoints")
+    with pytest.raises(ValueError, match="resolves to .*other/checkpoints.*fix: replace"):
+        mine.check_contained(run)
+    assert (tmp_path / "other" / "checkpoints" / "step_00000001").is_dir()

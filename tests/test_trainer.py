@@ -220,3 +220,35 @@ def load_shards(path):
     from cocomix_lens.data import TokenShards
 
     return TokenShards.open(path)
+
+
+def test_resume_with_changed_settings_is_refused_naming_the_flags_that_resume(shards, tmp_path):
+    train(tiny_run(shards, "ntp", steps=3), data=shards, out_dir=tmp_path)
+    before = (tmp_path / "config.yaml").read_text()
+    with pytest.raises(ValueError, match=r"optim.lr 0.0006 -> 0.5.*fix: resume with "
+                                         r"--optim.lr 0.0006"):
+        train(tiny_run(shards, "ntp", steps=3, optim__lr=0.5), data=shards, out_dir=tmp_path,
+              resume=True)
+    assert (tmp_path / "config.yaml").read_text() == before  # config.yaml never lies
+    with pytest.raises(ValueError, match=r"--max-steps 2 is below the 3 steps.*--max-steps 3"):
+        train(tiny_run(shards, "ntp", steps=2), data=shards, out_dir=tmp_path, resume=True)
+
+
+def test_a_longer_resume_keeps_the_schedule_of_the_run_so_the_lr_never_jumps(shards, tmp_path):
+    import yaml
+
+    from training.optim import lr_factor
+
+    train(tiny_run(shards, "ntp", steps=6), data=shards, out_dir=tmp_path)
+    s = train(tiny_run(shards, "ntp", steps=9), data=shards, out_dir=tmp_path, resume=True)
+    assert s["steps"] == 9
+    cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert cfg["optim"]["schedule_steps"] == 6 and cfg["optim"]["max_steps"] == 9
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in rows if r.get("split") == "train" and "lr" in r]
+    assert all(b <= a for a, b in zip(lrs[1:], lrs[2:]))  # no jump back up after warmup
+    floor = 6e-4 * lr_factor(100, warmup=2, max_steps=6, min_ratio=0.1)
+    assert lrs[-3:] == pytest.approx([floor] * 3)
+    # a second resume keeps the same horizon without being told
+    assert train(tiny_run(shards, "ntp", steps=10), data=shards, out_dir=tmp_path,
+                 resume=True)["steps"] == 10

@@ -39,6 +39,7 @@ from cocomix_lens.data.files import (
     atomic_write_json,
     fsync_path,
     read_versioned_json,
+    remove_temporaries,
     sha256_file,
 )
 
@@ -247,7 +248,10 @@ class CheckpointManager:
         keep = {e["name"] for e in idx["checkpoints"][-self.keep_last:]}
         if self.keep_best and idx["best"]:
             keep.add(idx["best"]["name"])
-        doomed = [e["name"] for e in idx["checkpoints"] if e["name"] not in keep]
+        # Also own directories the index does not list (a kill between a checkpoint's rename
+        # and this commit): older than this step, they are nobody's.
+        doomed = sorted({e["name"] for e in idx["checkpoints"] if e["name"] not in keep} | {
+            p.name for p in self._scan() if p.name not in keep and _step_of(p.name) < step})
         idx["checkpoints"] = [e for e in idx["checkpoints"] if e["name"] in keep]
         if idx["best"] and idx["best"]["name"] not in keep:
             idx["best"] = None
@@ -274,7 +278,7 @@ class CheckpointManager:
         for cand in self.candidates():
             try:
                 ck = read_checkpoint(cand, device)
-            except (DamagedCheckpointError, FileNotFoundError) as err:
+            except (DamagedCheckpointError, CorruptFileError, FileNotFoundError) as err:
                 log.warning("skipping damaged checkpoint: %s; falling back to an older one", err)
                 continue
             return ck
@@ -282,10 +286,29 @@ class CheckpointManager:
                                 "--resume or point to a run directory that has one")
 
     def clean_temporaries(self) -> None:
-        """Remove half-written checkpoint directories left by a crash."""
-        if self.root.is_dir():
-            for tmp in self.root.glob(".tmp-step_*"):
-                shutil.rmtree(tmp, ignore_errors=True)
+        """Remove what killed writers left: half-written checkpoint directories, temporary
+        files of the index, and `step_*` directories older than the index's latest that the
+        index no longer lists (a kill between pruning's commit and its deletion)."""
+        if not self.root.is_dir():
+            return
+        for tmp in self.root.glob(".tmp-step_*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        remove_temporaries(self.root)
+        idx = self.index()
+        listed = {e["name"] for e in idx["checkpoints"]}
+        latest = _step_of(idx["latest"]) if idx["latest"] else -1
+        for path in self._scan():
+            if path.name not in listed and _step_of(path.name) < latest:
+                _remove(path)
+
+    def check_contained(self, out: Path) -> None:
+        """Refuse a checkpoint root that is not a real directory of `out` (a symlink to another
+        run's checkpoints would let pruning, --resume and --force delete there)."""
+        real = self.root.resolve()
+        if self.root.is_symlink() or real != out.resolve() / self.root.name:
+            raise ValueError(f"{self.root} resolves to {real}, outside {out}: deleting old "
+                             "checkpoints there would touch another run; fix: replace the link "
+                             f"by a directory (mv it away) or choose another --out")
 
 
 def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> Checkpoint:

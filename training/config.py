@@ -59,6 +59,10 @@ class OptimSection:
     """Micro-batches per optimizer step (the global batch is split across them)."""
     max_steps: int = bounded(1000, 1, 10**9)
     """Optimizer steps of the run."""
+    schedule_steps: int | None = bounded(None, 1, 10**9, integer=True)
+    """Steps the warmup and cosine are laid out over; None: max_steps. A --resume with a
+    larger --max-steps sets it to the run's own, so the lr does not jump back up: it stays at
+    min_lr_ratio x lr past the original end."""
 
 
 @dataclass

@@ -39,7 +39,12 @@ def warmup_steps(cfg: OptimSection) -> int:
     """The configured warmup, or ceil(max_steps / 300) (the paper's ~1/300 of training)."""
     if cfg.warmup_steps is not None:
         return cfg.warmup_steps
-    return math.ceil(cfg.max_steps / 300)
+    return math.ceil(schedule_steps(cfg) / 300)
+
+
+def schedule_steps(cfg: OptimSection) -> int:
+    """The steps the schedule spans: `schedule_steps`, else `max_steps`."""
+    return cfg.schedule_steps or cfg.max_steps
 
 
 def lr_factor(step: int, *, warmup: int, max_steps: int, min_ratio: float) -> float:
@@ -66,6 +71,6 @@ def build_optimizer(model: nn.Module, cfg: OptimSection,
 def build_scheduler(optimizer: torch.optim.Optimizer,
                     cfg: OptimSection) -> torch.optim.lr_scheduler.LambdaLR:
     """LambdaLR over `lr_factor`; its state_dict is plain numbers (JSON-serialisable)."""
-    fn = functools.partial(lr_factor, warmup=warmup_steps(cfg), max_steps=cfg.max_steps,
+    fn = functools.partial(lr_factor, warmup=warmup_steps(cfg), max_steps=schedule_steps(cfg),
                            min_ratio=cfg.min_lr_ratio)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)

@@ -13,6 +13,7 @@ final weights) and summary.json.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import logging
 import math
@@ -170,6 +171,7 @@ class Trainer:
     # ---- checkpoints -----------------------------------------------------------------------
     def _claim_dir(self, resume: bool, force: bool) -> None:
         """Refuse to mix two runs in one directory: a used one needs resume or force."""
+        self.ckpt.check_contained(self.out)
         used = self.ckpt.used() or self.metrics.path.is_file() or (
             self.out / LAYOUT.train.summary).is_file()
         if not used or resume:
@@ -193,6 +195,10 @@ class Trainer:
             return
         ck = self.ckpt.load(device="cpu")  # falls back past damaged ones, with a warning
         self._check_resumable(ck)
+        cfg = resume_settings(ck.state.get("config") or {}, self.cfg, ck.step, self.out)
+        if cfg.optim != self.cfg.optim:  # a longer run on the checkpoint's schedule
+            self.cfg = cfg
+            self.scheduler = build_scheduler(self.optimizer, cfg.optim)
         D.load_full_state(self.model, self.optimizer, ck.model, ck.optimizer)
         self.scheduler.load_state_dict(ck.state["scheduler"])
         self.sampler.load_state_dict(ck.state["sampler"])
@@ -238,9 +244,10 @@ class Trainer:
     def _fit(self, resume: bool, force: bool) -> dict[str, Any]:
         if self.env.is_main:
             self._claim_dir(resume, force)
-            atomic_write_text(self.out / LAYOUT.train.config, dump_yaml(self.cfg))
         if resume:
             self._resume()
+        if self.env.is_main:  # after _resume, which refuses changed settings: it never lies
+            atomic_write_text(self.out / LAYOUT.train.config, dump_yaml(self.cfg))
         start, t0 = self.step, time.perf_counter()
         bar = step_bar(self.cfg.optim.max_steps, self.step, "train",
                        show=self.env.is_main and self.cfg.logging.progress)
@@ -352,6 +359,64 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     random.seed(seed)
+
+
+# Settings a resume may change: how the run is watched, saved and where its inputs lie (their
+# contents are checked by hash). Any other change would make the resumed run a different one.
+RESUME_MAY_CHANGE = ("logging.", "checkpoint.", "system.", "data.dir", "concept.labels",
+                     "concept.teacher", "concept.sae")
+
+
+def resume_settings(saved: dict[str, Any], cfg: RunConfig, done: int,
+                    out: Path) -> RunConfig:
+    """`cfg` for resuming a checkpoint saved with config `saved`: refused (naming the exact
+    flags that resume it) when a setting that shapes the run changed, or --max-steps is below
+    the steps done; a larger --max-steps keeps the checkpoint's schedule (`schedule_steps`),
+    so the cosine does not jump back up."""
+    if cfg.optim.max_steps < done:
+        raise ValueError(f"--max-steps {cfg.optim.max_steps} is below the {done} steps {out} "
+                         f"has done; fix: pass --max-steps {done} or more with --resume, or "
+                         "train a new --out")
+    old, new = _flat(saved), _flat(cfg.to_dict())
+    horizon = old.get("optim.schedule_steps") or old.get("optim.max_steps")
+    extended = new["optim.max_steps"] != old.get("optim.max_steps") or old.get(
+        "optim.schedule_steps") is not None
+    if horizon is not None and extended and new["optim.schedule_steps"] is None:
+        cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim,
+                                                                 schedule_steps=horizon))
+        new = _flat(cfg.to_dict())
+        log.info("--max-steps %d on resume: the schedule keeps its %d-step horizon "
+                 "(lr flat at min_lr_ratio after it)", cfg.optim.max_steps, horizon)
+    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
+               and not k.startswith(RESUME_MAY_CHANGE) and k != "optim.max_steps"]
+    if horizon is not None and new["optim.schedule_steps"] == horizon:
+        changed = [k for k in changed if k != "optim.schedule_steps"]
+    if changed:
+        what = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:4])
+        flags = " ".join(f"--{k} {_flag_value(old[k])}" if k in old else f"without --{k}"
+                         for k in changed)
+        raise ValueError(f"--resume with changed settings ({what}): the checkpoint's schedule "
+                         f"and data order are laid out for its own; fix: resume with {flags} "
+                         f"(the run's), or train a new --out with the new settings")
+    return cfg
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):  # an empty one (no overrides) adds no key
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def _flag_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, tuple):
+        return ",".join(map(str, v))
+    return "none" if v is None else str(v)
 
 
 def check_run_config(cfg: RunConfig) -> None:

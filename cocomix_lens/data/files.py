@@ -1,16 +1,20 @@
 """Crash-safe file writes and content hashes used by the data pipeline.
 
 Every file we publish goes through a temporary sibling, is fsync'ed and then moved into
-place with `os.replace`, so a reader never sees half a shard or half a manifest.
+place with `os.replace`, so a reader never sees half a shard or half a manifest. The next
+write of the same file removes the temporaries killed writers left (their PID is gone), so a
+SIGKILL leaves nothing the next run does not clean. `read_json` / `safetensors_header` are the
+readers: every fault is one line naming the file and the fix.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -31,6 +35,7 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     path = Path(path)
     tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
     encoding = None if "b" in mode else "utf-8"
+    _remove_dead(path.parent.glob(f".{glob.escape(path.name)}{TMP_MARK}*"))  # killed writers'
     try:
         with open(tmp, mode, encoding=encoding) as f:
             yield f
@@ -49,15 +54,34 @@ def is_temporary(name: str) -> bool:
 
 
 def remove_temporaries(directory: str | Path) -> int:
-    """Delete the temporaries killed writers left in `directory`; returns how many. Call it
-    only while holding the directory's lock (cocomix_lens.data.lock): then none is live."""
+    """Delete the temporaries killed writers left in `directory`; returns how many. A
+    temporary whose writer (the PID in its name) still runs is kept."""
     directory = Path(directory)
     if not directory.is_dir():
         return 0
-    stale = [p for p in directory.iterdir() if p.is_file() and is_temporary(p.name)]
-    for p in stale:
+    return _remove_dead(p for p in directory.iterdir() if is_temporary(p.name))
+
+
+def _remove_dead(paths: Iterable[Path]) -> int:
+    """Unlink the atomic_open temporaries among `paths` whose writing process is gone."""
+    removed = 0
+    for p in paths:
+        pid = int(p.name.rpartition(TMP_MARK)[2]) if is_temporary(p.name) else None
+        if pid is None or not p.is_file() or pid == os.getpid() or _alive(pid):
+            continue
         p.unlink(missing_ok=True)
-    return len(stale)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def fsync_path(path: str | Path) -> None:
