@@ -316,14 +316,14 @@ class Run:
         path = self.path / LAYOUT.train.config
         if not path.is_file():
             return {}
+        fix = "restore it or re-run `cocomix-lens train ... --force`"
         try:
             blob = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as err:
-            raise CorruptFileError(f"{path} is not readable YAML ({type(err).__name__}); fix: "
-                                   "restore it or re-run train with --force") from None
+            raise CorruptFileError(f"{path} is not readable YAML ({type(err).__name__}); "
+                                   f"fix: {fix}") from None
         if not isinstance(blob, dict):
-            raise CorruptFileError(f"{path} is not a YAML mapping; fix: restore it or re-run "
-                                   "train with --force")
+            raise CorruptFileError(f"{path} is not a YAML mapping; fix: {fix}")
         return blob
 
 

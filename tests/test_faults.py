@@ -116,7 +116,7 @@ CLI_CASES = [
     ("labels-window-too-big", lambda w, t: labels_argv(w, t / "l", "--window", "64"), 2,
      "--window"),
     ("labels-k-0", lambda w, t: labels_argv(w, t / "l", "--k", "0"), 2, "--k: 0"),
-    ("labels-k-too-big", lambda w, t: labels_argv(w, t / "l", "--k", "999"), 2, "k=999"),
+    ("labels-k-too-big", lambda w, t: labels_argv(w, t / "l", "--k", "999"), 2, "--k 999"),
     ("labels-batch-0", lambda w, t: labels_argv(w, t / "l", "--batch-size", "0"), 2,
      "--batch-size"),
     ("labels-no-split", lambda w, t: labels_argv(w, t / "l", "--splits", "test"), 2, "'test'"),

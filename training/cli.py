@@ -15,6 +15,7 @@ import argparse
 import errno
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterable
 
@@ -146,13 +147,41 @@ def _formatters() -> list[tuple[type[BaseException], Callable]]:
 
 
 def describe_error(err: BaseException, args: argparse.Namespace) -> str:
-    """The one-line message for `err` (no newline inside)."""
+    """The one-line message for `err` (no newline inside), API argument names (`window=64`)
+    spelled as the command's flags (`--window 64`)."""
     for tp, fmt in _formatters():
         if isinstance(err, tp):
             if tp in (FileNotFoundError, FileExistsError) and err.filename:
                 return _os_error(err, args)  # raised by the OS, not by us: name the file
-            return " ".join(fmt(err, args).split())
+            return as_flags(" ".join(fmt(err, args).split()), getattr(args, "command", None))
     return _unexpected(err, args)  # pragma: no cover
+
+
+# Library argument names that a command's flag of another name sets (LabelCache.build(root)
+# is labels --out).
+API_ALIASES = {"root": "out", "out_dir": "out", "n_samples": "samples"}
+
+
+def flag_names(command: str | None) -> dict[str, str]:
+    """{API argument name: flag} of a command: its options' dests (`max_new_tokens` ->
+    `--max-new-tokens`), the one mapping from library wording to CLI wording."""
+    mod = _available().get(command) if command else None
+    if mod is None:
+        return {}
+    parser = argparse.ArgumentParser(add_help=False)
+    mod.add_arguments(parser)
+    flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
+    return {**{api: flags[dest] for api, dest in API_ALIASES.items() if dest in flags}, **flags}
+
+
+def as_flags(text: str, command: str | None) -> str:
+    """`text` with each `name=value` of an API argument the command has as a flag written
+    `--flag value` (`name=` inside dotted or quoted words is left alone)."""
+    names = flag_names(command)
+    if not names:
+        return text
+    pattern = re.compile(r"(?<![\w.\-'\"])(" + "|".join(map(re.escape, names)) + r")=")
+    return pattern.sub(lambda m: f"{names[m.group(1)]} ", text)
 
 
 def main(argv: list[str] | None = None) -> int:

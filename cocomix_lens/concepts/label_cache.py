@@ -147,7 +147,7 @@ def read_meta(root: Path) -> dict[str, Any]:
         root / META, FORMAT_VERSION,
         missing=f"no label cache in {root} ({META} missing); fix: build one with "
                 f"`cocomix-lens labels --data DIR --out {root}`",
-        fix="rebuild the cache into a new --out")
+        fix="rebuild the cache in another root=DIR")
 
 
 def _manifest_of(shards: Any) -> dict[str, Any]:
@@ -185,7 +185,7 @@ def _new_meta(shards: Any, extractor: Any, teacher_sha: str, sae_sha: str, teach
                              "windows": -(-n // window), "done_windows": 0}
     if not 1 <= k <= extractor.n_latents:
         raise ValueError(f"k={k} must be between 1 and the SAE's {extractor.n_latents} latents")
-    _check_teacher(extractor.teacher, manifest, window)
+    check_teacher(extractor.teacher, manifest, window)
     return {
         "format_version": FORMAT_VERSION, "teacher": teacher_name,
         "teacher_sha256": teacher_sha, "sae": sae_name, "sae_sha256": sae_sha,
@@ -198,9 +198,10 @@ def _new_meta(shards: Any, extractor: Any, teacher_sha: str, sae_sha: str, teach
     }
 
 
-def _check_teacher(teacher: Any, manifest: dict[str, Any], window: int) -> None:
-    """The teacher reads these shards: same tokenizer (when it records one), ids in its
-    vocabulary, and windows that fit its context."""
+def check_teacher(teacher: Any, manifest: dict[str, Any], window: int) -> None:
+    """The teacher reads these shards (their `manifest`): same tokenizer (when it records
+    one), ids in its vocabulary, and windows that fit its context. Label caches and on-the-fly
+    labels (training) both check it."""
     cfg = getattr(teacher, "cfg", None)
     d_vocab, n_ctx = getattr(cfg, "d_vocab", None), getattr(cfg, "n_ctx", None)
     if d_vocab is not None and int(manifest["vocab_size"]) > d_vocab:
@@ -216,8 +217,8 @@ def _check_teacher(teacher: Any, manifest: dict[str, Any], window: int) -> None:
                          "teacher's tokenizer.json (`cocomix-lens prepare --tokenizer file "
                          "--tokenizer-file TEACHER/tokenizer.json`)")
     if n_ctx is not None and window > n_ctx:
-        raise ValueError(f"--window {window} exceeds the teacher's context of {n_ctx} tokens; "
-                         f"fix: pass --window {n_ctx} or less")
+        raise ValueError(f"window={window} exceeds the teacher's context of {n_ctx} tokens; "
+                         f"fix: pass window={n_ctx} or less")
 
 
 def _resume_or_create(root: Path, meta: dict[str, Any]) -> dict[str, Any]:
@@ -235,7 +236,7 @@ def _resume_or_create(root: Path, meta: dict[str, Any]) -> dict[str, Any]:
         return meta
     old, mine = read_meta(root), _identity(meta)
     check_identity(f"{root} holds a label cache", _identity(old), mine, keys=list(mine),
-                   fix="pass a fresh --out, or the same settings to resume it")
+                   fix="pass another root=DIR, or the same settings to resume it")
     if old["batch_size"] != meta["batch_size"]:
         log.warning("resuming with the cache's batch size %d (not %d) so the result is "
                     "byte-identical", old["batch_size"], meta["batch_size"])
@@ -269,7 +270,7 @@ def _allocate(path: Path, nbytes: int) -> None:
             f.close()
             path.unlink(missing_ok=True)
             raise OSError(err.errno, f"no space left for {nbytes:,} bytes of labels in {path}; "
-                          "fix: free disk space or pass another --out") from None
+                          "fix: free disk space or pass another root=DIR") from None
 
 
 def _memmap(root: Path, split: str, kind: str, dtype: np.dtype, n: int, k: int,

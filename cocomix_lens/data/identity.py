@@ -6,7 +6,7 @@ every writer compares the recorded identity with its own and refuses with one li
 names each difference and the fix:
 
     check_identity(f"{root} holds a label cache", old_meta, new_meta, keys=IDENTITY,
-                   fix="pass a fresh --out, or the same settings to resume it")
+                   fix="pass another root=DIR, or the same settings to resume it")
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE,
     decodes back to itself (`decode(encode(s).ids, skip_special_tokens=False) == s`)."""
     if vocab_size < _MIN_VOCAB:
         raise ValueError(f"vocab_size must be >= {_MIN_VOCAB} (256 bytes + EOS), got "
-                         f"{vocab_size}; fix: pass e.g. --vocab-size 4096")
+                         f"{vocab_size}; fix: pass e.g. vocab_size=4096")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -99,26 +99,26 @@ TextsFn = Callable[[], Iterable[str]]
 
 def _bpe(texts: TextsFn, vocab_size: int, file: str | None) -> Tokenizer:
     if file:
-        raise ValueError("--tokenizer bpe trains a new tokenizer and takes no file; fix: "
-                         "drop --tokenizer-file or use --tokenizer file")
+        raise ValueError("tokenizer=bpe trains a new tokenizer and takes no file; fix: "
+                         "drop tokenizer_file=PATH or use tokenizer=file")
     return train_bpe(texts(), vocab_size=vocab_size)
 
 
 def _gpt2(texts: TextsFn, vocab_size: int, file: str | None) -> Tokenizer:
     if not file:
-        raise ValueError("--tokenizer gpt2 needs a local GPT-2 tokenizer.json (offline); fix: "
-                         "pass --tokenizer-file PATH, e.g. one saved from "
+        raise ValueError("tokenizer=gpt2 needs a local GPT-2 tokenizer.json (offline); fix: "
+                         "pass tokenizer_file=PATH, e.g. one saved from "
                          "cocomix_lens.data.fetch_gpt2_tokenizer()")
     tok = load_tokenizer(file)
     if tok.get_vocab_size() != 50257:
         raise ValueError(f"{file} has {tok.get_vocab_size()} tokens, GPT-2 has 50257; fix: "
-                         "pass GPT-2's tokenizer.json or use --tokenizer file")
+                         "pass GPT-2's tokenizer.json or use tokenizer=file")
     return tok
 
 
 def _file(texts: TextsFn, vocab_size: int, file: str | None) -> Tokenizer:
     if not file:
-        raise ValueError("--tokenizer file needs --tokenizer-file PATH")
+        raise ValueError("tokenizer=file needs tokenizer_file=PATH; fix: pass the tokenizer.json")
     return load_tokenizer(file)
 
 

@@ -166,7 +166,7 @@ def steer_densest(run: Any, n: int = 30, strength: float = 6.0, screen_samples: 
     SAE steering of the densest passing concept and evaluate both at the strengths chosen
     within `bounds` (module docstring)."""
     if n < 1:
-        raise ValueError(f"n={n} concepts to screen; fix: pass n >= 1 (--densest 30)")
+        raise ValueError(f"n={n} concepts to screen; fix: pass n >= 1, e.g. n=30")
     flu = fluency_metric(run)
     metrics = [*SUCCESS, flu]
     cat = run.catalogue.concepts

@@ -46,7 +46,7 @@ def world_target(run: Any, concept: int, extras: dict[str, Any]) -> tuple[str, s
     given = [(k, str(extras[k])) for k in ("topic", "character") if extras.get(k)]
     if len(given) > 1:
         raise ValueError("extras name both a topic and a character; fix: give one of the two "
-                         "(steer-eval --topic or --character)")
+                         "(topic= or character=)")
     for kind, name in given:
         known = TOPIC_NAMES if kind == "topic" else (*MALE_NAMES, *FEMALE_NAMES)
         if name not in known:
@@ -62,8 +62,8 @@ def world_target(run: Any, concept: int, extras: dict[str, Any]) -> tuple[str, s
     if names:
         return "character", names[0]
     raise ValueError(f"concept {concept}'s top output tokens ({', '.join(words)}) name no "
-                     "topic or character of the world; pass extras={'topic': ...} "
-                     "(steer-eval --topic NAME)")
+                     "topic or character of the world; fix: pass extras={'topic': NAME} "
+                     "(topic=NAME)")
 
 
 _TOPIC_TAGS = frozenset({"N", "NS", "ADJ", "ROLE", "VB", "VZ", "VD"})

@@ -140,5 +140,7 @@ def _labels(cfg: Any, shards: Any, pair: Any) -> Any:
         raise ValueError(f"objective {cfg.objective!r} needs concept labels: pass --labels DIR "
                          "(a label cache) or --teacher DIR --sae DIR (on-the-fly labels)")
     from cocomix_lens.concepts import ConceptExtractor
+    from cocomix_lens.concepts.label_cache import check_teacher
 
+    check_teacher(pair.model, shards.manifest, cfg.data.seq_len)  # as a label cache would
     return ConceptExtractor(pair.model, pair.sae)
