@@ -148,6 +148,19 @@ def encode_prompt(tokenizer, prompt: str, n_ctx: int) -> Tensor:
     return torch.tensor([ids], dtype=torch.long)
 
 
+def encode_for_scoring(run, model, prompt: str, max_new_tokens: int) -> Tensor:
+    """`encode_prompt`, and the prompt plus `max_new_tokens` within the context of both the
+    student and the teacher that scores the samples: refused before generating, not after."""
+    limit = min(int(model.cfg.n_ctx), int(getattr(run.teacher.cfg, "n_ctx", model.cfg.n_ctx)))
+    ids = encode_prompt(model.tokenizer, prompt, limit)
+    if ids.shape[1] + max_new_tokens > limit:
+        raise ValueError(f"the prompt ({ids.shape[1]} tokens) plus {max_new_tokens} new tokens "
+                         f"exceed the {limit}-token context the samples are generated and "
+                         f"scored in; fix: at most {limit - ids.shape[1]} new tokens, or a "
+                         "shorter prompt")
+    return ids
+
+
 def new_token_cap(n_ctx: int, prompt_len: int) -> int:
     """How many tokens may be generated after a prompt of `prompt_len` tokens."""
     return max(0, min(MAX_NEW_TOKENS, n_ctx - prompt_len))

@@ -436,3 +436,17 @@ def test_every_steering_operation_generates_from_the_page(root, steerable, op):
     if op == "add":  # strength counts the catalogue's logit stds of that concept
         stds = Run.open(root / "run").catalogue.concepts["logit_std"]
         assert edit.std == pytest.approx(float(stds.loc[concept]))
+
+
+@pytest.mark.parametrize("blob", [b"{garbage", b"", b"[1, 2]", b"\xff\xfe"])
+def test_a_damaged_summary_is_one_error_naming_the_file_never_an_exception(root, blob):
+    import shutil
+
+    broken = root / f"broken{len(blob)}"
+    shutil.copytree(root / "run", broken, ignore=shutil.ignore_patterns("*.safetensors"))
+    (broken / "summary.json").write_bytes(blob)
+    at = open_app(page="training", run=broken.name)
+    assert not at.exception
+    assert len(errors(at)) == 1 and "summary.json" in errors(at)[0], errors(at)
+    assert "fix:" in errors(at)[0] and "\n" not in errors(at)[0]
+    shutil.rmtree(broken)

@@ -44,3 +44,29 @@ def test_bad_arguments_are_one_line_errors_before_streamlit_starts(tmp_path, cap
     code = cli.main(["app", *[a.format(tmp=tmp_path) for a in argv]])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and message in err, err
+
+
+@pytest.mark.parametrize("host, warns", [("127.0.0.1", False), ("localhost", False),
+                                         ("::1", False), ("0.0.0.0", True), ("::", True),
+                                         ("192.168.1.5", True)])
+def test_a_non_loopback_host_is_warned_about_in_one_line(host, warns):
+    from training.commands.app import host_warning
+
+    text = host_warning(host)
+    assert (text is not None) == warns
+    if warns:
+        assert f"--host {host}" in text and "no login" in text and "\n" not in text
+
+
+def test_uploads_are_capped_at_the_server_and_the_port_is_bounded(capsys):
+    from cocomix_lens.steering.spec import MAX_SPEC_BYTES
+    from training.commands.app import MAX_UPLOAD_MB
+
+    cmd = streamlit_command("127.0.0.1", 8501)
+    assert cmd[cmd.index("--server.maxUploadSize") + 1] == str(MAX_UPLOAD_MB)
+    assert MAX_SPEC_BYTES <= MAX_UPLOAD_MB << 20
+    for port in ("0", "99999", "-1", "http"):
+        with pytest.raises(SystemExit):
+            cli.main(["app", "--run", "r", "--port", port])
+        err = capsys.readouterr().err.strip()
+        assert "--port" in err and len(err.splitlines()) == 1

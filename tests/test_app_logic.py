@@ -121,3 +121,20 @@ def test_measured_table_reads_the_committed_demo_steering():
     assert table.loc[("cocomix", "oracle_grammatical"), "clear of both"] == ""  # fluency
     assert set(table.index.get_level_values("arm")) == {"cocomix", "sae"}
     assert measured_table({"screen": []}).empty  # nothing passed: no final evaluation
+
+
+def test_prompt_plus_new_tokens_past_the_scoring_teachers_context_is_refused_first():
+    from types import SimpleNamespace
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from app.steer_logic import encode_for_scoring
+
+    tok = Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    student = SimpleNamespace(cfg=SimpleNamespace(n_ctx=512), tokenizer=tok)
+    run = SimpleNamespace(teacher=SimpleNamespace(cfg=SimpleNamespace(n_ctx=32)))
+    assert encode_for_scoring(run, student, "a a", 30).shape == (1, 2)
+    with pytest.raises(ValueError, match=r"\(2 tokens\) plus 31 new tokens exceed the 32-token "
+                                         r"context .*fix: at most 30 new tokens"):
+        encode_for_scoring(run, student, "a a", 31)

@@ -28,4 +28,4 @@ def test_labels_command_builds_a_cache_that_training_can_open(tmp_path, capsys):
 
     assert main(argv) == 0  # already complete: nothing to do, same answer
     assert main(argv[:-2] + ["--method", "activation"]) == 2
-    assert "built differently: method='attribution'" in capsys.readouterr().err
+    assert "built differently: --method 'attribution'" in capsys.readouterr().err

@@ -118,3 +118,19 @@ def test_gather_windows_stacks_slices_and_refuses_out_of_range_starts():
     assert np.array_equal(gather_windows(labels, [3], 4)[0], labels[3:7])
     with pytest.raises(ValueError, match=r"must lie in \[0, 40\] for windows of 10; fix: "):
         gather_windows(arr, [41], 10)
+
+
+def test_a_shard_cut_while_in_use_is_an_error_naming_it_not_sigbus(tmp_path):
+    from helpers_training import make_shards
+
+    from cocomix_lens.data.files import CorruptFileError
+
+    shards = TokenShards.open(make_shards(tmp_path))
+    n = shards.n_tokens("train")
+    x, _ = shards.batch("train", [n - 9], 8)  # mapped and read once
+    path = tmp_path / "data" / "train.bin" if (tmp_path / "data").is_dir() else next(
+        tmp_path.rglob("train.bin"))
+    with open(path, "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(CorruptFileError, match=r"train.bin was cut to 100 of .*fix: re-run"):
+        shards.batch("train", [n - 9], 8)

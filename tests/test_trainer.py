@@ -244,6 +244,7 @@ def test_a_longer_resume_keeps_the_schedule_of_the_run_so_the_lr_never_jumps(sha
     assert s["steps"] == 9
     cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert cfg["optim"]["schedule_steps"] == 6 and cfg["optim"]["max_steps"] == 9
+    assert cfg["system"]["threads"] == torch.get_num_threads()  # the count used, recorded
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     lrs = [r["lr"] for r in rows if r.get("split") == "train" and "lr" in r]
     assert all(b <= a for a, b in zip(lrs[1:], lrs[2:]))  # no jump back up after warmup

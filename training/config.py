@@ -141,6 +141,10 @@ class SystemSection:
     """torch.compile the model (GPU only)."""
     fsdp: bool = False
     """Under torchrun, shard with FSDP instead of replicating with DDP."""
+    threads: int | None = bounded(None, 1, 1024, integer=True)
+    """CPU threads of torch (per process). None: $OMP_NUM_THREADS when set, else the cores
+    the machine's load leaves idle (at least 1); on --resume, the run's own. The count used is
+    written back here in config.yaml: results are bitwise reproducible for the same count."""
 
 
 @dataclass

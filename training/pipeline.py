@@ -43,11 +43,12 @@ from training.stage_runs import (
     teacher_run_config,
     train_teacher,
 )
+from training.threads import use_threads
 
 log = logging.getLogger(__name__)
 
 # Fields that may differ between invocations on one run directory (they change no result).
-NON_IDENTITY = ("device", "progress")
+NON_IDENTITY = ("device", "progress", "threads")
 
 
 @dataclass
@@ -218,6 +219,9 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, corpus_options: dict | No
     """Run (or finish) the pipeline in `out`; returns summary.json's content."""
     if stop_after is not None and stop_after not in STAGES:
         raise ValueError(f"unknown stage {stop_after!r}; choose one of {', '.join(STAGES)}")
+    # One thread count for every stage, recorded in summary.json's config (bitwise results
+    # need the same count); not part of the run's identity, so a resume may change it.
+    cfg = dataclasses.replace(cfg, threads=use_threads(cfg.threads))
     ctx = Context(cfg, Path(out), dict(corpus_options or {}))
     check_models(ctx)
     with DirLock(ctx.out, "pipeline run directory"):

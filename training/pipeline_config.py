@@ -137,6 +137,9 @@ class PipelineConfig:
     """Validation batches per evaluation."""
     device: str = "cpu"
     """Torch device of every stage."""
+    threads: int | None = bounded(None, 1, 1024, integer=True)
+    """CPU threads of torch for every stage (training.threads.use_threads: None = the
+    machine's idle cores, or $OMP_NUM_THREADS); summary.json records the count used."""
     progress: bool = True
     """Show progress bars."""
     data: DataStage = field(default_factory=DataStage)

@@ -37,7 +37,7 @@ def base_run_config(p: PipelineConfig, data_dir: str | Path, objective: str, pre
     # A few checkpoints per run so an interrupted stage resumes close to where it stopped.
     cfg.checkpoint.every = max(max_steps // 4, 1)
     cfg.checkpoint.keep_last, cfg.checkpoint.keep_best = 2, False
-    cfg.system.device = p.device
+    cfg.system.device, cfg.system.threads = p.device, p.threads
     return cfg
 
 

@@ -42,6 +42,7 @@ from training.metrics_log import MetricsLog
 from training.objectives import Batch, LossWeights, get_objective
 from training.optim import build_optimizer, build_scheduler
 from training.sampler import WindowSampler, sequential_starts
+from training.threads import use_threads
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +198,8 @@ class Trainer:
         self._check_resumable(ck)
         cfg = resume_settings(ck.state.get("config") or {}, self.cfg, ck.step, self.out)
         if cfg.optim != self.cfg.optim:  # a longer run on the checkpoint's schedule
-            self.cfg = cfg
             self.scheduler = build_scheduler(self.optimizer, cfg.optim)
+        self.cfg = cfg
         D.load_full_state(self.model, self.optimizer, ck.model, ck.optimizer)
         self.scheduler.load_state_dict(ck.state["scheduler"])
         self.sampler.load_state_dict(ck.state["sampler"])
@@ -246,6 +247,8 @@ class Trainer:
             self._claim_dir(resume, force)
         if resume:
             self._resume()
+        # The count used is recorded (config.yaml, checkpoints): bitwise results need it.
+        self.cfg.system.threads = use_threads(self.cfg.system.threads)
         if self.env.is_main:  # after _resume, which refuses changed settings: it never lies
             atomic_write_text(self.out / LAYOUT.train.config, dump_yaml(self.cfg))
         start, t0 = self.step, time.perf_counter()
@@ -373,6 +376,10 @@ def resume_settings(saved: dict[str, Any], cfg: RunConfig, done: int,
     flags that resume it) when a setting that shapes the run changed, or --max-steps is below
     the steps done; a larger --max-steps keeps the checkpoint's schedule (`schedule_steps`),
     so the cosine does not jump back up."""
+    if cfg.system.threads is None and (saved.get("system") or {}).get("threads"):
+        # the run's own thread count, so the resumed run stays bitwise the same
+        cfg = dataclasses.replace(cfg, system=dataclasses.replace(
+            cfg.system, threads=saved["system"]["threads"]))
     if cfg.optim.max_steps < done:
         raise ValueError(f"--max-steps {cfg.optim.max_steps} is below the {done} steps {out} "
                          f"has done; fix: pass --max-steps {done} or more with --resume, or "

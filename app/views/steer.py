@@ -160,7 +160,7 @@ def _controls(ctx, model) -> tuple:
 
 
 def _generate(ctx, model, concept: int, spec, sampling: sl.Sampling, prompt: str) -> None:
-    ids = sl.encode_prompt(model.tokenizer, prompt, int(model.cfg.n_ctx))
+    ids = sl.encode_for_scoring(ctx.run, model, prompt, sampling.max_new_tokens)
     result = {"prompt": prompt, "concept": concept, "spec": spec, "samples": {}}
     cols = dict(zip(("default", "steered"), st.columns(2)))
     with model_in_use(ctx.run):

@@ -24,7 +24,13 @@ import torch
 from tokenizers import Tokenizer
 
 from cocomix_lens.data.documents import SPLITS, Document
-from cocomix_lens.data.files import TOKENIZER_FILE, atomic_open, read_versioned_json, sha256_file
+from cocomix_lens.data.files import (
+    TOKENIZER_FILE,
+    CorruptFileError,
+    atomic_open,
+    read_versioned_json,
+    sha256_file,
+)
 from cocomix_lens.data.tokenizer import check_tokenizer, load_tokenizer
 
 FORMAT_VERSION = 1
@@ -153,6 +159,17 @@ class TokenShards:
                                           mode="r", shape=(info["tokens"],))
         return self._maps[split]
 
+    def _check_whole(self, split: str) -> None:
+        """The split's file still holds every token: reading a memmapped page a truncation
+        removed kills the process with SIGBUS, so a file cut while in use is an error first."""
+        path = self.root / self._info(split)["file"]
+        want = self.n_tokens(split) * self.dtype.itemsize
+        have = path.stat().st_size if path.exists() else 0
+        if have < want:
+            raise CorruptFileError(f"{path} was cut to {have:,} of its {want:,} bytes while in "
+                                   f"use; fix: re-run `cocomix-lens prepare --out {self.root} "
+                                   "--force`, then resume")
+
     def documents(self, split: str) -> list[dict[str, Any]]:
         """Per-document rows {"id", "start", "end", "meta"} in shard order."""
         with open(self.root / self._info(split)["docs_file"], encoding="utf-8") as f:
@@ -174,6 +191,7 @@ class TokenShards:
               seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Windows of seq_len+1 tokens at `starts` -> (x, y), int64 [batch, seq_len] each,
         y = x shifted by one token."""
+        self._check_whole(split)
         win = gather_windows(self.split(split), starts, seq_len + 1,
                              where=f"seq_len {seq_len} on split {split!r}",
                              fix="build them with WindowSampler(n_tokens=shards.n_tokens("

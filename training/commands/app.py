@@ -56,12 +56,30 @@ def streamlit_command(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(script),
             "--server.address", host, "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--server.maxUploadSize", str(MAX_UPLOAD_MB),
             "--server.fileWatcherType", "none", "--global.developmentMode", "false",
             "--client.toolbarMode", "viewer"]
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MAX_UPLOAD_MB = 1  # the only upload is a steering spec (MAX_SPEC_BYTES); Streamlit's 200 MB
+# default lets one request cost the server far more than any valid spec
+
+
+def host_warning(host: str) -> str | None:
+    """The warning for a non-loopback --host (the app has no login), else None."""
+    if host in LOOPBACK or host.startswith("127."):
+        return None
+    return (f"cocomix-lens app: warning: --host {host} serves the app to every machine that "
+            "can reach this one, and the app has no login; use --host 127.0.0.1 (the "
+            "default) unless that is what you want")
+
+
 def run(args: argparse.Namespace) -> int:
     env = {**os.environ, **app_environment(args)}
+    warning = host_warning(args.host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     # The repo root first, so a source checkout's app/ and library win over any installed copy.
     repo = str(Path(__file__).absolute().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([repo, *filter(None, [env.get("PYTHONPATH")])])

@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-docs", type=field_flag(DataStage, "max_docs"),
                    help="use only the first N documents")
     p.add_argument("--device", help="torch device (default cpu)")
+    p.add_argument("--threads", type=field_flag(PipelineConfig, "threads"),
+                   help="CPU threads of torch (default: $OMP_NUM_THREADS, else the idle "
+                        "cores); bitwise results need the same count")
     p.add_argument("--stop-after", choices=list(STAGES), help="stop after this stage")
     p.add_argument("--quiet", action="store_true",
                    help="print only errors and the final summary (no logs, no progress bars)")
@@ -49,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 FLAG_KEYS = {"corpus": "data.corpus", "path": "data.path", "max_docs": "data.max_docs",
-             "separator": "data.separator", "device": "device"}
+             "separator": "data.separator", "device": "device", "threads": "threads"}
 
 
 def corpus_flags(corpus: str | None, path: str | None) -> tuple[str | None, str | None]:

@@ -25,11 +25,12 @@ HELP = "train a CoCoMix / NTP / KD / pause model (any objective of training.obje
 # Named flag dest -> dotted config key (a table, not an if-chain).
 FLAG_KEYS = {"objective": "objective", "data": "data.dir", "preset": "model.preset",
              "max_steps": "optim.max_steps", "labels": "concept.labels",
-             "teacher": "concept.teacher", "sae": "concept.sae", "seed": "seed"}
+             "teacher": "concept.teacher", "sae": "concept.sae", "seed": "seed",
+             "threads": "system.threads"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from training.config import OptimSection
+    from training.config import OptimSection, SystemSection
     from training.objectives import OBJECTIVES
 
     p.add_argument("--objective", choices=list(OBJECTIVES), help="training objective "
@@ -41,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=field_flag(OptimSection, "max_steps"),
                    help="optimizer steps")
     p.add_argument("--seed", type=SEED, help="seed of init, data order and RNGs")
+    p.add_argument("--threads", type=field_flag(SystemSection, "threads"),
+                   help="CPU threads of torch (default: $OMP_NUM_THREADS, else the idle cores; "
+                        "on --resume the run's); bitwise results need the same count")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoints (starts fresh if there is none)")
     p.add_argument("--force", action="store_true",

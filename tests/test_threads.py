@@ -1,0 +1,32 @@
+"""The thread setting (training/threads.py): explicit counts win, $OMP_NUM_THREADS next, else
+the idle cores; the count used is recorded in the run."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from training import threads
+
+
+def test_the_default_takes_omp_num_threads_else_the_idle_cores(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads.default_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.2, 0.0, 0.0))
+    assert threads.default_threads() == 1  # one core busy with another job
+    monkeypatch.setattr(os, "getloadavg", lambda: (7.0, 0.0, 0.0))
+    assert threads.default_threads() == 1  # never below one
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    assert threads.default_threads() == 2
+
+
+def test_use_threads_sets_torch_and_returns_the_count():
+    before = torch.get_num_threads()
+    try:
+        assert threads.use_threads(2) == 2 and torch.get_num_threads() == 2
+        assert threads.use_threads(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
