@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from training.flags import SEED
+from training.flags import SEED, number
 
 HELP = "benchmark steering toward each world topic: CoCoMix edits vs DiffMean, SAE, prompting"
 
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a seconds-sized bench (few prompts, one strength per method) for CI")
     p.add_argument("--topics", nargs="+", help="topics to bench (default: every topic)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of prompts, sampling, controls")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=number(1, 256), default=1,
                    help="processes scoring cells in parallel (each loads the models once)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--device", default="cpu", help="torch device")
