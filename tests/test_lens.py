@@ -94,3 +94,36 @@ def test_one_stream_models_decompose_without_a_split(mix_mode):
                                atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="needs no split"):
         split_cache(cache)
+
+
+@pytest.mark.parametrize("method", ["accumulated_resid", "decompose_resid", "stack_head_results",
+                                    "get_full_resid_decomposition", "stack_activation"])
+def test_stacking_the_unsplit_interleaved_cache_names_split_cache(method):
+    model, x = tiny_model(), tokens()
+    _, cache = model.run_with_cache(x)
+    with pytest.raises(ValueError, match=rf"^ActivationCache\.{method} cannot stack this "
+                                         r"interleaved cache .*fix: tokens, concepts = "
+                                         r"cocomix_lens\.model\.lens\.split_cache\(cache\)"):
+        getattr(cache, method)(*(["resid_post"] if method == "stack_activation" else []))
+    # below insert_layer nothing is doubled: the same call works
+    assert cache.decompose_resid(layer=1).shape[-2] == x.shape[1]
+
+
+@pytest.mark.parametrize("view", [0, 1])  # token rows, concept rows
+@pytest.mark.parametrize("expand_neurons", [True, False])
+def test_per_head_and_per_neuron_decomposition_sums_to_the_residual(view, expand_neurons):
+    model, x = tiny_model(), tokens()
+    _, cache = model.run_with_cache(x)
+    rows = split_cache(cache)[view]
+    parts, labels = rows.get_full_resid_decomposition(expand_neurons=expand_neurons,
+                                                      return_labels=True)
+    cfg = model.cfg
+    n_neurons = cfg.n_layers * cfg.d_mlp if expand_neurons else cfg.n_layers
+    assert len(labels) == parts.shape[0] == cfg.n_layers * cfg.n_heads + n_neurons + 3
+    torch.testing.assert_close(parts.sum(0), rows["resid_post", -1], atol=1e-5, rtol=1e-5)
+    # each block's heads (+ b_O where the rows went through the block) give its attn_out
+    heads = rows.stack_head_results().unflatten(0, (cfg.n_layers, cfg.n_heads)).sum(1)
+    for layer in range(cfg.n_layers):
+        through = view == 0 or layer >= cfg.insert_layer
+        expected = rows["attn_out", layer] - (model.blocks[layer].attn.b_O if through else 0)
+        torch.testing.assert_close(heads[layer], expected, atol=1e-5, rtol=1e-5)

@@ -159,9 +159,12 @@ class MLP(nn.Module):
         self.hook_post = HookPoint()  # [batch, pos, d_mlp]
 
     def forward(self, x: Tensor) -> Tensor:
-        pre = hooked(self.hook_pre, torch.addmm(self.b_in, x.flatten(0, -2), self.W_in))
-        post = hooked(self.hook_post, self.act(pre))
-        return torch.addmm(self.b_out, post, self.W_out).view(x.shape)
+        """x [batch, pos, d_model] -> MLP output [batch, pos, d_model]."""
+        b, t, d = x.shape
+        pre = torch.addmm(self.b_in, x.reshape(b * t, d), self.W_in).view(b, t, -1)
+        pre = hooked(self.hook_pre, pre)  # [batch, pos, d_mlp]
+        post = hooked(self.hook_post, self.act(pre))  # [batch, pos, d_mlp]
+        return torch.addmm(self.b_out, post.reshape(b * t, -1), self.W_out).view(b, t, d)
 
 
 class TransformerBlock(nn.Module):

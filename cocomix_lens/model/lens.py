@@ -23,20 +23,29 @@ layers. `split_cache(cache)` returns two caches of pos rows each:
 Attention patterns keep all key positions; only their query rows are split. A one-stream
 model (mix_mode "none", or "add", where c_t is added to h_t at `insert_layer` outside any
 block: append `cache["concept.hook_vector"]` to the stack) needs no split.
+
+Per-head and per-neuron decompositions (`stack_head_results`, `stack_neuron_results`,
+`get_full_resid_decomposition`) work on either view: `cache.model.blocks[i]` holds each
+block's W_O [n_heads, d_head, d_model], b_O, W_out and b_out in TL's layout, and
+`cache.model.accumulated_bias` counts the biases of the blocks the view's rows went through
+(the concept view: from `insert_layer` on). On the unsplit interleaved cache, the methods that
+stack layers fail with one line saying to split it.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from types import SimpleNamespace
 
 import torch
+from einops import EinopsError
 from torch import Tensor
 from transformer_lens import ActivationCache
 
-_LAYER = re.compile(r"^blocks\.(\d+)\.")
+LAYER_RE = re.compile(r"^blocks\.(\d+)\.")
 # Hooks whose position axis is the query axis, one after the head axis.
-_QUERY_AXIS = ("hook_attn_scores", "hook_pattern")
+QUERY_AXIS = ("hook_attn_scores", "hook_pattern")
 # Per-layer hooks the concept view defines below insert_layer (c_t enters unchanged there).
 _RESIDS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post")
 _OUTPUTS = ("hook_attn_out", "hook_mlp_out")
@@ -49,13 +58,34 @@ class LensView:
     so `ln_final(x) @ W_U + b_U` (ln_final here is parameter-free) equals the model's logits.
     """
 
-    def __init__(self, model):
-        self.model = model
+    def __init__(self, model, rows: str = "all"):
+        """rows: which rows of the stream the cache holds: "all" (as the model ran), "tokens"
+        or "concepts" (split_cache's views); the concept rows start at insert_layer."""
+        self.model, self.rows = model, rows
         cfg = model.cfg
         self.cfg = SimpleNamespace(
             n_layers=cfg.n_layers, d_model=cfg.d_model, n_heads=cfg.n_heads, d_head=cfg.d_head,
             d_mlp=cfg.d_mlp, d_vocab=cfg.d_vocab, n_ctx=cfg.n_ctx, normalization_type="LN",
-            attn_only=False, device=model.device, eps=cfg.layer_norm_eps)
+            attn_only=False, device=model.device, eps=cfg.layer_norm_eps,
+            n_key_value_heads=None)
+        self.first_layer = cfg.insert_layer if rows == "concepts" else 0
+        self.blocks = [_BlockWeights(b, cfg.n_heads, cfg.d_head) for b in model.blocks]
+
+    @property
+    def interleaved(self) -> bool:
+        """True for the unsplit cache of an interleaved model (pos and 2·pos rows mixed)."""
+        return self.rows == "all" and self.model.cfg.doubles_stream
+
+    def accumulated_bias(self, layer: int, mlp_input: bool = False,
+                         include_mlp_biases: bool = True) -> Tensor:
+        """[d_model] sum of the b_O (and b_out) of the blocks below `layer` that the view's
+        rows went through (plus block `layer`'s b_O with mlp_input), as TransformerLens."""
+        bias = torch.zeros(self.cfg.d_model, device=self.cfg.device)
+        for block in self.blocks[self.first_layer:layer]:
+            bias = bias + block.attn.b_O + (block.mlp.b_out if include_mlp_biases else 0)
+        if mlp_input and layer >= self.first_layer:
+            bias = bias + self.blocks[layer].attn.b_O
+        return bias
 
     @property
     def W_U(self) -> Tensor:
@@ -80,11 +110,59 @@ class LensView:
         return self.model.to_single_token(string)
 
 
+class _BlockWeights:
+    """One block's output weights in TransformerLens layout (views of the model's)."""
+
+    def __init__(self, block, n_heads: int, d_head: int):
+        attn, mlp = block.attn, block.mlp
+        self.attn = SimpleNamespace(W_O=attn.W_O.view(n_heads, d_head, -1), b_O=attn.b_O)
+        self.mlp = SimpleNamespace(W_out=mlp.W_out, b_out=mlp.b_out)
+
+
+class CoCoMixCache(ActivationCache):
+    """TransformerLens's ActivationCache. On an interleaved model's unsplit cache, the methods
+    that stack several layers cannot line up pos rows with 2·pos rows: they fail with one line
+    naming `split_cache` instead of a bare torch size error."""
+
+
+# ActivationCache methods that stack several layers' activations.
+STACKING = ("accumulated_resid", "decompose_resid", "stack_activation", "stack_head_results",
+            "stack_neuron_results", "get_full_resid_decomposition", "logit_attrs")
+
+
+def _guarded(name: str):
+    method = getattr(ActivationCache, name)
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if not self.model.interleaved or self.__dict__.get("_stacking"):
+            return method(self, *args, **kwargs)  # an inner call: the outer one reports
+        self._stacking = True
+        try:
+            return method(self, *args, **kwargs)
+        except (RuntimeError, KeyError, EinopsError) as err:
+            insert = self.model.model.cfg.insert_layer
+            raise ValueError(
+                f"ActivationCache.{name} cannot stack this interleaved cache (pos rows below "
+                f"insert_layer {insert}, 2·pos rows from it on; {type(err).__name__}); fix: "
+                "tokens, concepts = cocomix_lens.model.lens.split_cache(cache), then call "
+                f"{name} on one of them") from None
+        finally:
+            self._stacking = False
+
+    return wrapper
+
+
+for _name in STACKING:
+    setattr(CoCoMixCache, _name, _guarded(_name))
+
+
 def activation_cache(model, cache: dict[str, Tensor], has_batch_dim: bool = True,
-                     readout_rows: bool = True) -> ActivationCache:
-    """Wrap a cache dict of `model` as a TL ActivationCache, adding the LayerNorm scales."""
+                     readout_rows: bool = True, rows: str = "all") -> CoCoMixCache:
+    """Wrap a cache dict of `model` as a TL ActivationCache, adding the LayerNorm scales;
+    `rows` says which rows of the stream it holds (LensView)."""
     add_ln_scales(cache, model, readout_rows)
-    return ActivationCache(cache, LensView(model), has_batch_dim=has_batch_dim)
+    return CoCoMixCache(cache, LensView(model, rows), has_batch_dim=has_batch_dim)
 
 
 def add_ln_scales(cache: dict[str, Tensor], model, readout_rows: bool = True) -> None:
@@ -143,10 +221,10 @@ def split_cache(cache: ActivationCache) -> tuple[ActivationCache, ActivationCach
         base = name.removesuffix("_grad")
         if base.endswith("hook_scale"):
             continue  # recomputed for each view
-        match = _LAYER.match(base)
+        match = LAYER_RE.match(base)
         layer = int(match.group(1)) if match else None
         if base == "concept.hook_mixed" or (layer is not None and layer >= insert):
-            dim = axis + (1 if base.endswith(_QUERY_AXIS) else 0)
+            dim = axis + (1 if base.endswith(QUERY_AXIS) else 0)
             tokens[name], concepts[name] = _rows(act, dim, 0), _rows(act, dim, 1)
         elif base.startswith("ln_final."):
             concepts[name] = act  # ln_final reads only the concept rows
@@ -155,12 +233,13 @@ def split_cache(cache: ActivationCache) -> tuple[ActivationCache, ActivationCach
         else:
             tokens[name] = concepts[name] = act  # concept.* hooks: one row per token
     _concept_prefix(concepts, insert)
-    return (activation_cache(model, tokens, cache.has_batch_dim, readout_rows=False),
-            activation_cache(model, concepts, cache.has_batch_dim, readout_rows=False))
+    return (activation_cache(model, tokens, cache.has_batch_dim, False, rows="tokens"),
+            activation_cache(model, concepts, cache.has_batch_dim, False, rows="concepts"))
 
 
 def _concept_prefix(concepts: dict[str, Tensor], insert: int) -> None:
-    """Below insert_layer the concept slot does not exist yet: c_t is its embedding."""
+    """Below insert_layer the concept slot does not exist yet: c_t is its embedding, and the
+    blocks below add nothing to it (zero head outputs z and neuron activations)."""
     c = concepts.get(f"blocks.{insert}.hook_resid_pre", concepts.get("concept.hook_vector"))
     if c is None:
         return
@@ -170,3 +249,7 @@ def _concept_prefix(concepts: dict[str, Tensor], insert: int) -> None:
             concepts[f"blocks.{layer}.{name}"] = c
         for name in _OUTPUTS:
             concepts[f"blocks.{layer}.{name}"] = torch.zeros_like(c)
+        for name, like in ((f"blocks.{layer}.attn.hook_z", f"blocks.{insert}.attn.hook_z"),
+                           (f"blocks.{layer}.mlp.hook_post", f"blocks.{insert}.mlp.hook_post")):
+            if like in concepts:
+                concepts[name] = torch.zeros_like(concepts[like])
