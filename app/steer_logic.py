@@ -16,7 +16,7 @@ live on the shared model for the length of a generation.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -24,45 +24,40 @@ import torch
 from torch import Tensor
 
 from app.config import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_PROMPT_TOKENS
-from cocomix_lens.steering import OPS, Edit, SteeringSpec
+from cocomix_lens.sampling import Sampling
+from cocomix_lens.steering import OPS, Edit, SteeringSpec, describe_edit
+from cocomix_lens.steering.spec import op_edit
 
 POSITIONS = ("all", "prompt", "generated")
-# What the strength slider means for each op, and its range.
-STRENGTH = {"scale": ("factor on the predicted logit", -10.0, 10.0),
-            "add": ("logit standard deviations added", -10.0, 10.0),
-            "vector": ("α · compressor row added to c_t", -10.0, 10.0),
-            "set": ("weight of the concept replacing the top-k", 0.0, 10.0),
-            "force": ("(no strength: always in the top-k)", None, None),
-            "ban": ("(no strength: never in the top-k)", None, None)}
 # Scores shown for the samples on the page (cocomix_lens.steering.scorers), when they apply.
-SHOWN_SCORES = ("student_topk", "student_prob", "sae_active", "top_token_share", "ppl_ntp",
-                "ppl_teacher", "distinct_2", "length")
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Sampling settings; temperature 0 is greedy."""
-
-    max_new_tokens: int = 40
-    temperature: float = 0.8
-    top_p: float | None = 0.95
-    top_k: int | None = None
-    seed: int = 0
+SHOWN_SCORES = ("oracle_on_target", "oracle_grammatical", "student_topk", "student_prob",
+                "sae_active", "top_token_share", "ppl_ntp", "ppl_teacher", "distinct_2",
+                "length")
+__all__ = ["Sampling", "describe_edit"]
 
 
 def available_ops() -> tuple[str, ...]:
-    return tuple(op for op in OPS if op in STRENGTH)
+    return tuple(OPS)
 
 
 def make_edit(op: str, concept: int, strength: float,
               positions: str | Sequence[int] = "all", std: float | None = None) -> Edit:
     """One library Edit from the page's controls (ValueError naming the fix if invalid)."""
     pos = positions if isinstance(positions, str) else tuple(int(p) for p in positions)
-    if op in ("force", "ban"):
-        return Edit(op, concept, positions=pos)
-    if op == "set":
-        return Edit("set", positions=pos, concepts=(concept,), weights=(float(strength),))
-    return Edit(op, concept, float(strength), pos, std=std if op == "add" else None)
+    edit = op_edit(op, concept, strength, pos)
+    return replace(edit, std=std) if std is not None and "std" in OPS[op].fields else edit
+
+
+def prefill(run, concept: int) -> dict:
+    """The Steer page's controls for `concept` at its best measured setting
+    (`cocomix_lens.steering.best.best_setting`), with the label of where it comes from."""
+    from cocomix_lens.steering.best import best_setting
+
+    s = best_setting(run, concept)
+    return {"steer_concept": int(concept), "steer_op": s.op, "steer_strength": s.strength,
+            "steer_positions": "all", "steer_search": "", "steer_loaded": (),
+            "steer_loaded_std": {}, "steer_setting": (int(concept), s.op, s.strength,
+                                                      s.source)}
 
 
 def make_spec(op: str, concept: int, strength: float, positions: str | Sequence[int] = "all",
@@ -78,7 +73,7 @@ def make_spec(op: str, concept: int, strength: float, positions: str | Sequence[
 
 def fits_controls(edit: Edit) -> bool:
     """Whether the page's controls can show the edit (one concept, no given vector)."""
-    return (edit.op in STRENGTH and edit.vector is None
+    return (edit.op in OPS and edit.vector is None
             and (edit.concepts is None or len(edit.concepts) == 1))
 
 
@@ -111,36 +106,17 @@ def spec_controls(spec: SteeringSpec) -> dict:
             "steer_positions": pos}
 
 
-# How the page lists the edits it has no controls for, by op.
-_DESCRIBE = {
-    "scale": lambda e: f"scale concept {e.concept}'s logit × {e.value:g}",
-    "add": lambda e: f"add {e.value:g} logit std to concept {e.concept}"
-                     + (f" (std {e.std:.3g})" if e.std is not None else ""),
-    "force": lambda e: f"force concept {e.concept} into the top-k",
-    "ban": lambda e: f"ban concept {e.concept} from the top-k",
-    "set": lambda e: "set the top-k to " + ", ".join(
-        f"{c} (weight {w:g})" for c, w in zip(e.concepts, e.weights)),
-    "vector": lambda e: f"add {e.value:g} × "
-                        + ("a given vector" if e.vector else f"compressor row {e.concept}")
-                        + " to c_t",
-}
-
-
-def describe_edit(edit: Edit) -> str:
-    """One line: what the edit does and where."""
-    pos = edit.positions if isinstance(edit.positions, str) else \
-        "positions " + ",".join(map(str, edit.positions))
-    return f"{_DESCRIBE[edit.op](edit)}, at {pos}"
-
-
 def encode_prompt(tokenizer, prompt: str, n_ctx: int) -> Tensor:
-    """Prompt text -> token ids [1, pos]; one-line ValueError for empty or overlong prompts."""
+    """Prompt text -> token ids [1, pos] (the library's prompt encoder, `prompt_ids`); one-line
+    ValueError for empty or overlong prompts."""
+    from cocomix_lens.data.tokenizer import prompt_ids
+
     if not prompt or not prompt.strip():
         raise ValueError("the prompt is empty: type a few words to continue")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise ValueError(f"the prompt has {len(prompt)} characters, more than the "
                          f"{MAX_PROMPT_CHARS} allowed: shorten it")
-    ids = tokenizer.encode(prompt).ids
+    ids = prompt_ids(tokenizer, prompt)
     cap = min(MAX_PROMPT_TOKENS, n_ctx - 1)
     if len(ids) > cap:
         raise ValueError(f"the prompt is {len(ids)} tokens, more than the {cap} this model "
@@ -234,35 +210,29 @@ def sample_scores(run, concept: int, samples: dict[str, Sequence[int]],
     return table[[n for n in SHOWN_SCORES if n in table]]
 
 
-def spec_steerer(op: str, positions: str | Sequence[int] = "all") -> Callable:
-    """make(concept, strength) -> a library Steerer applying the page's edit (for sweep)."""
-    from cocomix_lens.steering import steer
-    from cocomix_lens.steering.evaluate import Steerer
-
-    def make(concept: int, strength: float) -> Steerer:
-        def apply(model, c: int):
-            return steer(model, make_spec(op, c, strength, positions))
-
-        return Steerer(concept, apply, "cocomix", f"{op} concept {concept} by {strength:g}",
-                       float(strength))
-
-    return make
-
-
 def sweep(run, prompt: str, concept: int, op: str, strengths: Sequence[float],
-          sampling: Sampling, n_samples: int = 4,
-          progress: Callable | None = None) -> pd.DataFrame:
-    """Dose-response with the library's `sweep` (steered vs random-concept control, CIs):
-    tidy rows strength, metric, condition, mean, lo, hi."""
+          sampling: Sampling, n_samples: int = 4, positions: str | Sequence[int] = "all",
+          progress: Callable | None = None):
+    """Dose-response with the library's `sweep` (its harness: the prompt encoder, sampler and
+    every scorer steer-eval uses; steered vs random-concept control, CIs); returns the
+    library's SweepResult and its tidy rows (`sweep_rows`)."""
     from cocomix_lens.progress import no_progress
+    from cocomix_lens.steering.evaluate import Evaluation
     from cocomix_lens.steering.evaluate import sweep as lib_sweep
+    from cocomix_lens.steering.method import spec_method
 
-    res = lib_sweep(run, concept, op, list(strengths), prompts=[prompt], n_samples=n_samples,
-                    seed=sampling.seed, max_new_tokens=sampling.max_new_tokens,
-                    temperature=max(sampling.temperature, 1e-3), top_p=sampling.top_p,
-                    scorers=[s for s in ("student_prob", "student_topk", "ppl_ntp")
-                             if _applies(run, s)], n_boot=200, progress=progress or no_progress,
-                    make=spec_steerer(op))
+    def make(c: int, s: float):
+        return spec_method(run, make_spec(op, c, s, positions))
+
+    res = lib_sweep(run, concept, op, list(strengths), [prompt], sampling,
+                    Evaluation(n_samples=n_samples, n_boot=200), make=make,
+                    progress=progress or no_progress)
+    return res, sweep_rows(res)
+
+
+def sweep_rows(res) -> pd.DataFrame:
+    """A SweepResult as tidy rows strength, metric, condition, mean, lo, hi (perplexities as
+    perplexities)."""
     rows = []
     for s, r in zip(res.strengths, res.results):
         for m in r.metrics:
@@ -275,16 +245,11 @@ def sweep(run, prompt: str, concept: int, op: str, strengths: Sequence[float],
     return pd.DataFrame(rows)
 
 
-def _applies(run, name: str) -> bool:
-    from cocomix_lens.steering.scorers import SCORERS
-
-    return SCORERS[name].applies(run)
-
-
 def default_strengths(op: str) -> list[float]:
-    lo, hi = STRENGTH[op][1:]
-    if lo is None:
+    """The sweep's strengths: the op's range in 5 (or 7, when it spans 0) steps."""
+    if OPS[op].range is None:
         return [0.0]
+    lo, hi = OPS[op].range
     return [float(x) for x in np.linspace(lo, hi, 5 if lo >= 0 else 7)]
 
 
@@ -292,11 +257,14 @@ def measured_table(doc: dict) -> pd.DataFrame:
     """`steer-eval --densest`'s final evaluation (Run.steering) as rows: arm, metric, and
     steered / unsteered / control as 'mean [lo, hi]', with whether the steered interval lies
     above both others (success metrics only)."""
+    from cocomix_lens.steering.stats import Estimate
+
     final = doc.get("final") or {}
     rows = []
     for arm, res in final.get("arms", {}).items():
+        log_scale = {m["name"]: m.get("log_scale", False) for m in res.get("metrics", [])}
         for metric, est in res["summary"].items():
-            cells = {c: f"{est[c]['mean']:.3g} [{est[c]['lo']:.3g}, {est[c]['hi']:.3g}]"
+            cells = {c: Estimate.from_dict(est[c]).format(log_scale.get(metric, False))
                      for c in ("steered", "unsteered", "control")}
             clear = est.get("clear")
             rows.append({"arm": arm, "metric": metric, **cells,

@@ -21,11 +21,13 @@ import json
 import time
 from pathlib import Path
 
+import cocomix_lens.world.steering_scorers  # noqa: F401  (registers the oracle scorers)
 from cocomix_lens import Run
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
+from cocomix_lens.sampling import Sampling
 from cocomix_lens.steering import SteeringSpec
-from cocomix_lens.steering.evaluate import evaluate_steering, sweep
-from cocomix_lens.steering.screen import FluencyBounds, pick_strength
+from cocomix_lens.steering.evaluate import Evaluation, evaluate_steering, sweep
+from training.steering_screen import FluencyBounds, pick_strength
 
 SCORERS = ["oracle_on_target", "oracle_grammatical", "sae_act", "student_prob", "ppl_ntp"]
 
@@ -55,18 +57,19 @@ def main() -> None:
     md = [f"# Topic steering on `{run_dir}`", ""]
     for topic in args.topics:
         c, f1 = aligned[topic]
-        extras = {"topic": topic}
+        ev = Evaluation(n_samples=args.sweep_samples, scorers=tuple(SCORERS),
+                        extras={"topic": topic})
         t0 = time.perf_counter()
         sweeps = {
-            "cocomix_add": sweep(run, c, "add", args.add, n_samples=args.sweep_samples,
-                                 scorers=SCORERS, extras=extras),
-            "sae": sweep(run, c, "add", args.sae, arm="sae", n_samples=args.sweep_samples,
-                         scorers=SCORERS, extras=extras)}
+            "cocomix_add": sweep(run, c, "add", args.add, None, Sampling(), ev),
+            "sae": sweep(run, c, "add", args.sae, None, Sampling(), ev, arm="sae")}
         bounds = FluencyBounds(max_grammar_drop=args.max_grammar_drop)
         chosen = {k: pick_strength(sw, "oracle_grammatical", bounds) for k, sw in sweeps.items()}
-        final = evaluate_steering(run, SteeringSpec().add(c, chosen["cocomix_add"]),
-                                  n_samples=args.samples, seed=0, sae_strength=chosen["sae"],
-                                  scorers=SCORERS, extras=extras)
+        final = evaluate_steering(run, SteeringSpec().add(c, chosen["cocomix_add"]), None,
+                                  Sampling(), Evaluation(n_samples=args.samples,
+                                                         scorers=tuple(SCORERS),
+                                                         extras={"topic": topic}),
+                                  sae_strength=chosen["sae"])
         wall = time.perf_counter() - t0
         doc["topics"][topic] = {"concept": c, "sentence_f1": f1, "wall_s": wall,
                                 "chosen": chosen,

@@ -183,7 +183,7 @@ class Run:
     @cached_property
     def steering(self) -> dict[str, Any]:
         """steering/steering.json: `steer-eval --densest`'s screen, sweeps and final
-        evaluation (`cocomix_lens.steering.screen.DenseSteering.to_dict`)."""
+        evaluation (`training.steering_screen.DenseSteering.to_dict`)."""
         return read_json(self.require("steering"), "re-run `cocomix-lens steer-eval --densest "
                          "N --out DIR/steering`", expect=dict)
 

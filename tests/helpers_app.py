@@ -100,9 +100,10 @@ def find_steerable(run_dir: Path, prompt: str = "The") -> tuple[int, float]:
 
     from app.steer_logic import Sampling, generate_ids, make_spec
     from cocomix_lens import Run
+    from cocomix_lens.data.tokenizer import prompt_ids
 
     model = Run.open(run_dir).student
-    ids = torch.tensor([model.tokenizer.encode(prompt).ids])
+    ids = torch.tensor([prompt_ids(model.tokenizer, prompt)])
     _, z = model(ids, return_concept_logits=True)
     text = lambda edit=None: model.tokenizer.decode(generate_ids(model, ids, Sampling(), edit))
     default = text()
@@ -119,10 +120,10 @@ def library_text(model, spec, prompt: str = "The") -> str:
     import torch
 
     from app.steer_logic import Sampling
-    from cocomix_lens.data.tokenizer import eos_id
+    from cocomix_lens.data.tokenizer import eos_id, prompt_ids
 
     s = Sampling()
-    ids = torch.tensor([model.tokenizer.encode(prompt).ids])
+    ids = torch.tensor([prompt_ids(model.tokenizer, prompt)])
     out = model.generate(ids, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
                          top_p=s.top_p, top_k=s.top_k, seed=s.seed, steering=spec)
     new = out[0, ids.shape[1]:].tolist()
@@ -131,20 +132,22 @@ def library_text(model, spec, prompt: str = "The") -> str:
 
 
 def find_second_edit(run_dir: Path, first, prompt: str = "The"):
-    """A ban edit that changes the library's text under `first` when added to it, so a page
-    that applied only the first edit would show another text."""
+    """A ban (else force) edit that changes the library's text under `first` when added to
+    it, so a page that applied only the first edit would show another text."""
     import torch
 
     from cocomix_lens import Run
+    from cocomix_lens.data.tokenizer import prompt_ids
     from cocomix_lens.steering import Edit, SteeringSpec
 
     model = Run.open(run_dir).student
-    ids = torch.tensor([model.tokenizer.encode(prompt).ids])
+    ids = torch.tensor([prompt_ids(model.tokenizer, prompt)])
     _, z = model(ids, return_concept_logits=True)
     alone = library_text(model, SteeringSpec((first,)), prompt)
-    for c in z[0, -1].argsort(descending=True).tolist()[:64]:
-        if c != first.concept:
-            second = Edit("ban", c)
-            if library_text(model, SteeringSpec((first, second)), prompt) != alone:
-                return second
-    raise AssertionError("no ban edit changes the micro student's steered text")
+    for op in ("ban", "force"):
+        for c in z[0, -1].argsort(descending=(op == "ban")).tolist()[:64]:
+            if c != first.concept:
+                second = Edit(op, c)
+                if library_text(model, SteeringSpec((first, second)), prompt) != alone:
+                    return second
+    raise AssertionError("no ban or force edit changes the micro student's steered text")

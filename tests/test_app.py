@@ -114,7 +114,7 @@ def test_steer_page_shows_the_runs_measured_steering_and_uses_its_edit(root):
     import numpy as np
 
     from cocomix_lens.steering.results import ArmResult, MetricInfo, SteeringEvaluation
-    from cocomix_lens.steering.screen import DenseSteering
+    from training.steering_screen import DenseSteering
 
     vals = {c: {m: list(v + np.linspace(-0.1, 0.1, 8)) for m in ("sae_act", "student_prob")}
             for c, v in (("steered", 3.0), ("unsteered", 1.0), ("control", 1.2))}
@@ -143,8 +143,9 @@ def test_steer_page_shows_the_runs_measured_steering_and_uses_its_edit(root):
         shutil.rmtree(out)
 
 
-def _steer(at, concept: int, strength: float):
+def _steer(at, concept: int, strength: float, op: str = "scale"):
     at.text_area(key="steer_prompt").set_value("The")
+    at.selectbox(key="steer_op").set_value(op)
     at.text_input(key="steer_search").set_value(str(concept))
     at.run()
     at.selectbox(key="steer_concept").set_value(concept)
@@ -219,7 +220,7 @@ def test_a_loaded_spec_keeps_every_edit_in_its_place_around_the_controls_edit():
     assert make_spec("scale", 5, 2.0, loaded=loaded) == spec
     assert make_spec("add", 6, -1.0, loaded=loaded).edits == (
         spec.edits[0], Edit("add", 6, -1.0), spec.edits[2])
-    assert describe_edit(spec.edits[2]) == "ban concept 7 from the top-k, at positions 1,2"
+    assert describe_edit(spec.edits[2]) == "ban concept 7 from the top-k at positions 1,2"
     with pytest.raises(ValueError, match="none of the spec's edits fits"):
         spec_controls(SteeringSpec().add_vector(None, 1.0, vector=[0.0, 1.0]))
 

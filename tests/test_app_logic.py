@@ -93,12 +93,13 @@ def test_prompts_are_checked_and_generation_is_capped():
     from app.config import MAX_NEW_TOKENS
     from app.steer_logic import encode_prompt, new_token_cap
 
-    tok = Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))
+    tok = Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1, "<|endoftext|>": 2},
+                                     unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    assert encode_prompt(tok, "a a", 64).tolist() == [[0, 0]]
+    assert encode_prompt(tok, "a a", 64).tolist() == [[2, 0, 0]]  # after <|endoftext|>
     with pytest.raises(ValueError, match="the prompt is empty"):
         encode_prompt(tok, " \n", 64)
-    with pytest.raises(ValueError, match="10 tokens, more than the 7"):
+    with pytest.raises(ValueError, match="11 tokens, more than the 7"):
         encode_prompt(tok, "a " * 10, 8)
     with pytest.raises(ValueError, match="characters, more than"):
         encode_prompt(tok, "a" * 5000, 64)

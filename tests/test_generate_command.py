@@ -2,6 +2,7 @@
 
 from helpers_model import tiny_text_model
 
+from cocomix_lens.sampling import Sampling
 from cocomix_lens.steering import SteeringSpec
 from training.cli import main
 
@@ -29,7 +30,8 @@ def test_generate_with_a_spec_file_prints_the_steered_text(tmp_path, capsys):
     argv = ["generate", "--run", str(run), "--prompt", PROMPT, "--steer",
             str(tmp_path / "spec.json"), "--seed", "3", "--max-new-tokens", "8"]
     assert main(argv) == 0
-    steered = model.generate(PROMPT, 8, temperature=0.8, top_p=0.95, seed=3, steering=spec)
+    sampling = Sampling(max_new_tokens=8, seed=3)  # the flags' defaults are Sampling's
+    steered = model.generate(PROMPT, **sampling.kwargs(), steering=spec)
     assert capsys.readouterr().out == steered + "\n"
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from cocomix_lens import Run
 from cocomix_lens.rundir import LAYOUT
-from cocomix_lens.steering.evaluate import Sampling
+from cocomix_lens.sampling import Sampling
 from cocomix_lens.steering.methods import FAMILIES, Method
 from cocomix_lens.steering.topic_eval import evaluate_method, harmonic
 from cocomix_lens.world.openings import Opening

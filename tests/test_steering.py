@@ -63,13 +63,16 @@ def test_scale_pushes_a_negative_logit_further_out_of_the_top_k():
     assert (acts3[:, 3, c] != 0).all()  # force works whatever the sign
 
 
-def test_add_uses_the_given_std_or_the_std_measured_on_the_prompt():
+def test_add_uses_the_given_std_or_the_std_its_unit_names():
     model, x = tiny_model(), tokens()
     z, _, _ = _run(model, x)
     z2, _, _ = _run(model, x, SteeringSpec().add(6, 2.0, std=0.25))
     torch.testing.assert_close(z2[..., 6], z[..., 6] + 0.5)
     _only_column_changed(z, z2, 6, slice(None))
-    z3, _, _ = _run(model, x, SteeringSpec().add(6, 2.0, positions="generated"), prompt_len=8)
+    z1, _, _ = _run(model, x, SteeringSpec().add(6, 2.0, unit="logit"))
+    torch.testing.assert_close(z1[..., 6], z[..., 6] + 2.0)
+    spec = SteeringSpec().add(6, 2.0, positions="generated", unit="prompt")
+    z3, _, _ = _run(model, x, spec, prompt_len=8)
     measured = z[:, :8, 6].std()
     torch.testing.assert_close(z3[:, 8:, 6], z[:, 8:, 6] + 2.0 * measured)
     _only_column_changed(z, z3, 6, slice(8, None))
@@ -79,16 +82,21 @@ def test_add_uses_the_given_std_or_the_std_measured_on_the_prompt():
     assert spec.edits[0].std == pytest.approx(0.15) and spec.edits[1].std is None
     z4, _, _ = _run(model, x, spec)
     torch.testing.assert_close(z4[..., 6], z[..., 6] + 0.15)
+    with pytest.raises(ValueError, match=r"catalogue logit stds.*fix: spec.resolve\(run\)"):
+        _run(model, x, SteeringSpec().add(6, 2.0))
 
 
-def test_force_puts_the_concept_in_the_top_k_at_the_chosen_positions_only():
+def test_force_puts_the_concept_at_the_top_of_the_top_k_at_the_chosen_positions_only():
     model, x = tiny_model(), tokens()
     z, acts, _ = _run(model, x)
     c = _negative_concept(z, 4)
     z2, acts2, _ = _run(model, x, SteeringSpec().force(c, positions=[4, 6]))
     for p in (4, 6):
         assert (acts2[:, p, c] != 0).all() and ((acts2[:, p] != 0).sum(-1) == K).all()
-        # it displaced the weakest selected concept; the other k - 1 keep their values
+        # it enters just above the strongest concept and displaces the weakest selected one;
+        # the other k - 1 keep their values
+        assert (acts2[:, p, c] > z[:, p].max(-1).values).all()
+        torch.testing.assert_close(acts2[:, p, c], z[:, p].max(-1).values)
         weakest = acts[:, p].masked_fill(acts[:, p] == 0, float("inf")).argmin(-1)
         kept = acts[:, p].scatter(-1, weakest[:, None], 0.0)
         torch.testing.assert_close(acts2[:, p].scatter(-1, torch.full_like(weakest, c)[:, None],
@@ -98,10 +106,10 @@ def test_force_puts_the_concept_in_the_top_k_at_the_chosen_positions_only():
     assert torch.equal(acts2[:, others], acts[:, others])
 
 
-def test_force_of_a_concept_already_selected_changes_nothing():
+def test_force_of_the_strongest_concept_changes_nothing():
     model, x = tiny_model(), tokens()
     z, acts, _ = _run(model, x)
-    c = int(acts[0, 3].abs().argmax())
+    c = int(z[0, 3].argmax())
     pos = [3]
     z2, acts2, _ = _run(model, x, SteeringSpec().force(c, positions=pos))
     assert torch.equal(z2[0, 3], z[0, 3]) and torch.equal(acts2[0, 3], acts[0, 3])
@@ -140,18 +148,21 @@ def test_set_replaces_the_top_k_at_the_chosen_positions():
     torch.testing.assert_close(vec2[:, others], vec[:, others], atol=1e-6, rtol=1e-6)
 
 
-def test_vector_adds_alpha_times_the_compressor_row_or_a_given_vector():
+def test_vector_adds_the_compressor_row_as_the_head_writes_it_or_a_given_vector():
     model, x = tiny_model(), tokens()
-    _, _, vec = _run(model, x)
-    _, _, vec2 = _run(model, x, SteeringSpec().add_vector(12, 2.5, positions="prompt"),
+    _, cache = model.run_with_cache(x, names_filter=["concept.hook_in", HOOKS[2]])
+    vec, sigma = cache[HOOKS[2]], cache["concept.hook_in"].std(-1, keepdim=True)
+    _, _, vec2 = _run(model, x, SteeringSpec().add_vector(12, 2.5, positions="prompt", std=0.4),
                       prompt_len=4)
+    # an activation rise of 2.5 stds (0.4 logits each) of concept 12: the head's output moves
+    # by that times W_comp[12] times the position's residual std (c = (a W_comp + ...) * std)
     w = model.concept.W_comp[12].detach()
-    torch.testing.assert_close(vec2[:, :4], vec[:, :4] + 2.5 * w)
-    assert torch.equal(vec2[:, 4:], vec[:, 4:])
+    torch.testing.assert_close(vec2[:, :4], vec[:, :4] + 2.5 * 0.4 * sigma[:, :4] * w)
+    torch.testing.assert_close(vec2[:, 4:], vec[:, 4:])
     d = torch.linspace(-1, 1, model.cfg.d_model)
     _, _, vec3 = _run(model, x, SteeringSpec().add_vector(None, -1.0, [0], vector=d.tolist()))
     torch.testing.assert_close(vec3[:, 0], vec[:, 0] - d)
-    assert torch.equal(vec3[:, 1:], vec[:, 1:])
+    torch.testing.assert_close(vec3[:, 1:], vec[:, 1:])
 
 
 def test_edits_compose_in_the_documented_order():
@@ -164,11 +175,11 @@ def test_edits_compose_in_the_documented_order():
 
 SPECS = {
     "scale": SteeringSpec().scale(7, 8.0),
-    "add": SteeringSpec().add(7, 6.0, positions="generated"),
+    "add": SteeringSpec().add(7, 6.0, positions="generated", unit="prompt"),
     "force": SteeringSpec().force(7, positions="generated").force(2, positions=[3, 9]),
     "ban": SteeringSpec().ban(4),
     "set": SteeringSpec().set([1, 7], [30.0, -20.0], positions="generated"),
-    "vector": SteeringSpec().add_vector(7, 40.0),
+    "vector": SteeringSpec().add_vector(7, 40.0, unit="logit"),
 }
 
 
@@ -200,7 +211,7 @@ def test_a_strong_edit_changes_generation_and_generated_positions_spare_the_firs
 def test_hooks_are_removed_on_exit_and_after_an_exception():
     model, x = tiny_model(), tokens()
     with pytest.raises(RuntimeError, match="boom"):
-        with steer(model, SPECS["set"].add_vector(3, 1.0)):
+        with steer(model, SPECS["set"].add_vector(3, 1.0, unit="logit")):
             assert model._forward_pre_hooks
             raise RuntimeError("boom")
     assert not model._forward_pre_hooks
@@ -294,8 +305,14 @@ def test_add_edits_take_the_catalogue_std_when_the_run_has_one():
     stds[6] = 0.2
     run = SimpleNamespace(has=lambda piece: piece == "catalogue",
                           catalogue=SimpleNamespace(concepts={"logit_std": stds}))
-    spec = SteeringSpec().add(6, 1.0).add(3, 1.0, std=2.0).scale(6, 2.0)
-    filled = spec.with_catalogue_stds(run)
-    assert [e.std for e in filled.edits] == [pytest.approx(0.2), 2.0, None]
+    spec = SteeringSpec().add(6, 1.0).add(3, 1.0, std=2.0).scale(6, 2.0).add(4, 1.0,
+                                                                            unit="prompt")
+    filled = spec.resolve(run)
+    assert [e.std for e in filled.edits] == [pytest.approx(0.2), 2.0, None, None]
+    assert filled.edits[0].unit == "catalogue" and SteeringSpec.from_json(
+        filled.to_json()) == filled
     no_catalogue = SimpleNamespace(has=lambda piece: False)
-    assert spec.with_catalogue_stds(no_catalogue) == spec
+    assert spec.edits[1:].__len__() and SteeringSpec(spec.edits[1:]).resolve(
+        no_catalogue) == SteeringSpec(spec.edits[1:])
+    with pytest.raises(ValueError, match="no catalogue; fix"):
+        spec.resolve(no_catalogue)

@@ -4,6 +4,7 @@ planted effect clear of the control, dose-response, and the steer-eval command."
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,10 +13,10 @@ import torch
 from helpers_training import micro_config, write_corpus
 
 from cocomix_lens import ConceptExtractor, Run
+from cocomix_lens.sampling import Sampling
 from cocomix_lens.steering import SteeringSpec, steer
 from cocomix_lens.steering.evaluate import (
-    Sampling,
-    Steerer,
+    Evaluation,
     encode_prompts,
     evaluate_steering,
     generate_samples,
@@ -24,12 +25,14 @@ from cocomix_lens.steering.evaluate import (
     score,
     sweep,
 )
+from cocomix_lens.steering.method import Method, resid_norm
 from cocomix_lens.steering.scorers import SCORERS, Scorer, register_scorer, scorers_for
 from cocomix_lens.steering.stats import bootstrap, bootstrap_diff
 from training.pipeline import run_pipeline
 
 PROMPTS = ["the ship", "a star", "music and"]
-FAST = dict(n_samples=12, max_new_tokens=10, n_boot=500)
+FAST = Sampling(max_new_tokens=10)
+FEW = Evaluation(n_samples=12, n_boot=500)
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +61,13 @@ def planted(run):
               if best_tok[i] != best_tok[c] and best_val[i] > 0]
     control = others[0]
 
-    def make(concept: int, alpha: float) -> Steerer:
-        def apply(model, target):
-            v = model.W_U[:, best_tok[target]].detach()
+    def make(concept: int, alpha: float) -> Method:
+        def hooks(model, prompt_len):
+            v = model.W_U[:, best_tok[concept]].detach()
             v = alpha * v / v.norm()
             return model.hooks(fwd_hooks=[("ln_final.hook_normalized", lambda x, hook: x + v)])
-        return Steerer(concept, apply, "cocomix", f"emit the top token of {concept}", alpha)
+        return Method(f"emit the top token of {concept}", "student", hooks, concept=concept,
+                      strength=alpha, retarget=lambda c: make(c, alpha))
 
     return SimpleNamespace(c=c, control=control, make=make)
 
@@ -88,7 +92,7 @@ def test_bootstrap_refuses_empty_values():
 
 def test_scores_equal_a_direct_computation(run):
     gens = generate_samples(run.student, run.tokenizer, encode_prompts(run.tokenizer, PROMPTS),
-                            Sampling(n_samples=4, max_new_tokens=8))
+                            Sampling(max_new_tokens=8), Evaluation(n_samples=4))
     c = 5
     got = score(run, c, gens, scorers_for(run, ["sae_act", "ppl_teacher", "distinct_1"]))
     acts = ConceptExtractor(run.teacher, run.sae, method="activation").scores(gens.tokens)
@@ -121,16 +125,18 @@ def test_scoring_runs_with_steering_off(run):
         spec = SteeringSpec().scale(3, 5.0)
         with steer(run.student, spec):  # the check can fail: inside, hooks are counted
             assert _hook_count(run.student) == 2
-        evaluate_steering(run, spec, PROMPTS, scorers=["_spy"], sae_strength=1.0, **FAST)
+        evaluate_steering(run, spec, PROMPTS, FAST, replace(FEW, scorers=("_spy",)),
+                          sae_strength=1.0)
     finally:
         SCORERS.pop("_spy")
     assert len(seen) == 6 and all(s == (0, 0) for s in seen)
 
 
 def test_planted_effect_is_clear_of_unsteered_and_control(run, planted):
-    res = evaluate_steering(run, planted.make(planted.c, 200.0), PROMPTS, control=planted.control,
-                            sae_strength=None, scorers=["sae_act", "ppl_ntp"], n_samples=24,
-                            max_new_tokens=12, n_boot=500)
+    res = evaluate_steering(run, planted.make(planted.c, 200.0), PROMPTS,
+                            Sampling(max_new_tokens=12),
+                            Evaluation(n_samples=24, n_boot=500, control=planted.control,
+                                       scorers=("sae_act", "ppl_ntp")), sae_strength=None)
     arm = res.arms["cocomix"]
     assert arm.clear_of("sae_act") == {"above_unsteered": True, "above_control": True,
                                        "diff_unsteered_positive": True,
@@ -143,36 +149,37 @@ def test_random_control_is_another_live_concept_at_the_same_strength(run):
     picks = {random_control(run, 7, seed) for seed in range(20)}
     assert 7 not in picks and picks <= live and len(picks) > 1
     assert random_control(run, 7, 3) == random_control(run, 7, 3)
-    res = evaluate_steering(run, SteeringSpec().add(7, 4.0), PROMPTS, seed=3,
-                            scorers=["student_prob"], sae_strength=None, **FAST)
+    res = evaluate_steering(run, SteeringSpec().add(7, 4.0, unit="prompt"), PROMPTS,
+                            replace(FAST, seed=3), replace(FEW, scorers=("student_prob",)),
+                            sae_strength=None)
     arm = res.arms["cocomix"]
     assert arm.control_concept == random_control(run, 7, 3) and arm.strength == 4.0
 
 
 def test_a_control_equal_to_the_steered_concept_is_refused(run):
     with pytest.raises(ValueError, match="control=7 is the steered concept.*fix"):
-        evaluate_steering(run, SteeringSpec().add(7, 4.0), PROMPTS, control=7,
-                          scorers=["student_prob"], sae_strength=None, **FAST)
+        evaluate_steering(run, SteeringSpec().add(7, 4.0, unit="logit"), PROMPTS, FAST,
+                          replace(FEW, control=7, scorers=("student_prob",)), sae_strength=None)
 
 
 def test_a_raw_vector_first_edit_names_no_concept_to_score(run):
     spec = SteeringSpec().add_vector(None, 1.0, vector=[0.0] * run.student.cfg.d_model)
     with pytest.raises(ValueError, match="names no concept to score.*fix"):
-        evaluate_steering(run, spec, PROMPTS, scorers=["student_prob"], sae_strength=None,
-                          **FAST)
+        evaluate_steering(run, spec, PROMPTS, FAST, replace(FEW, scorers=("student_prob",)),
+                          sae_strength=None)
 
 
 def test_unsteered_and_zero_strength_runs_are_identical(run):
-    res = evaluate_steering(run, SteeringSpec().add(7, 0.0), PROMPTS, scorers=["sae_act"],
-                            sae_strength=0.0, **FAST)
+    res = evaluate_steering(run, SteeringSpec().add(7, 0.0, unit="prompt"), PROMPTS, FAST,
+                            replace(FEW, scorers=("sae_act",)), sae_strength=0.0)
     for arm in res.arms.values():
         assert arm.values["steered"] == arm.values["unsteered"] == arm.values["control"]
 
 
 def test_sweep_dose_response_is_monotone_on_a_planted_case(run, planted):
-    sw = sweep(run, planted.c, "vector", [0.0, 20.0, 200.0], PROMPTS, n_samples=12,
-               max_new_tokens=10, scorers=["sae_act"], control=planted.control,
-               make=planted.make, n_boot=200)
+    sw = sweep(run, planted.c, "vector", [0.0, 20.0, 200.0], PROMPTS, FAST,
+               Evaluation(n_samples=12, scorers=("sae_act",), control=planted.control,
+                          n_boot=200), make=planted.make)
     means = sw.means("sae_act")
     assert means[0] == pytest.approx(sw.means("sae_act", "unsteered")[0])
     assert means[0] < means[1] < means[2]
@@ -184,7 +191,7 @@ def test_steer_eval_cli_prints_a_table_and_json(run_dir, tmp_path, capsys):
 
     spec = tmp_path / "spec.json"
     SteeringSpec().scale(3, 4.0).save(spec)
-    args = ["steer-eval", "--run", str(run_dir), "--spec", str(spec), "--samples", "6",
+    args = ["steer-eval", "--run", str(run_dir), "--spec", str(spec), "--n-samples", "6",
             "--max-new-tokens", "8", "--prompt", "the ship", "--prompt", "a star"]
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -211,3 +218,34 @@ def test_steer_eval_cli_bad_spec_is_one_line(run_dir, tmp_path, capsys):
     assert main(["steer-eval", "--run", str(run_dir), "--spec", str(spec), "--topic",
                  "sea"]) == 2
     assert "not a world run" in capsys.readouterr().err
+
+
+def test_resid_norm_runs_each_prompt_on_its_own(run):
+    """Prompts never attend to each other: the norm is the mean over each prompt's own
+    forward, and 20 prompts fit however short n_ctx is."""
+    hook = run.sae.cfg.metadata.hook_name
+    ids = encode_prompts(run.tokenizer, PROMPTS * 7)
+    norms = []
+    for p in ids:
+        _, cache = run.teacher.run_with_cache(p[None], names_filter=hook)
+        norms += cache[hook][0].norm(dim=-1).tolist()
+    assert sum(len(p) for p in ids) > run.teacher.cfg.n_ctx
+    assert resid_norm(run.teacher, hook, ids) == pytest.approx(float(np.mean(norms)), rel=1e-6)
+
+
+def test_results_give_per_prompt_figures_examples_and_the_resolved_spec(run):
+    res = evaluate_steering(run, SteeringSpec().add(7, 4.0, unit="logit"), PROMPTS, FAST,
+                            replace(FEW, scorers=("student_prob", "ppl_ntp")),
+                            sae_strength=None)
+    arm = res.arms["cocomix"]
+    per = arm.per_prompt("student_prob")
+    vals = np.asarray(arm.values["steered"]["student_prob"])
+    assert per == pytest.approx([vals[j::3].mean() for j in range(3)])
+    assert arm.spread("student_prob") == {"min": min(per), "median": float(np.median(per)),
+                                          "max": max(per)}
+    doc = res.to_dict()
+    assert doc["arms"]["cocomix"]["method"]["spec"]["edits"][0] == {
+        "op": "add", "concept": 7, "value": 4.0, "positions": "all", "unit": "logit"}
+    assert doc["settings"]["sampling"] == FAST.kwargs()
+    assert len(arm.examples["steered"]) == 3 and "per prompt" in arm.table()
+    assert "the ship" in arm.table()

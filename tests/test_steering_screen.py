@@ -4,27 +4,31 @@ strength on planted results, the real pipeline on a micro run, and `steer-eval -
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from helpers_training import micro_config, write_corpus
 
 from cocomix_lens import Run
-from cocomix_lens.steering import screen
-from cocomix_lens.steering.evaluate import sweep
+from cocomix_lens.sampling import Sampling
+from cocomix_lens.steering.evaluate import Evaluation, sweep
 from cocomix_lens.steering.results import ArmResult, MetricInfo, SweepResult
-from cocomix_lens.steering.screen import (
+from training import steering_screen as screen
+from training.pipeline import run_pipeline
+from training.steering_screen import (
     FluencyBounds,
+    ScreenSettings,
     densest_concepts,
     pick_strength,
     steer_densest,
     within,
 )
-from training.pipeline import run_pipeline
 
 METRICS = [MetricInfo("sae_act", "success", ""), MetricInfo("student_prob", "success", ""),
            MetricInfo("ppl_ntp", "fluency", "", log_scale=True)]
-FAST = dict(screen_samples=6, sweep_samples=6, samples=6, max_new_tokens=8, n_boot=200)
+FAST = ScreenSettings(screen_samples=6, sweep_samples=6, samples=6, n_boot=200)
+SHORT = Sampling(max_new_tokens=8)
 
 
 def planted(steered: float, control: float, ppl: float = 10.0, n: int = 40,
@@ -81,11 +85,12 @@ def test_densest_concepts_are_the_live_ones_by_prediction_density(run):
 
 
 def test_the_screen_is_sweep_at_one_strength_and_picks_the_densest_passing(run, monkeypatch):
-    res = steer_densest(run, n=3, strength=4.0, **FAST)
+    res = steer_densest(run, replace(FAST, n=3, strength=4.0), SHORT)
     assert [r["concept"] for r in res.screen] == [c for c, _, _ in densest_concepts(run, 3)]
     first = res.screen[0]
-    direct = sweep(run, first["concept"], "add", [4.0], n_samples=6, max_new_tokens=8,
-                   n_boot=200, scorers=["sae_act", "student_prob", "ppl_ntp"]).results[0]
+    direct = sweep(run, first["concept"], "add", [4.0], None, SHORT,
+                   Evaluation(n_samples=6, n_boot=200,
+                              scorers=("sae_act", "student_prob", "ppl_ntp"))).results[0]
     assert first["result"].values == direct.values  # seeded: the same numbers
     assert first["clear"] == (direct.clear("sae_act") and direct.clear("student_prob"))
     json.dumps(res.to_dict())  # JSON-ready whatever passed
@@ -95,8 +100,8 @@ def test_the_screen_is_sweep_at_one_strength_and_picks_the_densest_passing(run, 
     order = [c for c, _, _ in densest_concepts(run, 3)]
     calls = []
 
-    def fake_sweep(run_, c, op, strengths, arm="cocomix", **kw):
-        calls.append((c, arm, tuple(strengths), kw["seed"]))
+    def fake_sweep(run_, c, op, strengths, prompts, sampling, evaluation, arm="cocomix"):
+        calls.append((c, arm, tuple(strengths), sampling.seed))
         good = c == order[1]
         rs = [planted(2.0 if good else 1.0, 1.0, ppl=10.0 * (1 + s / 10), concept=c,
                       strength=s) for s in strengths]
@@ -104,15 +109,16 @@ def test_the_screen_is_sweep_at_one_strength_and_picks_the_densest_passing(run, 
 
     finals = []
 
-    def fake_eval(run_, spec, **kw):
-        finals.append((spec.edits[0].concept, spec.edits[0].value, kw["seed"],
-                       kw["sae_strength"]))
+    def fake_eval(run_, spec, prompts, sampling, evaluation, sae_strength):
+        finals.append((spec.edits[0].concept, spec.edits[0].value, sampling.seed,
+                       sae_strength))
         from cocomix_lens.steering.results import SteeringEvaluation
         return SteeringEvaluation({"cocomix": planted(2.0, 1.0, concept=order[1])}, {})
 
     monkeypatch.setattr(screen, "sweep", fake_sweep)
     monkeypatch.setattr(screen, "evaluate_steering", fake_eval)
-    res = steer_densest(run, n=3, add=(2, 4, 8), sae=(1, 3, 9), final_seed=7, **FAST)
+    res = steer_densest(run, replace(FAST, n=3, add=(2, 4, 8), sae=(1, 3, 9), final_seed=7),
+                        SHORT)
     assert [r["clear"] for r in res.screen] == [False, True, False]
     assert res.concept == order[1] and res.rank == 2
     # ppl ratio 1 + s/10 <= 1.5: add 4 (x1.4) is the largest allowed, SAE 3 (x1.3)
@@ -128,7 +134,8 @@ def test_steer_eval_densest_writes_json_and_tables(run, tmp_path, capsys):
 
     out = tmp_path / "dense"
     args = ["steer-eval", "--run", str(run.path), "--densest", "2", "--screen-samples", "4",
-            "--sweep-samples", "4", "--samples", "4", "--max-new-tokens", "6", "--out", str(out)]
+            "--sweep-samples", "4", "--n-samples", "4", "--max-new-tokens", "6", "--out",
+            str(out)]
     assert main(args) == 0
     assert "## Screen: the 2 densest" in capsys.readouterr().out
     doc = json.loads((out / "steering.json").read_text())
@@ -139,5 +146,7 @@ def test_steer_eval_densest_writes_json_and_tables(run, tmp_path, capsys):
     assert main(["steer-eval", "--run", str(run.path), "--spec", str(spec),
                  "--out", str(out)]) == 2
     assert "--out goes with --densest" in capsys.readouterr().err
-    assert main(["steer-eval", "--run", str(run.path), "--densest", "0"]) == 2
-    assert "n >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["steer-eval", "--run", str(run.path), "--densest", "0"])
+    assert exit_.value.code == 2
+    assert "--densest: 0 is out of range" in capsys.readouterr().err

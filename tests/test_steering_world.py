@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from cocomix_lens.steering.scorers import SCORERS, Generations, Readings, scorers_for
-from cocomix_lens.steering.world_scorers import is_world_run, world_target
 from cocomix_lens.world import grammatical_share
+from cocomix_lens.world.steering_scorers import is_world_run, world_target
 
 TEXTS = [" Anna baked a pie. The chef stirred the soup. Ben sailed a boat.",
          " The ship swam. Anna saw the storm.",

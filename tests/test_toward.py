@@ -13,11 +13,18 @@ def world_run():
 
 
 def test_a_topic_name_steers_its_concept_set_with_the_recipe():
-    spec, how = toward(world_run(), "sea", TopicRecipe("add", "set", "all", 5.0, "test"))
-    assert [(e.op, e.concept, e.value) for e in spec.edits] == [("add", 7, 5.0), ("add", 9, 5.0),
-                                                               ("add", 5, 5.0)]
+    from types import SimpleNamespace
+
+    run = world_run()
+    run.has = lambda piece: piece in ("groundtruth", "catalogue")
+    run.catalogue = SimpleNamespace(concepts={"logit_std": [0.1 * c for c in range(10)]})
+    spec, how = toward(run, "sea", TopicRecipe("add", "set", "all", 5.0, "test"))
+    # stds resolved from the catalogue, so the spec steers the same without the run
+    assert [(e.op, e.concept, e.value, e.std) for e in spec.edits] == [
+        ("add", 7, 5.0, pytest.approx(0.7)), ("add", 9, 5.0, pytest.approx(0.9)),
+        ("add", 5, 5.0, pytest.approx(0.5))]
     assert "topic 'sea'" in how and "test" in how
-    single, _ = toward(world_run(), "sea", TopicRecipe("vector", "single", "generated", 2.0, ""))
+    single, _ = toward(run, "sea", TopicRecipe("vector", "single", "generated", 2.0, ""))
     assert [(e.op, e.concept, e.positions) for e in single.edits] == [("vector", 7, "generated")]
     assert RECOMMENDED.source
 

@@ -11,11 +11,7 @@ a docstring; `field_docs` reads them so CLI help and error messages quote them.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import functools
-import inspect
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +20,7 @@ import yaml
 
 from cocomix_lens import CoCoMixConfig
 from cocomix_lens.bounds import SEED_MAX, bounded
+from training.flags import field_docs
 from training.overrides import apply_overrides, build, parse_overrides, schema_field
 
 
@@ -180,20 +177,6 @@ class RunConfig:
     def model_config(self, **defaults: Any) -> CoCoMixConfig:
         """The architecture: preset, then `defaults` (e.g. d_vocab of the data), then overrides."""
         return CoCoMixConfig.preset(self.model.preset, **{**defaults, **self.model.overrides})
-
-
-# ---- docstrings ---------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
-def field_docs(cls: type) -> dict[str, str]:
-    """Attribute docstrings of a dataclass: {field name: the string literal under it}."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, nxt in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)):
-            docs[node.target.id] = str(nxt.value.value)
-    return docs
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None,

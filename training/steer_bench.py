@@ -85,12 +85,12 @@ class Bench:
     """One bench over one run: what every method needs, built once; cells cached on disk."""
 
     def __init__(self, run: Any, cfg: BenchConfig, out: Path, progress: Any = None):
-        from cocomix_lens.steering.evaluate import Sampling
+        from cocomix_lens.sampling import Sampling
         from cocomix_lens.steering.topics import world_topics
 
         self.run, self.cfg, self.out = run, cfg, out
         self.sampling = Sampling(seed=cfg.seed, max_new_tokens=cfg.max_new_tokens,
-                                 temperature=cfg.temperature, top_p=cfg.top_p, batch_size=64)
+                                 temperature=cfg.temperature, top_p=cfg.top_p)
         self.topics = cfg.topics or world_topics(run)
         self.progress = progress
         self.cells_path = out / CELLS

@@ -15,6 +15,22 @@ def _close() -> None:
     st.session_state.pop("concept", None)
 
 
+def _steer_with(run, concept: int) -> None:
+    """Open Steer on `concept` with its best measured setting (library `best_setting`)."""
+    from app.steer_logic import prefill
+
+    st.session_state.update(prefill(run, concept))
+    go("steer", concept)
+
+
+def _open_selected() -> None:
+    """The concepts table's row click: open that concept's card."""
+    rows = st.session_state["concepts_table"].selection.rows
+    ids = st.session_state.get("_concepts_ids", [])
+    if rows and rows[0] < len(ids):
+        go("concepts", ids[rows[0]])
+
+
 def _table(ctx) -> None:
     cat = cv.catalogue(ctx.run)
     left, right = st.columns([3, 1])
@@ -23,12 +39,11 @@ def _table(ctx) -> None:
     table = cv.table(cat, query, sort)
     st.caption(f"{len(table)} of {len(cat)} concepts · "
                f"{int(cat.concepts['dead'].sum())} dead · click a row to open it")
-    event = st.dataframe(table, width="stretch", height=480, on_select="rerun",
-                         selection_mode="single-row", key="concepts_table")
-    rows = getattr(getattr(event, "selection", None), "rows", None) or []
-    if rows:
-        go("concepts", int(table.index[rows[0]]))
-        st.rerun()
+    # the click is handled in a callback (before the page's widgets exist): switching page
+    # from the script body would set the sidebar's already drawn "page" widget
+    st.session_state["_concepts_ids"] = [int(c) for c in table.index]
+    st.dataframe(table, width="stretch", height=480, on_select=_open_selected,
+                 selection_mode="single-row", key="concepts_table")
     c1, c2 = st.columns([1, 3])
     c1.number_input("Concept id", 0, max(len(cat) - 1, 0), step=1, key="concepts_open_id")
     c2.button("Open", key="concepts_open", on_click=lambda: go(
@@ -62,7 +77,9 @@ def _concept(ctx, c: int) -> None:
     top = st.columns([3, 2, 1])
     top[0].subheader(f"Concept {c}: {rec.name}" + (" (dead)" if rec.dead else ""))
     top[1].button("Steer with this concept", key="concept_steer", type="primary",
-                  on_click=go, args=("steer", c))
+                  on_click=_steer_with, args=(ctx.run, c),
+                  help="opens Steer with the best setting measured for this concept on this "
+                       "run (else the add op's default), labelled with its source")
     top[2].button("All concepts", key="concept_back", on_click=_close)
     m = st.columns(5)
     m[0].metric("prediction density", f"{rec.prediction_density:.2%}")

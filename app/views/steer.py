@@ -5,6 +5,8 @@ sweep."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from app import catalogue_view as cv
@@ -12,15 +14,22 @@ from app import highlight, plots
 from app import steer_logic as sl
 from app.resources import model_in_use, piece
 
-STEER_DEFAULTS = {"steer_prompt": "The", "steer_op": "scale", "steer_strength": 8.0,
-                  "steer_positions": "all", "steer_max_new": 40, "steer_temperature": 0.8,
-                  "steer_top_p": 0.95, "steer_seed": 0, "steer_search": "",
-                  "steer_sweep_metric": "student_prob"}
+_SAMPLING = sl.Sampling()
+STEER_DEFAULTS = {"steer_prompt": "The", "steer_op": "add",
+                  "steer_strength": sl.OPS["add"].default,
+                  "steer_positions": "all", "steer_max_new": _SAMPLING.max_new_tokens,
+                  "steer_temperature": _SAMPLING.temperature,
+                  "steer_top_p": _SAMPLING.top_p, "steer_seed": _SAMPLING.seed,
+                  "steer_search": "", "steer_sweep_metric": "student_prob"}
 
 
-def _defaults() -> None:
+def _defaults(run) -> None:
+    """First visit: a concept from the URL starts at its best measured setting."""
+    ss = st.session_state
+    if "steer_op" not in ss and ss.get("steer_concept") is not None:
+        ss.update(sl.prefill(run, int(ss["steer_concept"])))
     for key, value in STEER_DEFAULTS.items():
-        st.session_state.setdefault(key, value)
+        ss.setdefault(key, value)
 
 
 def _load_spec(cfg) -> None:
@@ -34,6 +43,7 @@ def _load_spec(cfg) -> None:
         spec = SteeringSpec.from_json(upload.getvalue(), name=f"spec {upload.name}")
         validate_spec(spec, cfg)
         st.session_state.update(sl.spec_controls(spec))
+        st.session_state.pop("steer_setting", None)
         st.session_state["steer_search"] = ""
         # the controls hold one edit; the others apply beside it (_loaded_edits)
         st.session_state["steer_loaded"] = sl.loaded_edits(spec)
@@ -62,10 +72,15 @@ def _loaded_edits() -> tuple:
     return loaded
 
 
-def _use_measured(concept: int, strength: float) -> None:
-    st.session_state.update({"steer_concept": concept, "steer_op": "add",
-                             "steer_strength": strength, "steer_positions": "all",
-                             "steer_search": "", "steer_loaded": (), "steer_loaded_std": {}})
+def _use_measured(run, concept: int) -> None:
+    st.session_state.update(sl.prefill(run, concept))
+
+
+def _setting_note(concept: int, op: str, strength: float) -> None:
+    """Where the controls' setting comes from, while they still hold it."""
+    setting = st.session_state.get("steer_setting")
+    if setting is not None and setting[:3] == (concept, op, strength):
+        st.caption(f"Setting: {op} {strength:g} ({sl.OPS[op].unit}), from {setting[3]}")
 
 
 def _measured(ctx) -> None:
@@ -89,7 +104,7 @@ def _measured(ctx) -> None:
                      key="steer_measured")
         st.button(f"Use this edit: add {strength:g} std to concept {doc['concept']}",
                   key="steer_use_measured", on_click=_use_measured,
-                  args=(int(doc["concept"]), strength))
+                  args=(ctx.run, int(doc["concept"])))
 
 
 def _picker(ctx, n_concepts: int) -> int:
@@ -123,10 +138,12 @@ def _positions(text: str) -> str | list[int]:
 
 
 def _strength(op: str) -> float:
-    what, lo, hi = sl.STRENGTH[op]
-    if lo is None:
-        st.caption(f"Strength {what}")
+    entry = sl.OPS[op]
+    what = f"{entry.label or entry.doc} ({entry.unit})" if entry.unit else entry.doc
+    if entry.range is None:
+        st.caption(f"No strength: {entry.doc}")
         return 0.0
+    lo, hi = entry.range
     st.session_state["steer_strength"] = min(hi, max(lo, st.session_state["steer_strength"]))
     return st.slider("Strength", lo, hi, step=0.5, key="steer_strength", help=what + (
         ". A negative logit times a factor > 1 moves further out of the top-k; a concept acts "
@@ -144,6 +161,7 @@ def _controls(ctx, model) -> tuple:
         pos = st.text_input("Positions", key="steer_positions",
                             help="all, prompt, generated, or token indices (0,3,5)")
         loaded = _loaded_edits()
+        _setting_note(int(concept), op, float(strength))
     with right:
         n_new = st.slider("New tokens", 1, sl.MAX_NEW_TOKENS, key="steer_max_new")
         temp = st.slider("Temperature (0 = greedy)", 0.0, 2.0, step=0.05, key="steer_temperature")
@@ -153,7 +171,7 @@ def _controls(ctx, model) -> tuple:
     # unless a loaded spec gave this concept's std
     std = st.session_state.get("steer_loaded_std", {}).get(int(concept)) if op == "add" else None
     spec = sl.make_spec(op, int(concept), float(strength), _positions(pos), std=std,
-                        loaded=loaded).with_catalogue_stds(ctx.run)
+                        loaded=loaded).resolve(ctx.run)
     sampling = sl.Sampling(max_new_tokens=int(n_new), temperature=float(temp),
                            top_p=float(top_p), seed=int(seed))
     return int(concept), op, spec, sampling, prompt
@@ -216,16 +234,16 @@ def _sweep(ctx, concept: int, op: str, sampling: sl.Sampling, prompt: str) -> No
             bar.progress(i / max(len(strengths), 1), text=f"strength {item:g}")
             yield item
 
-    short = sl.Sampling(**{**sampling.__dict__, "max_new_tokens": min(24, sampling.max_new_tokens)})
+    short = replace(sampling, max_new_tokens=min(24, sampling.max_new_tokens))
     with model_in_use(ctx.run):
-        rows = sl.sweep(ctx.run, prompt, concept, op, strengths, short, progress=progress)
+        _, rows = sl.sweep(ctx.run, prompt, concept, op, strengths, short, progress=progress)
     bar.empty()
     st.session_state["steer_sweep"] = (concept, op, rows)
 
 
 def render(ctx) -> None:
     st.header("Steer")
-    _defaults()
+    _defaults(ctx.run)
     model = piece(ctx.run, "student")
     with st.expander("Load a saved spec"):
         st.file_uploader("Spec JSON", type=["json"], key="steer_upload", on_change=_load_spec,
@@ -239,7 +257,7 @@ def render(ctx) -> None:
     save_col.download_button("Save spec (JSON)", spec.to_json(), "steer_spec.json",
                               mime="application/json", key="steer_save")
     swept = sweep_col.button("Strength sweep", key="steer_sweep_go",
-                             disabled=sl.STRENGTH[op][1] is None,
+                             disabled=sl.OPS[op].range is None,
                              help="one short generation per strength, steered and with a "
                                   "random concept of the same strength, scored with "
                                   "steering off (the edit of the controls alone)")

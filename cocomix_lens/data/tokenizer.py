@@ -22,6 +22,13 @@ DEFAULT_VOCAB_SIZE = 4096
 _MIN_VOCAB = 257  # 256 byte symbols + EOS
 
 
+def prompt_ids(tokenizer: Tokenizer, text: str) -> list[int]:
+    """The one prompt encoder: `text`'s ids after <|endoftext|>, as every training document
+    starts, so a prompt is a document's opening. Generation from text (`model.generate`,
+    `stream`), the steering evaluation, the CLI and the app all encode prompts here."""
+    return [eos_id(tokenizer), *tokenizer.encode(text, add_special_tokens=False).ids]
+
+
 def train_bpe(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE,
               min_frequency: int = 2, length: int | None = None) -> Tokenizer:
     """Train a GPT-2-style byte-level BPE on `texts`; EOS is id 0. Lossless: any string

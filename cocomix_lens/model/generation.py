@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
+from cocomix_lens.sampling import check_sampling
 from cocomix_lens.types import as_tokens
 
 
@@ -35,18 +36,6 @@ def sample_next(logits: Tensor, temperature: float, top_k: int | None, top_p: fl
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def _check_args(max_new_tokens: int, temperature: float, top_k: int | None,
-                top_p: float | None) -> None:
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens={max_new_tokens} must be >= 0")
-    if temperature < 0:
-        raise ValueError(f"temperature={temperature} must be >= 0 (0 = greedy)")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k={top_k} must be >= 1 or None")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p={top_p} must be in (0, 1] or None")
-
-
 class GenerationMixin:
     """Token-id `stream` for CoCoMixModel (text, `generate` and steering: model/text.py)."""
 
@@ -59,7 +48,7 @@ class GenerationMixin:
         The hooks active when `stream` is called belong to the stream: if they are removed
         before it is exhausted (a `with model.hooks(...)` block ended), the next step raises
         instead of silently generating unsteered text."""
-        _check_args(max_new_tokens, temperature, top_k, top_p)
+        check_sampling(max_new_tokens, temperature, top_k, top_p)
         prompt = as_tokens(tokens).to(self.device)
         total = prompt.shape[1] + max_new_tokens
         if total > self.cfg.n_ctx:

@@ -4,9 +4,14 @@ A model loaded with its tokenizer (`from_pretrained` of a directory holding toke
 `Run.open(dir).student`, or `model.tokenizer = load_tokenizer(path)`) gets `to_tokens`,
 `to_str_tokens`, `to_string`, `to_single_token`; `forward`, `run_with_cache`, `generate` and
 `stream` take strings. CoCoMix models are trained without a BOS token (documents are separated
-by `<|endoftext|>`), so `prepend_bos` is accepted for TransformerLens compatibility and ignored.
-Text is converted once, before and after the model runs: the per-step decode loop only ever
-sees token ids.
+by `<|endoftext|>`): `to_tokens` adds nothing unless `prepend_bos=True`, which prepends
+`<|endoftext|>`; `generate` and `stream` encode a text prompt with the one prompt encoder
+(`cocomix_lens.data.tokenizer.prompt_ids`: after `<|endoftext|>`, as a document starts) and
+return text without it. Text is converted once, before and after the model runs: the per-step
+decode loop only ever sees token ids.
+
+`steering=` takes any object with `context(model, prompt_len) -> context manager` (a
+`cocomix_lens.steering.SteeringSpec`, or any steering method), entered for that call only.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from tokenizers import Tokenizer
 from torch import Tensor
 from transformer_lens.utilities import lm_cross_entropy_loss
 
-from cocomix_lens.data.tokenizer import eos_id
+from cocomix_lens.data.tokenizer import eos_id, prompt_ids
 
 RETURN_TYPES = ("logits", "loss", "both", None)
 GENERATE_RETURN_TYPES = ("input", "str", "tokens")
@@ -50,18 +55,24 @@ class TextMixin:
                   padding_side: str | None = None, move_to_device: bool = True,
                   truncate: bool = True) -> Tensor:
         """str -> [1, pos]; list of str -> [batch, max_pos], shorter rows padded with
-        `<|endoftext|>` on `padding_side` ("right" by default). No BOS is added."""
-        out = _pad(self._encode(input, truncate), eos_id(self.tokenizer), padding_side or "right")
+        `<|endoftext|>` on `padding_side` ("right" by default). No BOS is added unless
+        prepend_bos=True, which prepends `<|endoftext|>` (the prompt encoding of `generate`)."""
+        rows = self._encode(input, truncate, bool(prepend_bos))
+        out = _pad(rows, eos_id(self.tokenizer), padding_side or "right")
         return out.to(self.device) if move_to_device else out
 
-    def _encode(self, input: TextInput, truncate: bool = True) -> list[list[int]]:
-        """Token ids of each text (cut to n_ctx when truncate)."""
+    def _encode(self, input: TextInput, truncate: bool = True,
+                prepend_bos: bool = False) -> list[list[int]]:
+        """Token ids of each text (cut to n_ctx when truncate); prompt_ids when prepend_bos."""
         tok = self._require_tokenizer()
         texts = [input] if isinstance(input, str) else list(input)
         if not texts or not all(isinstance(t, str) for t in texts):
             raise ValueError("to_tokens takes a string or a non-empty list of strings; "
                              "fix: pass text (token ids need no conversion)")
-        rows = [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
+        if prepend_bos:
+            rows = [prompt_ids(tok, t) for t in texts]
+        else:
+            rows = [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
         return [row[: self.cfg.n_ctx] for row in rows] if truncate else rows
 
     def to_str_tokens(self, input: TextInput | Tensor | Sequence[int],
@@ -179,14 +190,15 @@ class TextMixin:
                       top_p=top_p, stop_tokens=self._stop_ids(stop_tokens, stop_at_eos),
                       seed=seed, use_cache=use_cache)
         if isinstance(input, Tensor) or isinstance(input, str):
-            return self._generate_one(input, kwargs, steering, as_text)
-        prompts = [self.to_tokens(text) for text in input]
+            return self._generate_one(input, kwargs, steering, as_text, isinstance(input, str))
+        prompts = [self.to_tokens(text, prepend_bos=True) for text in input]
         if len({p.shape[1] for p in prompts}) == 1:
-            return self._generate_one(torch.cat(prompts), kwargs, steering, as_text)
-        return [self._generate_one(p, kwargs, steering, as_text)[0] for p in prompts]
+            return self._generate_one(torch.cat(prompts), kwargs, steering, as_text, True)
+        return [self._generate_one(p, kwargs, steering, as_text, True)[0] for p in prompts]
 
-    def _generate_one(self, input: str | Tensor, kwargs: dict, steering, as_text: bool):
-        tokens = self.to_tokens(input) if isinstance(input, str) else input
+    def _generate_one(self, input: str | Tensor, kwargs: dict, steering, as_text: bool,
+                      from_text: bool):
+        tokens = self.to_tokens(input, prepend_bos=True) if isinstance(input, str) else input
         prompt = tokens if tokens.ndim == 2 else tokens[None]
         with self._steering(steering, prompt):
             new = list(super().stream(prompt, **kwargs))
@@ -194,7 +206,9 @@ class TextMixin:
         if not as_text:
             return out
         n_prompt, stops = prompt.shape[1], kwargs["stop_tokens"]
-        texts = [self.to_string(torch.cat([row[:n_prompt], _cut(row[n_prompt:], stops)]))
+        # the prompt encoder's leading <|endoftext|> is not part of the text
+        first = 1 if from_text else 0
+        texts = [self.to_string(torch.cat([row[first:n_prompt], _cut(row[n_prompt:], stops)]))
                  for row in out]
         return texts[0] if isinstance(input, str) else texts
 
@@ -213,7 +227,7 @@ class TextMixin:
         if not isinstance(input, (str, Tensor)):
             raise ValueError("stream takes one prompt (a str or token ids); fix: loop over "
                              "prompts, or use generate for a list")
-        tokens = self.to_tokens(input) if isinstance(input, str) else input
+        tokens = self.to_tokens(input, prepend_bos=True) if isinstance(input, str) else input
         stops = self._stop_ids(stop_tokens, stop_at_eos)
         ids = super().stream(tokens, max_new_tokens=max_new_tokens, temperature=temperature,
                              top_k=top_k, top_p=top_p, stop_tokens=stops, seed=seed,
@@ -228,15 +242,16 @@ class TextMixin:
         with self._steering(steering, tokens):
             yield from (_text_pieces(self, ids, stops) if as_text else ids)
 
-    def _steering(self, spec, tokens: Tensor):
-        """A `steer` context for `spec` (prompt = `tokens`), or a no-op context."""
+    def _steering(self, steering, tokens: Tensor):
+        """`steering.context(self, prompt_len)` (prompt = `tokens`), or a no-op context."""
         from contextlib import nullcontext
 
-        if spec is None:
+        if steering is None:
             return nullcontext()
-        from cocomix_lens.steering import steer
-
-        return steer(self, spec, prompt_len=tokens.shape[-1])
+        if not hasattr(steering, "context"):
+            raise ValueError(f"steering={type(steering).__name__} cannot steer: pass a "
+                             "cocomix_lens.steering.SteeringSpec (e.g. SteeringSpec.load(path))")
+        return steering.context(self, tokens.shape[-1])
 
 
 def _pad(rows: list[list[int]], pad_id: int, side: str) -> Tensor:

@@ -1,36 +1,42 @@
-"""Measured steering: generate with an edit, then score the text with every edit switched off.
+"""Measured steering: generate with a steering method, score the text with every edit off.
 
-    result = evaluate_steering(run, SteeringSpec().scale(12, 8), prompts, n_samples=64)
-    result.table()                             # str: metric, steered, unsteered, control, CIs
-    curve = sweep(run, concept=12, op="scale", strengths=[2, 4, 8])
+    result = evaluate_steering(run, SteeringSpec().add(12, 6), prompts, Sampling(seed=0))
+    result.table()                             # metric, steered, unsteered, control, CIs
+    curve = sweep(run, 12, "add", [2, 4, 8], prompts, Sampling(), Evaluation(n_samples=64))
 
-Two arms, each with three conditions sharing prompts and seeds (so samples are paired):
-- "cocomix": the CoCoMix student generates with the concept edit / without / with the same edit
-  on a random live concept (the control, seeded);
-- "sae": the teacher generates with `strength` x (mean residual norm) x the SAE latent's unit
-  decoder direction added at the SAE's hook (classic SAE steering), without, and with a random
-  latent's direction.
-Scores (`scorers.SCORERS`) read the generated tokens with the teacher, its SAE, the unsteered
-student and the NTP student; none of them runs inside a steering context.
+The harness. A steering method (`method.Method`) is anything that edits a generation: a
+SteeringSpec, a d_model direction added at a hook (classic SAE steering, DiffMean), a prompt
+transformation. `Harness(run, prompts, sampling, evaluation)` generates every method with the
+same prompts (the one prompt encoder, `data.tokenizer.prompt_ids`), the same `Sampling` and
+the same per-(prompt, batch) seeds, so conditions pair sample by sample; it scores the
+continuation only with the same scorers (`scorers.SCORERS`: the teacher, its SAE, the
+unsteered student, the NTP student and any registered plugin such as the world's oracle),
+none of them inside a steering context. `Harness.arm(method, control)` gives one
+`ArmResult`: steered, unsteered and control conditions with bootstrap CIs, per-prompt
+figures and example texts. `evaluate_steering`, `sweep`, `steer-eval`, the screen, the app's
+Steer page and the steer-bench all go through it.
+
+Two arms by default: "cocomix" (the student with the spec, without, and with the same edit on
+a random live concept) and "sae" (the teacher with `strength` x mean residual norm x the SAE
+latent's unit decoder direction, without, and with a random latent's direction).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, replace
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cocomix_lens.concepts.extractor import decoder_directions
-from cocomix_lens.data.tokenizer import eos_id
+from cocomix_lens.data.tokenizer import eos_id, prompt_ids
 from cocomix_lens.progress import Progress, no_progress
-from cocomix_lens.steering import world_scorers  # noqa: F401  (registers the oracle scorers)
-from cocomix_lens.steering.hooks import steer
+from cocomix_lens.sampling import Sampling
+from cocomix_lens.steering.method import Method, sae_method, spec_method
 from cocomix_lens.steering.results import (
     CONDITIONS,
     ArmResult,
@@ -39,157 +45,68 @@ from cocomix_lens.steering.results import (
     SweepResult,
 )
 from cocomix_lens.steering.scorers import Generations, Readings, Scorer, scorers_for
-from cocomix_lens.steering.spec import Edit, SteeringSpec
+from cocomix_lens.steering.spec import SteeringSpec, op_edit
 
 ARMS = {"cocomix": "student", "sae": "teacher"}  # arm -> the run's model that generates
 N_EXAMPLES = 3  # generated texts kept per condition in the result
 
 
 @dataclass(frozen=True)
-class Steerer:
-    """An edit of one of the run's models that can be aimed at any concept.
+class Evaluation:
+    """How many samples an evaluation draws and how it summarises them."""
 
-    `apply(model, concept)` returns a context manager inside which `model` is steered towards
-    `concept`; `retarget` aims the same edit (same operation and strength) elsewhere, which is
-    how the random-concept control is made.
-    """
+    n_samples: int = 32
+    """Generations per condition; sample i continues prompt i % len(prompts)."""
+    batch_size: int = 32
+    """Sequences generated and scored together."""
+    n_boot: int = 2000
+    """Bootstrap resamples of each confidence interval."""
+    level: float = 0.95
+    """Confidence level of the intervals."""
+    scorers: tuple[str, ...] | None = None
+    """Metrics to compute (scorers.SCORERS names); None: every one that applies to the run."""
+    control: int | None = None
+    """The control concept; None: a random live concept, seeded by the sampling seed."""
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Passed to every scorer, e.g. {"topic": "farming"} for the world oracle."""
 
-    concept: int
-    apply: Callable[[nn.Module, int], AbstractContextManager]
-    arm: str = "cocomix"  # which model it edits: "cocomix" (student) or "sae" (teacher)
-    description: str = ""
-    strength: float = float("nan")
-
-    def retarget(self, concept: int) -> Steerer:
-        return replace(self, concept=concept,
-                       description=self.description.replace(str(self.concept), str(concept)))
-
-    def context(self, model: nn.Module) -> AbstractContextManager:
-        return self.apply(model, self.concept)
-
-
-def spec_steerer(spec: SteeringSpec) -> Steerer:
-    """A SteeringSpec as a Steerer: the evaluated concept is its first edit's (`set`: first
-    listed) concept; retargeting replaces that id in every edit (explicit `vector`s stay)."""
-    if not spec.edits:
-        raise ValueError("the steering spec has no edits; fix: add one, e.g. "
-                         '{"edits": [{"op": "scale", "concept": 12, "value": 4}]}')
-    first = spec.edits[0]
-    if first.concept is None and not first.concepts:
-        raise ValueError(f"the spec's first edit ({first.op} of a given vector) names no "
-                         "concept to score; fix: put an edit on a concept first")
-    concept = first.concept if first.concept is not None else first.concepts[0]
-
-    def apply(model: nn.Module, c: int) -> AbstractContextManager:
-        return steer(model, _retarget(spec, concept, c))
-
-    value = first.value if first.value is not None else float("nan")
-    return Steerer(concept, apply, "cocomix", _describe(spec), float(value))
-
-
-def _retarget(spec: SteeringSpec, old: int, new: int) -> SteeringSpec:
-    def move(e: Edit) -> Edit:
-        concepts = None if e.concepts is None else tuple(new if c == old else c
-                                                         for c in e.concepts)
-        return replace(e, concept=new if e.concept == old else e.concept, concepts=concepts)
-    return replace(spec, edits=tuple(move(e) for e in spec.edits))
-
-
-def _describe(spec: SteeringSpec) -> str:
-    parts = []
-    for e in spec.edits:
-        what = f"concept {e.concept}" if e.concepts is None else f"concepts {list(e.concepts)}"
-        how = "" if e.value is None else f" by {e.value:g}" + (" std" if e.op == "add" else "")
-        where = "" if e.positions == "all" else f" at {e.positions} positions"
-        parts.append(f"{e.op} {what}{how}{where}")
-    return "; ".join(parts)
-
-
-def as_steerer(run: Any, spec: SteeringSpec | Steerer) -> Steerer:
-    """`spec` as a Steerer; `add` edits without a std take the run catalogue's logit std."""
-    if isinstance(spec, Steerer):
-        return spec
-    if not isinstance(spec, SteeringSpec):
-        raise ValueError(f"expected a SteeringSpec or a Steerer, got {type(spec).__name__}; "
-                         "fix: SteeringSpec.load('spec.json')")
-    return spec_steerer(spec.with_catalogue_stds(run))
-
-
-def sae_steerer(run: Any, concept: int, strength: float, prompts: Sequence[str]) -> Steerer:
-    """Classic SAE steering of the teacher: add strength x (mean residual norm at the SAE hook
-    over `prompts`) x latent `concept`'s unit decoder direction at every position."""
-    _check_strength(strength)
-    sae = run.sae
-    hook_name = sae.cfg.metadata.hook_name
-    unit = decoder_directions(sae)
-    unit = unit / unit.norm(dim=-1, keepdim=True)
-    size = strength * _resid_norm(run.teacher, hook_name, encode_prompts(run.tokenizer, prompts))
-
-    def apply(model: nn.Module, c: int) -> AbstractContextManager:
-        direction = (size * unit[c]).to(model.device)
-
-        def hook(x: Tensor, hook: Any) -> Tensor:
-            return x + direction
-        return model.hooks(fwd_hooks=[(hook_name, hook)])
-
-    return Steerer(concept, apply, "sae",
-                   f"add {strength:g} x residual norm along SAE latent {concept}",
-                   float(strength))
-
-
-def _check_strength(strength: float) -> None:
-    if not np.isfinite(strength):
-        raise ValueError(f"steering strength {strength} must be a finite number")
-
-
-@torch.no_grad()
-def _resid_norm(teacher: nn.Module, hook_name: str, prompts: list[Tensor]) -> float:
-    _, cache = teacher.run_with_cache(torch.cat(prompts)[None], names_filter=hook_name)
-    return float(cache[hook_name].norm(dim=-1).mean())
+    def __post_init__(self) -> None:
+        if self.n_samples < 1 or self.batch_size < 1:
+            raise ValueError(f"n_samples={self.n_samples}, batch_size={self.batch_size}: "
+                             "both must be >= 1")
+        if not 0 < self.level < 1:
+            raise ValueError(f"level={self.level} must be in (0, 1), e.g. 0.95")
 
 
 def encode_prompts(tokenizer: Any, prompts: Sequence[str]) -> list[Tensor]:
-    """Each prompt as [pos] ids, after <|endoftext|> as every training document is."""
+    """Each prompt as [pos] ids (`prompt_ids`: after <|endoftext|>, as every document)."""
     if not prompts:
         raise ValueError("no prompts given; pass at least one prompt text")
-    eos = eos_id(tokenizer)
-    return [torch.tensor([eos] + tokenizer.encode(p).ids, dtype=torch.long) for p in prompts]
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How every condition generates (identical across conditions, so samples pair up)."""
-
-    n_samples: int = 32  # per condition; sample i continues prompt i % len(prompts)
-    seed: int = 0
-    max_new_tokens: int = 48
-    temperature: float = 1.0
-    top_p: float | None = 0.95
-    batch_size: int = 32  # sequences generated and scored together
+    return [torch.tensor(prompt_ids(tokenizer, p), dtype=torch.long) for p in prompts]
 
 
 def generate_samples(model: nn.Module, tokenizer: Any, prompts: list[Tensor],
-                     sampling: Sampling,
-                     steering: Callable[[], AbstractContextManager] | None = None
-                     ) -> Generations:
-    """n_samples continuations (stopping at <|endoftext|>) of the prompts, grouped by prompt
-    and generated in batches with seeds that depend only on (seed, prompt, batch).
-    `steering()` makes the context each batch is generated in (fresh per call: a spec's
-    "prompt" positions are that batch's prompt)."""
+                     sampling: Sampling, evaluation: Evaluation = Evaluation(),
+                     method: Method | None = None) -> Generations:
+    """evaluation.n_samples continuations (stopping at <|endoftext|>) of the prompts ([pos]
+    ids, already through `method.prompt`), grouped by prompt and generated in batches with
+    seeds that depend only on (seed, prompt, batch); each batch runs in a fresh
+    `method.context` (a spec's "prompt" positions are that batch's prompt)."""
     eos = eos_id(tokenizer)
     rows: list[tuple[int, Tensor, int]] = []  # (sample index, prompt + generated, prompt len)
     for j, prompt in enumerate(prompts):
-        idx = list(range(j, sampling.n_samples, len(prompts)))
-        for b in range(0, len(idx), sampling.batch_size):
-            chunk = idx[b:b + sampling.batch_size]
-            with steering() if steering else nullcontext():
-                out = model.generate(
-                    prompt.expand(len(chunk), -1), sampling.max_new_tokens,
-                    temperature=sampling.temperature, top_p=sampling.top_p,
-                    stop_tokens=[eos], seed=sampling.seed * 1_000_003 + j * 1_009 + b)
+        idx = list(range(j, evaluation.n_samples, len(prompts)))
+        for b in range(0, len(idx), evaluation.batch_size):
+            chunk = idx[b:b + evaluation.batch_size]
+            seed = sampling.seed * 1_000_003 + j * 1_009 + b
+            kwargs = {**sampling.kwargs(), "seed": seed}
+            with method.context(model, len(prompt)) if method else nullcontext():
+                out = model.generate(prompt.expand(len(chunk), -1), **kwargs,
+                                     stop_tokens=[eos])
             rows += [(i, out[r].cpu(), len(prompt)) for r, i in enumerate(chunk)]
     rows.sort(key=lambda r: r[0])
     return _pack(rows, eos, tokenizer)
+
 
 
 def _pack(rows: list[tuple[int, Tensor, int]], eos: int, tokenizer: Any) -> Generations:
@@ -278,111 +195,142 @@ def default_prompts(run: Any, n: int = 8, n_tokens: int = 4, max_sentence: int =
 _SENTENCE_END = re.compile(r"[.!?](?=\s)")
 
 
-class _Bench:
-    """Generates and scores conditions for one run, prompts and sampling; the unsteered run of
-    each arm is generated and scored once per concept and reused (a sweep shares it)."""
 
-    def __init__(self, run: Any, prompts: Sequence[str], sampling: Sampling,
-                 scorers: list[Scorer], progress: Progress, extras: dict[str, Any]):
-        self.run, self.sampling, self.scorers = run, sampling, scorers
-        self.prompt_ids = encode_prompts(run.tokenizer, prompts)
-        self.progress, self.extras = progress, extras
-        self._unsteered: dict[tuple[str, int], tuple[Generations, dict[str, np.ndarray]]] = {}
-        self._check_width(max(len(p) for p in self.prompt_ids) + sampling.max_new_tokens)
 
-    def _check_width(self, width: int) -> None:
+class Harness:
+    """Generates and scores steering methods on one run, prompts, sampling and evaluation
+    (module docstring); the unsteered condition of each model is generated and scored once
+    per concept and reused (a sweep shares it)."""
+
+    def __init__(self, run: Any, prompts: Sequence[str], sampling: Sampling = Sampling(),
+                 evaluation: Evaluation = Evaluation(), progress: Progress = no_progress):
+        if not prompts:
+            raise ValueError("no prompts given; pass at least one prompt text")
+        self.run, self.prompts = run, list(prompts)
+        self.sampling, self.evaluation, self.progress = sampling, evaluation, progress
+        self.scorers = scorers_for(run, None if evaluation.scorers is None
+                                   else list(evaluation.scorers))
+        self._unsteered: dict[tuple[str, int | None], tuple[Generations, dict]] = {}
+
+    def _check_width(self, ids: list[Tensor], model: str) -> None:
         new = self.sampling.max_new_tokens
-        for role in ("student", "teacher"):
+        width = max(len(p) for p in ids) + new
+        for role in {model, "student"}:
             n_ctx = getattr(self.run, role).cfg.n_ctx
             if width > n_ctx:
                 raise ValueError(f"the longest prompt plus max_new_tokens={new} is {width} "
                                  f"tokens, over the {role}'s n_ctx={n_ctx}; shorten the "
                                  "prompts or lower max_new_tokens")
 
-    def condition(self, arm: str, steerer: Steerer | None,
-                  concept: int) -> tuple[Generations, dict[str, np.ndarray]]:
-        key = (arm, concept)
-        if steerer is None and key in self._unsteered:
+    def generate(self, method: Method | None, model: str = "student") -> Generations:
+        """The samples of `method` (None: unsteered `model`)."""
+        model = method.model if method is not None else model
+        texts = [method.prompt_text(p) if method else p for p in self.prompts]
+        ids = encode_prompts(self.run.tokenizer, texts)
+        self._check_width(ids, model)
+        return generate_samples(getattr(self.run, model), self.run.tokenizer, ids,
+                                self.sampling, self.evaluation, method)
+
+    def condition(self, method: Method | None, concept: int | None,
+                  model: str = "student") -> tuple[Generations, dict[str, np.ndarray]]:
+        """(samples, metric -> per-sample values) of `method` scored for `concept`."""
+        key = (model, concept)
+        if method is None and key in self._unsteered:
             return self._unsteered[key]
-        model = getattr(self.run, ARMS[arm])
-        ctx = None if steerer is None else (lambda: steerer.context(model))
-        gens = generate_samples(model, self.run.tokenizer, self.prompt_ids, self.sampling, ctx)
-        values = score(self.run, concept, gens, self.scorers, self.sampling.batch_size,
-                       self.extras)
-        if steerer is None:
+        gens = self.generate(method, model)
+        values = score(self.run, concept, gens, self.scorers, self.evaluation.batch_size,
+                       self.evaluation.extras)
+        if method is None:
             self._unsteered[key] = (gens, values)
         return gens, values
 
-    def arm(self, steerer: Steerer, control: int, n_boot: int, level: float) -> ArmResult:
-        conds = {"steered": steerer, "unsteered": None, "control": steerer.retarget(control)}
+    def arm(self, method: Method, control: Method | None = None, arm: str = "cocomix",
+            concept: int | None = None) -> ArmResult:
+        """`method` beside its model's unsteered run and `control` (default: the method
+        retargeted at `evaluation.control` or a seeded random live concept), scored for
+        `concept` (default: the method's)."""
+        concept = method.concept if concept is None else concept
+        control = self._control(method, concept) if control is None else control
+        conds = {"steered": method, "unsteered": None, "control": control}
         values, examples = {}, {}
-        for name in self.progress(CONDITIONS, len(CONDITIONS), f"{steerer.arm} conditions"):
-            gens, vals = self.condition(steerer.arm, conds[name], steerer.concept)
+        for name in self.progress(CONDITIONS, len(CONDITIONS), f"{arm} conditions"):
+            gens, vals = self.condition(conds[name], concept, method.model)
             values[name] = {k: v.tolist() for k, v in vals.items()}
             examples[name] = gens.texts[:N_EXAMPLES]
+        ev = self.evaluation
         metrics = [MetricInfo(s.name, s.kind, s.doc, s.log_scale) for s in self.scorers]
-        return ArmResult(steerer.arm, steerer.description, steerer.concept, control,
-                         steerer.strength, metrics, values, examples, n_boot,
-                         self.sampling.seed, level)
+        return ArmResult(arm, method.description, concept, control.concept,
+                         method.strength, metrics, values, examples, ev.n_boot,
+                         self.sampling.seed, ev.level, prompts=self.prompts,
+                         method=method.to_dict(), control=control.to_dict())
+
+    def _control(self, method: Method, concept: int | None) -> Method:
+        if method.retarget is None or concept is None:
+            raise ValueError(f"{method.description!r} cannot be aimed at another concept; "
+                             "fix: pass control= (e.g. a random direction of the same norm)")
+        return method.retarget(pick_control(self.run, concept, self.evaluation.control,
+                                            self.sampling.seed))
+
+    def settings(self) -> dict[str, Any]:
+        """JSON-ready: prompts, sampling and evaluation, so a result re-runs from its file."""
+        ev = asdict(self.evaluation)
+        ev["scorers"] = [s.name for s in self.scorers]
+        return {"prompts": self.prompts, "sampling": self.sampling.kwargs(), "evaluation": ev}
 
 
-def evaluate_steering(run: Any, spec: SteeringSpec | Steerer, prompts: Sequence[str] | None = None,
-                      n_samples: int = 32, seed: int = 0, max_new_tokens: int = 48, *,
-                      sae_strength: float | None = 1.0, control: int | None = None,
-                      scorers: list[str] | None = None, temperature: float = 1.0,
-                      top_p: float | None = 0.95, batch_size: int = 32, n_boot: int = 2000,
-                      level: float = 0.95, progress: Progress = no_progress,
-                      extras: dict[str, Any] | None = None) -> SteeringEvaluation:
-    """Generate with `spec` and score the generated text with steering off, beside the
+def as_method(run: Any, spec: SteeringSpec | Method) -> Method:
+    """`spec` as a Method (a SteeringSpec is resolved against the run's catalogue)."""
+    return spec if isinstance(spec, Method) else spec_method(run, spec)
+
+
+def evaluate_steering(run: Any, spec: SteeringSpec | Method,
+                      prompts: Sequence[str] | None = None, sampling: Sampling = Sampling(),
+                      evaluation: Evaluation = Evaluation(), *,
+                      sae_strength: float | None = 1.0,
+                      progress: Progress = no_progress) -> SteeringEvaluation:
+    """Generate with `spec` and score the continuations with steering off, beside the
     unsteered run and a random-concept control of the same strength (bootstrap CIs).
 
     With a CoCoMix `spec` and `sae_strength` set, the teacher is also steered along the same
-    SAE latent (`sae_steerer`) and compared the same way (arm "sae"). `control` fixes the
-    control concept (default: a seeded random live concept). `scorers` names metrics from
-    `scorers.SCORERS` (default: every one that applies to the run). `extras` is passed to
-    every scorer (e.g. the topic an oracle scorer checks).
-    """
+    SAE latent (`sae_method`) and compared the same way (arm "sae")."""
     prompts = list(prompts) if prompts else default_prompts(run)
-    sampling = Sampling(n_samples, seed, max_new_tokens, temperature, top_p, batch_size)
-    bench = _Bench(run, prompts, sampling, scorers_for(run, scorers), progress, extras or {})
-    spec = as_steerer(run, spec)
-    check_concept(run, spec.concept)
-    control = pick_control(run, spec.concept, control, seed)
-    steerers = [spec]
-    if spec.arm == "cocomix" and sae_strength is not None:
-        steerers.append(sae_steerer(run, spec.concept, sae_strength, prompts))
-    arms = {s.arm: bench.arm(s, control, n_boot, level) for s in steerers}
-    settings = {"prompts": prompts, **sampling.__dict__, "n_boot": n_boot, "level": level,
-                "sae_strength": sae_strength}
-    return SteeringEvaluation(arms, settings)
+    harness = Harness(run, prompts, sampling, evaluation, progress)
+    method = as_method(run, spec)
+    if method.concept is None:
+        raise ValueError(f"{method.description!r} names no concept to score; fix: put an edit "
+                         "on a concept first, or pass a Method with a concept to Harness.arm "
+                         "with an explicit control")
+    check_concept(run, method.concept)
+    arms = {"cocomix" if method.model == "student" else "sae": method}
+    if method.model == "student" and sae_strength is not None:
+        arms["sae"] = sae_method(run, method.concept, sae_strength, prompts)
+    results = {name: harness.arm(m, arm=name) for name, m in arms.items()}
+    return SteeringEvaluation(results, {**harness.settings(), "sae_strength": sae_strength})
 
 
 def sweep(run: Any, concept: int, op: str, strengths: Sequence[float],
-          prompts: Sequence[str] | None = None, n_samples: int = 32, seed: int = 0,
-          max_new_tokens: int = 48, *, arm: str = "cocomix", control: int | None = None,
-          scorers: list[str] | None = None, temperature: float = 1.0,
-          top_p: float | None = 0.95, batch_size: int = 32, n_boot: int = 2000,
-          level: float = 0.95, progress: Progress = no_progress,
-          extras: dict[str, Any] | None = None,
-          make: Callable[[int, float], Steerer] | None = None) -> SweepResult:
-    """Dose-response: `evaluate_steering` of one arm at each strength, sharing the unsteered
-    run and the control concept. arm "cocomix" applies the spec edit `op` (scale, add, vector)
-    with value = strength; arm "sae" adds the SAE direction (`sae_steerer`, op ignored); `make`
-    (concept, strength) -> Steerer overrides both."""
+          prompts: Sequence[str] | None = None, sampling: Sampling = Sampling(),
+          evaluation: Evaluation = Evaluation(), *, arm: str = "cocomix",
+          make: Callable[[int, float], Method] | None = None,
+          progress: Progress = no_progress) -> SweepResult:
+    """Dose-response: one `Harness.arm` per strength, sharing the unsteered run and the
+    control concept. arm "cocomix" applies the spec edit `op` with value = strength (catalogue
+    stds resolved); arm "sae" adds the SAE direction (`sae_method`, op ignored); `make`
+    (concept, strength) -> Method overrides both."""
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; choose one of {sorted(ARMS)}")
     if not strengths:
         raise ValueError("sweep needs at least one strength, e.g. strengths=[2, 4, 8]")
     prompts = list(prompts) if prompts else default_prompts(run)
     if make is None:
-        make = ((lambda c, s: as_steerer(run, SteeringSpec((Edit(op, c, s),)))) if arm == "cocomix"
-                else (lambda c, s: sae_steerer(run, c, s, prompts)))
-    sampling = Sampling(n_samples, seed, max_new_tokens, temperature, top_p, batch_size)
-    bench = _Bench(run, prompts, sampling, scorers_for(run, scorers), no_progress,
-                   extras or {})
+        make = ((lambda c, s: spec_method(run, SteeringSpec((op_edit(op, c, s),))))
+                if arm == "cocomix" else (lambda c, s: sae_method(run, c, s, prompts)))
     check_concept(run, concept)
-    control = pick_control(run, concept, control, seed)
-    results = [bench.arm(make(concept, float(s)), control, n_boot, level)
-               for s in progress(list(strengths), len(strengths), f"{arm} sweep")]
-    settings = {"prompts": prompts, **sampling.__dict__, "n_boot": n_boot, "level": level}
-    return SweepResult(concept, op, arm, [float(s) for s in strengths], results, settings)
+    control = pick_control(run, concept, evaluation.control, sampling.seed)
+    harness = Harness(run, prompts, sampling, evaluation)
+    results = []
+    for s in progress(list(strengths), len(strengths), f"{arm} sweep"):
+        method = make(concept, float(s))
+        results.append(harness.arm(method, make(control, float(s)), arm, concept))
+    return SweepResult(concept, op, arm, [float(s) for s in strengths], results,
+                       harness.settings())

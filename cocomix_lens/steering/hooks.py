@@ -1,20 +1,22 @@
 """`steer(model, spec)`: apply a SteeringSpec through hooks for the duration of a `with` block.
 
 The concept hooks are TransformerLens hooks added with `model.hooks(...)`; one forward
-pre-hook on the model reads the KV cache's `n_tokens`, so positions are absolute token indices
-both in a full forward and in each cached decode step (steered cached generation equals
-steered uncached generation token for token). Everything is removed on exit and on error.
+pre-hook on the model reads the KV cache's `n_tokens` (the forward's `past_kv_cache`
+argument, found by name), so positions are absolute token indices both in a full forward and
+in each cached decode step (steered cached generation equals steered uncached generation
+token for token). Everything is removed on exit and on error.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import torch
 from torch import Tensor
 
-from cocomix_lens.steering.ops import APPLY, OPS, ORDER, STAGE_HOOKS
+from cocomix_lens.steering.ops import OPS, ORDER, STAGE_HOOKS
 from cocomix_lens.steering.spec import Edit, SteeringSpec, validate_spec
 
 
@@ -41,22 +43,42 @@ class Steering:
 
     def __init__(self, model, spec: SteeringSpec, prompt_len: int | None):
         validate_spec(spec, model.cfg)
+        missing = spec.needs_std()
+        if missing:
+            raise ValueError(f"{missing[0].op} on concept {missing[0].concept} is in catalogue "
+                             "logit stds but has no std; fix: spec.resolve(run) (the run's "
+                             "catalogue), or give the edit std=... or unit='prompt' / 'logit'")
         self.model, self.spec = model, spec
         self.top_k = model.cfg.concept_top_k
         self.prompt_len = prompt_len
         self.offset = 0  # absolute position of the current forward's first token
-        self._std: dict[int, float] = {}  # id(edit) -> the std used by an add edit
+        self._std: dict[int, float] = {}  # id(edit) -> the std an add / vector edit uses
+        self._resid_std: Tensor | None = None  # [batch, pos, 1] std of the head's input
+        self._forward_args = inspect.signature(model.forward)
+        # id(edit) of the add / vector edits whose value is in logit stds
+        self._want_std = {id(e) for e in spec.edits if "std" in OPS[e.op].fields
+                          and e.vector is None and e.concept is not None}
         self._by_stage = {stage: [(op, [e for e in spec.edits if e.op == op])
                                   for op in ORDER if OPS[op].stage == stage]
                           for stage in STAGE_HOOKS}
 
     def fwd_hooks(self) -> list[tuple[str, object]]:
-        return [(STAGE_HOOKS[stage], self._hook(stage)) for stage, ops in self._by_stage.items()
-                if any(edits for _, edits in ops)]
+        # the logits hook also measures prompt stds, so it runs whenever an edit needs one
+        hooks = [(STAGE_HOOKS[stage], self._hook(stage)) for stage, ops in self._by_stage.items()
+                 if any(edits for _, edits in ops) or (stage == "logits" and self._want_std)]
+        if any(e.op == "vector" and e.vector is None for e in self.spec.edits):
+            hooks.insert(0, ("concept.hook_in", self._read_resid_std))
+        return hooks
 
     def before_forward(self, module, args: tuple, kwargs: dict) -> None:
-        cache = kwargs.get("past_kv_cache", args[5] if len(args) > 5 else None)
+        bound = self._forward_args.bind_partial(*args, **kwargs).arguments
+        cache = bound.get("past_kv_cache")
         self.offset = 0 if cache is None else cache.n_tokens
+
+    def _read_resid_std(self, h: Tensor, hook) -> None:
+        # the head writes c_t as (a @ W_comp + ...) * std(h) + mean(h): a concept row's
+        # contribution in c_t's units carries this per-position std
+        self._resid_std = h.std(-1, keepdim=True)
 
     def _hook(self, stage: str):
         ops = [(op, edits) for op, edits in self._by_stage[stage] if edits]
@@ -70,7 +92,7 @@ class Steering:
             for op, edits in ops:
                 items = [(e, sel) for e in edits if (sel := self.select(e, n)) is not None]
                 if items:
-                    x = APPLY[op](x, items, self)
+                    x = OPS[op].apply(x, items, self)
             return x
 
         return hook
@@ -95,25 +117,36 @@ class Steering:
         return self._std[id(edit)]
 
     def _measure_stds(self, z: Tensor) -> None:
-        """Fix each add edit's std once: its own, else over the prompt rows of the first chunk."""
+        """Fix each add / vector edit's std once: its own, raw logits (unit "logit"), else
+        measured over the prompt rows of the first chunk's logits `z` (unit "prompt")."""
         for edit in self.spec.edits:
-            if edit.op != "add" or id(edit) in self._std:
+            if id(edit) not in self._want_std or id(edit) in self._std:
                 continue
             if edit.std is not None:
                 self._std[id(edit)] = edit.std
+            elif edit.unit == "logit":
+                self._std[id(edit)] = 1.0
             else:
-                self._std[id(edit)] = _prompt_std(z, edit.concept, self.prompt_len - self.offset)
+                self._std[id(edit)] = _prompt_std(z, edit, self.prompt_len - self.offset)
 
-    def direction_of(self, edit: Edit) -> Tensor:
+    def measured_stds(self) -> SteeringSpec:
+        """The spec with the std each edit used written in (after a forward)."""
+        return SteeringSpec(tuple(
+            Edit(**{**e.to_dict(), "std": self._std[id(e)]}) if id(e) in self._std
+            and e.std is None else e for e in self.spec.edits))
+
+    def direction_of(self, edit: Edit, rows) -> Tensor:
+        """vector: the d_model direction to add at `rows` ([batch, rows, d_model] or [d])."""
         if edit.vector is not None:
             return torch.tensor(edit.vector, device=self.model.device)
-        return self.model.concept.W_comp[edit.concept].detach()
+        row = self.model.concept.W_comp[edit.concept].detach()
+        return self.std_of(edit) * self._resid_std[:, rows] * row
 
 
-def _prompt_std(z: Tensor, concept: int, n_prompt: int) -> float:
-    rows = z[:, : max(n_prompt, 0), concept]
+def _prompt_std(z: Tensor, edit: Edit, n_prompt: int) -> float:
+    rows = z[:, : max(n_prompt, 0), edit.concept]
     if rows.numel() < 2:
-        raise ValueError(f"add on concept {concept} measures its logit std on the prompt, "
-                         "which has fewer than 2 tokens; fix: give the edit a std "
-                         "(e.g. spec.with_stds(the catalogue logit_std)) or use a longer prompt")
+        raise ValueError(f"{edit.op} on concept {edit.concept} measures its logit std on the "
+                         "prompt, which has fewer than 2 tokens; fix: give the edit a std, "
+                         "resolve it against a run's catalogue, or use a longer prompt")
     return float(rows.detach().float().std())

@@ -1,25 +1,23 @@
-"""The steering operations: a registry of what each edit does, where and in which order.
+"""The steering operations: one registry entry per op carries everything about it.
 
 The concept head computes  z = concept logits -> a = raw top-k of z -> c_t = compress(a).
-Edits apply at three hook points, in this order (edits of one op in spec order):
+Edits apply at three hook points, in the order of `OPS` (edits of one op in spec order):
 
-1. `concept.hook_logits` (before top-k, all C logits z):
-   - scale  z_c *= value (the paper's method, factors -10..10). A concept acts only once it
-            is in the top-k. On a *negative* logit a factor > 1 pushes it further down and out
-            of the top-k, a factor in (0, 1) pulls it up toward 0, a negative factor flips it
-            positive: to promote a concept whose logit is negative use add or force.
-   - add    z_c += value * std_c, with std_c the concept's logit std (the edit's `std`, else
-            the `logit_std` given to steer(), else measured: the std of z_c over the prompt's
-            positions, before any edit). Moves negative and positive logits alike.
-   - ban    z_c = -inf: never in the top-k.
-   - force  c is in the top-k: a logit already above the (k - n + 1)-th largest of the other
-            logits (n = concepts forced at that position) is kept, a lower one (negative or
-            not) is raised just above it, so it displaces the weakest selected concept and
-            enters with about that concept's weight.
-2. `concept.hook_acts` (after top-k): set replaces the kept values by the given concepts and
-   weights (everything else 0). Hooking hook_acts makes the compressor use its dense path.
-3. `concept.hook_vector` (c_t): vector adds value * W_comp[c] (the compressor row of c, in the
-   head's normalised units) or value * the given d_model vector.
+1. `concept.hook_logits` (before top-k, all C logits z): scale, add, ban, force.
+2. `concept.hook_acts` (after top-k): set. Hooking hook_acts makes the compressor use its
+   dense path.
+3. `concept.hook_vector` (c_t, in residual-stream units): vector.
+
+Strength units. `add` and `vector` measure their value in stds of the concept's logit: the
+edit's `std` field when it has one, else its `unit` says where the std comes from:
+"catalogue" (the default: the run's catalogue std over validation tokens, filled in by
+`SteeringSpec.resolve(run)`; steering an unresolved edit is refused), "prompt" (measured on
+the prompt's positions before any edit) or "logit" (std 1: raw logits). `SteeringSpec.resolve`
+writes the absolute std into every edit, so a saved spec reproduces without the run.
+
+A new op is one `Op` entry here: how it applies, its one-line description, its strength's
+unit, label, range and default. Spec checks, the app's controls, descriptions of edits and
+the evaluation harness all read this table.
 """
 
 from __future__ import annotations
@@ -32,14 +30,39 @@ from torch import Tensor
 
 # (edit, local positions) pairs of one op, as selected for the current forward chunk.
 Items = list[tuple["object", "slice | Tensor"]]
+STAGE_HOOKS = {"logits": "concept.hook_logits", "acts": "concept.hook_acts",
+               "vector": "concept.hook_vector"}
+UNITS = ("catalogue", "prompt", "logit")
+"""Where an add / vector edit's logit std comes from (module docstring)."""
 
 
 @dataclass(frozen=True)
 class Op:
-    stage: str  # "logits", "acts" or "vector": the hook the op edits
-    fields: tuple[str, ...]  # Edit fields the op reads (besides op and positions)
+    """Everything about one steering operation."""
+
+    stage: str
+    """The hook the op edits: "logits", "acts" or "vector" (STAGE_HOOKS)."""
+    apply: Callable[[Tensor, Items, object], Tensor]
+    """(activation at the stage, [(edit, rows)], the Steering state) -> edited activation."""
+    doc: str
+    """One line: what the op does."""
+    fields: tuple[str, ...]
+    """Edit fields the op reads (besides op and positions)."""
     required: tuple[str, ...]
-    example: str  # the JSON an error message offers as the fix
+    example: str
+    """The JSON an error message offers as the fix."""
+    describe: Callable[[object], str]
+    """Edit -> one line naming the concept and the strength with its unit."""
+    unit: str = ""
+    """What the strength (`value`, set: the weight) is measured in; "" for no strength."""
+    label: str = ""
+    """The strength control's label."""
+    range: tuple[float, float] | None = None
+    """Useful strengths (the app's slider); None: the op takes no strength."""
+    default: float | None = None
+    """The strength a user gets when nothing better is known (measured: see `source`)."""
+    source: str = ""
+    """Where `default` comes from (a measurement and the command that reproduces it)."""
 
 
 def _scale(z: Tensor, items: Items, ctx) -> Tensor:
@@ -61,17 +84,13 @@ def _ban(z: Tensor, items: Items, ctx) -> Tensor:
 
 
 def _force(z: Tensor, items: Items, ctx) -> Tensor:
-    """Raise every forced logit just above the (k - n + 1)-th largest unforced logit of its
-    position (n forced there), so the top-k holds all forced concepts."""
-    k = ctx.top_k
+    """Raise every forced logit just above the largest unforced logit of its position, so the
+    forced concepts hold the top of the top-k and enter with the strongest concept's weight."""
     forced = torch.zeros(z.shape[1:], dtype=torch.bool, device=z.device)  # [pos, C]
     for edit, sel in items:
         forced[sel, edit.concept] = True
-    n = forced.sum(-1)  # [pos]
-    top = z.masked_fill(forced, float("-inf")).topk(k, dim=-1).values  # [batch, pos, k]
-    rank = (k - n).clamp(0, k - 1)  # 0-based index of the (k - n + 1)-th largest
-    threshold = top.gather(-1, rank.expand(z.shape[0], -1)[..., None])
-    floor = torch.nextafter(threshold, torch.full_like(threshold, float("inf")))
+    top = z.masked_fill(forced, float("-inf")).amax(-1, keepdim=True)  # [batch, pos, 1]
+    floor = torch.nextafter(top, torch.full_like(top, float("inf")))
     return torch.where(forced, torch.maximum(z, floor), z)
 
 
@@ -87,24 +106,70 @@ def _set(acts: Tensor, items: Items, ctx) -> Tensor:
 
 def _vector(c: Tensor, items: Items, ctx) -> Tensor:
     for edit, sel in items:
-        c[:, sel] += edit.value * ctx.direction_of(edit)
+        c[:, sel] += edit.value * ctx.direction_of(edit, sel)
     return c
 
 
+def _concept(e) -> str:
+    return f"concept {e.concept}"
+
+
+def _std_units(e) -> str:
+    if e.std is not None:
+        return f"std (= {e.std:.3g} logits, {e.unit or 'catalogue'})"
+    return f"{e.unit or 'catalogue'} std"
+
+
 OPS: dict[str, Op] = {
-    "scale": Op("logits", ("concept", "value"), ("concept", "value"),
-                '{"op": "scale", "concept": 12, "value": 4.0}'),
-    "add": Op("logits", ("concept", "value", "std"), ("concept", "value"),
-              '{"op": "add", "concept": 12, "value": 3.0}'),
-    "ban": Op("logits", ("concept",), ("concept",), '{"op": "ban", "concept": 12}'),
-    "force": Op("logits", ("concept",), ("concept",), '{"op": "force", "concept": 12}'),
-    "set": Op("acts", ("concepts", "weights"), ("concepts", "weights"),
-              '{"op": "set", "concepts": [12, 40], "weights": [5.0, 2.0]}'),
-    "vector": Op("vector", ("concept", "value", "vector"), ("value",),
-                 '{"op": "vector", "concept": 12, "value": 2.0}'),
+    "scale": Op(
+        "logits", _scale, "multiply the concept's logit by a factor (the paper's steering)",
+        ("concept", "value"), ("concept", "value"),
+        '{"op": "scale", "concept": 12, "value": 4.0}',
+        lambda e: f"scale {_concept(e)}'s logit x{e.value:g}",
+        unit="factor", label="factor on the predicted logit", range=(-10.0, 10.0),
+        default=-4.0,
+        source="most concept logits are negative, so a factor > 1 pushes them out of the "
+               "top-k and a negative one flips them in"),
+    "add": Op(
+        "logits", _add, "add stds of the concept's logit to it (moves it into the top-k)",
+        ("concept", "value", "std", "unit"), ("concept", "value"),
+        '{"op": "add", "concept": 12, "value": 6.0}',
+        lambda e: f"add {e.value:g} {_std_units(e)} to {_concept(e)}",
+        unit="std", label="logit standard deviations added", range=(-10.0, 10.0),
+        default=6.0, source="steer-eval --densest: the screen's strength on the demo run"),
+    "ban": Op(
+        "logits", _ban, "set the concept's logit to -inf: never in the top-k",
+        ("concept",), ("concept",), '{"op": "ban", "concept": 12}',
+        lambda e: f"ban {_concept(e)} from the top-k"),
+    "force": Op(
+        "logits", _force, "put the concept at the top of the top-k (the strongest weight)",
+        ("concept",), ("concept",), '{"op": "force", "concept": 12}',
+        lambda e: f"force {_concept(e)} to the top of the top-k"),
+    "set": Op(
+        "acts", _set, "replace the top-k by the given concepts and weights",
+        ("concepts", "weights"), ("concepts", "weights"),
+        '{"op": "set", "concepts": [12, 40], "weights": [5.0, 2.0]}',
+        lambda e: "set the top-k to " + ", ".join(
+            f"{c} (weight {w:g})" for c, w in zip(e.concepts, e.weights)),
+        unit="weight", label="weight of the concept replacing the top-k", range=(0.0, 30.0),
+        default=10.0, source="about the largest top-k logit of the demo student"),
+    "vector": Op(
+        "vector", _vector, "add the concept's compressor row to c_t, as if its activation "
+                           "rose by value stds (or value x a given d_model vector)",
+        ("concept", "value", "vector", "std", "unit"), ("value",),
+        '{"op": "vector", "concept": 12, "value": 6.0}',
+        lambda e: (f"add {e.value:g} x a given vector to c_t" if e.vector is not None else
+                   f"add {_concept(e)}'s compressor row x {e.value:g} {_std_units(e)} to c_t"),
+        unit="std", label="activation rise, in logit stds", range=(-30.0, 30.0),
+        default=12.0, source="provisional"),
 }
-APPLY: dict[str, Callable[[Tensor, Items, object], Tensor]] = {
-    "scale": _scale, "add": _add, "ban": _ban, "force": _force, "set": _set, "vector": _vector}
-ORDER = ("scale", "add", "ban", "force", "set", "vector")
-STAGE_HOOKS = {"logits": "concept.hook_logits", "acts": "concept.hook_acts",
-               "vector": "concept.hook_vector"}
+ORDER = tuple(OPS)
+"""The order edits apply in: the registry's order."""
+
+
+def describe_edit(edit) -> str:
+    """One line: what the edit does and where (the only describer of an edit)."""
+    pos = edit.positions
+    where = "" if pos == "all" else (f" at {pos} positions" if isinstance(pos, str)
+                                     else " at positions " + ",".join(map(str, pos)))
+    return OPS[edit.op].describe(edit) + where

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cocomix_lens.data.files import atomic_write_json
+from cocomix_lens.steering.ops import OPS, UNITS, describe_edit
 
 FORMAT_VERSION = 1
 MAX_SPEC_BYTES = 1 << 20  # a d_model=2048 `vector` edit is ~40 KB of JSON
@@ -42,7 +43,7 @@ class Edit:
     concept: int | None = None
     """Concept (SAE latent) id; `set` uses `concepts` instead."""
     value: float | None = None
-    """scale: factor on the logit; add: amount in logit stds; vector: alpha."""
+    """scale: factor on the logit; add, vector: amount in logit stds (`std`, `unit`)."""
     positions: Positions = "all"
     """"prompt", "generated", "all" or absolute token indices."""
     concepts: tuple[int, ...] | None = None
@@ -52,8 +53,12 @@ class Edit:
     vector: tuple[float, ...] | None = None
     """vector: a d_model direction to add instead of the compressor row of `concept`."""
     std: float | None = None
-    """add: the concept's logit std (SteeringSpec.with_stds fills it from the catalogue);
-    without it, the std of the concept's logit measured on the prompt."""
+    """add, vector: the concept's logit std in absolute logits, the unit of `value`
+    (`SteeringSpec.resolve` fills it from the run's catalogue)."""
+    unit: str | None = None
+    """add, vector: where the std comes from when `std` is not given: "catalogue" (None
+    means it too: the run's catalogue, via `SteeringSpec.resolve`), "prompt" (measured on the
+    prompt) or "logit" (raw logits, std 1). ops.UNITS."""
 
     def __post_init__(self) -> None:
         # Lists from JSON become tuples, so specs compare and hash by value.
@@ -88,9 +93,10 @@ class SteeringSpec:
         return self.add_edit(Edit("scale", concept, factor, positions))
 
     def add(self, concept: int, stds: float, positions: Positions = "all",
-            std: float | None = None) -> SteeringSpec:
-        """Add `stds` standard deviations of the concept's logit to it."""
-        return self.add_edit(Edit("add", concept, stds, positions, std=std))
+            std: float | None = None, unit: str | None = None) -> SteeringSpec:
+        """Add `stds` standard deviations of the concept's logit to it (`std` absolute, or
+        from `unit`: ops module docstring)."""
+        return self.add_edit(Edit("add", concept, stds, positions, std=std, unit=unit))
 
     def force(self, concept: int, positions: Positions = "all") -> SteeringSpec:
         """Guarantee the concept is in the top-k."""
@@ -107,30 +113,54 @@ class SteeringSpec:
                                   weights=tuple(weights)))
 
     def add_vector(self, concept: int | None, alpha: float, positions: Positions = "all",
-                   vector: Sequence[float] | None = None) -> SteeringSpec:
-        """Add alpha * (compressor row of `concept`, or `vector`) to c_t."""
-        return self.add_edit(Edit("vector", concept, alpha, positions,
+                   vector: Sequence[float] | None = None, std: float | None = None,
+                   unit: str | None = None) -> SteeringSpec:
+        """Add to c_t `concept`'s compressor row as if its activation rose by `alpha` stds of
+        its logit (`std`, `unit` as for add), or alpha * a given d_model `vector`."""
+        return self.add_edit(Edit("vector", concept, alpha, positions, std=std, unit=unit,
                                   vector=None if vector is None else tuple(map(float, vector))))
 
-    def with_stds(self, logit_std) -> SteeringSpec:
-        """This spec with `std` filled in for every add edit that has none, from `logit_std`
-        (indexable by concept id: a [n_concepts] tensor or array, a dict, or the catalogue's
-        `logit_std` column), so the JSON records the stds the edits used."""
-        for e in self.edits:
-            if e.op == "add" and e.std is None:
-                _check_range([e.concept], len(logit_std))
-        return replace(self, edits=tuple(
-            replace(e, std=float(logit_std[e.concept])) if e.op == "add" and e.std is None
-            else e for e in self.edits))
+    def needs_std(self) -> list[Edit]:
+        """Edits whose value is in catalogue stds that no `std` gives yet."""
+        return [e for e in self.edits if "std" in OPS[e.op].fields and e.std is None
+                and e.concept is not None and e.vector is None
+                and (e.unit or "catalogue") == "catalogue"]
 
-    def with_catalogue_stds(self, run) -> SteeringSpec:
-        """`with_stds` from the run's catalogue (`logit_std` over validation tokens) when an
-        add edit lacks a std and the run has a catalogue; else this spec unchanged."""
-        if not any(e.op == "add" and e.std is None for e in self.edits):
+    def with_stds(self, logit_std, unit: str = "catalogue") -> SteeringSpec:
+        """This spec with `std` (and `unit`) filled in for every edit of `needs_std`, from
+        `logit_std` (indexable by concept id: a [n_concepts] tensor or array, a dict, or the
+        catalogue's `logit_std` column), so the JSON records the stds the edits used."""
+        todo = {id(e) for e in self.needs_std()}
+        _check_range([e.concept for e in self.needs_std()], len(logit_std))
+        return replace(self, edits=tuple(
+            replace(e, std=float(logit_std[e.concept]), unit=unit) if id(e) in todo else e
+            for e in self.edits))
+
+    def resolve(self, run) -> SteeringSpec:
+        """This spec with every catalogue-std edit's `std` read from the run's catalogue
+        (`logit_std` over validation tokens): what the CLI, the app and the evaluation
+        steer with and save. Unchanged when nothing needs a std; a one-line error when
+        something does and the run has no catalogue."""
+        missing = self.needs_std()
+        if not missing:
             return self
         if not run.has("catalogue"):
-            return self
+            raise ValueError(f"{missing[0].op} on concept {missing[0].concept} is in catalogue "
+                             "logit stds but the run has no catalogue; fix: build it "
+                             "(catalogue.run.build_for_run(run)), or give the edit std=... or "
+                             "unit='prompt' / 'logit'")
         return self.with_stds(run.catalogue.concepts["logit_std"])
+
+    def describe(self) -> str:
+        """One line per edit joined by '; ' (ops.describe_edit)."""
+        return "; ".join(describe_edit(e) for e in self.edits)
+
+    def context(self, model, prompt_len: int | None = None):
+        """`steer(model, self, prompt_len)`: what `model.generate(..., steering=spec)` uses
+        (any object with this method can steer a generation)."""
+        from cocomix_lens.steering.hooks import steer
+
+        return steer(model, self, prompt_len)
 
     # ---- JSON -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -189,6 +219,18 @@ class SteeringSpec:
         return cls.from_json(path.read_bytes(), name=f"steering spec {path}")
 
 
+def op_edit(op: str, concept: int, strength: float, positions: Any = "all") -> Edit:
+    """The edit of `op` on `concept` at `strength` (set: the concept alone with weight
+    `strength`; force / ban: no strength)."""
+    if op not in OPS:
+        raise ValueError(f"unknown steering op {op!r}; fix: use one of {', '.join(OPS)}")
+    if op == "set":
+        return Edit("set", positions=positions, concepts=(concept,), weights=(float(strength),))
+    if OPS[op].range is None:
+        return Edit(op, concept, positions=positions)
+    return Edit(op, concept, float(strength), positions)
+
+
 _FIELDS = {f.name for f in fields(Edit)}
 
 
@@ -208,8 +250,6 @@ def edit_from_dict(blob: Mapping[str, Any]) -> Edit:
 
 def check_edit(edit: Edit) -> None:
     """Model-free checks: the op exists, its fields are present, finite and well formed."""
-    from cocomix_lens.steering.ops import OPS
-
     if edit.op not in OPS:
         raise ValueError(f"unknown steering op {edit.op!r}; fix: use one of {', '.join(OPS)}")
     spec = OPS[edit.op]
@@ -233,6 +273,8 @@ def check_edit(edit: Edit) -> None:
                              "fix: pass finite numbers")
     if edit.std is not None and edit.std <= 0:
         raise ValueError(f"std={edit.std} must be > 0; fix: pass the concept's logit std")
+    if edit.unit is not None and edit.unit not in UNITS:
+        raise ValueError(f"unit={edit.unit!r}; fix: use one of {UNITS}")
     check_positions(edit.positions)
 
 

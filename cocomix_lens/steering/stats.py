@@ -6,6 +6,8 @@ and seeds, so conditions are paired sample by sample: `bootstrap_diff` resamples
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,9 +25,31 @@ class Estimate:
     def to_dict(self) -> dict[str, float]:
         return {"mean": self.mean, "lo": self.lo, "hi": self.hi, "n": self.n}
 
+    @classmethod
+    def from_dict(cls, blob: Mapping[str, float]) -> Estimate:
+        return cls(float(blob["mean"]), float(blob["lo"]), float(blob["hi"]), int(blob["n"]))
+
     def above(self, other: Estimate) -> bool:
         """Whether this interval lies entirely above `other`'s."""
         return self.lo > other.hi
+
+    def format(self, log_scale: bool = False, ratio: bool = False) -> str:
+        """'mean [lo, hi]' (the one estimate formatter). A log-scale metric (perplexity, kept
+        as a log) shows as exp; a difference of logs as a ratio 'x1.2 [..]'."""
+        if log_scale:
+            mark = "x" if ratio else ""
+            return (f"{mark}{format_number(math.exp(self.mean))} "
+                    f"[{format_number(math.exp(self.lo))}, {format_number(math.exp(self.hi))}]")
+        return (f"{format_number(self.mean)} "
+                f"[{format_number(self.lo)}, {format_number(self.hi)}]")
+
+
+def format_number(x: float, log_scale: bool = False) -> str:
+    """3 significant digits (thousands grouped); exp(x) for a log-scale value."""
+    x = math.exp(x) if log_scale and math.isfinite(x) else x
+    if not math.isfinite(x):
+        return "nan"
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
 def _indices(n: int, n_boot: int, seed: int) -> np.ndarray:

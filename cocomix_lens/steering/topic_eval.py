@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from cocomix_lens.steering.evaluate import Sampling, _pack, encode_prompts, score
+from cocomix_lens.sampling import Sampling
+from cocomix_lens.steering.evaluate import _pack, encode_prompts, score
 from cocomix_lens.steering.methods import Method
 from cocomix_lens.steering.scorers import Generations, scorers_for
 from cocomix_lens.world.openings import Opening
@@ -47,7 +48,8 @@ def harmonic(parts: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def generate_batched(model: Any, tokenizer: Any, prompts: Sequence[str], n_samples: int,
-                     sampling: Sampling, method: Method | None = None) -> Generations:
+                     sampling: Sampling, method: Method | None = None,
+                     batch_size: int = 64) -> Generations:
     """`n_samples` continuations of each prompt (row i * n_samples + j: prompt i, sample j),
     prompts of equal token length generated together, inside `method`'s context. The seed
     of a group depends on (sampling.seed, its token length, its first prompt's index)."""
@@ -61,13 +63,12 @@ def generate_batched(model: Any, tokenizer: Any, prompts: Sequence[str], n_sampl
     rows: list[tuple[int, torch.Tensor, int]] = []
     for length, members in sorted(groups.items()):
         batch = torch.stack([ids[i] for i in members]).repeat_interleave(n_samples, 0)
-        for b in range(0, len(batch), sampling.batch_size):
-            chunk = batch[b:b + sampling.batch_size]
+        for b in range(0, len(batch), batch_size):
+            chunk = batch[b:b + batch_size]
             seed = sampling.seed * 1_000_003 + length * 1_009 + members[0] * 7 + b
             with method.context(model) if method is not None else nullcontext():
-                out = model.generate(chunk, sampling.max_new_tokens,
-                                     temperature=sampling.temperature, top_p=sampling.top_p,
-                                     stop_tokens=[eos], seed=seed)
+                out = model.generate(chunk, **{**sampling.kwargs(), "seed": seed},
+                                     stop_tokens=[eos])
             for r in range(len(chunk)):
                 flat = b + r
                 i = members[flat // n_samples]
@@ -118,7 +119,7 @@ def evaluate_method(run: Any, method: Method, openings: Sequence[Opening],
     prompts = [method.prompt(o) for o in openings]
     gens = generate_batched(model, run.tokenizer, prompts, n_samples, sampling, method)
     scorers = scorers_for(run, list(SCORES.values()))
-    raw = score(run, concept, gens, scorers, sampling.batch_size, {"topic": method.topic})
+    raw = score(run, concept, gens, scorers, 64, {"topic": method.topic})
     values = {name: raw[scorer] for name, scorer in SCORES.items()}
     return MethodScores(method, [o.text for o in openings], n_samples, values,
                         gens.texts[:n_examples * n_samples:n_samples])

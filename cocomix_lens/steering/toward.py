@@ -72,7 +72,7 @@ class TopicRecipe:
     def spec(self, run: Any, concepts: Sequence[int], ban: Sequence[int] = ()) -> SteeringSpec:
         """The edit of `concepts` (and the ban of `ban`), stds resolved from the catalogue."""
         return topic_spec(concepts, self.op, self.strength, self.positions,
-                          ban).with_catalogue_stds(run)
+                          ban).resolve(run)
 
 
 RECOMMENDED = TopicRecipe(

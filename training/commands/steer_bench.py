@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cocomix_lens import Run
     from cocomix_lens.rundir import LAYOUT
-    from cocomix_lens.steering.world_scorers import is_world_run
+    from cocomix_lens.world.steering_scorers import is_world_run
     from training.steer_bench import BenchConfig, results_markdown, run_bench
 
     run_ = Run.open(args.run, device=args.device)

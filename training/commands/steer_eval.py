@@ -1,28 +1,33 @@
 """`cocomix-lens steer-eval`: does a steering edit do what it says? A table with CIs.
 
     cocomix-lens steer-eval --run runs/demo --spec spec.json
-    cocomix-lens steer-eval --run runs/demo --spec spec.json --samples 128 --json > eval.json
+    cocomix-lens steer-eval --run runs/demo --spec spec.json --n-samples 128 --json > eval.json
     cocomix-lens steer-eval --run runs/demo --spec spec.json --sweep 2 4 8 16
     cocomix-lens steer-eval --run runs/demo --densest 30 --out runs/demo/steering
 
-Generates with the spec, then scores the text with steering off beside the unsteered run and a
-random-concept control of the same strength; the teacher steered along the same SAE latent
-is compared the same way (`--sae-strength`, 0 to skip). `--densest N` needs no spec: it
-screens the N concepts the student predicts most often, sweeps the densest one that steers and
-evaluates it (`cocomix_lens.steering.screen.steer_densest`); `--out` keeps its JSON and tables.
+Generates with the spec, then scores the continuations with steering off beside the
+unsteered run and a random-concept control of the same strength; the teacher steered along
+the same SAE latent is compared the same way (`--sae-strength`, 0 to skip). The table gives
+each metric with CIs, the on-target figure per prompt (min / median / max) and example
+continuations. `--densest N` needs no spec: it screens the N concepts the student predicts
+most often, sweeps the densest one that steers and evaluates it
+(`training.steering_screen.steer_densest`); `--out` keeps its JSON and markdown.
+Sampling flags are the fields of `cocomix_lens.sampling.Sampling`.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from cocomix_lens.data.files import strict_json
-from training.flags import NEW_TOKENS, SAMPLES, SEED, TEMPERATURE, TOP_P, number
+from training.flags import SAMPLES, number
 
 HELP = "measure a steering spec: steered vs unsteered vs random control, with bootstrap CIs"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from cocomix_lens.sampling import Sampling
+    from training.flags import add_flags
+
     p.add_argument("--run", required=True, help="run directory (`cocomix-lens pipeline`)")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--spec",
@@ -33,12 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                            "then sweep and evaluate the densest that steers")
     p.add_argument("--prompt", action="append",
                    help="prompt text (repeat for several; default: openings of val documents)")
-    p.add_argument("--samples", type=SAMPLES,
+    p.add_argument("--n-samples", "--samples", dest="n_samples", type=SAMPLES,
                    help="generations per condition (default 32; --densest: 128, final only)")
-    p.add_argument("--max-new-tokens", type=NEW_TOKENS, default=48, help="tokens per generation")
-    p.add_argument("--seed", type=SEED, default=0, help="seed of sampling, control and bootstrap")
-    p.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="sampling temperature")
-    p.add_argument("--top-p", type=TOP_P, default=0.95, help="nucleus sampling mass")
+    add_flags(p, Sampling)
     p.add_argument("--sae-strength", type=number(0, 1000, integer=False), default=1.0,
                    help="teacher SAE steering, in units of the mean residual norm (0: skip)")
     p.add_argument("--control", type=number(0, 1 << 24),
@@ -63,48 +65,62 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import cocomix_lens.world.steering_scorers  # noqa: F401  (registers the oracle scorers)
     from cocomix_lens import Run
+    from cocomix_lens.data.files import strict_json
     from cocomix_lens.progress import progress_bar
+    from cocomix_lens.sampling import Sampling
     from cocomix_lens.steering import SteeringSpec, validate_spec
-    from cocomix_lens.steering.evaluate import as_steerer, evaluate_steering, sweep
-    from cocomix_lens.steering.world_scorers import is_world_run
+    from cocomix_lens.steering.evaluate import (
+        Evaluation,
+        as_method,
+        evaluate_steering,
+        sweep,
+    )
+    from cocomix_lens.world.steering_scorers import is_world_run
+    from training.flags import from_flags
 
     run_ = Run.open(args.run, device=args.device)
+    sampling = from_flags(Sampling, args)
     if args.densest is not None:
-        return _densest(run_, args)
+        return _densest(run_, args, sampling)
     if args.out:
         raise ValueError("--out goes with --densest; fix: drop --out, or use --json > FILE")
     spec = validate_spec(SteeringSpec.load(args.spec), run_.student.cfg)
-    steerer = as_steerer(run_, spec)
+    method = as_method(run_, spec)
     extras = {k: v for k, v in (("topic", args.topic), ("character", args.character)) if v}
     if extras and not is_world_run(run_):
         raise ValueError(f"--{next(iter(extras))} names a target of the world oracle, but "
                          f"{args.run} is not a world run; fix: drop it")
-    common = dict(prompts=args.prompt, n_samples=args.samples or 32, seed=args.seed,
-                  max_new_tokens=args.max_new_tokens, control=args.control,
-                  scorers=args.scorers, temperature=args.temperature, top_p=args.top_p,
-                  progress=progress_bar, extras=extras)
+    evaluation = Evaluation(n_samples=args.n_samples or 32, control=args.control,
+                            scorers=tuple(args.scorers) if args.scorers else None,
+                            extras=extras)
     if args.sweep:
-        result = sweep(run_, steerer.concept, spec.edits[0].op, args.sweep, **common)
+        result = sweep(run_, method.concept, spec.edits[0].op, args.sweep, args.prompt,
+                       sampling, evaluation, progress=progress_bar)
     else:
-        result = evaluate_steering(run_, steerer, sae_strength=args.sae_strength or None,
-                                   **common)
+        result = evaluate_steering(run_, method, args.prompt, sampling, evaluation,
+                                   sae_strength=args.sae_strength or None,
+                                   progress=progress_bar)
     print(strict_json(result.to_dict(), indent=1) if args.json else result.table())
     return 0
 
 
-def _densest(run_, args: argparse.Namespace) -> int:
+def _densest(run_, args: argparse.Namespace, sampling) -> int:
+    from dataclasses import replace
     from pathlib import Path
 
-    from cocomix_lens.data.files import atomic_write_json, atomic_write_text
+    from cocomix_lens.data.files import atomic_write_json, atomic_write_text, strict_json
     from cocomix_lens.progress import progress_bar
-    from cocomix_lens.steering.screen import steer_densest
+    from training.steering_screen import ScreenSettings, steer_densest
 
-    options = {} if args.sweep is None else {"add": args.sweep}
-    res = steer_densest(run_, args.densest, strength=args.screen_strength,
-                        screen_samples=args.screen_samples, sweep_samples=args.sweep_samples,
-                        samples=args.samples or 128, seed=args.seed,
-                        max_new_tokens=args.max_new_tokens, progress=progress_bar, **options)
+    settings = ScreenSettings(n=args.densest, strength=args.screen_strength,
+                              screen_samples=args.screen_samples,
+                              sweep_samples=args.sweep_samples,
+                              samples=args.n_samples or 128)
+    if args.sweep is not None:
+        settings = replace(settings, add=tuple(args.sweep))
+    res = steer_densest(run_, settings, sampling, args.prompt, progress=progress_bar)
     doc, md = res.to_dict(), f"# Steering a densely predicted concept: `{args.run}`\n\n" \
         + res.markdown()
     if args.out:

@@ -1,7 +1,7 @@
 """Which concepts steer? Screen the concepts the student predicts most often, then sweep and
-evaluate the densest one that passes.
+evaluate the densest one that passes (the job behind `cocomix-lens steer-eval --densest`).
 
-    res = steer_densest(run, n=30)            # about 4 min on the world demo run, 2 CPU cores
+    res = steer_densest(run, ScreenSettings(n=30))   # about 4 min on the world demo, 2 cores
     report = res.markdown()                   # the screen, both sweeps and the final table
     res.to_dict()                             # JSON-ready, every estimate and example text
 
@@ -14,22 +14,25 @@ it), lie above the unsteered run's and the random control's (`ArmResult.clear`).
 passing concept is then swept (dose-response, CoCoMix `add` and classic SAE steering), each arm
 takes the largest strength whose fluency stays within `FluencyBounds`, and both are evaluated
 on fresh samples (`final_seed`), so the concept is not scored on the samples that chose it.
+Every stage samples with the one `Sampling` (its seed seeds the screen and the sweeps).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+import cocomix_lens.world.steering_scorers  # noqa: F401  (registers the oracle scorers)
 from cocomix_lens.progress import Progress, no_progress
-from cocomix_lens.steering.evaluate import evaluate_steering, sweep
+from cocomix_lens.sampling import Sampling
+from cocomix_lens.steering.evaluate import Evaluation, evaluate_steering, sweep
 from cocomix_lens.steering.results import ArmResult, SteeringEvaluation, SweepResult
 from cocomix_lens.steering.scorers import SCORERS
 from cocomix_lens.steering.spec import SteeringSpec
-from cocomix_lens.steering.world_scorers import world_target
+from cocomix_lens.tables import markdown_table
+from cocomix_lens.world.steering_scorers import world_target
 
 SUCCESS = ("sae_act", "student_prob")
 """The two success measures a concept must clear (both read with steering off)."""
@@ -43,6 +46,36 @@ class FluencyBounds:
     """World runs: the oracle's grammatical share may fall at most this much."""
     max_ppl_ratio: float = 1.5
     """Other runs: NTP perplexity may grow at most this factor."""
+
+
+@dataclass(frozen=True)
+class ScreenSettings:
+    """What `steer_densest` screens, sweeps and evaluates."""
+
+    n: int = 30
+    """Concepts to screen: the live ones the student predicts most often."""
+    strength: float = 6.0
+    """The screen's add edit, in catalogue logit stds."""
+    screen_samples: int = 48
+    """Generations per condition in the screen."""
+    add: tuple[float, ...] = (2, 3, 4, 5, 6, 8)
+    """The CoCoMix add sweep's strengths (catalogue logit stds)."""
+    sae: tuple[float, ...] = (0.3, 0.45, 0.6, 0.75, 0.9)
+    """The SAE sweep's strengths (x mean residual norm)."""
+    sweep_samples: int = 64
+    """Generations per condition in the sweeps."""
+    samples: int = 128
+    """Generations per condition in the final evaluation."""
+    final_seed: int = 1
+    """Sampling seed of the final evaluation (fresh samples)."""
+    n_boot: int = 1000
+    """Bootstrap resamples (the final evaluation uses twice as many)."""
+    bounds: FluencyBounds = FluencyBounds()
+    """How much fluency a chosen strength may cost."""
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"n={self.n} concepts to screen; fix: pass n >= 1")
 
 
 def fluency_metric(run: Any) -> str:
@@ -124,15 +157,12 @@ class DenseSteering:
         md = [f"{self.live} live concepts; median prediction density "
               f"{self.median_density:.1%}.", "",
               f"## Screen: the {len(self.screen)} densest, add {st['strength']:g} std, "
-              f"{st['screen_samples']} samples (steered [CI] vs unsteered / control)", "",
-              "| concept | name | density (rank) | " + " | ".join(metrics) + " | clear |",
-              "|---|---|---|" + "---|" * len(metrics) + "---|"]
-        for row in self.screen:
-            r = row["result"]
-            cells = [_cell(r, m) for m in metrics]
-            md.append(f"| {row['concept']} | {row['name']} | {row['density']:.1%} "
-                      f"({row['rank']}) | " + " | ".join(cells)
-                      + f" | {'yes' if row['clear'] else 'no'} |")
+              f"{st['screen_samples']} samples (steered [CI] vs unsteered / control)", ""]
+        rows = [(row["concept"], row["name"], f"{row['density']:.1%} ({row['rank']})",
+                 *(_cell(row["result"], m) for m in metrics), "yes" if row["clear"] else "no")
+                for row in self.screen]
+        md.append(markdown_table(("concept", "name", "density (rank)", *metrics, "clear"),
+                                 rows))
         if self.final is None:
             return "\n".join(md + ["", "No screened concept passed."]) + "\n"
         verdict = ", ".join(f"{m}: {'yes' if v else 'no'}" for m, v in self.clear().items())
@@ -151,37 +181,29 @@ class DenseSteering:
 
 
 def _cell(r: ArmResult, metric: str) -> str:
+    info = next(m for m in r.metrics if m.name == metric)
     s, u, k = (r.estimate(metric, c) for c in ("steered", "unsteered", "control"))
-    return f"{s.mean:.3g} [{s.lo:.3g}, {s.hi:.3g}] vs {u.mean:.3g} / {k.mean:.3g}"
+    return (f"{s.format(info.log_scale)} vs {u.format(info.log_scale).split(' [')[0]} / "
+            f"{k.format(info.log_scale).split(' [')[0]}")
 
 
-def steer_densest(run: Any, n: int = 30, strength: float = 6.0, screen_samples: int = 48,
-                  add: Sequence[float] = (2, 3, 4, 5, 6, 8),
-                  sae: Sequence[float] = (0.3, 0.45, 0.6, 0.75, 0.9),
-                  sweep_samples: int = 64, samples: int = 128, seed: int = 0,
-                  final_seed: int = 1, max_new_tokens: int = 48,
-                  bounds: FluencyBounds = FluencyBounds(), n_boot: int = 1000,
+def steer_densest(run: Any, settings: ScreenSettings = ScreenSettings(),
+                  sampling: Sampling = Sampling(), prompts: list[str] | None = None,
                   progress: Progress = no_progress) -> DenseSteering:
-    """Screen the `n` densest live concepts with `add` `strength` stds, then sweep `add` and
-    SAE steering of the densest passing concept and evaluate both at the strengths chosen
-    within `bounds` (module docstring)."""
-    if n < 1:
-        raise ValueError(f"n={n} concepts to screen; fix: pass n >= 1, e.g. n=30")
+    """Screen the `settings.n` densest live concepts with an add edit of `settings.strength`
+    stds, then sweep add and SAE steering of the densest passing concept and evaluate both at
+    the strengths chosen within `settings.bounds` (module docstring)."""
+    st = settings
     flu = fluency_metric(run)
-    metrics = [*SUCCESS, flu]
+    metrics = (*SUCCESS, flu)
     cat = run.catalogue.concepts
     live = cat.loc[~cat["dead"], "prediction_density"]
-    common = dict(seed=seed, max_new_tokens=max_new_tokens, n_boot=n_boot)
+    ev = Evaluation(n_samples=st.screen_samples, n_boot=st.n_boot, scorers=metrics)
     res = DenseSteering(live=int(live.size), median_density=float(live.median()), screen=[],
-                        settings={"n": n, "strength": strength, "screen_samples": screen_samples,
-                                  "add": list(add), "sae": list(sae),
-                                  "sweep_samples": sweep_samples, "samples": samples,
-                                  "seed": seed, "final_seed": final_seed,
-                                  "max_new_tokens": max_new_tokens, "fluency": flu,
-                                  "bounds": bounds.__dict__, "metrics": metrics})
-    for c, dens, rank in progress(densest_concepts(run, n), n, "screen"):
-        r = sweep(run, c, "add", [strength], n_samples=screen_samples, scorers=metrics,
-                  **common).results[0]
+                        settings={**asdict(st), "sampling": sampling.kwargs(),
+                                  "fluency": flu, "metrics": list(metrics)})
+    for c, dens, rank in progress(densest_concepts(run, st.n), st.n, "screen"):
+        r = sweep(run, c, "add", [st.strength], prompts, sampling, ev).results[0]
         res.screen.append({"concept": c, "density": dens, "rank": rank,
                            "name": run.catalogue.names([c])[0],
                            "clear": all(r.clear(m) for m in SUCCESS), "result": r})
@@ -192,14 +214,15 @@ def steer_densest(run: Any, n: int = 30, strength: float = 6.0, screen_samples: 
     res.concept, res.density, res.rank = first["concept"], first["density"], first["rank"]
     res.target = oracle_target(run, res.concept)
     if res.target:  # reported beside the measures, never used to choose
-        metrics = [*SUCCESS, "oracle_on_target", flu]
-    res.sweeps = {"cocomix_add": sweep(run, res.concept, "add", add, n_samples=sweep_samples,
-                                       scorers=metrics, **common),
-                  "sae": sweep(run, res.concept, "add", sae, arm="sae",
-                               n_samples=sweep_samples, scorers=metrics, **common)}
-    res.chosen = {k: pick_strength(s, flu, bounds) for k, s in res.sweeps.items()}
-    res.final = evaluate_steering(run, SteeringSpec().add(res.concept, res.chosen["cocomix_add"]),
-                                  n_samples=samples, seed=final_seed,
-                                  max_new_tokens=max_new_tokens, sae_strength=res.chosen["sae"],
-                                  scorers=metrics, n_boot=n_boot * 2)
+        metrics = (*SUCCESS, "oracle_on_target", flu)
+    ev = replace(ev, n_samples=st.sweep_samples, scorers=metrics)
+    res.sweeps = {"cocomix_add": sweep(run, res.concept, "add", st.add, prompts, sampling, ev),
+                  "sae": sweep(run, res.concept, "add", st.sae, prompts, sampling, ev,
+                               arm="sae")}
+    res.chosen = {k: pick_strength(s, flu, st.bounds) for k, s in res.sweeps.items()}
+    res.final = evaluate_steering(
+        run, SteeringSpec().add(res.concept, res.chosen["cocomix_add"]), prompts,
+        replace(sampling, seed=st.final_seed),
+        replace(ev, n_samples=st.samples, n_boot=st.n_boot * 2),
+        sae_strength=res.chosen["sae"])
     return res

@@ -1,6 +1,8 @@
 """Exact steering scores on the synthetic world: the oracle reads every generated sentence.
 
-Registered into `scorers.SCORERS` (applying only to runs whose corpus is the world):
+Importing this module registers them into the steering scorer registry
+(`cocomix_lens.steering.scorers.register_scorer`; `steering/` never names the world), applying
+only to runs whose corpus is the world; `steer-eval`, the screen and the app import it:
 - `oracle_on_target` (success): share of a sample's sentences on the steered topic, or
   mentioning the steered character; the target comes from `extras["topic"]` /
   `extras["character"]` or, failing those, from the world words among the concept's top output
@@ -10,6 +12,8 @@ Registered into `scorers.SCORERS` (applying only to runs whose corpus is the wor
   the prompt named (`cocomix_lens.world.scoring.kept_share`: names and resolved pronouns).
 Sentences are counted as `cocomix_lens.world.scoring` counts them, on the generated text only,
 so prompts should end at a sentence boundary (`default_prompts` gives whole first sentences).
+
+    import cocomix_lens.world.steering_scorers  # noqa: F401  (adds the oracle scorers)
 """
 
 from __future__ import annotations
@@ -62,8 +66,7 @@ def world_target(run: Any, concept: int, extras: dict[str, Any]) -> tuple[str, s
     if names:
         return "character", names[0]
     raise ValueError(f"concept {concept}'s top output tokens ({', '.join(words)}) name no "
-                     "topic or character of the world; fix: pass extras={'topic': NAME} "
-                     "(topic=NAME)")
+                     "topic or character of the world; fix: pass extras={'topic': NAME}")
 
 
 _TOPIC_TAGS = frozenset({"N", "NS", "ADJ", "ROLE", "VB", "VZ", "VD"})
