@@ -138,8 +138,11 @@ def open_page(browser, base: str, name: str, **query):
     return page
 
 
-def choose(page, concept: int, strength: float) -> None:
-    """Pick `concept` through the search box and the picker, and set the strength."""
+def choose(page, concept: int, strength: float, op: str = "scale") -> None:
+    """Pick `concept` through the search box and the picker, `op`, and set the strength."""
+    page.locator("[data-testid=stSelectbox]").filter(has_text="Operation").first.click()
+    page.get_by_role("option", name=op, exact=True).first.click()
+    settle(page)
     search = page.get_by_role("textbox", name="Search concepts")
     search.fill(str(concept))
     search.press("Enter")
