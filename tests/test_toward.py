@@ -6,18 +6,18 @@ from test_topic_concepts import fake_run
 from cocomix_lens.steering.toward import RECOMMENDED, TopicRecipe, topic_spec, toward
 
 
-def world_run():
+def world_run(catalogue: bool = True):
+    """The fake world run, with a catalogue of logit stds (0.1 x concept id) if asked."""
+    from types import SimpleNamespace
+
     run = fake_run()
-    run.has = lambda piece: piece == "groundtruth"
+    run.has = lambda piece: piece == "groundtruth" or (catalogue and piece == "catalogue")
+    run.catalogue = SimpleNamespace(concepts={"logit_std": [0.1 * c for c in range(10)]})
     return run
 
 
 def test_a_topic_name_steers_its_concept_set_with_the_recipe():
-    from types import SimpleNamespace
-
     run = world_run()
-    run.has = lambda piece: piece in ("groundtruth", "catalogue")
-    run.catalogue = SimpleNamespace(concepts={"logit_std": [0.1 * c for c in range(10)]})
     spec, how = toward(run, "sea", TopicRecipe("add", "set", "all", 5.0, "test"))
     # stds resolved from the catalogue, so the spec steers the same without the run
     assert [(e.op, e.concept, e.value, e.std) for e in spec.edits] == [
@@ -38,7 +38,7 @@ def test_topic_spec_spells_each_op():
 
 def test_an_unknown_name_without_a_catalogue_is_refused_naming_the_topics():
     with pytest.raises(ValueError, match="sea, war"):
-        toward(world_run(), "violin")
+        toward(world_run(catalogue=False), "violin")
 
 
 def test_set_plus_ban_bans_every_other_topics_concepts():

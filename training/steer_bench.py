@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+import cocomix_lens.world.steering_scorers  # noqa: F401  (registers the oracle scorers)
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text, strict_json
 
 log = logging.getLogger(__name__)
