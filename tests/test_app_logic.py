@@ -131,11 +131,13 @@ def test_prompt_plus_new_tokens_past_the_scoring_teachers_context_is_refused_fir
 
     from app.steer_logic import encode_for_scoring
 
-    tok = Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))
+    tok = Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1, "<|endoftext|>": 2},
+                                     unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     student = SimpleNamespace(cfg=SimpleNamespace(n_ctx=512), tokenizer=tok)
     run = SimpleNamespace(teacher=SimpleNamespace(cfg=SimpleNamespace(n_ctx=32)))
-    assert encode_for_scoring(run, student, "a a", 30).shape == (1, 2)
-    with pytest.raises(ValueError, match=r"\(2 tokens\) plus 31 new tokens exceed the 32-token "
-                                         r"context .*fix: at most 30 new tokens"):
-        encode_for_scoring(run, student, "a a", 31)
+    # the prompt is <|endoftext|> a a: 3 tokens
+    assert encode_for_scoring(run, student, "a a", 29).shape == (1, 3)
+    with pytest.raises(ValueError, match=r"\(3 tokens\) plus 30 new tokens exceed the 32-token "
+                                         r"context .*fix: at most 29 new tokens"):
+        encode_for_scoring(run, student, "a a", 30)

@@ -34,14 +34,14 @@ class Setting:
 
 
 def _screen(run: Any, concept: int) -> Setting | None:
-    """`steer-eval --densest` on this run: the chosen add strength of its concept, or the
-    screen's strength for a concept that passed the screen."""
+    """The run's densest-concept screen (training.steering_screen): the chosen add strength
+    of its concept, or the screen's strength for a concept that passed the screen."""
     if not run.has("steering"):
         return None
     doc = run.steering
     if doc.get("concept") == concept and doc.get("chosen"):
         strength = float(doc["chosen"]["cocomix_add"])
-        return Setting("add", strength, f"this run's steering results (steer-eval --densest): "
+        return Setting("add", strength, f"this run's densest-concept steering results: "
                                         f"add {strength:g} std, chosen by its sweep")
     for row in doc.get("screen", []):
         if row.get("concept") == concept and row.get("clear"):

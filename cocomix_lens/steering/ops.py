@@ -136,7 +136,7 @@ OPS: dict[str, Op] = {
         '{"op": "add", "concept": 12, "value": 6.0}',
         lambda e: f"add {e.value:g} {_std_units(e)} to {_concept(e)}",
         unit="std", label="logit standard deviations added", range=(-10.0, 10.0),
-        default=6.0, source="steer-eval --densest: the screen's strength on the demo run"),
+        default=6.0, source="the densest-concept screen's strength on the demo run"),
     "ban": Op(
         "logits", _ban, "set the concept's logit to -inf: never in the top-k",
         ("concept",), ("concept",), '{"op": "ban", "concept": 12}',
