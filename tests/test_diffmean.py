@@ -5,7 +5,8 @@ import numpy as np
 import torch
 from helpers_model import tiny_model, tokens
 
-from cocomix_lens.steering.diffmean import accumulate_means, add_direction, random_direction
+from cocomix_lens.steering.diffmean import accumulate_means, random_direction
+from cocomix_lens.steering.method import residual_method
 
 HOOK = "blocks.0.hook_resid_pre"
 
@@ -43,10 +44,10 @@ def test_unlabelled_tokens_are_left_out_of_the_means():
     assert means.counts[HOOK].sum() == x.numel() // 2
 
 
-def test_add_direction_adds_exactly_the_vector_and_only_inside_the_block():
+def test_a_residual_method_adds_exactly_the_vector_and_only_inside_the_block():
     model, x, _, v = planted()
     _, before = model.run_with_cache(x[:2], names_filter="blocks.1.hook_resid_pre")
-    with add_direction(model, HOOK, 3.0 * v):
+    with residual_method(HOOK, v, "planted", strength=3.0).context(model, x.shape[1]):
         _, inside = model.run_with_cache(x[:2], names_filter=HOOK)
         steered = model(x[:2])
     _, after = model.run_with_cache(x[:2], names_filter=HOOK)

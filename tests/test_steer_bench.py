@@ -13,8 +13,8 @@ import pytest
 from cocomix_lens import Run
 from cocomix_lens.rundir import LAYOUT
 from cocomix_lens.sampling import Sampling
-from cocomix_lens.steering.methods import FAMILIES, Method
 from cocomix_lens.steering.topic_eval import evaluate_method, harmonic
+from cocomix_lens.steering.topic_methods import FAMILIES, TopicMethod
 from cocomix_lens.world.openings import Opening
 from training.cli import main
 from training.pipeline import run_pipeline
@@ -77,7 +77,7 @@ def test_a_row_reproduces_from_its_method_and_sampling(bench, world_run):
     run = Run.open(world_run)
     for key in ("cocomix/add/single/all", "diffmean_vector/all", "prompt_switch"):
         cell = results["rows"][key]["cells"][0]
-        method = Method.from_dict(cell["method"])
+        method = TopicMethod.from_dict(cell["method"])
         topic = cell["method"]["topic"]
         openings = [Opening(**o) for o in results["prompts"][topic]["report"]]
         again = evaluate_method(run, method, openings, Sampling(**results["sampling"]),

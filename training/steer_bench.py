@@ -3,7 +3,7 @@ researchers use (AxBench's question, answered exactly by the world oracle).
 
 For every topic of the world: openings of held-out documents on OTHER topics, split into a
 selection half (each method's strength is chosen there, per topic, by the harmonic mean) and a
-report half (every figure is measured there). Methods (`cocomix_lens.steering.methods`):
+report half (every figure is measured there). Methods (`cocomix_lens.steering.topic_methods`):
 CoCoMix concept edits (each op that can raise a concept, with the topic's best concept or its
 concept set, at all positions or generated ones only), DiffMean on the student's residual
 stream (the concept layer and its neighbours; the best chosen on the selection half),
@@ -257,43 +257,43 @@ def cocomix_method(kit: TopicKit, op: str, which: str, positions: str,
                    strength: float | None, run: Any, concepts: tuple[int, ...] | None = None):
     """A CoCoMix edit (`toward.TopicRecipe`) of the topic's concepts (`which`: a
     `toward.CONCEPT_SETS` entry), or of `concepts` (the random-concept control)."""
-    from cocomix_lens.steering.methods import Method
+    from cocomix_lens.steering.topic_methods import TopicMethod
     from cocomix_lens.steering.toward import TopicRecipe
 
     recipe = TopicRecipe(op, which, positions, strength, source="steer-bench candidate")
     ids, ban = kit.ids[which]
     if concepts is not None:
         ids, ban = concepts, ()
-    return Method("cocomix", f"{op}/{which}/{positions}", kit.topic, strength,
+    return TopicMethod("cocomix", f"{op}/{which}/{positions}", kit.topic, strength,
                   recipe.spec(run, ids, ban),
                   extra={"concepts": list(ids), "banned": list(ban), "how": kit.concepts.how})
 
 
 def diffmean_method(kit: TopicKit, hook: str, strength: float):
-    from cocomix_lens.steering.methods import Method
+    from cocomix_lens.steering.topic_methods import TopicMethod
 
     v = strength * kit.means.diffmean(hook, kit.topic)
-    return Method("diffmean", hook, kit.topic, strength, hook=hook,
+    return TopicMethod("diffmean", hook, kit.topic, strength, hook=hook,
                   vector=tuple(float(x) for x in v))
 
 
 def diffmean_vector_method(kit: TopicKit, strength: float, positions: str = "all"):
-    from cocomix_lens.steering.methods import Method
     from cocomix_lens.steering.spec import Edit, SteeringSpec
+    from cocomix_lens.steering.topic_methods import TopicMethod
 
     v = kit.means.diffmean("concept.hook_vector", kit.topic)
     spec = SteeringSpec((Edit("vector", None, strength, positions,
                               vector=tuple(float(x) for x in v)),))
-    return Method("diffmean_vector", positions, kit.topic, strength, spec)
+    return TopicMethod("diffmean_vector", positions, kit.topic, strength, spec)
 
 
 def sae_method(kit: TopicKit, run: Any, strength: float, norm: float):
     from cocomix_lens.concepts.extractor import decoder_directions
-    from cocomix_lens.steering.methods import Method
+    from cocomix_lens.steering.topic_methods import TopicMethod
 
     unit = decoder_directions(run.sae)[kit.sae_concept].float()
     v = strength * norm * unit / unit.norm()
-    return Method("sae", "best latent", kit.topic, strength,
+    return TopicMethod("sae", "best latent", kit.topic, strength,
                   hook=run.sae.cfg.metadata.hook_name, vector=tuple(float(x) for x in v),
                   extra={"concept": kit.sae_concept, "resid_norm": norm})
 
@@ -410,10 +410,10 @@ def _extra_methods(bench: Bench, kit: TopicKit, chosen: dict[str, Any], best_coc
     """Prompting and the controls, for one topic."""
     from cocomix_lens.steering.diffmean import random_direction
     from cocomix_lens.steering.evaluate import live_concepts
-    from cocomix_lens.steering.methods import Method
+    from cocomix_lens.steering.topic_methods import TopicMethod
 
-    out = [Method("unsteered", "", kit.topic), Method("prompt_cue", "", kit.topic),
-           Method("prompt_switch", "", kit.topic)]
+    out = [TopicMethod("unsteered", "", kit.topic), TopicMethod("prompt_cue", "", kit.topic),
+           TopicMethod("prompt_switch", "", kit.topic)]
     cm = chosen[best_cocomix]["method"] if best_cocomix in chosen else None
     if cm is not None:
         op, which, pos = cm.variant.split("/")
@@ -424,7 +424,7 @@ def _extra_methods(bench: Bench, kit: TopicKit, chosen: dict[str, Any], best_coc
         out.append(replace(rc, family="random_concept", variant=cm.variant))
     dm = chosen[best_diffmean]["method"]
     seed = bench.cfg.seed * 1009 + sum(map(ord, kit.topic))
-    out.append(Method("random_direction", dm.variant, kit.topic, dm.strength, hook=dm.hook,
+    out.append(TopicMethod("random_direction", dm.variant, kit.topic, dm.strength, hook=dm.hook,
                       vector=tuple(float(x) for x in random_direction(
                           np.asarray(dm.vector), seed))))
     return out

@@ -1,10 +1,9 @@
-"""Difference-of-means steering directions (DiffMean, as in AxBench) from ground truth, and
-adding a direction to the residual stream inside a context manager.
+"""Difference-of-means steering directions (DiffMean, as in AxBench) from ground truth.
 
     means = topic_means(run, ["blocks.1.hook_resid_post", "concept.hook_vector"])
     v = means.diffmean("blocks.1.hook_resid_post", "farming")   # [d_model] mean_T - mean_rest
-    with add_direction(run.student, "blocks.1.hook_resid_post", 2.0 * v):
-        run.student.generate("Anna was a nurse.", 30)
+    m = residual_method("blocks.1.hook_resid_post", v, "DiffMean farming", strength=2.0)
+    run.student.generate("Anna was a nurse.", 30, steering=m)   # (method.residual_method)
 
 `accumulate_means` reads a model's activations at the given hooks over token windows whose
 every token carries a label (a topic index, -1 for none) and keeps per-label sums, so the
@@ -15,8 +14,7 @@ two rows per token (the token and its concept slot); both carry the token's labe
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,19 +116,6 @@ def topic_means(run: Any, hooks: Sequence[str], split: str = "train",
     windows, _ = shards.batch(split, starts, seq_len)
     topic = truth.column(split, "topic")[: n * seq_len].reshape(n, seq_len)
     return accumulate_means(model, windows, topic, truth.values("topic"), hooks)
-
-
-@contextmanager
-def add_direction(model: Any, hook: str, vector: Tensor | np.ndarray) -> Iterator[None]:
-    """Inside the block, every forward of `model` adds `vector` [d_model] to the activation
-    at `hook` at every position (prompt and generated)."""
-    v = torch.as_tensor(np.asarray(vector), dtype=torch.float32, device=model.device)
-
-    def fn(x: Tensor, hook: Any) -> Tensor:  # x: [batch, pos, d_model]
-        return x + v.to(x.dtype)
-
-    with model.hooks(fwd_hooks=[(hook, fn)]):
-        yield
 
 
 def random_direction(like: np.ndarray, seed: int) -> np.ndarray:

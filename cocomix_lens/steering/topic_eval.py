@@ -28,8 +28,8 @@ import torch
 
 from cocomix_lens.sampling import Sampling
 from cocomix_lens.steering.evaluate import _pack, encode_prompts, score
-from cocomix_lens.steering.methods import Method
 from cocomix_lens.steering.scorers import Generations, scorers_for
+from cocomix_lens.steering.topic_methods import TopicMethod
 from cocomix_lens.world.openings import Opening
 
 SCORES = {"concept": "oracle_on_target", "fluency": "oracle_grammatical",
@@ -48,7 +48,7 @@ def harmonic(parts: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def generate_batched(model: Any, tokenizer: Any, prompts: Sequence[str], n_samples: int,
-                     sampling: Sampling, method: Method | None = None,
+                     sampling: Sampling, method: TopicMethod | None = None,
                      batch_size: int = 64) -> Generations:
     """`n_samples` continuations of each prompt (row i * n_samples + j: prompt i, sample j),
     prompts of equal token length generated together, inside `method`'s context. The seed
@@ -60,13 +60,14 @@ def generate_batched(model: Any, tokenizer: Any, prompts: Sequence[str], n_sampl
     for i, p in enumerate(ids):
         groups.setdefault(len(p), []).append(i)
     eos = eos_id(tokenizer)
+    edit = method.method() if method is not None else None
     rows: list[tuple[int, torch.Tensor, int]] = []
     for length, members in sorted(groups.items()):
         batch = torch.stack([ids[i] for i in members]).repeat_interleave(n_samples, 0)
         for b in range(0, len(batch), batch_size):
             chunk = batch[b:b + batch_size]
             seed = sampling.seed * 1_000_003 + length * 1_009 + members[0] * 7 + b
-            with method.context(model) if method is not None else nullcontext():
+            with edit.context(model, length) if edit is not None else nullcontext():
                 out = model.generate(chunk, **{**sampling.kwargs(), "seed": seed},
                                      stop_tokens=[eos])
             for r in range(len(chunk)):
@@ -81,7 +82,7 @@ def generate_batched(model: Any, tokenizer: Any, prompts: Sequence[str], n_sampl
 class MethodScores:
     """Per-continuation scores of one method on one topic's prompts."""
 
-    method: Method
+    method: TopicMethod
     prompts: list[str]  # the openings (as given, before any prompting cue)
     n_samples: int
     values: dict[str, np.ndarray]  # score -> [n_prompts * n_samples]
@@ -104,13 +105,13 @@ class MethodScores:
 
     @classmethod
     def from_dict(cls, blob: dict[str, Any]) -> MethodScores:
-        return cls(Method.from_dict(blob["method"]), list(blob["prompts"]),
+        return cls(TopicMethod.from_dict(blob["method"]), list(blob["prompts"]),
                    int(blob["n_samples"]),
                    {k: np.asarray(v, dtype=np.float64) for k, v in blob["values"].items()},
                    list(blob.get("examples", [])))
 
 
-def evaluate_method(run: Any, method: Method, openings: Sequence[Opening],
+def evaluate_method(run: Any, method: TopicMethod, openings: Sequence[Opening],
                     sampling: Sampling, n_samples: int = 4, concept: int = 0,
                     n_examples: int = 3) -> MethodScores:
     """Generate `n_samples` continuations per opening with `method` and score them with no

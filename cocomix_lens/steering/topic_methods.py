@@ -1,25 +1,26 @@
-"""Steering methods: anything that edits a generation toward a topic, in one form the
-benchmark's harness runs (`cocomix_lens.steering.topic_eval`).
+"""Steering methods aimed at a world topic, as reproducible records: what the steering
+benchmark (`cocomix_lens.steering.topic_eval`, `cocomix-lens steer-bench`) measures.
 
-    m = Method("diffmean", "student", 4.0, hook="blocks.1.hook_resid_post", vector=v)
-    with m.context(run.student):                 # edits inside the block only
+    m = TopicMethod("diffmean", "blocks.1.hook_resid_post", "farming", 4.0,
+                    hook="blocks.1.hook_resid_post", vector=tuple(4.0 * v))
+    method = m.method()                          # the harness's `method.Method`
+    with method.context(run.student, prompt_len):
         run.student.generate(m.prompt(opening), 40)
 
-A Method carries everything that makes it reproducible from its JSON: which model generates,
-the CoCoMix SteeringSpec (concept edits), or the residual direction and hook it adds (already
-scaled: DiffMean, the SAE decoder direction, a random direction), or the text put before /
-after the opening (prompting). `strength` is the grid value it was built with, in the unit
-its family states (`FAMILIES`).
+A TopicMethod carries everything that rebuilds it from its JSON: its family and variant, the
+CoCoMix SteeringSpec (concept edits), or the residual direction (already scaled: DiffMean,
+the SAE decoder direction, a random direction) and the hook it is added at, or the text put
+before / after the opening (prompting). `method()` turns it into the one `Method` every
+steering evaluation runs (`spec_method`, `residual_method`, `prompt_method`). `strength` is
+the grid value it was built with, in the unit its family states (`FAMILIES`).
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from cocomix_lens.steering.diffmean import add_direction
-from cocomix_lens.steering.hooks import steer
+from cocomix_lens.steering.method import Method, prompt_method, residual_method
 from cocomix_lens.steering.spec import SteeringSpec
 from cocomix_lens.world.openings import Opening, cue_before, switch_line
 
@@ -57,8 +58,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
 
 
 @dataclass(frozen=True)
-class Method:
-    """One steering method at one strength, for one target topic."""
+class TopicMethod:
+    """One steering method at one strength, for one target topic (module docstring)."""
 
     family: str
     variant: str  # what distinguishes methods of a family, e.g. "add/set/all"
@@ -94,13 +95,17 @@ class Method:
             return opening.text + switch_line(self.topic, opening.tense, self.seed)
         return opening.text
 
-    def context(self, model: Any):
-        """The context manager inside which `model` generates with this method's edit."""
+    def method(self) -> Method:
+        """The harness's Method: the spec's hooks, the residual direction at its hook, or no
+        hooks (prompting and unsteered: `prompt` gives their text)."""
+        desc = f"{self.key} toward {self.topic}" + (
+            "" if self.strength is None else f" at {self.strength:g}")
         if self.spec is not None and self.spec.edits:
-            return steer(model, self.spec)
+            return Method(desc, self.model, lambda m, n: self.spec.context(m, n), None,
+                          {"spec": self.spec.to_dict()}, strength=_nan(self.strength))
         if self.vector is not None:
-            return add_direction(model, self.hook, self.vector)
-        return nullcontext()
+            return residual_method(self.hook, self.vector, desc, self.model)
+        return prompt_method(lambda text: text, desc, model=self.model)
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "variant": self.variant, "topic": self.topic,
@@ -111,10 +116,14 @@ class Method:
                 "seed": self.seed, "extra": self.extra}
 
     @classmethod
-    def from_dict(cls, blob: dict[str, Any]) -> Method:
+    def from_dict(cls, blob: dict[str, Any]) -> TopicMethod:
         spec = blob.get("spec")
         vector = blob.get("vector")
         return cls(blob["family"], blob["variant"], blob["topic"], blob.get("strength"),
                    None if spec is None else SteeringSpec.from_dict(spec), blob.get("hook"),
                    None if vector is None else tuple(vector), blob.get("seed", 0),
                    dict(blob.get("extra") or {}))
+
+
+def _nan(x: float | None) -> float:
+    return float("nan") if x is None else float(x)
