@@ -120,6 +120,7 @@ class Run:
     @classmethod
     def open(cls, path: str | Path, device: str = "cpu") -> Run:
         """A pipeline run directory (pipeline.json / stages/) or a train run (model/ ...)."""
+        check_device(device)
         path = Path(path)
         kind = _kind(path)
         if kind is None:
@@ -325,6 +326,22 @@ class Run:
         if not isinstance(blob, dict):
             raise CorruptFileError(f"{path} is not a YAML mapping; fix: {fix}")
         return blob
+
+
+def check_device(device: str) -> str:
+    """`device` if torch can use it here; else a one-line ValueError naming it (not a CUDA
+    error about pinned memory minutes later)."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a torch device; fix: device='cpu' or "
+                         "'cuda'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available here; fix: "
+                         "device='cpu'")
+    return device
 
 
 def _kind(path: Path) -> str | None:

@@ -93,3 +93,36 @@ def test_safetensors_header_refuses_cut_padded_and_foreign_files_naming_them(tmp
         bad.write_bytes(blob)
         with pytest.raises(CorruptFileError, match=f"{name}.safetensors.*{needle}.*fix: redo"):
             safetensors_header(bad, "redo")
+
+
+def test_the_next_write_removes_dead_writers_temporaries_and_keeps_live_ones(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from cocomix_lens.data.files import remove_temporaries
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".f.json.tmp.{dead.pid}"
+    live = tmp_path / f".g.json.tmp.{os.getppid()}"  # a running process: maybe mid-write
+    stale.write_text("{half"), live.write_text("{half")
+    atomic_write_json(tmp_path / "f.json", {"a": 1})
+    assert not stale.exists() and live.exists()
+    stale.write_text("{half")
+    assert remove_temporaries(tmp_path) == 1 and live.exists() and not stale.exists()
+
+
+def test_strict_json_writes_no_nan_or_infinity(tmp_path):
+    import math
+
+    import numpy as np
+
+    from cocomix_lens.data.files import strict_json
+
+    blob = {"a": math.nan, "b": [math.inf, -math.inf, 1.5], "c": np.float32("nan"),
+            "d": np.int64(3)}
+    assert json.loads(strict_json(blob)) == {"a": None, "b": [None, None, 1.5], "c": None,
+                                             "d": 3}
+    atomic_write_json(tmp_path / "x.json", blob)
+    assert "NaN" not in (tmp_path / "x.json").read_text()

@@ -205,3 +205,16 @@ def test_require_gives_a_piece_path_or_the_one_line_error(pipeline_run, tmp_path
     shutil.rmtree(copy / "catalogue", ignore_errors=True)
     with pytest.raises(MissingPieceError, match=r"no catalogue .*'cocomix-lens catalog --run "):
         Run.open(copy).require("catalogue")
+
+
+@pytest.mark.parametrize("device, message", [("cuda", "CUDA is not available"),
+                                             ("gpu9", "is not a torch device")])
+def test_an_unusable_device_is_refused_when_the_run_opens(tmp_path, device, message):
+    import torch
+
+    from cocomix_lens import Run
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match=f"device='{device}'.*{message}.*fix"):
+        Run.open(tmp_path, device=device)

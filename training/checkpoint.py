@@ -19,8 +19,10 @@ Nothing is ever unpickled: loading reads safetensors and JSON only.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import random
 import re
 import shutil
@@ -71,8 +73,17 @@ class DamagedCheckpointError(ValueError):
 def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
     # Copies break weight tying (safetensors refuses shared storage) and leave the GPU.
     plain = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
-    save_file(plain, str(path))
-    fsync_path(path)
+    try:
+        save_file(plain, str(path))
+        fsync_path(path)
+    except (SafetensorError, OSError) as err:  # safetensors' own I/O errors name no errno
+        path.unlink(missing_ok=True)
+        need = sum(v.numel() * v.element_size() for v in plain.values())
+        code = getattr(err, "errno", None) or (
+            errno.ENOSPC if shutil.disk_usage(path.parent).free < need else errno.EIO)
+        raise OSError(code, f"{path}: the checkpoint could not be written "
+                            f"({os.strerror(code)}); fix: free disk space or choose another "
+                            "--out", str(path)) from None
 
 
 # ---- optimizer and RNG state <-> (tensors, JSON) ------------------------------------------

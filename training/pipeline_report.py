@@ -61,7 +61,7 @@ def write_summary(ctx: Any, records: dict[str, dict[str, Any]]) -> dict[str, Any
     }
     if "labels" in records and "cocomix" in records:
         summary["concept_baselines"] = concept_baselines(ctx)
-    atomic_write_json(ctx.dir("summary"), _finite(summary))
+    atomic_write_json(ctx.dir("summary"), summary)
     atomic_write_text(ctx.dir("report"), render_report(summary))
     return summary
 
@@ -75,17 +75,6 @@ def _artifacts(records: dict[str, Any]) -> dict[str, str]:
     """Paths (relative to the run directory) of the pieces made so far, from LAYOUT."""
     return {piece: rel for piece, rel in LAYOUT.pieces("pipeline").items()
             if MADE_BY.get(piece) in records}
-
-
-def _finite(obj: Any) -> Any:
-    """NaN/inf -> None so summary.json stays strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 # ---- REPORT.md ------------------------------------------------------------------------------

@@ -111,8 +111,8 @@ def strict_json(obj: Any, **kwargs: Any) -> str:
 
 
 def _finite(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, dict):  # keys as JSON writes them, so sort_keys sorts mixed ones
+        return {str(k): _finite(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:  # numpy / torch scalar

@@ -27,10 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cocomix_lens.catalogue import CatalogueConfig, build_for_run, concepts_table
+    from cocomix_lens.data.files import remove_temporaries
     from cocomix_lens.progress import no_progress, progress_bar
     from cocomix_lens.rundir import Run
 
     run_ = Run.open(args.run, device=args.device)
+    remove_temporaries(run_.catalogue_dir)  # of killed builds (dead writers' only)
     cat = None
     if run_.has("catalogue") and not args.force:
         try:

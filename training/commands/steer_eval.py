@@ -110,7 +110,12 @@ def _densest(run_, args: argparse.Namespace, sampling) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from cocomix_lens.data.files import atomic_write_json, atomic_write_text, strict_json
+    from cocomix_lens.data.files import (
+        atomic_write_json,
+        atomic_write_text,
+        remove_temporaries,
+        strict_json,
+    )
     from cocomix_lens.progress import progress_bar
     from training.steering_screen import ScreenSettings, steer_densest
 
@@ -126,7 +131,10 @@ def _densest(run_, args: argparse.Namespace, sampling) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "steering.json", doc)
+        remove_temporaries(out)  # of killed runs (dead writers' only)
+        # the table first, the JSON (what Run.steering reads) last: a kill between the two
+        # never leaves a new steering.json beside an old or missing steering.md
         atomic_write_text(out / "steering.md", md)
+        atomic_write_json(out / "steering.json", doc)
     print(strict_json(doc, indent=1) if args.json else md)
     return 0

@@ -78,11 +78,15 @@ class TextSource(CorpusSource):
         n = 0
         for name, path in self.files:
             reader = self._jsonl if path.suffix == ".jsonl" else self._txt
-            for doc in reader(name, path):
-                if self.max_docs is not None and n >= self.max_docs:
-                    return
-                n += 1
-                yield doc
+            try:
+                for doc in reader(name, path):
+                    if self.max_docs is not None and n >= self.max_docs:
+                        return
+                    n += 1
+                    yield doc
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{path} is not UTF-8 text (byte {err.start}); fix: convert "
+                                 "it (iconv -t UTF-8) or leave it out of --path") from None
 
     def _txt(self, name: str, path: Path) -> Iterator[Document]:
         text = path.read_text(encoding="utf-8")

@@ -4,7 +4,6 @@ claim's verdict with its numbers."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ def ablation_table(curves: dict[str, dict[Any, dict[str, list[float]]]]) -> list
 
 def write_json(root: Path, doc: dict[str, Any]) -> Path:
     path = root / JSON
-    atomic_write_json(path, _finite(doc))
+    atomic_write_json(path, doc)
     return path
 
 
@@ -79,17 +78,6 @@ def _arm_order(doc: dict[str, Any]) -> list[str]:
     """The run arms in the study's order (study.json stores its keys sorted)."""
     order = [a["name"] for a in doc.get("arms", [])]
     return sorted(doc["runs"], key=lambda a: order.index(a) if a in order else len(order))
-
-
-def _finite(x: Any) -> Any:
-    """NaN/inf -> None, so study.json is strict JSON."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
 
 
 def load(root: Path) -> dict[str, Any]:
