@@ -451,3 +451,19 @@ def test_a_damaged_summary_is_one_error_naming_the_file_never_an_exception(root,
     assert len(errors(at)) == 1 and "summary.json" in errors(at)[0], errors(at)
     assert "fix:" in errors(at)[0] and "\n" not in errors(at)[0]
     shutil.rmtree(broken)
+
+
+def test_steer_toward_a_concept_by_name_loads_the_recommended_edit(root):
+    from cocomix_lens import Run
+    from cocomix_lens.catalogue.search import search
+    from cocomix_lens.steering.toward import RECOMMENDED
+
+    at = open_app(page="steer")
+    assert_clean(at)
+    at.text_input(key="steer_toward_name").input("ship").run()
+    at.button(key="steer_toward_go").click().run()
+    assert_clean(at)
+    hit = int(search(Run.open(root / "run").catalogue, "ship", limit=1).index[0])
+    assert at.session_state["steer_concept"] == hit
+    assert at.session_state["steer_op"] == RECOMMENDED.op
+    assert "catalogue's best match for 'ship'" in at.session_state["steer_toward_how"]

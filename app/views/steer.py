@@ -13,6 +13,7 @@ from app import catalogue_view as cv
 from app import highlight, plots
 from app import steer_logic as sl
 from app.resources import model_in_use, piece
+from app.views import steer_toward
 
 _SAMPLING = sl.Sampling()
 STEER_DEFAULTS = {"steer_prompt": "The", "steer_op": "add",
@@ -42,17 +43,22 @@ def _load_spec(cfg) -> None:
         # capped and checked against the student before any control changes: one line, no box
         spec = SteeringSpec.from_json(upload.getvalue(), name=f"spec {upload.name}")
         validate_spec(spec, cfg)
-        st.session_state.update(sl.spec_controls(spec))
-        st.session_state.pop("steer_setting", None)
-        st.session_state["steer_search"] = ""
-        # the controls hold one edit; the others apply beside it (_loaded_edits)
-        st.session_state["steer_loaded"] = sl.loaded_edits(spec)
-        # an add edit keeps the logit std it was saved with (while its concept is picked)
-        shown = spec.edits[sl.shown_edit(spec)]
-        st.session_state["steer_loaded_std"] = (
-            {shown.concept: shown.std} if shown.op == "add" and shown.std is not None else {})
+        apply_spec(spec)
     except ValueError as err:
         st.session_state["_steer_note"] = f"could not load the spec: {err}"
+
+
+def apply_spec(spec) -> None:
+    """Put a (validated) spec into the controls: its shown edit in them, the others beside."""
+    st.session_state.update(sl.spec_controls(spec))
+    st.session_state.pop("steer_setting", None)
+    st.session_state["steer_search"] = ""
+    # the controls hold one edit; the others apply beside it (_loaded_edits)
+    st.session_state["steer_loaded"] = sl.loaded_edits(spec)
+    # an add edit keeps the logit std it was saved with (while its concept is picked)
+    shown = spec.edits[sl.shown_edit(spec)]
+    st.session_state["steer_loaded_std"] = (
+        {shown.concept: shown.std} if shown.op == "add" and shown.std is not None else {})
 
 
 def _drop_loaded() -> None:
@@ -251,6 +257,7 @@ def render(ctx) -> None:
     if "_steer_note" in st.session_state:
         st.warning(st.session_state.pop("_steer_note"))
     _measured(ctx)
+    steer_toward.render(ctx)
     concept, op, spec, sampling, prompt = _controls(ctx, model)
     go_col, save_col, sweep_col = st.columns(3)
     clicked = go_col.button("Generate", type="primary", key="steer_go")
