@@ -13,13 +13,15 @@ import streamlit as st
 
 from app.resources import piece
 
-TABLE_COLUMNS = {"name": "name", "prediction_density": "prediction density",
+TABLE_COLUMNS = {"name": "name", "explanation": "explanation", "detection": "detection AUROC",
+                 "prediction_density": "prediction density",
                  "label_density": "label density", "act_density": "SAE density",
                  "fires_on": "fires on", "student_tokens": "top output tokens",
                  "meta_value": "topic", "meta_lift": "lift", "dead": "dead"}
 SORTS = {"prediction density": ("prediction_density", False),
          "label density": ("label_density", False), "lift": ("meta_lift", False),
-         "concept id": (None, True), "name": ("name", True)}
+         "detection AUROC": ("detection", False), "concept id": (None, True),
+         "name": ("name", True)}
 
 
 def catalogue(run):
@@ -64,13 +66,15 @@ def _join(tokens, n: int = 6) -> str:
 
 
 def table(cat, query: str = "", sort: str = "prediction density") -> pd.DataFrame:
-    """The catalogue as a display table indexed by concept id, filtered by `query`."""
+    """The catalogue as a display table indexed by concept id; with a `query`, the concepts
+    matching it by meaning (catalogue search), best match first."""
     df = cat.concepts
     if query.strip():
         df = df.loc[cat.search(query, limit=None).index]
-    col, ascending = SORTS[sort]
-    df = df.sort_index() if col is None else df.sort_values(col, ascending=ascending,
-                                                            kind="stable")
+    else:
+        col, ascending = SORTS[sort]
+        df = df.sort_index() if col is None else df.sort_values(col, ascending=ascending,
+                                                                kind="stable")
     out = df[[c for c in TABLE_COLUMNS if c in df.columns]].copy()
     for c in ("fires_on", "student_tokens"):
         if c in out:
@@ -129,3 +133,23 @@ def concept_logits(run, concept: int) -> np.ndarray:
         return np.zeros(0, np.float32)
     with st.spinner("Reading validation tokens for the logit distribution ..."):
         return _val_logits(str(run.path), run.device)[:, concept]
+
+
+def card(run, concept: int):
+    """The concept's feature card (`cocomix_lens.catalogue.card`), with the run's measured
+    steering when it has some."""
+    from cocomix_lens.catalogue.card import feature_card
+
+    cat = catalogue(run)
+    steering = run.steering if run.has("steering") else None
+    return feature_card(record(run, concept), list(cat.concepts["name"]), steering)
+
+
+def by_example(run, texts: list[str]) -> pd.DataFrame:
+    """Concepts the student predicts more on `texts` than on validation text."""
+    from app.resources import _lock
+    from cocomix_lens.catalogue.search import by_example as search_by_example
+
+    model = piece(run, "student")
+    with _lock(str(run.path), run.device):
+        return search_by_example(model, texts, catalogue(run), limit=20)

@@ -123,3 +123,28 @@ def sweep_plot(rows: pd.DataFrame, metric: str, title: str = "Strength sweep") -
         fig.add_hline(y=float(base.iloc[0]), line_dash="dot", annotation_text="unsteered")
     fig.update_layout(title=title, xaxis_title="strength", yaxis_title=metric, **LAYOUT)
     return fig
+
+
+def binned_histogram(counts: Sequence[float], edges: Sequence[float], title: str,
+                     x_title: str) -> go.Figure:
+    """Bars of precomputed histogram `counts` between `edges` (len(counts) + 1)."""
+    if not len(counts):
+        return _empty(title, "nothing recorded")
+    centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
+    width = (edges[-1] - edges[0]) / max(len(counts), 1)
+    fig = go.Figure(go.Bar(x=centres, y=list(counts), width=width))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="count", **LAYOUT)
+    return fig
+
+
+def effect_bars(pairs: Sequence[tuple[str, float]], title: str) -> go.Figure:
+    """Horizontal bars of (token, direct logit) pairs: promoted (> 0) and suppressed."""
+    if not len(pairs):
+        return _empty(title, "no tokens")
+    words = [repr(str(w))[1:-1] for w, _ in pairs]
+    values = [v for _, v in pairs]
+    fig = go.Figure(go.Bar(x=values, y=words, orientation="h",
+                           marker_color=["#1f77b4" if v >= 0 else "#d62728" for v in values]))
+    fig.update_layout(title=title, xaxis_title="direct-path logit",
+                      yaxis={"autorange": "reversed"}, **LAYOUT)
+    return fig

@@ -384,7 +384,10 @@ def test_concept_page_shows_its_record_and_steer_button_opens_steer(root):
     assert at.subheader[0].value.startswith(f"Concept {c}: {cat[c].name}")
     shown = {m.label: m.value for m in at.metric}
     assert shown["prediction density"] == f"{cat[c].prediction_density:.2%}"
-    assert chart_count(at) == 2
+    # lift, logit distribution; the card's 4 logit-effect bars and 3 histograms
+    assert chart_count(at) == 2 + 4 + 3
+    text = " ".join(m.value for m in at.markdown)
+    assert cat.concepts.loc[c, "explanation"] in text and "detection AUROC" in text
     at.button(key="concept_steer").click()
     at.run()
     assert_clean(at)

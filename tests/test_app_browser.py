@@ -214,3 +214,42 @@ def test_five_sessions_steer_at_once_with_the_model_loaded_once(server, browser)
               "server_rss_mib_after": round(after, 1), "student_loads": loads}
     (server["tmp"] / "sessions.json").write_text(json.dumps(report))
     print(f"\n5 concurrent sessions: {report}")
+
+
+def test_concepts_page_shows_explanations_and_finds_a_concept_by_another_word_form(server,
+                                                                                    browser):
+    from cocomix_lens import Run
+    from cocomix_lens.catalogue.words import fold
+
+    cat = Run.open(server["root"] / "run").catalogue
+    heads = cat.concepts["explanation"].str.split(" — ").str[0].str.split(";").str[0]
+    words = ~cat.concepts["dead"] & heads.str.fullmatch(r"[a-z]{3,}")  # a word, not a piece
+    c = int(cat.concepts.loc[words, "detection"].idxmax())
+    head = heads[c]
+    query = head + "ing"  # another word form of its head: the search folds it back
+    assert fold(query) == fold(head)
+    page = open_page(browser, server["base"], "concepts")
+    search = page.get_by_role("textbox", name=re.compile("Search by meaning"))
+    search.fill(query)
+    search.press("Enter")
+    settle(page)
+    grid = page.locator("[data-testid=stDataFrame]").first
+    assert grid.is_visible()
+    ids = [int(i) for i in cat.search(query, limit=None).index]
+    assert c in ids[:3]  # so among the top matches the page lists as text
+    body = page.inner_text("body")
+    assert f"{len(ids)} of {len(cat)} concepts" in body
+    assert f"concept {c}: {cat.concepts.loc[c, 'explanation']}" in body  # top matches
+    assert "detection AUROC" in body
+    assert_no_traceback(page)
+    shots = server["tmp"] / "screenshots"
+    shots.mkdir(exist_ok=True)
+    page.screenshot(path=str(shots / "concepts-search.png"), full_page=True)
+    page.close()
+    page = open_page(browser, server["base"], "concepts", concept=c)
+    body = page.inner_text("body")
+    assert "Explanation:" in body and "detection AUROC" in body
+    assert "Contexts by quantile bin" in body and "Nearest concepts" in body
+    assert_no_traceback(page)
+    page.screenshot(path=str(shots / "concept-card.png"), full_page=True)
+    page.close()

@@ -99,3 +99,12 @@ def test_search_by_another_word_form_finds_the_planted_concept():
         found = cat.search(query)
         assert found.index[0] == 0 and "explanation" in found.loc[0, "matched"]
     assert cat.search("dogs").index[0] == 1  # through a context's active token
+
+
+def test_units_are_sentences_cut_to_at_most_max_len_tokens():
+    from cocomix_lens.catalogue.explain import text_units
+
+    ends = np.array([False, True, False])  # token 1 ends a sentence
+    tokens = np.array([0, 0, 1, 0, 0, 0, 0, 0, 2, 0, 1])
+    assert text_units(tokens, ends, max_len=3).tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3]
+    assert text_units(tokens[:0], ends).tolist() == []

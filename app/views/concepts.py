@@ -1,5 +1,7 @@
-"""Concepts: the searchable, sortable catalogue table, and one concept's page (contexts with
-the active token marked, top output tokens, metadata lift, logit distribution, steer button)."""
+"""Concepts: the catalogue table with explanations, searchable by meaning and by example, and
+one concept's feature card (explanation and its detection score, contexts with the active
+token marked, quantile-binned contexts, activation and logit histograms, promoted and
+suppressed tokens, cosine neighbours, measured steering, metadata lift, JSON export)."""
 
 from __future__ import annotations
 
@@ -34,9 +36,16 @@ def _open_selected() -> None:
 def _table(ctx) -> None:
     cat = cv.catalogue(ctx.run)
     left, right = st.columns([3, 1])
-    query = left.text_input("Search names, tokens and contexts", key="concepts_query")
+    query = left.text_input("Search by meaning (explanations, ground truth, tokens, contexts; "
+                            "word forms folded)", key="concepts_query")
     sort = right.selectbox("Sort by", list(cv.SORTS), key="concepts_sort")
     table = cv.table(cat, query, sort)
+    if query.strip() and len(table):
+        st.markdown("\n".join(
+            f"{i + 1}. concept **{c}**: {row['explanation'] or row['name']}"
+            + (f" (detection AUROC {row['detection AUROC']:.2f})"
+               if row["detection AUROC"] == row["detection AUROC"] else "")
+            for i, (c, row) in enumerate(table.head(3).iterrows())))
     st.caption(f"{len(table)} of {len(cat)} concepts · "
                f"{int(cat.concepts['dead'].sum())} dead · click a row to open it")
     # the click is handled in a callback (before the page's widgets exist): switching page
@@ -48,6 +57,17 @@ def _table(ctx) -> None:
     c1.number_input("Concept id", 0, max(len(cat) - 1, 0), step=1, key="concepts_open_id")
     c2.button("Open", key="concepts_open", on_click=lambda: go(
         "concepts", st.session_state["concepts_open_id"]))
+
+
+def _by_example(ctx) -> None:
+    with st.expander("Search by example: concepts the student predicts more on your text"):
+        text = st.text_area("One text per line", key="concepts_example")
+        texts = [t for t in (text or "").splitlines() if t.strip()]
+        if texts:
+            found = cv.by_example(ctx.run, texts)
+            st.caption("contrast = the concept's peak logit in the text minus its mean on "
+                       "validation text, in stds of that logit")
+            st.dataframe(found.round(3), width="stretch", key="concepts_example_table")
 
 
 def _contexts(rec, source: str) -> None:
@@ -106,9 +126,55 @@ def _concept(ctx, c: int) -> None:
         st.plotly_chart(fig, key="concept_logits")
 
 
+def _card(ctx, c: int) -> None:
+    """The feature card's Neuronpedia fields beyond the record's."""
+    from cocomix_lens.data.files import strict_json
+
+    card = cv.card(ctx.run, c)
+    if card.explanation:
+        st.markdown(f"**Explanation:** {card.explanation}  \n"
+                    f"detection AUROC {card.detection:.2f} (its words predicting, on held-out "
+                    "sentences, where the SAE latent fires; 0.5 = chance)")
+    cols = st.columns(4)
+    for col, r, side in ((cols[0], "teacher", "top"), (cols[1], "teacher", "bottom"),
+                         (cols[2], "student", "top"), (cols[3], "student", "bottom")):
+        pairs = (card.top_logits if side == "top" else card.bottom_logits)[r]
+        col.plotly_chart(plots.effect_bars(pairs, f"{r}: {side} logit effects"),
+                         key=f"concept_effects_{r}_{side}")
+    cols = st.columns(3)
+    act = card.activation_histogram["teacher"]
+    cols[0].plotly_chart(plots.binned_histogram(act["counts"], act["edges"],
+                                                "SAE activation (active tokens)", "activation"),
+                         key="concept_act_hist")
+    for col, r in ((cols[1], "teacher"), (cols[2], "student")):
+        h = card.logit_histogram[r]
+        col.plotly_chart(plots.binned_histogram(h["counts"], h["edges"],
+                                                f"{r}: direct logits over the vocabulary",
+                                                "logit"), key=f"concept_vocab_hist_{r}")
+    left, right = st.columns(2)
+    for col, r in ((left, "teacher"), (right, "student")):
+        with col:
+            st.markdown(f"**Contexts by quantile bin: {r} view** (0 = lowest)")
+            rows = card.quantile_contexts[r]
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                         key=f"concept_quantiles_{r}")
+            st.markdown(f"**Nearest concepts: {r}** (cosine of "
+                        f"{'SAE decoder' if r == 'teacher' else 'compressor'} rows)")
+            st.dataframe(pd.DataFrame(card.neighbours[r]), hide_index=True, width="stretch",
+                         key=f"concept_neighbours_{r}")
+    if card.steering:
+        st.markdown("**Measured steering** (the run's steering results)")
+        st.json(card.steering, expanded=False)
+    st.download_button("Card as JSON", strict_json(card.to_json(), indent=1),
+                       file_name=f"concept-{c}.json", mime="application/json",
+                       key="concept_json")
+
+
 def render(ctx) -> None:
     st.header("Concepts")
     if ctx.concept is None:
         _table(ctx)
+        _by_example(ctx)
     else:
         _concept(ctx, ctx.concept)
+        _card(ctx, ctx.concept)

@@ -22,7 +22,7 @@ import pandas as pd
 from torch import nn
 
 from cocomix_lens.catalogue.contexts import quantile_examples, render_contexts
-from cocomix_lens.catalogue.explain import Units, explain
+from cocomix_lens.catalogue.explain import Units, explain, text_units
 from cocomix_lens.catalogue.metadata import categorical_keys, concentration
 from cocomix_lens.catalogue.readout import (
     cosine_neighbours,
@@ -271,11 +271,10 @@ def _add_explanations(concepts: pd.DataFrame, teacher: tuple[np.ndarray, ...],
                       truth: dict[int, tuple[str, float]], limit: int) -> pd.DataFrame:
     """Explanation, keywords and detection score (catalogue.explain) from the sentences of
     the first `limit` validation tokens; the name becomes the explanation's head phrase."""
-    from cocomix_lens.groundtruth import unit_ids
     from cocomix_lens.world.units import sentence_ends
 
     scanned = np.asarray(tokens[:limit], dtype=np.int64)
-    units = Units(scanned, unit_ids(sentence_ends(vocab, eos_id)[scanned]))
+    units = Units(scanned, text_units(scanned, sentence_ends(vocab, eos_id)))
     pos, concept, _ = teacher
     table = explain(units, pos, concept, len(concepts), vocab,
                     promoted=list(concepts["teacher_tokens"]), truth=truth)

@@ -35,6 +35,23 @@ MIN_LIFT = 2.0  # a keyword is at least this much more frequent where the concep
 TRUTH_HEAD_F1 = 0.5  # a ground-truth value names the head from this F1 on
 
 
+MAX_UNIT = 32  # tokens: a longer sentence (or text without punctuation) is cut into pieces
+
+
+def text_units(tokens: np.ndarray, ends: np.ndarray, max_len: int = MAX_UNIT) -> np.ndarray:
+    """int [N] unit id per token: sentences (a token with ends[token] closes one), each cut
+    into pieces of at most `max_len` tokens."""
+    from cocomix_lens.groundtruth import unit_ids
+
+    sentence = unit_ids(ends[tokens])
+    start = np.flatnonzero(np.r_[True, np.diff(sentence) != 0])  # first token of each
+    offset = np.arange(len(tokens)) - start[sentence]
+    piece = offset // max_len
+    new = np.r_[True, (np.diff(sentence) != 0) | (np.diff(piece) != 0)] if len(tokens) \
+        else np.zeros(0, dtype=bool)
+    return np.cumsum(new) - 1
+
+
 @dataclass(frozen=True)
 class Units:
     """Scanned tokens grouped into units: tokens int [N], unit int [N] (non-decreasing)."""
