@@ -115,3 +115,17 @@ def test_cli_refuses_a_run_without_the_world_oracle(tmp_path, capsys):
     assert main(["steer-bench", "--run", str(run_dir), "--quick", "--out",
                  str(tmp_path / "o")]) != 0
     assert "not a world run" in capsys.readouterr().err
+
+
+def test_generate_toward_a_topic_prints_what_the_library_gives(world_run, capsys):
+    from cocomix_lens.sampling import Sampling
+    from cocomix_lens.steering.toward import toward
+
+    prompt = "Anna was a nurse."
+    assert main(["generate", "--run", str(world_run), "--prompt", prompt, "--toward", "sea",
+                 "--seed", "1", "--max-new-tokens", "8"]) == 0
+    run = Run.open(world_run)
+    spec, _ = toward(run, "sea")
+    expected = run.student.generate(prompt, **Sampling(max_new_tokens=8, seed=1).kwargs(),
+                                    steering=spec)
+    assert capsys.readouterr().out == expected + "\n"

@@ -2,6 +2,7 @@
 
     cocomix-lens generate --run runs/demo --prompt "The history of"
     cocomix-lens generate --run runs/demo --prompt "The history of" --steer spec.json --seed 0
+    cocomix-lens generate --run runs/demo --prompt "Anna was a nurse." --toward farming
 
 The spec is resolved against the run (`SteeringSpec.resolve`: add / vector edits in catalogue
 stds take the catalogue's logit std), exactly as the app and `steer-eval` do, so the same
@@ -12,6 +13,9 @@ steering=spec.resolve(run))`. Sampling flags are the fields of `cocomix_lens.sam
 from __future__ import annotations
 
 import argparse
+import logging
+
+log = logging.getLogger(__name__)
 
 HELP = "generate text from a run's model (optionally steered by a SteeringSpec JSON file)"
 MODELS = ("student", "baseline", "teacher")
@@ -23,7 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--run", required=True, help="run directory (pipeline or train)")
     p.add_argument("--prompt", required=True, help="text to continue")
-    p.add_argument("--steer", help="SteeringSpec JSON file (cocomix_lens.steering)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--steer", help="SteeringSpec JSON file (cocomix_lens.steering)")
+    what.add_argument("--toward", metavar="NAME",
+                      help="steer toward a world topic or a concept (catalogue search) by name "
+                           "with the recommended edit (cocomix_lens.steering.toward)")
     p.add_argument("--model", default="student", choices=MODELS,
                    help="which of the run's models (only the CoCoMix student can be steered)")
     add_flags(p, Sampling)
@@ -45,6 +53,15 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--steer edits the CoCoMix student's concepts, not the "
                              f"{args.model}'s; fix: drop --model or --steer")
         spec = validate_spec(SteeringSpec.load(args.steer), model.cfg).resolve(run)
+    if args.toward:
+        from cocomix_lens.steering.toward import toward
+
+        if args.model != "student":
+            raise ValueError(f"--toward edits the CoCoMix student's concepts, not the "
+                             f"{args.model}'s; fix: drop --model or --toward")
+        spec, how = toward(run, args.toward)
+        validate_spec(spec, model.cfg)
+        log.info("steering toward %s", how)
     text = model.generate(args.prompt, **from_flags(Sampling, args).kwargs(),
                           stop_at_eos=not args.no_stop, steering=spec)
     print(text)
