@@ -23,10 +23,15 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
+# The pipeline prints each stage's time; the last lines give the two commands' times and
+# the line that opens the app.
 demo: install
-	$(VENV)/bin/cocomix-lens pipeline --preset world --out $(DEMO_OUT)
-	$(VENV)/bin/cocomix-lens steer-eval --run $(DEMO_OUT) --densest 30 --out $(DEMO_OUT)/steering
-	@echo "Open the app: make app   (or: $(VENV)/bin/cocomix-lens app --run $(DEMO_OUT))"
+	@t0=$$(date +%s) && \
+	$(VENV)/bin/cocomix-lens pipeline --preset world --out $(DEMO_OUT) && t1=$$(date +%s) && \
+	$(VENV)/bin/cocomix-lens steer-eval --run $(DEMO_OUT) --densest 30 \
+		--out $(DEMO_OUT)/steering && t2=$$(date +%s) && \
+	echo "make demo: pipeline $$((t1 - t0)) s, steer-eval $$((t2 - t1)) s" && \
+	echo "Open the app: make app   (or: $(VENV)/bin/cocomix-lens app --run $(DEMO_OUT))"
 
 # The Streamlit app on the demo run: http://127.0.0.1:8501
 app: install

@@ -1,6 +1,13 @@
 """The app in a real browser: `cocomix-lens app` on a free port, Debian's chromium driven by
 Playwright. Steer a concept and see the text change; five sessions steer at once.
 
+The README's screenshots come from here: with COCOMIX_LENS_SCREENSHOTS=DIR the page
+screenshots are copied into DIR, and COCOMIX_LENS_BROWSER_RUN=RUN serves that run (e.g. the
+`make demo` run) instead of the micro one:
+
+    COCOMIX_LENS_BROWSER_RUN=runs/demo COCOMIX_LENS_SCREENSHOTS=docs/screenshots \
+        .venv/bin/python -m pytest tests/test_app_browser.py -k changes_the_text
+
 Outside CI this skips only when chromium is absent (`apt-get install -y chromium`); under CI
 (`CI` set, as .ci/run does) a missing browser fails.
 """
@@ -65,19 +72,21 @@ def server(tmp_path_factory):
     browser_path = chromium()
     pytest.importorskip("playwright", reason="pip install playwright (a dev dependency)")
     tmp = tmp_path_factory.mktemp("browser")
-    root = build_root(tmp)
+    given = os.environ.get("COCOMIX_LENS_BROWSER_RUN")
+    run = Path(given).resolve() if given else build_root(tmp) / "run"
+    root = run.parent
     port = free_port()
     exe = Path(sys.executable).with_name("cocomix-lens")
     cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "training.cli"]
     log = tmp / "server.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([*cmd, "app", "--root", str(root), "--run", str(root / "run"),
+        proc = subprocess.Popen([*cmd, "app", "--root", str(root), "--run", str(run),
                                  "--port", str(port)], cwd=tmp, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, proc, log)
-        yield {"base": base, "proc": proc, "root": root, "log": log, "tmp": tmp,
+        yield {"base": base, "proc": proc, "root": root, "run": run, "log": log, "tmp": tmp,
                "chromium": browser_path}
     finally:  # the server and anything it started, however it answers SIGTERM
         os.killpg(proc.pid, signal.SIGTERM)
@@ -169,7 +178,7 @@ def samples(page, timeout: float = 180_000) -> dict[str, str]:
 
 def test_steering_in_the_browser_changes_the_text_and_no_page_shows_a_traceback(server,
                                                                                 browser):
-    concept, strength = find_steerable(server["root"] / "run")
+    concept, strength = find_steerable(server["run"])
     shots = server["tmp"] / "screenshots"
     shots.mkdir()
     page = open_page(browser, server["base"], "steer")
@@ -191,10 +200,15 @@ def test_steering_in_the_browser_changes_the_text_and_no_page_shows_a_traceback(
     page.screenshot(path=str(shots / "concept.png"), full_page=True)
     page.close()
     assert sorted(p.stem for p in shots.glob("*.png")) == sorted([*PAGES, "concept"])
+    keep = os.environ.get("COCOMIX_LENS_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for png in shots.glob("*.png"):
+            shutil.copyfile(png, Path(keep) / png.name)
 
 
 def test_five_sessions_steer_at_once_with_the_model_loaded_once(server, browser):
-    concept, strength = find_steerable(server["root"] / "run")
+    concept, strength = find_steerable(server["run"])
     pages = [open_page(browser, server["base"], "steer") for _ in range(SESSIONS)]
     before = rss_mib(server["proc"].pid)
     for page in pages:  # set up every session, then start all five generations together

@@ -121,6 +121,18 @@ def test_unknown_override_and_stage_are_one_line_errors():
         run_pipeline(pipeline_preset("micro"), "/nonexistent/never", stop_after="train")
 
 
+def test_ntp_student_beside_the_teacher_chain_learns_the_same(run, tmp_path):
+    """parallel with 2 threads: the NTP student trains in a second process while teacher,
+    SAE and labels run, on the same windows: the same losses as the run trained in order."""
+    cfg, _, summary = run
+    side = apply_overrides(cfg, {"parallel": "true", "threads": "2"})
+    again = run_pipeline(side, tmp_path / "side", stop_after="cocomix")
+    assert not again["stages"]["ntp"]["skipped"]
+    assert (tmp_path / "side" / "stages" / "ntp.json").is_file()
+    for name in ("ntp", "cocomix"):
+        assert again[name]["val_loss"] == pytest.approx(summary[name]["val_loss"], abs=1e-5)
+
+
 def test_changed_settings_of_unfinished_stages_restart_them(run):
     """Settings that feed only stages not yet finished are taken: those stages restart.
     (Last in this file: it changes the shared run.)"""

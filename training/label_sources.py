@@ -62,6 +62,20 @@ class ExtractorLabels:
         return ids.to(device=x.device, dtype=torch.long)
 
 
+class WindowsOnly:
+    """No labels, only the alignment of a label cache's windows: an NTP run given this draws
+    the very windows a CoCoMix run on the cache draws, without waiting for the cache."""
+
+    n_concepts = None
+
+    def __init__(self, align: int):
+        self.align = int(align)
+
+    def get(self, split: str, starts: np.ndarray, x: Tensor, y: Tensor | None = None) -> Tensor:
+        raise ValueError("this run has no concept labels (WindowsOnly aligns windows only); "
+                         "fix: pass a label cache or a ConceptExtractor for a concept objective")
+
+
 def as_label_source(obj: Any, k: int) -> LabelSource | None:
     """None, a LabelSource, a LabelCache or a ConceptExtractor -> a LabelSource (or None)."""
     from cocomix_lens.concepts import ConceptExtractor

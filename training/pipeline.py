@@ -37,6 +37,7 @@ from cocomix_lens.data.lock import DirLock
 from cocomix_lens.progress import Progress, progress_for
 from cocomix_lens.rundir import LAYOUT
 from training.pipeline_config import PipelineConfig
+from training.side_stage import SideStage
 from training.stage_runs import (
     run_fields,
     student_run_config,
@@ -48,7 +49,7 @@ from training.threads import use_threads
 log = logging.getLogger(__name__)
 
 # Fields that may differ between invocations on one run directory (they change no result).
-NON_IDENTITY = ("device", "progress", "threads")
+NON_IDENTITY = ("device", "progress", "threads", "parallel")
 
 
 @dataclass
@@ -171,13 +172,17 @@ def build_label_cache(ctx: Context, method: str, root: Path) -> dict[str, Any]:
 
 def _train_student(ctx: Context, objective: str) -> dict[str, Any]:
     from cocomix_lens.concepts import LabelCache
+    from training.label_sources import WindowsOnly
+    from training.objectives import get_objective
     from training.trainer import train
 
-    shards, pair = ctx.shards(), ctx.teacher_pair()
-    # The NTP run gets the cache too: only for its window alignment, so both students
-    # draw the very same windows in the same order.
-    labels = LabelCache.open(ctx.dir("labels"), shards=shards, teacher_sha=pair.model_sha256,
-                             sae_sha=pair.sae_sha256)
+    shards = ctx.shards()
+    if get_objective(objective).needs_labels:
+        pair = ctx.teacher_pair()
+        labels = LabelCache.open(ctx.dir("labels"), shards=shards,
+                                 teacher_sha=pair.model_sha256, sae_sha=pair.sae_sha256)
+    else:  # windows aligned as the cache's (window = seq_len): both students see the same
+        labels = WindowsOnly(ctx.cfg.seq_len)
     out = ctx.run_dir(objective)
     cfg = student_run_config(ctx.cfg, ctx.dir("shards"), ctx.dir("labels"), objective)
     summary = train(cfg, data=shards, labels=labels,
@@ -227,10 +232,18 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, corpus_options: dict | No
     with DirLock(ctx.out, "pipeline run directory"):
         _claim(ctx)
         records: dict[str, dict[str, Any]] = {}
-        for name, fn in STAGES.items():
-            records[name] = _run_stage(ctx, name, fn)
-            if name == stop_after:
-                break
+        side = None  # the NTP student in a second process, beside the teacher chain
+        try:
+            for name, fn in STAGES.items():
+                records[name] = side.wait() if side and name == side.name else (
+                    run_stage(ctx, name, fn))
+                if name == stop_after:
+                    break
+                if name == SideStage.after:
+                    side = SideStage.start(ctx, stop_after)
+        finally:
+            if side:
+                side.stop()
         from training.pipeline_report import write_summary
 
         return write_summary(ctx, records)
@@ -254,8 +267,9 @@ def check_models(ctx: Context) -> None:
         check_run_config(run_cfg)  # e.g. an eval interval of 0, before hours of stages
 
 
-def _run_stage(ctx: Context, name: str, fn: Callable[[Context], dict[str, Any]]) -> dict:
-    marker = _marker(ctx, name)
+def run_stage(ctx: Context, name: str, fn: Callable[[Context], dict[str, Any]]) -> dict:
+    """Run stage `name` unless its marker shows it done; its record (+ skipped)."""
+    marker = stage_marker(ctx, name)
     if marker.is_file():
         log.info("stage %s: done before, skipped (%s)", name, marker)
         return {**json.loads(marker.read_text()), "skipped": True}
@@ -287,7 +301,7 @@ def _claim(ctx: Context) -> None:
     if not changed:
         return
     order = list(STAGES)
-    done = [i for i, name in enumerate(order) if _marker(ctx, name).is_file()]
+    done = [i for i, name in enumerate(order) if stage_marker(ctx, name).is_file()]
     last_done = max(done, default=-1)
     blocked = [k for k in changed if order.index(_feeds(k)) <= last_done]
     if blocked:
@@ -325,7 +339,7 @@ def _stage_output(ctx: Context, name: str) -> Path | None:
     return ctx.dir(STAGE_PIECES[name]) if name in STAGE_PIECES else None
 
 
-def _marker(ctx: Context, name: str) -> Path:
+def stage_marker(ctx: Context, name: str) -> Path:
     return ctx.out / LAYOUT.pipeline.stages / f"{name}.json"
 
 

@@ -140,6 +140,10 @@ class PipelineConfig:
     threads: int | None = bounded(None, 1, 1024, integer=True)
     """CPU threads of torch for every stage (training.threads.use_threads: None = the
     machine's idle cores, or $OMP_NUM_THREADS); summary.json records the count used."""
+    parallel: bool = True
+    """With 2 or more threads, train the NTP student in a second process beside the teacher,
+    SAE and labels stages, each side on half the threads (training/side_stage.py); the
+    students draw the same windows either way."""
     progress: bool = True
     """Show progress bars."""
     data: DataStage = field(default_factory=DataStage)
@@ -164,6 +168,7 @@ def _tiny() -> PipelineConfig:
 def _micro() -> PipelineConfig:
     """Seconds-sized, for tests and smoke runs: every stage runs, nothing learns much."""
     return PipelineConfig(
+        parallel=False,  # seconds-long stages: a second process would cost more than it saves
         seq_len=32, batch_size=8, eval_every=10, eval_batches=2, progress=False,
         data=DataStage(max_docs=200, vocab_size=300, val_fraction=0.1),
         teacher=TeacherStage(d_model=48, n_layers=2, n_heads=2, max_steps=12, lr=3e-3),

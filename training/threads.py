@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import os
 
-import torch
-
 log = logging.getLogger(__name__)
 
 
@@ -31,6 +29,8 @@ def default_threads() -> int:
 
 def use_threads(threads: int | None) -> int:
     """Set torch's intra-op threads to `threads` (None: `default_threads()`); returns it."""
+    import torch  # here, not at the top: `cocomix-lens pipeline --help` must not import it
+
     n = default_threads() if threads is None else int(threads)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
