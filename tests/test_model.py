@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers_model import tiny_model, tokens
 from sae_lens import TopKSAE, TopKSAEConfig
 from sae_lens.saes.sae import SAEMetadata
@@ -165,3 +166,173 @@ def test_each_mix_mode_head_agrees_with_its_config_entry(mix_mode):
     # readout keeps one position per token: the ones the LM head scores
     final = model.concept.readout(cache["blocks.2.hook_resid_post"])
     torch.testing.assert_close(logits, model.ln_final(final) @ model.W_U)
+
+
+# ---- one block implementation: the reference computation, hooks watching or not -------------
+def reference_logits(model, x):
+    """The model's logits [batch, pos, d_vocab] written out from its weights with plain torch
+    ops: F.layer_norm, explicit softmax attention, the official concept head, the mixers."""
+    cfg = model.cfg
+
+    def ln(h, mod):
+        return F.layer_norm(h, (cfg.d_model,), mod.w, mod.b, cfg.layer_norm_eps)
+
+    def block(h, blk):
+        a, n = blk.attn, cfg.n_heads
+        q, k, v = (ln(h, blk.ln1) @ a.W_QKV + a.b_QKV).chunk(3, dim=-1)
+        q, k, v = (t.unflatten(-1, (n, cfg.d_head)).transpose(1, 2) for t in (q, k, v))
+        scores = q @ k.transpose(-1, -2) / cfg.d_head ** 0.5
+        causal = torch.ones(h.shape[1], h.shape[1], dtype=torch.bool).tril()
+        z = scores.masked_fill(~causal, float("-inf")).softmax(-1) @ v
+        h = h + z.transpose(1, 2).flatten(2) @ a.W_O + a.b_O
+        m = blk.mlp
+        return h + F.gelu(ln(h, blk.ln2) @ m.W_in + m.b_in, approximate="tanh") @ m.W_out \
+            + m.b_out
+
+    h = model.W_E[x] + model.W_pos[: x.shape[1]]
+    for i, blk in enumerate(model.blocks):
+        if i == cfg.insert_layer and model.concept is not None:
+            head = model.concept
+            if cfg.mix_mode == "pause":
+                c = head.pause_vector.expand_as(h)
+            else:
+                mu, std = h.mean(-1, keepdim=True), h.std(-1, keepdim=True)
+                z = ((h - mu) / (std + STD_EPS) - head.pre_bias) @ head.W_pred + head.b_pred
+                vals, idx = z.topk(cfg.concept_top_k, -1)
+                acts = torch.zeros_like(z).scatter(-1, idx, vals)
+                c = (acts @ head.W_comp + head.b_comp + head.pre_bias) * std + mu
+            if cfg.mix_mode == "add":
+                h = h + c
+            else:  # (h1, c1, h2, c2, ...)
+                h = torch.stack((h, c), dim=2).flatten(1, 2)
+        h = block(h, blk)
+    if cfg.doubles_stream:
+        h = h[:, 1::2]  # the concept slots feed the LM head
+    return ln(h, model.ln_final) @ model.W_U
+
+
+@pytest.mark.parametrize("mix_mode", ["interleave", "add", "pause", "none"])
+def test_logits_equal_a_reference_computation_from_the_weights(mix_mode):
+    model, x = tiny_model(mix_mode=mix_mode), tokens()
+    torch.testing.assert_close(model(x), reference_logits(model, x), atol=1e-6, rtol=1e-5)
+
+
+def _watch_every_hook_point(model, seen=None):
+    """An identity hook on every hook point: the model runs with everything watched."""
+    def identity(act, hook):
+        if seen is not None:
+            seen.add(hook.name)
+        return act
+
+    return model.hooks(fwd_hooks=[(name, identity) for name in model.hook_dict])
+
+
+@pytest.mark.parametrize("mix_mode", ["interleave", "add", "pause", "none"])
+def test_watched_and_unwatched_forwards_give_the_same_logits(mix_mode):
+    model, x = tiny_model(mix_mode=mix_mode), tokens()
+    fast, seen = model(x), set()
+    with _watch_every_hook_point(model, seen):
+        slow = model(x)
+    torch.testing.assert_close(fast, slow, atol=1e-6, rtol=1e-6)
+    assert seen == set(model.hook_dict)  # every hook point is called, none skipped
+
+
+def test_watched_and_unwatched_forwards_give_the_same_gradients():
+    model, x = tiny_model(), tokens()
+    model.train()
+
+    def grads():
+        model.zero_grad()
+        model(x).logsumexp(-1).mean().backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    fast = grads()
+    with _watch_every_hook_point(model):
+        slow = grads()
+    for name in fast:
+        torch.testing.assert_close(fast[name], slow[name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_raw_and_global_pytorch_hooks_fire_on_hook_points_and_modules():
+    model, x = tiny_model(), tokens()
+    calls = []
+    block = model.blocks[0]
+    handles = [block.hook_resid_mid.register_forward_hook(lambda m, i, o: calls.append("hp")),
+               block.attn.register_forward_hook(lambda m, i, o: calls.append("attn"))]
+    model(x)
+    assert calls == ["attn", "hp"]
+    for h in handles:
+        h.remove()
+    calls.clear()
+    model(x)
+    assert calls == []
+    handle = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: calls.append(type(m).__name__))
+    model(x)
+    handle.remove()
+    assert calls.count("HookPoint") == len(model.hook_dict)  # watched: dense acts, pattern too
+    assert calls.count("TransformerBlock") == model.cfg.n_layers
+
+
+def test_a_replaced_or_deleted_submodule_is_the_one_the_block_reads():
+    model, x = tiny_model(), tokens()
+    clean = model(x)
+    block = model.blocks[1]
+    mlp = block.mlp
+    block.mlp = type(mlp)(model.cfg)  # empty weights: a different output
+    torch.nn.init.zeros_(block.mlp.W_in), torch.nn.init.zeros_(block.mlp.W_out)
+    assert block.mlp is block._modules["mlp"]
+    assert (model(x) - clean).abs().max() > 1e-3
+    del block.mlp
+    with pytest.raises(AttributeError):
+        block.mlp
+    block.mlp = mlp
+    torch.testing.assert_close(model(x), clean)
+
+
+def test_hooks_inside_a_block_fire_and_edit():
+    model, x = tiny_model(), tokens()
+    seen = []
+
+    def zero_mlp(act, hook):
+        seen.append(hook.name)
+        return torch.zeros_like(act)
+
+    clean = model(x)
+    with model.hooks(fwd_hooks=[("blocks.2.hook_mlp_out", zero_mlp)]):
+        edited = model(x)
+    assert seen == ["blocks.2.hook_mlp_out"]
+    assert (clean - edited).abs().max() > 1e-3
+
+
+def test_cached_forward_with_grad_enabled_keeps_the_unembedding_differentiable():
+    model, x = tiny_model(), tokens(batch=1)
+    cache = model.new_kv_cache(1)
+    logits = model(x, past_kv_cache=cache)
+    logits.sum().backward()
+    grad_cached = model.W_E.grad.clone()
+    model.zero_grad()
+    model(x).sum().backward()
+    torch.testing.assert_close(grad_cached, model.W_E.grad)
+
+
+def test_backward_hooks_inside_a_block_receive_the_gradient():
+    model, x = tiny_model(), tokens()
+    grads = []
+    with model.hooks(bwd_hooks=[("blocks.0.hook_resid_mid", lambda g, hook: grads.append(g))]):
+        model(x).logsumexp(-1).mean().backward()
+    assert len(grads) == 1 and grads[0].shape == (2, 12, 32)
+    assert grads[0].abs().sum() > 0
+
+
+def test_pos_offset_is_the_absolute_position_of_the_forwards_first_token():
+    model, x = tiny_model(), tokens(batch=1, pos=6)
+    seen = []
+    record = ("concept.hook_logits", lambda z, hook: seen.append(model.pos_offset))
+    cache = model.new_kv_cache(1)
+    with model.hooks(fwd_hooks=[record]):
+        model(x[:, :4], past_kv_cache=cache)
+        model(x[:, 4:5], past_kv_cache=cache)
+        model(x[:, 5:], past_kv_cache=cache)
+        model(x)
+    assert seen == [0, 4, 5, 0]

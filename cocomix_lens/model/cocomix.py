@@ -5,13 +5,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from transformer_lens import HookedRootModule
-from transformer_lens.hook_points import HookPoint
 
 from cocomix_lens.config import CoCoMixConfig
-from cocomix_lens.model.components import KVCacheLayer, LayerNorm, TransformerBlock, hooked
+from cocomix_lens.model.components import KVCacheLayer, LayerNorm, TransformerBlock
 from cocomix_lens.model.concept import build_head
 from cocomix_lens.model.generation import GenerationMixin
+from cocomix_lens.model.hooks import HookedRootModule, HookPoint
 from cocomix_lens.model.serialization import SerializationMixin
 from cocomix_lens.model.text import TextMixin
 from cocomix_lens.types import Logits, Tokens, as_tokens
@@ -52,6 +51,9 @@ class CoCoMixModel(SerializationMixin, TextMixin, GenerationMixin, HookedRootMod
         cfg.validate()
         self.cfg = cfg
         self.metadata: dict = {}  # free-form, saved in config.json (e.g. tokenizer_sha256)
+        # Absolute position of the current forward's first token: 0, or the tokens already in
+        # the KV cache of a decode step. Hooks read it to know which positions they see.
+        self.pos_offset = 0
         self.embed = _Embedding(cfg.d_vocab, cfg.d_model, "W_E")
         self.pos_embed = _Embedding(cfg.n_ctx, cfg.d_model, "W_pos")
         self.hook_embed = HookPoint()  # [batch, pos, d_model]
@@ -121,13 +123,15 @@ class CoCoMixModel(SerializationMixin, TextMixin, GenerationMixin, HookedRootMod
         is padded on the right and the padding is left out of the loss.
         return_concept_logits=True returns (that output, concept logits [batch, pos, C]).
         stop_at_layer=i returns the residual stream entering block i (TransformerLens).
-        past_kv_cache continues from cached positions (generation); it is updated in place.
+        past_kv_cache continues from cached positions (generation); it is updated in place,
+        and `model.pos_offset` holds the absolute position of this call's first token.
         """
         self._check_kwargs(tl_kwargs, return_concept_logits)
         self._check_return_type(return_type)
         tokens, pad_mask = self._input_tokens(input, tl_kwargs.get("padding_side"))
         tokens = self._check_tokens(tokens, past_kv_cache)
-        x = self._embed(tokens, 0 if past_kv_cache is None else past_kv_cache.n_tokens)
+        self.pos_offset = 0 if past_kv_cache is None else past_kv_cache.n_tokens
+        x = self._embed(tokens, self.pos_offset)  # [batch, pos, d_model]
         concept_logits = None
         for i, block in enumerate(self.blocks):
             if i == stop_at_layer:
@@ -143,8 +147,8 @@ class CoCoMixModel(SerializationMixin, TextMixin, GenerationMixin, HookedRootMod
 
     def _embed(self, tokens: Tensor, offset: int) -> Tensor:
         pos = self.pos_embed.W_pos[offset : offset + tokens.shape[1]]
-        embed = hooked(self.hook_embed, F.embedding(tokens, self.embed.W_E))
-        return embed + hooked(self.hook_pos_embed, pos.expand_as(embed))
+        embed = self.hook_embed(F.embedding(tokens, self.embed.W_E))
+        return embed + self.hook_pos_embed(pos.expand_as(embed))
 
     def _unembed(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
         head = self.concept

@@ -1,8 +1,11 @@
 """GPT-2 building blocks with TransformerLens hook points: LayerNorm, Attention, MLP, Block.
 
-Attention uses `F.scaled_dot_product_attention` unless a hook on `hook_attn_scores` /
-`hook_pattern` is active (or being cached), in which case the pattern is materialised.
-Blocks read and append to an optional `KVCache` layer for incremental decoding.
+Written as nanoGPT and TransformerLens write theirs: each residual update on its own line and
+every hook point called inline. One code path whether or not anyone is watching: a hook point
+with nothing attached costs an `if` (model/hooks.py); attention runs through
+`F.scaled_dot_product_attention`, and the pattern is materialised only when a hook on
+`hook_attn_scores` / `hook_pattern` is attached (or `use_sdpa` is off). Same numbers either way.
+Blocks read and append to an optional `KVCacheLayer` for incremental decoding.
 """
 
 from __future__ import annotations
@@ -13,10 +16,9 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
 from cocomix_lens.config import CoCoMixConfig
-from cocomix_lens.model.fused import fused_block, is_unobserved
+from cocomix_lens.model.hooks import HookPoint, Module, watched
 
 
 def gelu_new(x: Tensor) -> Tensor:
@@ -27,18 +29,7 @@ def gelu_new(x: Tensor) -> Tensor:
 ACTIVATIONS = {"gelu_new": gelu_new, "gelu": F.gelu, "relu": F.relu}
 
 
-def hooked(hp: HookPoint, x: Tensor) -> Tensor:
-    """Call a HookPoint only when it has hooks: the decode step is dominated by per-call
-    overhead, and an identity HookPoint call costs a few microseconds each."""
-    return hp(x) if has_hooks(hp) else x
-
-
-def has_hooks(hp: HookPoint) -> bool:
-    """True when any forward/backward hook (TransformerLens, raw or global PyTorch) applies."""
-    return not is_unobserved((hp,))
-
-
-class LayerNorm(nn.Module):
+class LayerNorm(Module):
     """Affine LayerNorm (GPT-2) with `hook_normalized` (before the affine map, as TL)."""
 
     def __init__(self, d_model: int, eps: float):
@@ -50,14 +41,14 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # torch.layer_norm, not F.layer_norm: the functional wrapper's dispatch checks cost
-        # more than the kernel on a one-token decode step.
-        if not has_hooks(self.hook_normalized):
+        # more than the kernel on a one-token decode step. Unwatched: one fused kernel.
+        if not watched(self.hook_normalized):
             return torch.layer_norm(x, self.w.shape, self.w, self.b, self.eps)
-        x = torch.layer_norm(x, self.w.shape, None, None, self.eps)
-        return self.hook_normalized(x) * self.w + self.b
+        x = self.hook_normalized(torch.layer_norm(x, self.w.shape, None, None, self.eps))
+        return x * self.w + self.b
 
 
-class Attention(nn.Module):
+class Attention(Module):
     """Causal multi-head self-attention; weights in TransformerLens layout."""
 
     def __init__(self, cfg: CoCoMixConfig):
@@ -95,35 +86,24 @@ class Attention(nn.Module):
     def W_V(self) -> Tensor:
         return self._head_view(2)
 
-    def _explicit(self) -> bool:
-        watched = (self.hook_attn_scores, self.hook_pattern)
-        return not self.use_sdpa or any(has_hooks(hp) for hp in watched)
-
     def forward(self, x: Tensor, kv_cache: KVCacheLayer | None = None) -> Tensor:
-        b, t, _ = x.shape
-        qkv = torch.addmm(self.b_QKV, x.reshape(b * t, -1), self.W_QKV)
-        q, k, v = qkv.view(b, t, 3, self.n_heads, self.d_head).unbind(2)
-        q, k, v = hooked(self.hook_q, q), hooked(self.hook_k, k), hooked(self.hook_v, v)
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [b, h, t, dh]
+        """x [batch, pos, d_model] -> attention output [batch, pos, d_model]."""
+        b, t, d = x.shape
+        qkv = torch.addmm(self.b_QKV, x.view(b * t, d), self.W_QKV)  # [batch * pos, 3 * d]
+        q, k, v = qkv.view(b, t, 3, self.n_heads, self.d_head).unbind(2)  # [b, pos, h, dh]
+        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [b, h, pos, dh]
         if kv_cache is not None:
-            k, v = kv_cache.append(k, v)
-        z = self._attend_explicit(q, k, v) if self._explicit() else self.attend(q, k, v)
-        z = hooked(self.hook_z, z.transpose(1, 2))  # [b, t, h, dh]
-        return torch.addmm(self.b_O, z.reshape(b * t, -1), self.W_O).view(b, t, -1)
+            k, v = kv_cache.append(k, v)  # [batch, n_heads, cached + pos, d_head]
+        if self.use_sdpa and not (watched(self.hook_attn_scores) or watched(self.hook_pattern)):
+            z = attend(q, k, v)
+        else:
+            z = self.attend_explicit(q, k, v)
+        z = self.hook_z(z.transpose(1, 2))  # [batch, pos, n_heads, d_head]
+        return torch.addmm(self.b_O, z.reshape(b * t, d), self.W_O).view(b, t, d)
 
-    @staticmethod
-    def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """SDPA for q [b, h, t, dh] against k, v [b, h, offset + t, dh] (cached keys first)."""
-        t = q.shape[2]
-        offset = k.shape[2] - t  # number of cached positions before this chunk
-        if offset == 0:
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        if t == 1:
-            return F.scaled_dot_product_attention(q, k, v)  # one query sees every cached key
-        # SDPA's is_causal is top-left aligned; a chunk after a cache needs bottom-right.
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=_causal_mask(t, offset, q.device))
-
-    def _attend_explicit(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    def attend_explicit(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """`attend` with the scores and pattern materialised (and hooked)."""
         t = q.shape[2]
         offset = k.shape[2] - t
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.d_head)
@@ -133,13 +113,25 @@ class Attention(nn.Module):
         return pattern @ v
 
 
+def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """SDPA for q [b, h, t, dh] against k, v [b, h, offset + t, dh] (cached keys first)."""
+    t = q.shape[2]
+    offset = k.shape[2] - t  # number of cached positions before this chunk
+    if offset == 0:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    if t == 1:
+        return F.scaled_dot_product_attention(q, k, v)  # one query sees every cached key
+    # SDPA's is_causal is top-left aligned; a chunk after a cache needs bottom-right.
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=_causal_mask(t, offset, q.device))
+
+
 def _causal_mask(t: int, offset: int, device: torch.device) -> Tensor:
     """Bool [t, offset + t]: query i (absolute offset + i) sees keys j <= offset + i."""
     # A view into one cached lower-triangular matrix: building a mask per decode step costs
     # four tensor ops, a slice costs one.
     end = offset + t
     size = 1 << max(10, (end - 1).bit_length())  # powers of two: few distinct sizes
-    return _tril(size, device)[offset:end, :end]
+    return _tril(size, device).narrow(0, offset, t).narrow(1, 0, end)
 
 
 @functools.lru_cache(maxsize=4)
@@ -147,7 +139,7 @@ def _tril(size: int, device: torch.device) -> Tensor:
     return torch.ones(size, size, dtype=torch.bool, device=device).tril()
 
 
-class MLP(nn.Module):
+class MLP(Module):
     def __init__(self, cfg: CoCoMixConfig):
         super().__init__()
         self.W_in = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
@@ -162,12 +154,12 @@ class MLP(nn.Module):
         """x [batch, pos, d_model] -> MLP output [batch, pos, d_model]."""
         b, t, d = x.shape
         pre = torch.addmm(self.b_in, x.reshape(b * t, d), self.W_in).view(b, t, -1)
-        pre = hooked(self.hook_pre, pre)  # [batch, pos, d_mlp]
-        post = hooked(self.hook_post, self.act(pre))  # [batch, pos, d_mlp]
+        pre = self.hook_pre(pre)  # [batch, pos, d_mlp]
+        post = self.hook_post(self.act(pre))  # [batch, pos, d_mlp]
         return torch.addmm(self.b_out, post.reshape(b * t, -1), self.W_out).view(b, t, d)
 
 
-class TransformerBlock(nn.Module):
+class TransformerBlock(Module):
     """Pre-LN GPT-2 block; each residual update on its own line."""
 
     def __init__(self, cfg: CoCoMixConfig):
@@ -181,18 +173,14 @@ class TransformerBlock(nn.Module):
         self.hook_resid_mid = HookPoint()  # [batch, pos, d_model]
         self.hook_mlp_out = HookPoint()  # [batch, pos, d_model]
         self.hook_resid_post = HookPoint()  # [batch, pos, d_model]
-        # Everything inside the block a hook could sit on; hooks on the block itself run
-        # around forward either way. (Replacing a submodule later needs a new block.)
-        self._inner = tuple(m for m in self.modules() if m is not self)
 
     def forward(self, x: Tensor, kv_cache: KVCacheLayer | None = None) -> Tensor:
-        if self.attn.use_sdpa and is_unobserved(self._inner):
-            return fused_block(self, x, kv_cache)
-        x = hooked(self.hook_resid_pre, x)
-        attn_out = hooked(self.hook_attn_out, self.attn(self.ln1(x), kv_cache))
-        x = hooked(self.hook_resid_mid, x + attn_out)
-        mlp_out = hooked(self.hook_mlp_out, self.mlp(self.ln2(x)))
-        x = hooked(self.hook_resid_post, x + mlp_out)
+        """x [batch, pos, d_model] -> [batch, pos, d_model]."""
+        x = self.hook_resid_pre(x)
+        attn_out = self.hook_attn_out(self.attn(self.ln1(x), kv_cache))
+        x = self.hook_resid_mid(x + attn_out)
+        mlp_out = self.hook_mlp_out(self.mlp(self.ln2(x)))
+        x = self.hook_resid_post(x + mlp_out)
         return x
 
 

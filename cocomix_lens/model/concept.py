@@ -20,10 +20,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
 from cocomix_lens.config import CoCoMixConfig
-from cocomix_lens.model.components import has_hooks, hooked
+from cocomix_lens.model.hooks import HookPoint, Module, watched
 
 STD_EPS = 1e-5  # added to the std, not the variance, as the official code does
 
@@ -36,7 +35,7 @@ class Mixer:
     readout: Callable[[Tensor], Tensor]  # final stream -> positions that feed the LM head
 
 
-class MixingHead(nn.Module):
+class MixingHead(Module):
     """A head whose forward(h) gives (vector [batch, pos, d_model], concept logits or None),
     mixed into the stream by its `Mixer`."""
 
@@ -50,7 +49,7 @@ class MixingHead(nn.Module):
     def mix(self, h: Tensor) -> tuple[Tensor, Tensor | None]:
         """h [batch, pos, d_model] -> (mixed stream, concept logits [batch, pos, C] or None)."""
         c, logits = self(h)
-        return hooked(self.hook_mixed, self.mixer.mix(h, c)), logits
+        return self.hook_mixed(self.mixer.mix(h, c)), logits
 
 
 class ConceptHead(MixingHead):
@@ -75,18 +74,18 @@ class ConceptHead(MixingHead):
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
         """h [batch, pos, d_model] -> (c [batch, pos, d_model], logits [batch, pos, n_concepts])."""
-        h = hooked(self.hook_in, h)
+        h = self.hook_in(h)
         std, mu = torch.std_mean(h, dim=-1, keepdim=True)  # unbiased std, as torch.std
         x = (h - mu) / (std + STD_EPS) - self.pre_bias
         logits = torch.addmm(self.b_pred, x.reshape(-1, x.shape[-1]), self.W_pred)
-        logits = hooked(self.hook_logits, logits.view(*x.shape[:-1], -1))
+        logits = self.hook_logits(logits.view(*x.shape[:-1], -1))
         vals, idx = logits.topk(self.top_k, dim=-1)
         c = self._compress(logits, vals, idx)
         c = (c + self.pre_bias) * std + mu
-        return hooked(self.hook_vector, c), logits
+        return self.hook_vector(c), logits
 
     def _compress(self, logits: Tensor, vals: Tensor, idx: Tensor) -> Tensor:
-        if self.use_gather and not has_hooks(self.hook_acts):
+        if self.use_gather and not watched(self.hook_acts):
             return weighted_rows(self.W_comp, vals, idx) + self.b_comp
         # Dense path: someone reads or edits the sparse acts, so materialise them.
         acts = torch.zeros_like(logits).scatter(-1, idx, vals)
@@ -119,7 +118,7 @@ class PauseHead(MixingHead):
         self.hook_vector = HookPoint()  # [batch, pos, d_model] the pause vector per slot
 
     def forward(self, h: Tensor) -> tuple[Tensor, None]:
-        return hooked(self.hook_vector, self.pause_vector.expand_as(h)), None
+        return self.hook_vector(self.pause_vector.expand_as(h)), None
 
 
 # ---- mix modes ------------------------------------------------------------------------------
