@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 DEMO_OUT ?= runs/demo
 
-.PHONY: install install-dev demo app test lint bench clean
+.PHONY: install install-dev demo app test faults lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -40,6 +40,15 @@ app: install
 # lint first: the import rules between folders (docs/architecture.md) are ruff rules.
 test: install-dev lint
 	$(PY) -m pytest -q tests
+
+# The slower fault suite: the reliability matrix table (docs/reliability_matrix.md) and 10
+# SIGKILL loops of 10 kills of a CoCoMix run, each resumed and compared byte for byte.
+faults: install-dev
+	mkdir -p runs
+	OMP_NUM_THREADS=1 $(PY) tests/kill_loops.py --loops 10 --kills 10 | tee runs/kill_loops.log
+	OMP_NUM_THREADS=1 $(PY) tests/reliability_matrix.py --write docs/reliability_matrix.md \
+		--kill-log runs/kill_loops.log
+	$(PY) -m pytest -q -m faults tests
 
 lint: install-dev
 	$(VENV)/bin/ruff check cocomix_lens training app tests benchmarks

@@ -179,7 +179,8 @@ def _is_a(value: Any, tp: Any) -> bool:
 
 def _require(ok: bool, field: str, value: Any, allowed: str) -> None:
     if not ok:
-        raise ValueError(f"CoCoMixConfig.{field}={value!r} is invalid: must be {allowed}")
+        raise ValueError(f"CoCoMixConfig.{field}={value!r} is invalid: must be {allowed}; fix: "
+                         "correct the value")
 
 
 _GPT2 = dict(d_vocab=50257, n_ctx=1024, n_concepts=32768, concept_top_k=32)

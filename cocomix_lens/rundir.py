@@ -277,9 +277,9 @@ class Run:
         if looked is None:  # a train run has no teacher, SAE, report, ...
             return MissingPieceError(
                 f"run {self.path} has no {piece} (a 'cocomix-lens train' run holds a model, "
-                f"metrics and summary): run 'cocomix-lens pipeline --out DIR' for a run with "
-                f"every piece, and open DIR")
-        return MissingPieceError(f"run {self.path} has no {piece} (looked for {looked}): "
+                f"metrics and summary); fix: run 'cocomix-lens pipeline --out DIR' for a run "
+                f"with every piece, and open DIR")
+        return MissingPieceError(f"run {self.path} has no {piece} (looked for {looked}); fix: "
                                  f"run '{self._maker(piece, looked)}'")
 
     def _maker(self, piece: str, looked: Path) -> str:

@@ -354,11 +354,11 @@ def _looks_complete(path: Path) -> bool:
     instead of a resume silently starting over."""
     try:
         state = json.loads((path / STATE).read_text())
-    except (OSError, ValueError):
+        files = state.get("files") or {f: None for f in TENSOR_FILES}
+        return all((path / f).is_file() and (w is None or (path / f).stat().st_size ==
+                                             w["bytes"]) for f, w in files.items())
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):  # damaged: not complete
         return False
-    files = state.get("files") or {f: None for f in TENSOR_FILES}
-    return all((path / f).is_file() and (w is None or (path / f).stat().st_size == w["bytes"])
-               for f, w in files.items())
 
 
 def _step_of(name: str) -> int:

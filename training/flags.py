@@ -46,7 +46,8 @@ def _flag_type(rng: Range) -> Callable[[str], Any]:
         try:
             value = int(text) if rng.integer else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {rng.describe()}") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of this kind: must be "
+                                             f"{rng.describe()}") from None
         if not rng.contains(value):
             raise argparse.ArgumentTypeError(f"{text} is out of range: must be "
                                              f"{rng.describe()}, e.g. {rng.example()}")

@@ -59,8 +59,9 @@ def _load_cocomix(spec: str, device: str, **tl_kwargs) -> nn.Module:
 
 
 def _refuse_bad_dir(spec: str, device: str, **tl_kwargs) -> nn.Module:
+    lacks = [n for n in ("config.json", "model.safetensors") if not (Path(spec) / n).is_file()]
     raise FileNotFoundError(
-        f"teacher directory {spec} has no config.json + model.safetensors; pass a "
+        f"teacher directory {spec} has no {' or '.join(lacks)} file; fix: pass a "
         "CoCoMixModel.save_pretrained directory or a TransformerLens model name such as 'gpt2'"
     )
 
@@ -135,8 +136,8 @@ def _load_sae_release(spec: str, sae_id: str | None, device: str) -> nn.Module:
     from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
 
     if Path(spec).is_dir():
-        raise FileNotFoundError(f"SAE directory {spec} has no cfg.json; pass a directory "
-                                "written by SAE.save_model or an SAE-Lens release name")
+        raise FileNotFoundError(f"SAE directory {spec} has no cfg.json file; fix: pass a "
+                                "directory written by SAE.save_model or an SAE-Lens release name")
     release = get_pretrained_saes_directory().get(spec)
     if release is not None and sae_id not in release.saes_map:
         ids = sorted(release.saes_map)

@@ -209,6 +209,9 @@ class SteeringSpec:
     @classmethod
     def load(cls, path: str | Path) -> SteeringSpec:
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"steering spec {path} is a directory; fix: pass a JSON file "
+                             "written by SteeringSpec.save")
         if not path.is_file():
             raise FileNotFoundError(f"steering spec {path} not found; fix: pass a JSON file "
                                     "written by SteeringSpec.save")

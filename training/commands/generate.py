@@ -45,13 +45,13 @@ def run(args: argparse.Namespace) -> int:
     from cocomix_lens.steering import SteeringSpec, validate_spec
     from training.flags import from_flags
 
+    if args.steer and args.model != "student":
+        raise ValueError(f"--steer edits the CoCoMix student's concepts, not the "
+                         f"{args.model}'s; fix: drop --model or --steer")
     run = Run.open(args.run, device=args.device)
     model = getattr(run, args.model)
     spec = None
     if args.steer:
-        if args.model != "student":
-            raise ValueError(f"--steer edits the CoCoMix student's concepts, not the "
-                             f"{args.model}'s; fix: drop --model or --steer")
         spec = validate_spec(SteeringSpec.load(args.steer), model.cfg).resolve(run)
     if args.toward:
         from cocomix_lens.steering.toward import toward

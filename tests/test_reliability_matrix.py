@@ -1,0 +1,34 @@
+"""The reliability matrix (tests/reliability_matrix.py) in `make test`: every numeric flag and
+setting, every file reader under every fault, and the reliability issues' scenarios end
+`correct` or as a one-line `clear error`. `make faults` writes the table
+(docs/reliability_matrix.md) and adds the SIGKILL loops."""
+
+from __future__ import annotations
+
+import pytest
+from helpers_faults import build_world
+from reliability_matrix import GOOD, bound_rows, file_rows, kind, run_rows, scenario_rows
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return build_world(tmp_path_factory)
+
+
+def _bad(rows) -> list[str]:
+    return [f"{r.area} | {r.case} | {r.verdict}" for r in rows if kind(r.verdict) not in GOOD]
+
+
+def test_every_number_is_bounded_everywhere(tmp_path):
+    rows = run_rows(bound_rows(), tmp_path)
+    assert len(rows) >= 100 and not _bad(rows), "\n".join(_bad(rows))
+
+
+def test_every_file_reader_names_the_file_under_every_fault(world, tmp_path):
+    rows = run_rows(file_rows(world), tmp_path)
+    assert len(rows) >= 50 and not _bad(rows), "\n".join(_bad(rows))
+
+
+def test_every_scenario_of_the_reliability_issue_is_correct_or_a_clear_error(world, tmp_path):
+    rows = run_rows(scenario_rows(world), tmp_path)
+    assert len(rows) >= 30 and not _bad(rows), "\n".join(_bad(rows))
