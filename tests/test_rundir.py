@@ -145,7 +145,7 @@ def test_each_missing_piece_is_a_one_line_error_naming_path_and_command(
         getattr(run, piece)
     msg = str(err.value)
     assert "\n" not in msg and isinstance(err.value, FileNotFoundError)
-    assert msg == (f"run {copy} has no {piece} (looked for {target}): "
+    assert msg == (f"run {copy} has no {piece} (looked for {target}); fix: "
                    f"run 'cocomix-lens pipeline --out {copy}'")
 
 

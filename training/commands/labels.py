@@ -42,7 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cocomix_lens.concepts import ConceptExtractor, LabelCache, load_teacher
     from cocomix_lens.data import TokenShards
+    from cocomix_lens.rundir import check_device
 
+    check_device(args.device)  # before the shards' hashes and the teacher, not after
     shards = TokenShards.open(args.data, verify=True)  # every shard's sha256, streamed
     teacher = load_teacher(args.teacher, args.sae, args.sae_id, device=args.device)
     extractor = ConceptExtractor(teacher.model, teacher.sae, method=args.method)
