@@ -126,3 +126,23 @@ def test_strict_json_writes_no_nan_or_infinity(tmp_path):
                                              "d": 3}
     atomic_write_json(tmp_path / "x.json", blob)
     assert "NaN" not in (tmp_path / "x.json").read_text()
+
+
+def test_a_write_that_fails_names_the_target_and_keeps_the_errno(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    real = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as err:
+        atomic_write_text(tmp_path / "out.json", "x")
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "out.json")
+    monkeypatch.setattr(os, "fsync", real)
+    assert list(tmp_path.iterdir()) == []  # no temporary left
+    from training.cli import describe_error
+
+    line = describe_error(err.value, type("Args", (), {"command": "prepare"})())
+    assert line.startswith(f"{tmp_path / 'out.json'}: no space left") and "fix:" in line

@@ -42,6 +42,9 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:  # name the file being written (a full disk, a read-only target),
+        # not its temporary; the errno says which (callers map it to words and a fix)
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from None
     finally:
         if tmp.exists():
             tmp.unlink()
