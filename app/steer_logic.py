@@ -210,22 +210,33 @@ def sample_scores(run, concept: int, samples: dict[str, Sequence[int]],
     return table[[n for n in SHOWN_SCORES if n in table]]
 
 
+SWEEP_SAMPLES, SWEEP_NEW_TOKENS, SWEEP_BOOT = 4, 24, 200
+"""The page's sweep: generations per condition and strength, their length cap, resamples."""
+
+
+def sweep_settings(sampling: Sampling):
+    """(Sampling, Evaluation) of the page's sweep: the page's sampling, shorter."""
+    from cocomix_lens.steering.evaluate import Evaluation
+
+    short = replace(sampling, max_new_tokens=min(SWEEP_NEW_TOKENS, sampling.max_new_tokens))
+    return short, Evaluation(n_samples=SWEEP_SAMPLES, n_boot=SWEEP_BOOT)
+
+
 def sweep(run, prompt: str, concept: int, op: str, strengths: Sequence[float],
-          sampling: Sampling, n_samples: int = 4, positions: str | Sequence[int] = "all",
+          sampling: Sampling, positions: str | Sequence[int] = "all",
           progress: Callable | None = None):
     """Dose-response with the library's `sweep` (its harness: the prompt encoder, sampler and
-    every scorer steer-eval uses; steered vs random-concept control, CIs); returns the
-    library's SweepResult and its tidy rows (`sweep_rows`)."""
+    every scorer steer-eval uses; steered vs random-concept control, CIs) at `sweep_settings`;
+    returns the library's SweepResult and its tidy rows (`sweep_rows`)."""
     from cocomix_lens.progress import no_progress
-    from cocomix_lens.steering.evaluate import Evaluation
     from cocomix_lens.steering.evaluate import sweep as lib_sweep
     from cocomix_lens.steering.method import spec_method
 
     def make(c: int, s: float):
         return spec_method(run, make_spec(op, c, s, positions))
 
-    res = lib_sweep(run, concept, op, list(strengths), [prompt], sampling,
-                    Evaluation(n_samples=n_samples, n_boot=200), make=make,
+    short, evaluation = sweep_settings(sampling)
+    res = lib_sweep(run, concept, op, list(strengths), [prompt], short, evaluation, make=make,
                     progress=progress or no_progress)
     return res, sweep_rows(res)
 

@@ -151,3 +151,37 @@ def find_second_edit(run_dir: Path, first, prompt: str = "The"):
                 if library_text(model, SteeringSpec((first, second)), prompt) != alone:
                     return second
     raise AssertionError("no ban or force edit changes the micro student's steered text")
+
+
+MEASURED_STRENGTH = 3.5  # an add strength no op default has, so a prefill shows its source
+
+
+def add_measured_steering(run_dir: Path) -> int:
+    """A densest-concept steering result (RUN/steering/steering.json, the screen's JSON) that
+    chose add MEASURED_STRENGTH std for the run's densest live concept; returns that concept.
+    The app reads only the screen, the chosen strength and the final table from it."""
+    import numpy as np
+
+    from cocomix_lens import Run
+    from cocomix_lens.data.files import atomic_write_json
+    from cocomix_lens.rundir import LAYOUT
+    from cocomix_lens.steering.results import ArmResult, MetricInfo, SteeringEvaluation
+    from training.steering_screen import DenseSteering, densest_concepts
+
+    run = Run.open(run_dir)
+    concept = densest_concepts(run, 1)[0][0]
+    metrics = ("sae_act", "student_prob")
+    vals = {c: {m: list(v + np.linspace(-0.01, 0.01, 8)) for m in metrics}
+            for c, v in (("steered", 0.3), ("unsteered", 0.1), ("control", 0.1))}
+    arm = ArmResult("cocomix", f"add concept {concept}", concept, concept + 1,
+                    MEASURED_STRENGTH, [MetricInfo(m, "success", "") for m in metrics], vals,
+                    n_boot=100)
+    doc = DenseSteering(live=10, median_density=0.05, settings={"samples": 8, "strength": 6.0},
+                        screen=[{"concept": concept, "clear": True}], concept=concept,
+                        density=0.3, rank=1, chosen={"cocomix_add": MEASURED_STRENGTH,
+                                                     "sae": 0.3},
+                        final=SteeringEvaluation({"cocomix": arm}, {})).to_dict()
+    path = run_dir / LAYOUT.pipeline.steering_json
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, doc)
+    return concept

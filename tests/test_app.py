@@ -164,6 +164,7 @@ def test_steer_shows_default_and_steered_side_by_side_and_strength_changes_the_t
     at = _steer(open_app(page="steer"), concept, strength)
     assert_clean(at)
     texts = _texts(at)
+    assert texts["default"] != ""
     assert texts["default"] and texts["steered"] != texts["default"]
     scores = at.dataframe[0].value
     assert list(scores.index) == ["default", "steered"]
@@ -177,8 +178,10 @@ def test_steer_shows_default_and_steered_side_by_side_and_strength_changes_the_t
     assert again["steered"] == again["default"] == texts["default"]
 
 
-def test_steer_sweep_plots_one_point_per_strength(steerable):
-    from app.steer_logic import default_strengths
+def test_steer_sweep_plots_one_point_per_strength_with_the_librarys_figures(root, steerable):
+    from app.steer_logic import Sampling, default_strengths, sweep_settings
+    from cocomix_lens import Run
+    from cocomix_lens.steering.evaluate import sweep
 
     concept, _ = steerable
     at = open_app(page="steer", concept=concept)
@@ -186,7 +189,13 @@ def test_steer_sweep_plots_one_point_per_strength(steerable):
     at.button(key="steer_sweep_go").click()
     at.run()
     assert_clean(at)
-    _, op, rows = at.session_state["steer_sweep"]
+    _, op, rows, table = at.session_state["steer_sweep"]
+    # the page's figures are the library's sweep at the page's settings, metric for metric
+    sampling, evaluation = sweep_settings(Sampling())
+    lib = sweep(Run.open(root / "run"), concept, op, default_strengths(op), ["The"], sampling,
+                evaluation)
+    assert table == lib.table() and at.code[0].value == table
+    assert {m.name for m in lib.results[0].metrics} == set(rows.metric)
     assert sorted(rows.strength.unique()) == default_strengths(op)
     assert set(rows.condition) == {"steered", "control", "unsteered"}
     assert (rows.lo <= rows["mean"] + 1e-9).all() and (rows["mean"] <= rows.hi + 1e-9).all()
@@ -470,3 +479,36 @@ def test_steer_toward_a_concept_by_name_loads_the_recommended_edit(root):
     assert at.session_state["steer_concept"] == hit
     assert at.session_state["steer_op"] == RECOMMENDED.op
     assert "catalogue's best match for 'ship'" in at.session_state["steer_toward_how"]
+
+
+def test_one_spec_gives_the_same_text_through_library_cli_and_app(root, steerable, tmp_path,
+                                                                   capsys):
+    """A spec file with an add edit in catalogue stds (resolved by each path alike) and a
+    scale edit: `model.generate`, `cocomix-lens generate --steer` and the Steer page give the
+    same continuation of the same prompt with the same sampling and seed."""
+    from cocomix_lens import Run
+    from cocomix_lens.sampling import Sampling
+    from cocomix_lens.steering import SteeringSpec
+    from training.cli import main
+
+    concept, strength = steerable
+    spec = SteeringSpec().scale(concept, strength).add(concept, 2.0)
+    path = spec.save(tmp_path / "spec.json")
+    run = Run.open(root / "run")
+    library = run.student.generate("The", **Sampling().kwargs(),
+                                   steering=SteeringSpec.load(path).resolve(run))
+    assert library != run.student.generate("The", **Sampling().kwargs())  # the spec acts
+    assert main(["generate", "--run", str(root / "run"), "--prompt", "The", "--steer",
+                 str(path)]) == 0
+    assert capsys.readouterr().out == library + "\n"
+    at = open_app(page="steer")
+    at.file_uploader(key="steer_upload").set_value(("spec.json", path.read_bytes(),
+                                                    "application/json"))
+    at.run()
+    at.text_area(key="steer_prompt").set_value("The")
+    at.button(key="steer_go").click()
+    at.run()
+    assert_clean(at)
+    result = at.session_state["steer_result"]
+    assert result["spec"] == SteeringSpec.load(path).resolve(run)  # resolved stds recorded
+    assert "The" + result["samples"]["steered"]["text"] == library

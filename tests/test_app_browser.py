@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers_app import build_root, find_steerable
+from helpers_app import MEASURED_STRENGTH, add_measured_steering, build_root, find_steerable
 
 PAGES = ("concepts", "inspect", "steer", "training")
 SESSIONS = 5
@@ -75,6 +75,9 @@ def server(tmp_path_factory):
     given = os.environ.get("COCOMIX_LENS_BROWSER_RUN")
     run = Path(given).resolve() if given else build_root(tmp) / "run"
     root = run.parent
+    # the micro run gets a measured steering result for its densest concept (a demo run has
+    # its own from `make demo`)
+    measured = None if given else add_measured_steering(run)
     port = free_port()
     exe = Path(sys.executable).with_name("cocomix-lens")
     cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "training.cli"]
@@ -87,7 +90,7 @@ def server(tmp_path_factory):
     try:
         _wait_healthy(base, proc, log)
         yield {"base": base, "proc": proc, "root": root, "run": run, "log": log, "tmp": tmp,
-               "chromium": browser_path}
+               "chromium": browser_path, "measured": measured}
     finally:  # the server and anything it started, however it answers SIGTERM
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -205,6 +208,51 @@ def test_steering_in_the_browser_changes_the_text_and_no_page_shows_a_traceback(
         Path(keep).mkdir(parents=True, exist_ok=True)
         for png in shots.glob("*.png"):
             shutil.copyfile(png, Path(keep) / png.name)
+
+
+def test_main_path_concept_row_card_steer_with_measured_setting_generate_and_sweep(server,
+                                                                                  browser):
+    """Concepts -> click the first row -> its card -> "Steer with this concept" (prefilled
+    with the run's measured setting, labelled) -> Generate -> Strength sweep: no exception
+    anywhere, and the sweep's figures are the library's `sweep` at the page's settings."""
+    from app.steer_logic import Sampling, default_strengths, sweep_settings
+    from cocomix_lens import Run
+    from cocomix_lens.steering.best import best_setting
+    from cocomix_lens.steering.evaluate import sweep
+    from training.steering_screen import densest_concepts
+
+    run = Run.open(server["run"])
+    concept = densest_concepts(run, 1)[0][0]  # the table's first row (sorted by density)
+    setting = best_setting(run, concept)
+    if server["measured"] is not None:
+        assert (concept, setting.strength) == (server["measured"], MEASURED_STRENGTH)
+
+    page = open_page(browser, server["base"], "concepts")
+    grid = page.locator("[data-testid=stDataFrame]").first
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 12, box["y"] + 35 + 17)  # the first row's selection cell
+    settle(page)
+    assert_no_traceback(page)
+    assert page.get_by_text(re.compile(rf"^Concept {concept}:")).count() >= 1
+    page.get_by_role("button", name="Steer with this concept").click()
+    settle(page)
+    assert_no_traceback(page)
+    body = page.inner_text("body")
+    assert f"Setting: {setting.op} {setting.strength:g} (std), from {setting.source}" in body
+    generate(page)
+    texts = samples(page)
+    assert texts["steered"].strip() and f"gives concept {concept} when" in page.inner_text(
+        "body")
+    page.get_by_role("button", name="Strength sweep").click()
+    page.wait_for_selector("[data-testid=stCode]", timeout=300_000)
+    settle(page)
+    assert_no_traceback(page)
+    shown = page.locator("[data-testid=stCode]").first.inner_text()
+    sampling, evaluation = sweep_settings(Sampling())
+    lib = sweep(run, concept, setting.op, default_strengths(setting.op), ["The"], sampling,
+                evaluation)
+    assert " ".join(shown.split()) == " ".join(lib.table().split())
+    page.close()
 
 
 def test_five_sessions_steer_at_once_with_the_model_loaded_once(server, browser):

@@ -5,8 +5,6 @@ sweep."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import streamlit as st
 
 from app import catalogue_view as cv
@@ -22,6 +20,9 @@ STEER_DEFAULTS = {"steer_prompt": "The", "steer_op": "add",
                   "steer_temperature": _SAMPLING.temperature,
                   "steer_top_p": _SAMPLING.top_p, "steer_seed": _SAMPLING.seed,
                   "steer_search": "", "steer_sweep_metric": "student_prob"}
+
+
+SWEEP_CI = "95% bootstrap CI"
 
 
 def _defaults(run) -> None:
@@ -240,11 +241,11 @@ def _sweep(ctx, concept: int, op: str, sampling: sl.Sampling, prompt: str) -> No
             bar.progress(i / max(len(strengths), 1), text=f"strength {item:g}")
             yield item
 
-    short = replace(sampling, max_new_tokens=min(24, sampling.max_new_tokens))
     with model_in_use(ctx.run):
-        _, rows = sl.sweep(ctx.run, prompt, concept, op, strengths, short, progress=progress)
+        res, rows = sl.sweep(ctx.run, prompt, concept, op, strengths, sampling,
+                             progress=progress)
     bar.empty()
-    st.session_state["steer_sweep"] = (concept, op, rows)
+    st.session_state["steer_sweep"] = (concept, op, rows, res.table())
 
 
 def render(ctx) -> None:
@@ -275,8 +276,12 @@ def render(ctx) -> None:
     if "steer_result" in st.session_state:
         _show_result(st.session_state["steer_result"])
     if "steer_sweep" in st.session_state:
-        c, o, rows = st.session_state["steer_sweep"]
+        c, o, rows, table = st.session_state["steer_sweep"]
         metric = st.selectbox("Sweep metric", sorted(rows.metric.unique()),
                               key="steer_sweep_metric")
         st.plotly_chart(plots.sweep_plot(rows, metric, f"Strength sweep: {o} concept {c}"),
                         key="sweep_plot")
+        st.caption(f"Every metric steer-eval reports, steered mean [{SWEEP_CI}] (control mean) "
+                   f"per strength: {sl.SWEEP_SAMPLES} generations per condition, at most "
+                   f"{sl.SWEEP_NEW_TOKENS} new tokens (library `sweep`, the same numbers)")
+        st.code(table, language=None)
