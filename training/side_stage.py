@@ -3,10 +3,10 @@
 The NTP student needs only the token shards (its windows are aligned as the label cache's
 are: `training.label_sources.WindowsOnly`), so with 2 or more threads on CPU and `parallel`
 on, it trains in a child process while this one runs teacher -> SAE -> labels, each side on
-half the threads; the stages after get every thread back. Small models use two threads
-poorly (the world preset's students ran ~1.4x faster on 2 threads than on 1), so two
-one-thread processes finish both sooner. The child writes the ntp stage's marker itself; the
-pipeline waits for it where the stage comes in order, and kills it if a stage fails.
+half the threads; the stages after get every thread back. Models this small use a second
+thread poorly, so two one-thread processes finish both sooner than one on two threads. The
+child writes the ntp stage's marker itself; the pipeline waits for it where the stage comes
+in order, and kills it if a stage fails.
 """
 
 from __future__ import annotations
