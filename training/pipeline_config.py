@@ -204,7 +204,8 @@ def _small() -> PipelineConfig:
     """Your own text, up to ~5 MB (`--corpus book.txt --separator "\\n\\n"`): every
     document, the world's teacher and student shapes trained for fewer steps, an SAE of 1,024
     latents on block 2 and the concept loss weight that made the world's concepts readable
-    (lambda 1). About 10 min on 2 idle CPU cores for 5 MB."""
+    (lambda 1). Sized for about 10 min on 2 idle CPU cores for 5 MB, from the world preset's
+    per-step times (not yet measured end to end)."""
     return PipelineConfig(
         data=DataStage(corpus="text", max_docs=None, vocab_size=4096, val_fraction=0.02),
         teacher=TeacherStage(d_model=128, n_layers=4, n_heads=4, max_steps=600, lr=3e-3),
