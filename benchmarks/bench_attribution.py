@@ -28,7 +28,7 @@ def build_teacher(impl: str) -> torch.nn.Module:
 
         cfg = CoCoMixConfig(**SHAPE, mix_mode="none", n_concepts=32768, insert_layer=6)
         return CoCoMixModel(cfg).eval()
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from cocomix_lens.model.hooks import HookedTransformer, HookedTransformerConfig
 
     cfg = HookedTransformerConfig(**SHAPE, d_head=64, act_fn="gelu_new",
                                   normalization_type="LN", seed=0)

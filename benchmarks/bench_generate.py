@@ -17,10 +17,10 @@ import argparse
 import time
 
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from cocomix_lens import CoCoMixConfig, CoCoMixModel
+from cocomix_lens.model.hooks import HookedTransformer, HookedTransformerConfig
 from cocomix_lens.steering import SteeringSpec
 
 PROMPT, NEW = 16, 256

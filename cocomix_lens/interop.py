@@ -159,7 +159,7 @@ def to_hooked_transformer(model: CoCoMixModel, cls=None):
     The model's tokenizer, when attached, comes along (wrapped for transformers) with
     `<|endoftext|>` as BOS/EOS/pad and prepend_bos off, as the model was trained.
     """
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from cocomix_lens.model.hooks import HookedTransformer, HookedTransformerConfig
 
     cfg = model.cfg
     if cfg.mix_mode != "none":

@@ -1,16 +1,21 @@
-"""The one jaxtyping vocabulary used for shapes across cocomix-lens, and the one check that
-turns what a caller passes as token ids into a `Tokens` batch."""
+"""The shape names used across cocomix-lens, and the one check that turns what a caller passes
+as token ids into a `Tokens` batch.
+
+Shapes are written in the names `batch pos d_model n_heads d_head d_mlp d_vocab n_concepts
+d_sae` (comments and docstrings). `Tokens` and `Logits` are plain `Tensor` aliases: a jaxtyping
+annotation nothing checks would only look like a guarantee, and checking every call would
+replace the model's one-line errors on bad input with a type checker's.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-from jaxtyping import Float, Int
 from torch import Tensor
 
-Tokens = Int[Tensor, "batch pos"]
-Logits = Float[Tensor, "batch pos d_vocab"]
+Tokens = Tensor  # integer token ids [batch, pos]
+Logits = Tensor  # float [batch, pos, d_vocab]
 
 __all__ = ["Logits", "Tokens", "as_tokens"]
 

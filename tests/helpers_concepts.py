@@ -11,9 +11,9 @@ import torch
 from sae_lens import StandardSAE, StandardSAEConfig, TopKSAE, TopKSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 from tokenizers import Tokenizer, models
-from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from cocomix_lens.data import TokenShards, save_tokenizer, tokenizer_sha256
+from cocomix_lens.model.hooks import HookedTransformer, HookedTransformerConfig
 
 VOCAB = 40
 D_MODEL = 16

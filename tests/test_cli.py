@@ -1,5 +1,7 @@
 """The `cocomix-lens` command: subcommand registry and one-line errors."""
 
+import argparse
+
 import pytest
 
 from training import cli
@@ -55,3 +57,11 @@ def test_no_library_error_names_a_bare_cli_flag():
                 if re.search(r"(?<![\w-])--[a-z][a-z_-]*", lit) and "cocomix-lens" not in lit:
                     bad.append(f"{path.relative_to(root)}:{n}: {lit}")
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("module,extra", [("scipy", "train"), ("streamlit", "app"),
+                                          ("kaleido.scopes", "train")])
+def test_a_missing_optional_dependency_names_the_extra_that_installs_it(module, extra):
+    err = ModuleNotFoundError(f"No module named {module!r}", name=module)
+    message = cli.describe_error(err, argparse.Namespace(command="study"))
+    assert f"pip install 'cocomix-lens[{extra}]'" in message and "\n" not in message

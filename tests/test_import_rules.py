@@ -1,5 +1,6 @@
 """The rooms' import rules (docs/architecture.md) are ruff rules: probe each with a snippet."""
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,8 @@ def violations(path: str, code: str) -> set[str]:
     ("cocomix_lens/x.py", "def f():\n    from app import runs\n    return runs\n", {"TID251"}),
     ("cocomix_lens/x.py", "from tests import helpers_model\n", {"TID251"}),
     ("cocomix_lens/x.py", "import benchmarks\n", {"TID251"}),
+    ("cocomix_lens/x.py", "from transformer_lens import HookedRootModule\n", {"TID251"}),
+    ("cocomix_lens/model/hooks.py", "from transformer_lens import HookedRootModule\n", set()),
     ("cocomix_lens/x.py", "import tqdm\n", {"TID253"}),
     ("cocomix_lens/x.py", "import streamlit\n", {"TID253"}),
     ("cocomix_lens/x.py", "def f():\n    import tqdm\n    return tqdm\n", set()),
@@ -36,3 +39,17 @@ def violations(path: str, code: str) -> set[str]:
 ])
 def test_each_room_imports_only_what_it_may(path, code, banned):
     assert violations(path, code) == banned
+
+
+def test_transformer_lens_is_imported_by_one_module_only():
+    """Every TransformerLens name comes through cocomix_lens/model/hooks.py (tests and
+    benchmarks included), so moving to TransformerLens 4 is a one-file change."""
+    importers = set()
+    for folder in ("cocomix_lens", "training", "app", "tests", "benchmarks"):
+        for path in (REPO / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                if any(n.split(".")[0] == "transformer_lens" for n in names):
+                    importers.add(path.relative_to(REPO).as_posix())
+    assert importers == {"cocomix_lens/model/hooks.py"}

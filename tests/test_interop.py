@@ -62,9 +62,9 @@ def test_official_state_dict_with_wrong_config_is_refused():
 def test_plain_model_converts_to_hooked_transformer_with_equal_logits():
     from helpers_model import tiny_text_model
     from sae_lens import HookedSAETransformer
-    from transformer_lens import HookedTransformer
 
     from cocomix_lens.interop import to_hooked_transformer
+    from cocomix_lens.model.hooks import HookedTransformer
 
     ours = tiny_text_model(mix_mode="none")
     x = ours.to_tokens("The cat sat on the mat.")

@@ -4,8 +4,8 @@ equals a hand-written patch of the same token's rows."""
 import pytest
 import torch
 from helpers_model import tiny_model, tokens
-from transformer_lens import patching
 
+from cocomix_lens.model.hooks import patching
 from cocomix_lens.model.patching import PatchingView, patch_concept
 
 POS = 6

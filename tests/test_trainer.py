@@ -192,9 +192,8 @@ def test_kd_teacher_from_a_directory_loads_through_the_teacher_registry(shards, 
 
 
 def test_kd_teacher_by_name_loads_a_transformer_lens_model(shards, tmp_path, monkeypatch):
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
     from cocomix_lens.concepts import teacher as registry
+    from cocomix_lens.model.hooks import HookedTransformer, HookedTransformerConfig
 
     asked = []
 

@@ -125,6 +125,18 @@ def _unexpected(err: Exception, args: argparse.Namespace) -> str:
             "with --debug for the traceback (and report it if the inputs are right)")
 
 
+# The extra (pyproject [project.optional-dependencies]) that installs a missing module.
+EXTRAS = {"streamlit": "app", "plotly": "app,train", "scipy": "train", "kaleido": "train"}
+
+
+def _missing_module(err: ModuleNotFoundError, args: argparse.Namespace) -> str:
+    top = (err.name or "").split(".")[0]
+    if top not in EXTRAS:
+        return _unexpected(err, args)
+    return (f"this command needs {top}, which is not installed; fix: "
+            f"pip install 'cocomix-lens[{EXTRAS[top]}]'")
+
+
 def _formatters() -> list[tuple[type[BaseException], Callable]]:
     """(exception type, formatter) in lookup order: most specific first."""
     table: list[tuple[type[BaseException], Callable]] = []
@@ -140,7 +152,8 @@ def _formatters() -> list[tuple[type[BaseException], Callable]]:
         table.append((SafetensorError, _safetensors_error))
     except ImportError:  # pragma: no cover
         pass
-    table += [(FileNotFoundError, _plain), (FileExistsError, _plain),
+    table += [(ModuleNotFoundError, _missing_module), (FileNotFoundError, _plain),
+              (FileExistsError, _plain),
               (OSError, _os_error), (ValueError, _plain), (RuntimeError, _plain),
               (Exception, _unexpected)]
     return table

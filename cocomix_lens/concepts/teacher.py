@@ -67,7 +67,7 @@ def _refuse_bad_dir(spec: str, device: str, **tl_kwargs) -> nn.Module:
 
 
 def _load_hooked_transformer(spec: str, device: str, **tl_kwargs) -> nn.Module:
-    from transformer_lens import HookedTransformer
+    from cocomix_lens.model.hooks import HookedTransformer
 
     try:
         return HookedTransformer.from_pretrained(spec, device=device, **tl_kwargs)

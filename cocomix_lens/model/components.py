@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import math
 
+import einops
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -71,8 +72,9 @@ class Attention(Module):
     # TransformerLens-layout views of the fused weights: [n_heads, d_model, d_head].
     def _head_view(self, i: int) -> Tensor:
         d = self.n_heads * self.d_head
-        w = self.W_QKV[:, i * d : (i + 1) * d]
-        return w.reshape(-1, self.n_heads, self.d_head).permute(1, 0, 2)
+        return einops.rearrange(self.W_QKV[:, i * d : (i + 1) * d],
+                                "d_model (n_heads d_head) -> n_heads d_model d_head",
+                                n_heads=self.n_heads)
 
     @property
     def W_Q(self) -> Tensor:
@@ -90,6 +92,8 @@ class Attention(Module):
         """x [batch, pos, d_model] -> attention output [batch, pos, d_model]."""
         b, t, d = x.shape
         qkv = torch.addmm(self.b_QKV, x.view(b * t, d), self.W_QKV)  # [batch * pos, 3 * d]
+        # The head split as views (einops would say "b t (three h dh) -> three b t h dh"; its
+        # per-call cost shows on a one-token decode step).
         q, k, v = qkv.view(b, t, 3, self.n_heads, self.d_head).unbind(2)  # [b, pos, h, dh]
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [b, h, pos, dh]

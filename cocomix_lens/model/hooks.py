@@ -25,12 +25,14 @@ from transformer_lens import (
     HookedRootModule,
     HookedTransformer,
     HookedTransformerConfig,
+    patching,
 )
 from transformer_lens import hook_points as _tl_hook_points
 from transformer_lens.utilities import lm_cross_entropy_loss
 
 __all__ = ["ActivationCache", "HookPoint", "HookedRootModule", "HookedTransformer",
-           "HookedTransformerConfig", "Module", "lm_cross_entropy_loss", "watched"]
+           "HookedTransformerConfig", "Module", "lm_cross_entropy_loss", "patching",
+           "watched"]
 
 
 def watched(module: nn.Module) -> bool:

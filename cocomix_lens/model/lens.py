@@ -41,7 +41,8 @@ from types import SimpleNamespace
 import torch
 from einops import EinopsError
 from torch import Tensor
-from transformer_lens import ActivationCache
+
+from cocomix_lens.model.hooks import ActivationCache
 
 LAYER_RE = re.compile(r"^blocks\.(\d+)\.")
 # Hooks whose position axis is the query axis, one after the head axis.

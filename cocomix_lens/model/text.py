@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from tokenizers import Tokenizer
 from torch import Tensor
-from transformer_lens.utilities import lm_cross_entropy_loss
 
 from cocomix_lens.data.tokenizer import eos_id, prompt_ids
+from cocomix_lens.model.hooks import lm_cross_entropy_loss
 
 RETURN_TYPES = ("logits", "loss", "both", None)
 GENERATE_RETURN_TYPES = ("input", "str", "tokens")

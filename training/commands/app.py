@@ -10,6 +10,7 @@ The run directory is checked before the server starts; the app itself only reads
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -76,6 +77,8 @@ def host_warning(host: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("streamlit") is None:  # the `app` extra is not installed
+        raise ModuleNotFoundError("No module named 'streamlit'", name="streamlit")
     env = {**os.environ, **app_environment(args)}
     warning = host_warning(args.host)
     if warning:
