@@ -53,7 +53,9 @@ faults: install-dev
 lint: install-dev
 	$(VENV)/bin/ruff check cocomix_lens training app tests benchmarks
 
+# The speed goals side by side first (69M shape, CPU), then each benchmark's own table.
 bench: install-dev
+	$(PY) benchmarks/bench_goals.py
 	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/bench_attribution.py
 	$(PY) benchmarks/bench_inspect.py
