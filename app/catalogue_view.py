@@ -153,3 +153,25 @@ def by_example(run, texts: list[str]) -> pd.DataFrame:
     model = piece(run, "student")
     with _lock(str(run.path), run.device):
         return search_by_example(model, texts, catalogue(run), limit=20)
+
+
+COVERAGE_SOURCES = {"sae": "SAE latents", "labels": "attribution labels",
+                    "student": "CoCoMix student", "probe": "linear probe at the SAE hook"}
+
+
+def coverage_table(run) -> pd.DataFrame | None:
+    """Ground-truth coverage per concept source (rows) and variable (columns): "coverage
+    (mean best F1)" from the run's groundtruth stage; None for corpora without known
+    latents."""
+    if not run.has("summary"):
+        return None
+    g = run.summary.get("groundtruth") or {}
+    if not g.get("available"):
+        return None
+    rows = {}
+    for src, label in COVERAGE_SOURCES.items():
+        if src in g["coverage"]:
+            f1 = g["mean_best_f1"][src]
+            rows[label] = {v: f"{c:.2f} ({f1[v]:.2f})" if f1.get(v) is not None else "–"
+                           for v, c in g["coverage"][src].items()}
+    return pd.DataFrame(rows).T

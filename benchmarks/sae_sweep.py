@@ -64,14 +64,15 @@ def cached(path: Path, make):
     return value
 
 
-def score(sae, acts: torch.Tensor, k: int, truth, units) -> dict:
-    """Coverage and mean best F1 per variable (sentence-pooled where sentence-scoped)."""
+def score(sae, acts: torch.Tensor, k: int | None, truth, units) -> dict:
+    """Coverage and mean best F1 per variable (sentence-pooled where sentence-scoped); a
+    latent fires among the top k active (the groundtruth stage), or when > 0 (k None)."""
     from cocomix_lens.groundtruth import Recovery, pool_units
     from cocomix_lens.world import SENTENCE_VARIABLES
 
     with torch.no_grad():
         z = torch.cat([sae.encode(acts[i:i + 4096]) for i in range(0, len(acts), 4096)])
-    vals, ids = z.topk(k, dim=-1)
+    vals, ids = z.topk(k or int((z > 0).sum(-1).max()), dim=-1)
     active = torch.where(vals > 0, ids, -1).numpy()
     n_c = z.shape[1]
     tok = {v: c for v, c in truth.items() if v not in SENTENCE_VARIABLES}
@@ -125,12 +126,15 @@ def main() -> None:
             saved = load_sae(save_sae(sae, Path(tmp) / "sae"))
         q = sae_quality(saved, val)
         res = score(saved, val, cfg.k, truth, units)
+        every = score(saved, val, None, truth, units)["topic"]
         print(json.dumps({"setting": name, **settings[name],
                           "topic_coverage": res["topic"]["coverage"],
                           "topic_mean_best_f1": res["topic"]["mean_best_f1"],
                           "dead_fraction": round(q["dead_fraction"], 3),
                           "variance_explained": round(q["variance_explained"], 3),
                           "l0": round(q["l0"], 2), "train_s": round(wall, 1),
+                          "topic_coverage_all_active": every["coverage"],
+                          "topic_mean_best_f1_all_active": every["mean_best_f1"],
                           "coverage": {v: r["coverage"] for v, r in res.items()}}), flush=True)
 
 

@@ -16,13 +16,13 @@ FILL = [1, 2, 7, 8, 9, 10, 11, 12, 13, 14, 15]
 
 
 def planted(n_sentences: int = 400, seed: int = 0):
-    """Sentences of 6 filler tokens and a '.', a third with one farm word form inserted;
+    """Sentences of 6 filler tokens and a '.', a fifth with one farm word form inserted;
     concept 0 fires on the farm word, concept 1 on a random token of random sentences."""
     rng = np.random.default_rng(seed)
     tokens, positions, concepts, unit = [], [], [], []
     for s in range(n_sentences):
         words = list(rng.choice(FILL, 6))
-        farm = s % 3 == 0
+        farm = s % 5 == 0
         if farm:
             words.insert(int(rng.integers(0, 6)), int(rng.choice(FARM)))
         start = len(tokens)

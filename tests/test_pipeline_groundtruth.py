@@ -26,7 +26,7 @@ def test_world_run_reports_recovery_of_known_latents(run):
     cfg, out, summary = run
     g = summary["groundtruth"]
     assert g["available"] and g["tokens"] % cfg.seq_len == 0 and g["tokens"] > 0
-    assert set(g["coverage"]) == {"sae", "labels", "student"}
+    assert set(g["coverage"]) == {"sae", "labels", "student", "probe"}
     for src in g["coverage"].values():
         assert {"topic", "character", "place", "quantity"} <= set(src)
         assert all(0.0 <= c <= 1.0 for c in src.values())
@@ -71,6 +71,57 @@ def test_sae_coverage_equals_a_recount_from_the_saved_sae(run):
             ["values"].items()} == pytest.approx(
         {v: f for v, _, f in sent.best_per_value("topic")}, abs=1e-4)
     assert "character" not in saved["sentence_sources"]["sae"]["variables"]
+
+
+def test_probe_ceiling_is_a_ridge_probe_at_the_sae_hook_scored_per_sentence(run):
+    from training.pipeline import Context
+    from training.pipeline_groundtruth import PROBE_TOKENS, hook_features, sentence_units
+    from training.sampler import sequential_starts
+    from training.study.measure import ridge_probe_scores
+
+    cfg, out, summary = run
+    ctx = Context(cfg, out, {})
+    shards, truth = ctx.shards(), GroundTruth.open(out / "data")
+    n = summary["groundtruth"]["tokens"]
+    hook = ctx.teacher_pair().sae.cfg.metadata.hook_name
+    fit = sequential_starts(shards.n_tokens("train"), cfg.seq_len,
+                            limit=PROBE_TOKENS // cfg.seq_len)
+    teacher = ctx.teacher_pair().model
+    x_fit = hook_features(teacher, shards, "train", fit, cfg.seq_len, hook)
+    x_val = hook_features(teacher, shards, "val", np.arange(n // cfg.seq_len) * cfg.seq_len,
+                          cfg.seq_len, hook)
+    names = truth.values("topic")
+    y = truth.column("train", "topic")[(fit[:, None] + np.arange(cfg.seq_len)).ravel()]
+    scores = ridge_probe_scores(x_fit, np.where(y >= 0, y, len(names)), x_val,
+                                len(names) + 1).numpy()
+    units = sentence_units(shards, n)
+    mean = np.stack([scores[units == u].mean(0) for u in range(units[-1] + 1)])
+    pred = mean.argmax(1)
+    held = -np.ones(units[-1] + 1, dtype=np.int64)
+    col = truth.column("val", "topic")[:n]
+    held[units[col >= 0]] = col[col >= 0]
+    f1 = {}
+    for j, name in enumerate(names):
+        if (held == j).any():
+            tp = ((pred == j) & (held == j)).sum()
+            p = (held == j).mean()  # no better than predicting j everywhere counts as 0
+            f = 2 * tp / ((pred == j).sum() + (held == j).sum())
+            f1[name] = f if f > 2 * p / (1 + p) else 0.0
+    saved = json.loads((out / "groundtruth.json").read_text())["sentence_sources"]["probe"]
+    assert {v: d["f1"] for v, d in saved["variables"]["topic"]["values"].items()} == \
+        pytest.approx(f1, abs=1e-4)
+    assert summary["groundtruth"]["coverage"]["probe"]["topic"] == pytest.approx(
+        np.mean([f >= 0.8 for f in f1.values()]))
+    assert "| linear probe at the SAE hook (ceiling) |" in (out / "REPORT.md").read_text()
+    from app.catalogue_view import coverage_table
+    from cocomix_lens.rundir import Run
+
+    table = coverage_table(Run.open(out))  # the app's Concepts page shows it
+    g = summary["groundtruth"]
+    assert table.loc["linear probe at the SAE hook", "topic"] == \
+        f"{g['coverage']['probe']['topic']:.2f} ({g['mean_best_f1']['probe']['topic']:.2f})"
+    assert list(table.index) == ["SAE latents", "attribution labels", "CoCoMix student",
+                                 "linear probe at the SAE hook"]
 
 
 def test_catalogue_names_concepts_after_their_ground_truth_match(run, tmp_path):

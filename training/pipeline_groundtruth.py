@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from cocomix_lens.data.files import atomic_write_json
-from cocomix_lens.groundtruth import GROUNDTRUTH_FILE, concept_names_of
+from cocomix_lens.groundtruth import COVERAGE_F1, GROUNDTRUTH_FILE, concept_names_of
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,8 @@ def stage_groundtruth(ctx: Any) -> dict[str, Any]:
     sent_cols = {v: c for v, c in cols.items() if v in SENTENCE_VARIABLES}
     sentence = {src: Recovery.from_active(*pool_units(a, units, sent_cols), n_concepts).summary()
                 for src, a in active.items()}
+    summaries["probe"], sentence["probe"] = probe_summaries(ctx, shards, truth, starts, cols,
+                                                            units, sent_cols)
     samples = {}
     for name, model in models.items():
         texts = sample_texts(model, shards, SAMPLES, SAMPLE_TOKENS, cfg.seed)
@@ -127,8 +129,84 @@ def stage_groundtruth(ctx: Any) -> dict[str, Any]:
                                          for v in s["variables"]}
                                    for src, s in summaries.items()},
             "named_concepts": {src: len(concept_names_of(summaries[src], sentence[src]))
-                               for src in summaries},
+                               for src in summaries if src != "probe"},
             "samples": samples}
+
+
+PROBE_TOKENS = 65_536  # train tokens the probe ceiling is fitted on
+
+
+@torch.no_grad()
+def hook_features(teacher: Any, shards: Any, split: str, starts: np.ndarray, seq_len: int,
+                  hook: str) -> torch.Tensor:
+    """[len(starts) * seq_len, d_model] teacher activations at `hook` over those windows."""
+    from cocomix_lens.concepts.capture import activation_at
+
+    out = []
+    for batch in _batched(starts):
+        x, _ = shards.batch(split, batch, seq_len)
+        out.append(activation_at(teacher, hook, x.to(teacher.W_E.device)).flatten(0, 1)
+                   .float().cpu())
+    return torch.cat(out)
+
+
+def probe_summaries(ctx: Any, shards: Any, truth: Any, starts: np.ndarray,
+                    cols: dict[str, tuple[np.ndarray, list[str]]], units: np.ndarray,
+                    sent_cols: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ceiling a linear read of the SAE's input reaches: per variable, a ridge probe at
+    the SAE hook (fitted on train tokens, one class per value plus "none") predicts one value
+    per validation token, or per sentence from its tokens' mean scores; its coverage counts
+    the values whose predicted class has F1 >= 0.8, as for concepts. `Recovery.summary()`s
+    (token-level, sentence-level), without per-concept matches."""
+    from cocomix_lens.groundtruth import pool_units
+    from training.sampler import sequential_starts
+    from training.study.measure import ridge_probe_scores
+
+    pair, seq_len = ctx.teacher_pair(), ctx.cfg.seq_len
+    hook = pair.sae.cfg.metadata.hook_name
+    fit_starts = sequential_starts(shards.n_tokens("train"), seq_len,
+                                   limit=max(PROBE_TOKENS // seq_len, 1))
+    x_fit = hook_features(pair.model, shards, "train", fit_starts, seq_len, hook)
+    x_val = hook_features(pair.model, shards, "val", starts, seq_len, hook)
+    fit_pos = (fit_starts[:, None] + np.arange(seq_len)).reshape(-1)
+    token, sentence = {}, {}
+    for var, (col, names) in cols.items():
+        none = len(names)  # the probe's class for tokens without a value
+        y = truth.column("train", var)[fit_pos].astype(np.int64)
+        scores = ridge_probe_scores(x_fit, np.where(y >= 0, y, none), x_val, none + 1)
+        pred = scores.argmax(1).numpy()
+        token[var] = _class_summary(np.where(pred < none, pred, -1), col, names)
+        if var in sent_cols:
+            pooled = _unit_mean(scores, units).argmax(1).numpy()
+            _, unit_truth = pool_units(pred[:, None], units, {var: (col, names)})
+            sentence[var] = _class_summary(np.where(pooled < none, pooled, -1),
+                                           unit_truth[var][0], names)
+    return ({"threshold": COVERAGE_F1, "variables": token, "concepts": {}},
+            {"threshold": COVERAGE_F1, "variables": sentence, "concepts": {}})
+
+
+def _class_summary(pred: np.ndarray, held: np.ndarray, names: list[str]) -> dict[str, Any]:
+    """A probe's `Recovery.summary()` entry for one variable: value j is detected where the
+    probe predicts class j (its own class, not the best-matching one), F1 counted as for
+    concepts (0 when no better than predicting it everywhere)."""
+    from cocomix_lens.groundtruth import MatchTable
+
+    table = MatchTable.count(pred[:, None], held, len(names), len(names))
+    f1 = np.diag(table.without_trivial(len(pred)))
+    seen = [j for j in range(len(names)) if table.held[j] > 0]
+    values = {names[j]: {"concept": j, "f1": round(float(f1[j]), 4)} for j in seen}
+    best = [float(f1[j]) for j in seen]
+    return {"coverage": float(np.mean([f >= COVERAGE_F1 for f in best])) if best else
+            float("nan"), "mean_best_f1": float(np.mean(best)) if best else None,
+            "values": values}
+
+
+def _unit_mean(scores: torch.Tensor, units: np.ndarray) -> torch.Tensor:
+    """[U, C] mean of token rows [N, C] per unit (units int [N], non-decreasing)."""
+    idx = torch.as_tensor(units, dtype=torch.long)
+    total = torch.zeros(int(units[-1]) + 1, scores.shape[1], dtype=scores.dtype)
+    total.index_add_(0, idx, scores)
+    return total / torch.bincount(idx).clamp(min=1)[:, None].to(scores.dtype)
 
 
 def sentence_units(shards: Any, n: int) -> np.ndarray:
@@ -142,7 +220,8 @@ def sentence_units(shards: Any, n: int) -> np.ndarray:
 
 
 _SOURCES = {"sae": "SAE latents (top-k active)", "labels": "attribution labels (k per token)",
-            "student": "CoCoMix student (top-k predicted)"}
+            "student": "CoCoMix student (top-k predicted)",
+            "probe": "linear probe at the SAE hook (ceiling)"}
 
 
 def render_groundtruth(s: dict[str, Any]) -> list[str]:
@@ -164,11 +243,14 @@ def render_groundtruth(s: dict[str, Any]) -> list[str]:
            "| concepts | " + " | ".join(cols) + " | concepts with F1 ≥ 0.8 |",
            "|---|" + "---:|" * (len(cols) + 1)]
     for src, label in _SOURCES.items():
+        if src not in g["coverage"]:  # runs from before the probe ceiling
+            continue
         cov, f1 = g["coverage"][src], g["mean_best_f1"][src]
         tok = g.get("token_mean_best_f1", {}).get(src, {})
         cells = [_cell(cov[v], f1[v], tok.get(v) if v in g.get("sentence_variables", ()) else
                        None) for v in cols]
-        out.append(f"| {label} | " + " | ".join(cells) + f" | {g['named_concepts'][src]} |")
+        named = g["named_concepts"].get(src, "–")
+        out.append(f"| {label} | " + " | ".join(cells) + f" | {named} |")
     out += ["", "| student | grammatical sentences, sampled at T=1 (95 % CI) | "
                 "template form only (no agreement) | sentences |", "|---|---:|---:|---:|"]
     for name, r in g["samples"].items():

@@ -59,6 +59,18 @@ def _table(ctx) -> None:
         "concepts", st.session_state["concepts_open_id"]))
 
 
+def _coverage(ctx) -> None:
+    table = cv.coverage_table(ctx.run)
+    if table is None:
+        return
+    with st.expander("Ground truth: how well the concepts recover the world's variables"):
+        st.caption("coverage = share of a variable's values whose best concept has F1 ≥ 0.8 "
+                   "(mean best F1 in brackets; sentence-scoped variables per sentence). The "
+                   "linear probe, fitted on the SAE's input, is the ceiling a linear read "
+                   "reaches.")
+        st.dataframe(table, width="stretch", key="concepts_coverage")
+
+
 def _by_example(ctx) -> None:
     with st.expander("Search by example: concepts the student predicts more on your text"):
         text = st.text_area("One text per line", key="concepts_example")
@@ -175,6 +187,7 @@ def render(ctx) -> None:
     if ctx.concept is None:
         _table(ctx)
         _by_example(ctx)
+        _coverage(ctx)
     else:
         _concept(ctx, ctx.concept)
         _card(ctx, ctx.concept)

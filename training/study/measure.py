@@ -54,11 +54,11 @@ def hidden_states(model, shards: Any, split: str, n_tokens: int, seq_len: int,
     return torch.cat(feats), positions
 
 
-def ridge_probe_accuracy(x_train: torch.Tensor, y_train: np.ndarray, x_test: torch.Tensor,
-                         y_test: np.ndarray, n_classes: int, ridge: float = RIDGE) -> float:
-    """Accuracy on the test set of a ridge-regression probe onto one-hot targets (closed form,
-    deterministic), features standardized on the train set. x [N, d]; y int [N] in
-    [0, n_classes)."""
+def ridge_probe_scores(x_train: torch.Tensor, y_train: np.ndarray, x_test: torch.Tensor,
+                       n_classes: int, ridge: float = RIDGE) -> torch.Tensor:
+    """[N_test, n_classes] scores of a ridge-regression probe onto one-hot targets (closed
+    form, deterministic), features standardized on the train set. x [N, d]; y int [N] in
+    [0, n_classes); the predicted class is the argmax."""
     mu, sd = x_train.mean(0), x_train.std(0) + 1e-6
     a = torch.cat([(x_train - mu) / sd, torch.ones(len(x_train), 1)], 1).double()
     b = torch.nn.functional.one_hot(torch.as_tensor(y_train, dtype=torch.long),
@@ -66,7 +66,13 @@ def ridge_probe_accuracy(x_train: torch.Tensor, y_train: np.ndarray, x_test: tor
     eye = torch.eye(a.shape[1], dtype=torch.float64) * ridge * len(a)
     w = torch.linalg.solve(a.T @ a + eye, a.T @ b)
     t = torch.cat([(x_test - mu) / sd, torch.ones(len(x_test), 1)], 1).double()
-    pred = (t @ w).argmax(1).numpy()
+    return t @ w
+
+
+def ridge_probe_accuracy(x_train: torch.Tensor, y_train: np.ndarray, x_test: torch.Tensor,
+                         y_test: np.ndarray, n_classes: int, ridge: float = RIDGE) -> float:
+    """Accuracy on the test set of `ridge_probe_scores`' predicted classes."""
+    pred = ridge_probe_scores(x_train, y_train, x_test, n_classes, ridge).argmax(1).numpy()
     return float((pred == y_test).mean())
 
 
