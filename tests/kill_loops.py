@@ -1,6 +1,7 @@
 """Kill loops of a CoCoMix training run (the concept-loss path): `loops` times, start
-`cocomix-lens train --resume`, SIGKILL it at a random moment `kills` times, let the last one
-finish, and compare every byte of the final model and checkpoints with an uninterrupted run.
+`cocomix-lens train --resume` and SIGKILL it at a random moment of its training `kills` times
+(within a second after it saved 0, 2 or 4 more steps), let the last one finish, and compare
+every byte of the final model and checkpoints with an uninterrupted run.
 
     OMP_NUM_THREADS=1 python tests/kill_loops.py --loops 10 --kills 10     # make faults
 
@@ -67,6 +68,30 @@ def _run(argv: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def saved_step(out: Path) -> int:
+    """The newest checkpoint step on disk (-1: none yet)."""
+    steps = [int(p.name[5:]) for p in (out / "checkpoints").glob("step_*")] if (
+        out / "checkpoints").is_dir() else []
+    return max(steps, default=-1)
+
+
+def kill_once(argv: list[str], out: Path, rng: random.Random) -> int:
+    """Start `argv`; SIGKILL it 0-1 s after it saved 0, 2 or 4 more steps (so the kill lands
+    in a training step, an evaluation or a checkpoint write, at whatever load the machine
+    has), or let it end; 1 if it was killed while running."""
+    proc = subprocess.Popen([sys.executable, "-m", "training.cli", *argv], env=ENV, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    target = saved_step(out) + rng.choice((0, 2, 4))
+    while proc.poll() is None and saved_step(out) < target:
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0.0, 1.0))
+    killed = proc.poll() is None
+    if killed:
+        proc.kill()
+    proc.wait()
+    return int(killed)
+
+
 def weights(root: Path) -> dict[str, bytes]:
     """The model and every checkpoint's tensors and state (wall times excluded)."""
     return {k: v for k, v in files(root).items()
@@ -83,22 +108,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kill_loops_") as tmp:
         tmp = Path(tmp)
         shards, labels = build_inputs(tmp)
-        _run(train_argv(shards, labels, tmp / "ref"))
+        span = _run(train_argv(shards, labels, tmp / "ref"))
         ref = weights(tmp / "ref")
-        # kill times span a whole run as long as one takes now (the first paid for caches)
-        span = _run(train_argv(shards, labels, tmp / "span"))
         same = 0
         for loop in range(args.loops):
             out, killed = tmp / f"hit{loop}", 0
             for _ in range(args.kills):
-                proc = subprocess.Popen([sys.executable, "-m", "training.cli",
-                                         *train_argv(shards, labels, out)], env=ENV, cwd=REPO,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(rng.uniform(0.3, span))
-                if proc.poll() is None:
-                    proc.kill()
-                    killed += 1
-                proc.wait()
+                killed += kill_once(train_argv(shards, labels, out), out, rng)
             _run(train_argv(shards, labels, out))
             hit = weights(out)
             diff = sorted(k for k in ref.keys() | hit.keys() if ref.get(k) != hit.get(k))
@@ -110,7 +126,8 @@ def main() -> int:
             same += not diff and clean
             print(f"loop {loop}: {killed} kills, {'identical' if not diff else diff}",
                   flush=True)
-        print(f"identical {same}/{args.loops} (kills per loop {args.kills}, span {span:.1f} s)")
+        print(f"identical {same}/{args.loops} (kills per loop {args.kills}; an uninterrupted "
+              f"run took {span:.1f} s)")
     return 0 if same == args.loops else 1
 
 
