@@ -506,6 +506,71 @@ def _scoring_context():
     return encode_for_scoring(run, student, "a a", 64)
 
 
+# ---- rows: the app ------------------------------------------------------------------------------
+_EDIT = '{"op": "scale", "concept": 0, "value": 2.0'
+# (name, uploaded bytes, what the one warning says): tests/test_app.py uploads each too
+APP_SPECS = [
+    ("not JSON", b"{not json", "is not valid JSON"),
+    ("not UTF-8", b"\xff\xfe{}", "is not UTF-8"),
+    ("a JSON array", b"[1, 2]", "is not a JSON object"),
+    ("edits not a list", b'{"edits": 3}', 'needs an "edits" list'),
+    ("int positions", ('{"edits": [%s, "positions": 3}]}' % _EDIT).encode(),
+     "positions=3 must be"),
+    ("concept id 9999", b'{"edits": [{"op": "scale", "concept": 9999, "value": 2}]}',
+     "out of range"),
+    ("a string value", b'{"edits": [{"op": "scale", "concept": 0, "value": "big"}]}',
+     "must be a number"),
+    ("300 edits", ('{"edits": [%s]}' % ", ".join([_EDIT + "}"] * 300)).encode(),
+     "more than MAX_EDITS"),
+    ("1 MiB + 2 bytes", b" " * (1 << 20) + b"{}", "more than MAX_SPEC_BYTES"),
+]
+
+
+def app_rows(root: Path) -> list[Row]:
+    """Each malformed spec uploaded on the Steer page, and damaged summaries on the Training
+    page, through streamlit's AppTest on an app root (helpers_app.build_root): one warning or
+    error line, never Streamlit's exception box."""
+    from helpers_app import app_env, open_app
+
+    def upload(blob: bytes, message: str):
+        def run(tmp):
+            with app_env(root):
+                at = open_app(page="steer")
+                at.file_uploader(key="steer_upload").set_value(("bad.json", blob,
+                                                                 "application/json"))
+                at.run()
+            if at.exception:
+                return "traceback: the exception box"
+            notes = [w.value for w in at.warning]
+            return "clear error" if len(notes) == 1 and message in notes[0] else \
+                f"vague error: {notes}"
+        return run
+
+    def summary(blob: bytes):
+        def run(tmp):
+            broken = root / f"broken{len(blob)}"
+            shutil.copytree(root / "run", broken,
+                            ignore=shutil.ignore_patterns("*.safetensors"))
+            (broken / "summary.json").write_bytes(blob)
+            try:
+                with app_env(root):
+                    at = open_app(page="training", run=broken.name)
+            finally:
+                shutil.rmtree(broken)
+            if at.exception:
+                return "traceback: the exception box"
+            errs = [e.value for e in at.error]
+            ok = len(errs) == 1 and "summary.json" in errs[0] and "fix:" in errs[0]
+            return "clear error" if ok else f"vague error: {errs}"
+        return run
+
+    rows = [Row("app: Steer upload", name, upload(blob, msg)) for name, blob, msg in APP_SPECS]
+    rows += [Row("app: Training page", f"summary.json {name}", summary(blob))
+             for name, blob in (("truncated", b"{garbage"), ("empty", b""),
+                                ("an array", b"[1, 2]"), ("not UTF-8", b"\xff\xfe"))]
+    return rows
+
+
 # ---- the table ----------------------------------------------------------------------------------
 class _Factory:
     def __init__(self, root: Path):
@@ -567,10 +632,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", help="write the markdown table here")
     ap.add_argument("--kill-log", help="append the kill-loop figure from this log")
+    ap.add_argument("--no-app", action="store_true", help="skip the app rows (a micro run)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="matrix_") as tmp:
         world = build_world(_Factory(Path(tmp)))
-        rows = run_rows(all_rows(world), Path(tmp) / "rows")
+        rows = all_rows(world)
+        if not args.no_app:
+            from helpers_app import build_root
+
+            (Path(tmp) / "app").mkdir()
+            rows += app_rows(build_root(Path(tmp) / "app"))
+        rows = run_rows(rows, Path(tmp) / "rows")
     extra = ""
     if args.kill_log and Path(args.kill_log).is_file():
         last = Path(args.kill_log).read_text().strip().splitlines()[-1]

@@ -13,6 +13,7 @@ from helpers_app import (
     library_text,
     open_app,
 )
+from reliability_matrix import APP_SPECS
 
 
 @pytest.fixture(scope="module")
@@ -291,20 +292,8 @@ def test_a_loaded_add_edit_keeps_its_std_and_a_spec_the_controls_cannot_show_is_
     assert any("none of the spec's edits fits" in w.value for w in at.warning)
 
 
-_EDIT = '{"op": "scale", "concept": 0, "value": 2.0'
-
-
-@pytest.mark.parametrize("blob, message", [
-    (b"{not json", "is not valid JSON"),
-    (b"\xff\xfe{}", "is not UTF-8"),
-    (b"[1, 2]", "is not a JSON object"),
-    (b'{"edits": 3}', 'needs an "edits" list'),
-    (('{"edits": [%s, "positions": 3}]}' % _EDIT).encode(), "positions=3 must be"),
-    (b'{"edits": [{"op": "scale", "concept": 9999, "value": 2}]}', "out of range"),
-    (b'{"edits": [{"op": "scale", "concept": 0, "value": "big"}]}', "must be a number"),
-    (('{"edits": [%s]}' % ", ".join([_EDIT + "}"] * 300)).encode(), "more than MAX_EDITS"),
-    (b" " * (1 << 20) + b"{}", "more than MAX_SPEC_BYTES"),
-])
+@pytest.mark.parametrize("blob, message", [(b, m) for _, b, m in APP_SPECS],
+                         ids=[name for name, _, _ in APP_SPECS])
 def test_a_malformed_spec_upload_is_one_warning_never_an_exception(blob, message):
     at = open_app(page="steer")
     at.file_uploader(key="steer_upload").set_value(("bad.json", blob, "application/json"))
