@@ -1,6 +1,6 @@
 """Kill loops of a CoCoMix training run (the concept-loss path): `loops` times, start
 `cocomix-lens train --resume` and SIGKILL it at a random moment of its training `kills` times
-(within a second after it saved 0, 2 or 4 more steps), let the last one finish, and compare
+(within 0.3 s after it saved 0, 2 or 4 more steps), let the last one finish, and compare
 every byte of the final model and checkpoints with an uninterrupted run.
 
     OMP_NUM_THREADS=1 python tests/kill_loops.py --loops 10 --kills 10     # make faults
@@ -27,6 +27,9 @@ REPO = TESTS.parent
 from test_fault_loops import ENV, assert_clean, files  # noqa: E402
 
 
+MAX_STEPS = 30
+
+
 def build_inputs(root: Path) -> tuple[Path, Path]:
     """Shards and a label cache (teacher + SAE attribution labels) under root."""
     import torch
@@ -51,7 +54,7 @@ def build_inputs(root: Path) -> tuple[Path, Path]:
 
 def train_argv(shards: Path, labels: Path, out: Path) -> list[str]:
     return ["train", "--objective", "cocomix", "--data", str(shards), "--labels", str(labels),
-            "--out", str(out), "--resume", "--max-steps", "30", "--threads", "1",
+            "--out", str(out), "--resume", "--max-steps", str(MAX_STEPS), "--threads", "1",
             "--data.seq_len", "16", "--data.batch_size", "4", "--model.d_model", "32",
             "--model.n_layers", "2", "--model.n_heads", "2", "--model.n_ctx", "32",
             "--model.insert_layer", "1", "--model.concept_top_k", "4", "--concept.k_attr", "2",
@@ -76,7 +79,7 @@ def saved_step(out: Path) -> int:
 
 
 def kill_once(argv: list[str], out: Path, rng: random.Random) -> int:
-    """Start `argv`; SIGKILL it 0-1 s after it saved 0, 2 or 4 more steps (so the kill lands
+    """Start `argv`; SIGKILL it 0-0.3 s after it saved 0, 2 or 4 more steps (so the kill lands
     in a training step, an evaluation or a checkpoint write, at whatever load the machine
     has), or let it end; 1 if it was killed while running."""
     proc = subprocess.Popen([sys.executable, "-m", "training.cli", *argv], env=ENV, cwd=REPO,
@@ -84,7 +87,7 @@ def kill_once(argv: list[str], out: Path, rng: random.Random) -> int:
     target = saved_step(out) + rng.choice((0, 2, 4))
     while proc.poll() is None and saved_step(out) < target:
         time.sleep(0.02)
-    time.sleep(rng.uniform(0.0, 1.0))
+    time.sleep(rng.uniform(0.0, 0.3))
     killed = proc.poll() is None
     if killed:
         proc.kill()
@@ -114,6 +117,8 @@ def main() -> int:
         for loop in range(args.loops):
             out, killed = tmp / f"hit{loop}", 0
             for _ in range(args.kills):
+                if saved_step(out) >= MAX_STEPS:
+                    break  # finished: later starts would only resume a finished run
                 killed += kill_once(train_argv(shards, labels, out), out, rng)
             _run(train_argv(shards, labels, out))
             hit = weights(out)
@@ -124,7 +129,7 @@ def main() -> int:
             except AssertionError as err:
                 clean, diff = False, diff + [f"left: {err}"]
             same += not diff and clean
-            print(f"loop {loop}: {killed} kills, {'identical' if not diff else diff}",
+            print(f"loop {loop}: {killed} kills landed, {'identical' if not diff else diff}",
                   flush=True)
         print(f"identical {same}/{args.loops} (kills per loop {args.kills}; an uninterrupted "
               f"run took {span:.1f} s)")
