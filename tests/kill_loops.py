@@ -26,7 +26,6 @@ REPO = TESTS.parent
 
 from test_fault_loops import ENV, assert_clean, files  # noqa: E402
 
-
 MAX_STEPS = 30
 
 
