@@ -294,7 +294,7 @@ def test_a_loaded_add_edit_keeps_its_std_and_a_spec_the_controls_cannot_show_is_
 
 @pytest.mark.parametrize("blob, message", [(b, m) for _, b, m in APP_SPECS],
                          ids=[name for name, _, _ in APP_SPECS])
-def test_a_malformed_spec_upload_is_one_warning_never_an_exception(blob, message):
+def test_a_malformed_spec_upload_is_one_warning_never_an_exception(root, blob, message):
     at = open_app(page="steer")
     at.file_uploader(key="steer_upload").set_value(("bad.json", blob, "application/json"))
     at.run()
