@@ -129,3 +129,17 @@ def test_generate_toward_a_topic_prints_what_the_library_gives(world_run, capsys
     expected = run.student.generate(prompt, **Sampling(max_new_tokens=8, seed=1).kwargs(),
                                     steering=spec)
     assert capsys.readouterr().out == expected + "\n"
+
+
+def test_a_topics_best_concept_prefills_the_benchs_best_single_concept_edit(bench, world_run):
+    from cocomix_lens.steering.best import best_setting
+
+    _, results, _ = bench
+    run = Run.open(world_run)
+    concept = results["topic_concepts"]["sea"]["concepts"][0]
+    setting = best_setting(run, concept)
+    singles = {k: r["summary"]["harmonic"]["mean"] for k, r in results["rows"].items()
+               if k.startswith("cocomix/") and k.endswith("/single/all")}
+    best = max(singles, key=singles.get)
+    assert setting.op == best.split("/")[1] and "steer-bench" in setting.source
+    assert setting.strength == results["selection"]["sea"][best]["strength"]

@@ -51,7 +51,29 @@ def _screen(run: Any, concept: int) -> Setting | None:
     return None
 
 
-SOURCES: list[Callable[[Any, int], Setting | None]] = [_screen]
+def _bench(run: Any, concept: int) -> Setting | None:
+    """The run's steer-bench (`Run.steer_bench`): for a concept that is a topic's best
+    concept, the strength its best single-concept edit at all positions was run at."""
+    if not run.has("steer_bench"):
+        return None
+    doc = run.steer_bench
+    topics = [t for t, tc in doc.get("topic_concepts", {}).items()
+              if tc["concepts"] and tc["concepts"][0] == concept]
+    rows = {k: r for k, r in doc.get("rows", {}).items()
+            if k.startswith("cocomix/") and k.endswith("/single/all")}
+    if not topics or not rows:
+        return None
+    key = max(rows, key=lambda k: rows[k]["summary"]["harmonic"]["mean"] or 0.0)
+    op = key.split("/")[1]
+    strength = doc["selection"][topics[0]][key]["strength"]
+    hm = rows[key]["summary"]["harmonic"]["mean"]
+    return Setting(op, float("nan") if strength is None else float(strength),
+                   f"this run's steer-bench: concept {concept} is topic {topics[0]}'s best "
+                   f"concept; {op} (the best single-concept op, harmonic mean {hm:.3f} on "
+                   "the report half) at the strength chosen on the selection half")
+
+
+SOURCES: list[Callable[[Any, int], Setting | None]] = [_bench, _screen]
 """Readers of measured results, asked in order (module docstring)."""
 
 
