@@ -39,14 +39,6 @@ def pages() -> dict[str, Any]:
     return {"concepts": concepts, "inspect": inspect, "steer": steer, "training": training}
 
 
-def go(page: str, concept: int | None = None) -> None:
-    """Switch page (and concept) from a callback; the URL follows on the rerun."""
-    st.session_state["page"] = page
-    if concept is not None:
-        st.session_state["concept"] = int(concept)
-        st.session_state["steer_concept"] = int(concept)
-
-
 def parse_concept(value: Any) -> int:
     """A concept id from the URL; ValueError naming the fix otherwise."""
     try:

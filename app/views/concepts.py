@@ -10,7 +10,7 @@ import streamlit as st
 
 from app import catalogue_view as cv
 from app import highlight, plots
-from app.shell import go
+from app.nav import go
 
 
 def _close() -> None:

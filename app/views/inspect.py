@@ -8,8 +8,8 @@ import streamlit as st
 from app import catalogue_view as cv
 from app import plots
 from app.inspect_view import default_text, inspect_text
+from app.nav import go
 from app.resources import model_in_use, piece
-from app.shell import go
 
 
 def _clicked_concept(event) -> int | None:

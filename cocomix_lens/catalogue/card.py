@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from cocomix_lens.catalogue.contexts import mark
 
-if TYPE_CHECKING:
-    from cocomix_lens.catalogue.store import ConceptRecord
+# A `ConceptRecord` comes in typed Any: catalogue/store.py imports this module, and an import
+# back, even for type checkers only, would close a circle (tests/test_import_rules.py).
 
 HIST_BINS = 20
 READOUTS = ("teacher", "student")  # SAE decoder row via the teacher; compressor row
@@ -73,7 +73,7 @@ class FeatureCard:
         return out
 
 
-def feature_card(rec: ConceptRecord, names: list[str] | None = None,
+def feature_card(rec: Any, names: list[str] | None = None,
                  steering: dict[str, Any] | None = None) -> FeatureCard:
     """The card of catalogue record `rec`; `names` (all concepts' names) names the
     neighbours; `steering` a run's steering.json (`Run.steering`)."""
@@ -141,7 +141,7 @@ def _pairs(info: dict[str, Any], words: str, values: str) -> list[tuple[str, flo
     return [(str(w), float(v)) for w, v in zip(info[words], info[values])]
 
 
-def _contexts(rec: ConceptRecord, source: str) -> list[dict[str, Any]]:
+def _contexts(rec: Any, source: str) -> list[dict[str, Any]]:
     rows = rec.contexts[rec.contexts["source"] == source]
     key = "bin" if source.endswith("_quantile") else "rank"
     return [{key: int(r), "value": float(v), "text": mark(a, b, c)}

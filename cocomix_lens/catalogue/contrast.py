@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import torch
@@ -11,8 +11,8 @@ from torch import Tensor
 from cocomix_lens.catalogue.scan import LOGITS
 from cocomix_lens.concepts.capture import activations_at
 
-if TYPE_CHECKING:
-    from cocomix_lens.catalogue.store import Catalogue
+# A `Catalogue` comes in typed Any: cocomix_lens.catalogue.store imports this module, and an import
+# back, even for type checkers only, would close a circle (tests/test_import_rules.py).
 
 
 def mean_concept_logits(model: Any, texts: list[str], reduce: str = "mean") -> Tensor:
@@ -29,7 +29,7 @@ def mean_concept_logits(model: Any, texts: list[str], reduce: str = "mean") -> T
 
 
 def contrast(model: Any, texts_a: list[str], texts_b: list[str],
-             catalogue: Catalogue | None = None) -> pd.DataFrame:
+             catalogue: Any | None = None) -> pd.DataFrame:
     """Every concept ranked by mean_a - mean_b of the model's predicted concept logits.
 
     Columns: mean_a, mean_b, diff, and with a catalogue also name and diff_std (diff in units

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-if TYPE_CHECKING:
-    from cocomix_lens.catalogue.store import ConceptRecord
+# A `ConceptRecord` comes in typed Any: catalogue/store.py imports this module, and an import
+# back, even for type checkers only, would close a circle (tests/test_import_rules.py).
 
 CONTEXT_WIDTH = 90
 EXPLANATION_WIDTH = 64
@@ -15,7 +15,7 @@ HEADINGS = {"teacher": "top contexts by teacher SAE activation",
             "student": "top contexts by student concept logit"}
 
 
-def concept_card(rec: ConceptRecord, n_contexts: int = 5, names: list[str] | None = None,
+def concept_card(rec: Any, n_contexts: int = 5, names: list[str] | None = None,
                  steering: dict[str, Any] | None = None) -> str:
     """A multi-line description of one concept: its feature card (catalogue.card) as text."""
     from cocomix_lens.catalogue.card import feature_card

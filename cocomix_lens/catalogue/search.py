@@ -17,15 +17,15 @@ Dead concepts come after live ones; ties go to the concept the student predicts 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cocomix_lens.catalogue.words import fold, fold_text
 
-if TYPE_CHECKING:
-    from cocomix_lens.catalogue.store import Catalogue
+# A `Catalogue` comes in typed Any: cocomix_lens.catalogue.store imports this module, and an import
+# back, even for type checkers only, would close a circle (tests/test_import_rules.py).
 
 TOKEN_LISTS = ("teacher_tokens", "student_tokens", "fires_on")
 WEIGHTS = {"truth": 10.0, "explanation": 4.0, "token": 2.0, "name": 2.0,
@@ -34,7 +34,7 @@ SHOWN = ["name", "explanation", "detection", "score", "matched", "truth_f1",
          "prediction_density", "label_density", "teacher_tokens", "student_tokens"]
 
 
-def search(cat: Catalogue, query: str, limit: int | None = 20) -> pd.DataFrame:
+def search(cat: Any, query: str, limit: int | None = 20) -> pd.DataFrame:
     """Concepts matching `query`, best first: SHOWN columns, indexed by concept id."""
     raw = str(query).strip().casefold()
     words = {w for w in fold_text(raw) if w}
@@ -81,12 +81,12 @@ def _explanation_hits(concepts: pd.DataFrame, words: set[str]) -> pd.Series:
     return said.map(lambda s: len(words & s) / len(words))
 
 
-def _token_hits(cat: Catalogue, words: set[str]) -> pd.Series:
+def _token_hits(cat: Any, words: set[str]) -> pd.Series:
     tokens = _folded_tokens(cat)
     return pd.Series(1.0, index=tokens.index[tokens.isin(words)].unique())
 
 
-def _context_hits(cat: Catalogue, words: set[str]) -> dict[str, pd.Series]:
+def _context_hits(cat: Any, words: set[str]) -> dict[str, pd.Series]:
     ctx = cat.contexts
     if not words or not len(ctx):
         return {}
@@ -97,7 +97,7 @@ def _context_hits(cat: Catalogue, words: set[str]) -> dict[str, pd.Series]:
             "context": pd.Series(1.0, index=ctx.loc[whole, "concept"].unique())}
 
 
-def _folded_tokens(cat: Catalogue) -> pd.Series:
+def _folded_tokens(cat: Any) -> pd.Series:
     """Every token of TOKEN_LISTS folded, indexed by concept (cached on the catalogue)."""
     cached = getattr(cat, "_search_tokens", None)
     if cached is None:
@@ -108,7 +108,7 @@ def _folded_tokens(cat: Catalogue) -> pd.Series:
     return cached
 
 
-def by_example(model: Any, texts: list[str], catalogue: Catalogue,
+def by_example(model: Any, texts: list[str], catalogue: Any,
                limit: int | None = 20) -> pd.DataFrame:
     """Concepts the student predicts more on `texts` than on background (the validation
     text the catalogue was built on), best first, like Neuronpedia's search by inference.

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from cocomix_lens.inspection.core import Inspection
+# A `Inspection` comes in typed Any: cocomix_lens.inspection.core imports this module, and an import
+# back, even for type checkers only, would close a circle (tests/test_import_rules.py).
 
 NAME_WIDTH = 18
 
 
-def inspection_table(res: Inspection, max_tokens: int | None = None) -> str:
+def inspection_table(res: Any, max_tokens: int | None = None) -> str:
     """Per token: position, token -> next token, log p(next), slot ablation deltas, P@k, then
     the student's top-k (probability, attribution; '*' = also a teacher label) and the
     teacher's labels."""
