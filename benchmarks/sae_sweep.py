@@ -24,11 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from training.pipeline_config import pipeline_preset
 from training.pipeline_groundtruth import MAX_TOKENS
-from training.sae import SAESection, collect_activations, sae_quality, save_sae, train_sae
+from training.sae import collect_activations, sae_quality, save_sae, train_sae
 
-WORLD = SAESection(hook="blocks.2.hook_resid_post", d_sae=512, k=8, train_tokens=196_608,
-                   eval_tokens=16_384, epochs=4)
+# Settings start from the world preset's SAE as TopK (its default before the sweep); results
+# of one run in benchmarks/results/sae_sweep_world.jsonl (its early matryoshka rows name the
+# nested widths, matryoshka_widths, before they became matryoshka_first).
+WORLD = dataclasses.replace(pipeline_preset("world").sae, architecture="topk")
 SETTINGS = {
     "base": {},
     "k16": {"k": 16},
@@ -39,6 +42,7 @@ SETTINGS = {
     "d256-k16": {"d_sae": 256, "k": 16},
     "b3-k16": {"hook": "blocks.3.hook_resid_post", "k": 16},
     "b1-k16": {"hook": "blocks.1.hook_resid_post", "k": 16},
+    "mat16-k8": {"architecture": "matryoshka_batchtopk", "matryoshka_first": 16},
 }
 
 
