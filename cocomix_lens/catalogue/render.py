@@ -34,10 +34,10 @@ def concept_card(rec: Any, n_contexts: int = 5, names: list[str] | None = None,
               f"  logit       mean {i['logit_mean']:+.3f}  std {i['logit_std']:.3f}  "
               f"max {i['max_logit']:+.3f}",
               f"  fires on    {_words(i['fires_on'])}"]
-    for r, label in (("teacher", "teacher (SAE decoder)"), ("student", "student (W_comp):   ")):
-        lines.append(f"  promotes    {label}: {_effects(card.top_logits[r])}")
+    for r, label in (("teacher", "teacher (SAE decoder):"), ("student", "student (W_comp):")):
+        lines.append(f"  promotes    {label:<23}{_effects(card.top_logits[r])}")
         if card.bottom_logits[r]:
-            lines.append(f"  suppresses  {label}: {_effects(card.bottom_logits[r])}")
+            lines.append(f"  suppresses  {label:<23}{_effects(card.bottom_logits[r])}")
     meta = rec.metadata
     if len(meta):
         parts = [f"{k}={v} ({s:.0%} of its labels, lift {lift:.1f}x)"
