@@ -171,6 +171,8 @@ def generate_ids(model, ids: Tensor, sampling: Sampling,
 def concept_trace(model, ids: Sequence[int], prompt_len: int, concept: int) -> pd.DataFrame:
     """The unsteered student reading `ids`: per generated token, p(concept) (softmax over the
     concept logits at that position) and whether concept is in its top-k."""
+    from cocomix_lens.model.concept import top_k_mask
+
     cols = ["token", "text", "prob", "in_topk"]
     gen = list(ids[prompt_len:])
     if not gen:
@@ -179,8 +181,7 @@ def concept_trace(model, ids: Sequence[int], prompt_len: int, concept: int) -> p
     _, z = model(x, return_concept_logits=True)  # [1, pos, n_concepts]
     z = z[0, prompt_len:].float()
     probs = z.softmax(-1)[:, concept]
-    k = int(model.cfg.concept_top_k)
-    in_top = (z.topk(min(k, z.shape[-1]), dim=-1).indices == concept).any(-1)
+    in_top = top_k_mask(z, int(model.cfg.concept_top_k))[:, concept]
     texts = [model.tokenizer.decode([t]) for t in gen]
     return pd.DataFrame({"token": gen, "text": texts, "prob": probs.cpu().numpy(),
                          "in_topk": in_top.cpu().numpy()})

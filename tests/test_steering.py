@@ -316,3 +316,13 @@ def test_add_edits_take_the_catalogue_std_when_the_run_has_one():
         no_catalogue) == SteeringSpec(spec.edits[1:])
     with pytest.raises(ValueError, match="no catalogue; fix"):
         spec.resolve(no_catalogue)
+
+
+def test_the_top_k_rule_of_readers_is_the_heads_own_selection_ties_included():
+    from cocomix_lens.model.concept import top_k_mask
+
+    model, x = tiny_model(), tokens()
+    z, acts, _ = _run(model, x)
+    assert torch.equal(top_k_mask(z, K), acts != 0)
+    tied = torch.tensor([[2.0, 1.0, 1.0, 1.0, 0.0]])
+    assert top_k_mask(tied, 2).sum() == 2  # a `>= k-th value` rule would keep 4

@@ -17,6 +17,7 @@ import torch
 
 from cocomix_lens.data.files import atomic_write_json
 from cocomix_lens.groundtruth import COVERAGE_F1, GROUNDTRUTH_FILE, concept_names_of
+from cocomix_lens.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -239,9 +240,8 @@ def render_groundtruth(s: dict[str, Any]) -> list[str]:
               "sentence (a concept detects a sentence's value when it fires on any of its "
               "tokens; token-level F1 in brackets after it), the others per token. "
               if g.get("sentence_variables") else "F1 is token-level. ")
-           + f"Details per value and per concept: `{g['file']}`.", "",
-           "| concepts | " + " | ".join(cols) + " | concepts with F1 ≥ 0.8 |",
-           "|---|" + "---:|" * (len(cols) + 1)]
+           + f"Details per value and per concept: `{g['file']}`.", ""]
+    rows = []
     for src, label in _SOURCES.items():
         if src not in g["coverage"]:  # runs from before the probe ceiling
             continue
@@ -249,13 +249,15 @@ def render_groundtruth(s: dict[str, Any]) -> list[str]:
         tok = g.get("token_mean_best_f1", {}).get(src, {})
         cells = [_cell(cov[v], f1[v], tok.get(v) if v in g.get("sentence_variables", ()) else
                        None) for v in cols]
-        named = g["named_concepts"].get(src, "–")
-        out.append(f"| {label} | " + " | ".join(cells) + f" | {named} |")
-    out += ["", "| student | grammatical sentences, sampled at T=1 (95 % CI) | "
-                "template form only (no agreement) | sentences |", "|---|---:|---:|---:|"]
-    for name, r in g["samples"].items():
-        out.append(f"| {name} | {r['grammatical']:.2f} ({r['ci'][0]:.2f}–{r['ci'][1]:.2f}) | "
-                   f"{r.get('form', float('nan')):.2f} | {r['sentences']} |")
+        rows.append((label, *cells, g["named_concepts"].get(src, "–")))
+    out.append(markdown_table(("concepts", *cols, "concepts with F1 ≥ 0.8"), rows,
+                              "l" + "r" * (len(cols) + 1)))
+    rows = [(name, f"{r['grammatical']:.2f} ({r['ci'][0]:.2f}–{r['ci'][1]:.2f})",
+             f"{r.get('form', float('nan')):.2f}", r["sentences"])
+            for name, r in g["samples"].items()]
+    out += ["", markdown_table(("student", "grammatical sentences, sampled at T=1 (95 % CI)",
+                                "template form only (no agreement)", "sentences"), rows,
+                               "lrrr")]
     for name, r in g["samples"].items():
         if r["examples"]:
             example = r["examples"][0].replace("\n", " / ")[:300]

@@ -15,6 +15,7 @@ import torch
 
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
 from cocomix_lens.rundir import LAYOUT
+from cocomix_lens.tables import markdown_table
 from training.pipeline_groundtruth import render_groundtruth
 
 SUMMARY_VERSION = 1
@@ -94,13 +95,12 @@ def _students(s: dict[str, Any]) -> list[str]:
     rows = [(name, s[name]) for name in ("ntp", "cocomix") if name in s]
     if not rows:
         return []
+    cells = [(name, _f(r.get("n_params"), ","), _f(r.get("steps"), "d"),
+              _f(r.get("tokens"), ","), _f(r.get("val_loss")), _f(r.get("val_ppl"), ".2f"),
+              _f(r.get("tokens_per_s"), ",.0f")) for name, r in rows]
     out = ["## Students (same windows, same token budget)", "",
-           "| student | params | steps | tokens | val loss | val ppl | tokens/s |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, r in rows:
-        out.append(f"| {name} | {_f(r.get('n_params'), ',')} | {_f(r.get('steps'), 'd')} | "
-                   f"{_f(r.get('tokens'), ',')} | {_f(r.get('val_loss'))} | "
-                   f"{_f(r.get('val_ppl'), '.2f')} | {_f(r.get('tokens_per_s'), ',.0f')} |")
+           markdown_table(("student", "params", "steps", "tokens", "val loss", "val ppl",
+                           "tokens/s"), cells, "lrrrrrr")]
     if len(rows) == 2 and rows[0][1].get("val_loss") and rows[1][1].get("val_loss"):
         delta = rows[1][1]["val_loss"] - rows[0][1]["val_loss"]
         out += ["", f"CoCoMix − NTP val loss: {delta:+.4f} nats/token."]
@@ -112,10 +112,10 @@ def _concepts(s: dict[str, Any]) -> list[str]:
     if not c or not b:
         return []
     return ["## Concept prediction (CoCoMix student vs the teacher's labels, validation)", "",
-            "| predictor | top-1 | top-4 |", "|---|---:|---:|",
-            f"| CoCoMix student | {_f(c.get('concept_top1'))} | {_f(c.get('concept_top4'))} |",
-            f"| most frequent labels | {_f(b['frequency_top1'])} | {_f(b['frequency_top4'])} |",
-            f"| chance | {_f(b['chance_top1'])} | {_f(b['chance_top4'])} |", "",
+            markdown_table(("predictor", "top-1", "top-4"), [
+                ("CoCoMix student", _f(c.get("concept_top1")), _f(c.get("concept_top4"))),
+                ("most frequent labels", _f(b["frequency_top1"]), _f(b["frequency_top4"])),
+                ("chance", _f(b["chance_top1"]), _f(b["chance_top4"]))], "lrr"), "",
             f"top-1: the highest concept logit is one of the k labels; top-4: recall of the "
             f"labels among the 4 highest logits. C = {b['n_concepts']:,} concepts; "
             f"{b['distinct_train_labels']:,} distinct labels in the train cache; "
@@ -135,25 +135,26 @@ def _teacher_sae(s: dict[str, Any]) -> list[str]:
     if q:
         out += ["## SAE (TopK, SAE-Lens)", "",
                 f"`{q['hook']}`, d_in {q['d_in']}, d_sae {q['d_sae']:,}, k {q['k']}.", "",
-                "| variance explained | L0 | dead latents | CE clean | CE with SAE | "
-                "CE zero-ablated | CE loss recovered |", "|---:|---:|---:|---:|---:|---:|---:|",
-                f"| {_f(q.get('variance_explained'))} | {_f(q.get('l0'), '.1f')} | "
-                f"{q.get('dead_latents')} ({_f(q.get('dead_fraction'), '.1%')}) | "
-                f"{_f(q.get('ce_clean'))} | {_f(q.get('ce_sae'))} | "
-                f"{_f(q.get('ce_zero_ablation'))} | {_f(q.get('ce_loss_recovered'))} |", ""]
+                markdown_table(
+                    ("variance explained", "L0", "dead latents", "CE clean", "CE with SAE",
+                     "CE zero-ablated", "CE loss recovered"),
+                    [(_f(q.get("variance_explained")), _f(q.get("l0"), ".1f"),
+                      f"{q.get('dead_latents')} ({_f(q.get('dead_fraction'), '.1%')})",
+                      _f(q.get("ce_clean")), _f(q.get("ce_sae")),
+                      _f(q.get("ce_zero_ablation")), _f(q.get("ce_loss_recovered")))],
+                    "rrrrrrr"), ""]
     return out
 
 
 def _stages(s: dict[str, Any]) -> list[str]:
+    rows = [(name, _f(st["wall_s"], ".1f"), _f(st.get("cpu_s"), ".1f"),
+             _f((s.get(name) or {}).get("tokens_per_s"), ",.0f"),
+             "skipped (done before)" if st["skipped"] else "ran")
+            for name, st in s["stages"].items()]
+    rows.append(("**total**", _f(s["total_wall_s"], ".1f"), "", "", ""))
     out = ["## Stages", "",
-           "| stage | wall time (s) | CPU time (s) | tokens/s | this invocation |",
-           "|---|---:|---:|---:|---|"]
-    for name, st in s["stages"].items():
-        tok_s = (s.get(name) or {}).get("tokens_per_s")
-        out.append(f"| {name} | {_f(st['wall_s'], '.1f')} | {_f(st.get('cpu_s'), '.1f')} | "
-                   f"{_f(tok_s, ',.0f')} | "
-                   f"{'skipped (done before)' if st['skipped'] else 'ran'} |")
-    out += [f"| **total** | {_f(s['total_wall_s'], '.1f')} | | | |", "",
+           markdown_table(("stage", "wall time (s)", "CPU time (s)", "tokens/s",
+                           "this invocation"), rows, "lrrrl"), "",
             "CPU time counts every thread; wall time well above CPU time / threads means "
             "the machine was shared.", ""]
     arts = s.get("artifacts", {})

@@ -31,6 +31,7 @@ import numpy as np
 
 import cocomix_lens.world.steering_scorers  # noqa: F401  (registers the oracle scorers)
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text, strict_json
+from cocomix_lens.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -484,8 +485,7 @@ def results_markdown(results: dict[str, Any]) -> str:
     from cocomix_lens.steering.topic_eval import leaderboard
 
     header, rows = leaderboard(results)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines = markdown_table(header, rows).splitlines()
     g = results["goals"]
     cfg, sm = results["config"], results["sampling"]
     return "\n".join([

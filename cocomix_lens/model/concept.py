@@ -93,6 +93,13 @@ class ConceptHead(MixingHead):
         return acts @ self.W_comp + self.b_comp
 
 
+def top_k_mask(logits: Tensor, k: int) -> Tensor:
+    """[..., C] True at the k concepts the head keeps: `torch.topk`'s choice, exactly as the
+    forward selects them (ties broken the same way). The one top-k rule for readers."""
+    idx = logits.topk(min(k, logits.shape[-1]), dim=-1).indices
+    return torch.zeros_like(logits, dtype=torch.bool).scatter(-1, idx, True)
+
+
 # Up to this many gathered elements (positions x k x d_model, 4 MB of floats) the rows are
 # gathered and reduced with one bmm: on a decode step that is two ops, where embedding_bag
 # also builds an offsets tensor. Beyond it embedding_bag avoids materialising the gather.

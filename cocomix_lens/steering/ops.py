@@ -120,6 +120,12 @@ def _std_units(e) -> str:
     return f"{e.unit or 'catalogue'} std"
 
 
+MEASURED = ("benchmarks/steer_ops.py on the demo run (farming concept 275, 64 samples): the "
+            "largest measured strength keeping the grammatical share within 0.10 of "
+            "unsteered")
+"""Where the defaults of scale, add and vector come from (benchmarks/results/steer_ops)."""
+
+
 OPS: dict[str, Op] = {
     "scale": Op(
         "logits", _scale, "multiply the concept's logit by a factor (the paper's steering)",
@@ -127,16 +133,14 @@ OPS: dict[str, Op] = {
         '{"op": "scale", "concept": 12, "value": 4.0}',
         lambda e: f"scale {_concept(e)}'s logit x{e.value:g}",
         unit="factor", label="factor on the predicted logit", range=(-10.0, 10.0),
-        default=-4.0,
-        source="most concept logits are negative, so a factor > 1 pushes them out of the "
-               "top-k and a negative one flips them in"),
+        default=4.0, source=MEASURED + " (x8: on-topic 0.40 but grammar 0.80)"),
     "add": Op(
         "logits", _add, "add stds of the concept's logit to it (moves it into the top-k)",
         ("concept", "value", "std", "unit"), ("concept", "value"),
         '{"op": "add", "concept": 12, "value": 6.0}',
         lambda e: f"add {e.value:g} {_std_units(e)} to {_concept(e)}",
         unit="std", label="logit standard deviations added", range=(-10.0, 10.0),
-        default=6.0, source="the densest-concept screen's strength on the demo run"),
+        default=8.0, source=MEASURED),
     "ban": Op(
         "logits", _ban, "set the concept's logit to -inf: never in the top-k",
         ("concept",), ("concept",), '{"op": "ban", "concept": 12}',
@@ -152,7 +156,9 @@ OPS: dict[str, Op] = {
         lambda e: "set the top-k to " + ", ".join(
             f"{c} (weight {w:g})" for c, w in zip(e.concepts, e.weights)),
         unit="weight", label="weight of the concept replacing the top-k", range=(0.0, 30.0),
-        default=10.0, source="about the largest top-k logit of the demo student"),
+        default=10.0, source="benchmarks/steer_ops.py on the demo run: one concept replacing "
+                             "the whole top-k leaves no grammatical sentence at weights 1-10; "
+                             "use add or vector to steer toward a concept"),
     "vector": Op(
         "vector", _vector, "add the concept's compressor row to c_t, as if its activation "
                            "rose by value stds (or value x a given d_model vector)",
@@ -161,7 +167,7 @@ OPS: dict[str, Op] = {
         lambda e: (f"add {e.value:g} x a given vector to c_t" if e.vector is not None else
                    f"add {_concept(e)}'s compressor row x {e.value:g} {_std_units(e)} to c_t"),
         unit="std", label="activation rise, in logit stds", range=(-30.0, 30.0),
-        default=12.0, source="provisional"),
+        default=8.0, source=MEASURED + " (12: on-topic 0.47 but grammar 0.83)"),
 }
 ORDER = tuple(OPS)
 """The order edits apply in: the registry's order."""

@@ -24,6 +24,7 @@ from torch import Tensor
 from cocomix_lens.catalogue.readout import direct_logits, top_tokens
 from cocomix_lens.concepts.capture import IGNORE
 from cocomix_lens.concepts.extractor import ConceptExtractor, decoder_directions
+from cocomix_lens.model.concept import top_k_mask
 
 TOP_TOKENS = 10  # how many of a concept's top output tokens the token metrics use
 
@@ -191,9 +192,8 @@ def _top_token_logprob(r: Readings) -> np.ndarray:
 
 def _student_in_topk(r: Readings) -> np.ndarray:
     z = r.student_concept_logits
-    k = r.run.student.cfg.concept_top_k
-    kth = z.topk(k, dim=-1).values[..., -1]
-    return r.gen_mean((z[..., r.concept] >= kth).float())
+    selected = top_k_mask(z, r.run.student.cfg.concept_top_k)[..., r.concept]
+    return r.gen_mean(selected.float())
 
 
 for _s in (

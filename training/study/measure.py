@@ -158,15 +158,19 @@ def steer_seed(run: Any, student: Any, concepts: list[int], n_samples: int,
                seed: int) -> dict[str, Any]:
     """Mean over `concepts` of the teacher-SAE activation of the concept in text generated
     with `add` (STEER_STDS stds), unsteered, and with the same edit on a random concept."""
+    from cocomix_lens.sampling import Sampling
     from cocomix_lens.steering import SteeringSpec
-    from cocomix_lens.steering.evaluate import evaluate_steering
+    from cocomix_lens.steering.evaluate import Evaluation, evaluate_steering
 
     view = SeedView(run, student)
     rows = {"steered": [], "unsteered": [], "control": []}
     for c in concepts:
-        res = evaluate_steering(view, SteeringSpec().add(c, STEER_STDS), n_samples=n_samples,
-                                seed=seed, max_new_tokens=24, sae_strength=None,
-                                scorers=["sae_act"], batch_size=n_samples, n_boot=200)
+        # each seed's student has its own logit scale: stds measured on the prompt
+        res = evaluate_steering(view, SteeringSpec().add(c, STEER_STDS, unit="prompt"), None,
+                                Sampling(seed=seed, max_new_tokens=24),
+                                Evaluation(n_samples=n_samples, batch_size=n_samples,
+                                           n_boot=200, scorers=("sae_act",)),
+                                sae_strength=None)
         arm = res.arms["cocomix"]
         for cond in rows:
             rows[cond].append(arm.estimate("sae_act", cond).mean)

@@ -11,6 +11,7 @@ from cocomix_lens.data.files import atomic_write_json, atomic_write_text
 from cocomix_lens.study_results import STUDY_JSON as JSON
 from cocomix_lens.study_results import STUDY_MD as MARKDOWN
 from cocomix_lens.study_results import effects_text, fmt_number, numbers_text
+from cocomix_lens.tables import markdown_table
 from training.study.stats import mean_std
 
 
@@ -50,27 +51,25 @@ def render(doc: dict[str, Any]) -> str:
              f"beside it. With 2-3 seeds most verdicts are inconclusive unless the effect is "
              f"large and consistent.", "",
              "## Claims", "",
-             "| claim | verdict | effect (mean ± std over seeds) [95 % CI] | numbers | paper |",
-             "|---|---|---|---|---|"]
-    for c in doc["claims"]:
-        lines.append(f"| ({c['id']}) {c['title']} | **{c['verdict']}** | "
-                     f"{effects_text(c)} | {numbers_text(c)} | {c.get('paper', '')} |")
-    lines += ["", "## Final validation loss", "", "| arm | val loss | Δ vs cocomix | seeds |",
-              "|---|---|---|---|"]
-    for r in doc["ablations"]:
-        delta = "" if r["delta"] is None else f"{r['delta']:+.4f}"
-        lines.append(f"| {r['arm']} | {r['mean']:.4f} ± {r['std']:.4f} | {delta} | {r['n']} |")
+             markdown_table(("claim", "verdict", "effect (mean ± std over seeds) [95 % CI]",
+                             "numbers", "paper"),
+                            [(f"({c['id']}) {c['title']}", f"**{c['verdict']}**",
+                              effects_text(c), numbers_text(c), c.get("paper", ""))
+                             for c in doc["claims"]])]
+    lines += ["", "## Final validation loss", "", markdown_table(
+        ("arm", "val loss", "Δ vs cocomix", "seeds"),
+        [(r["arm"], f"{r['mean']:.4f} ± {r['std']:.4f}",
+          "" if r["delta"] is None else f"{r['delta']:+.4f}", r["n"])
+         for r in doc["ablations"]])]
     figs = doc["figures"]
     lines += ["", "## Figures", "", ", ".join(f"[{f}](figures/{f})" for f in figs["files"])]
     if figs.get("note"):
         lines.append(f"({figs['note']})")
-    lines += ["", "## Runs", "", "| arm | seed | val loss | tokens/s | wall s |",
-              "|---|---|---|---|---|"]
-    for arm in _arm_order(doc):
-        for seed, r in doc["runs"][arm].items():
-            lines.append(f"| {arm} | {seed} | {r['val_loss']:.4f} | "
-                         f"{fmt_number(r.get('tokens_per_s'), 0)} | "
-                         f"{fmt_number(r.get('wall_s'), 0)} |")
+    runs = [(arm, seed, f"{r['val_loss']:.4f}", fmt_number(r.get("tokens_per_s"), 0),
+             fmt_number(r.get("wall_s"), 0))
+            for arm in _arm_order(doc) for seed, r in doc["runs"][arm].items()]
+    lines += ["", "## Runs", "", markdown_table(("arm", "seed", "val loss", "tokens/s",
+                                                 "wall s"), runs)]
     return "\n".join(lines) + "\n"
 
 
