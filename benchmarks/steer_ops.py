@@ -74,7 +74,7 @@ def main() -> None:
             print(rows[-1], flush=True)
     rows.append(("unsteered", "", "0.00", *(f"{unsteered[m]:.3f}" for m in METRICS)))
     doc["unsteered"] = unsteered
-    table = markdown_table(("op", "strength", "changed", *METRICS), rows, "llrrrr")
+    table = markdown_table(("op", "strength", "changed", *METRICS), rows, "llrrrr", pad=True)
     md = (f"# Each op on concept {concept} (topic {args.topic}) of `{args.run}`\n\n"
           f"{args.samples} samples per condition over {len(harness.prompts)} openings, "
           f"{args.max_new_tokens} new tokens, `{sampling}`.\n\n{table}\n\n"

@@ -68,7 +68,7 @@ def test_quick_bench_measures_every_family_on_the_report_half(bench):
                                             results["prompts"][cell["method"]["topic"]]["report"]}
         s = row["summary"]["harmonic"]
         assert s["lo"] <= s["mean"] <= s["hi"]
-    assert (out / "results.md").read_text().count("\n| ") == 2 + len(results["rows"])  # + rule
+    assert (out / "results.md").read_text().count("\n|") == 2 + len(results["rows"])  # + rule
     assert json.loads((out / "results.json").read_text())["rows"].keys() == results["rows"].keys()
 
 

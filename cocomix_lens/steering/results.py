@@ -100,7 +100,8 @@ class ArmResult:
         sp = self.spread(metric)
         head = (f"{metric} per prompt (steered: min {format_number(sp['min'])}, median "
                 f"{format_number(sp['median'])}, max {format_number(sp['max'])})")
-        return head + "\n" + markdown_table(("#", "prompt", *CONDITIONS), rows, "rlrrr")
+        return head + "\n" + markdown_table(("#", "prompt", *CONDITIONS), rows, "rlrrr",
+                                             pad=True)
 
     def examples_text(self) -> str:
         """The kept example continuations, condition by condition."""
@@ -151,7 +152,7 @@ class ArmResult:
                 f"over {self._n()} samples)")
         cols = ("metric", "steered", "unsteered", "control", "steered - unsteered",
                 "steered - control")
-        parts = [head, markdown_table(cols, [self._row(m) for m in self.metrics])]
+        parts = [head, markdown_table(cols, [self._row(m) for m in self.metrics], pad=True)]
         parts += [p for p in (self.prompt_table(), self.examples_text()) if p]
         return "\n\n".join(parts)
 
@@ -226,7 +227,8 @@ class SweepResult:
                                     for m in infos)))
         head = (f"{ARM_TITLES.get(self.arm, self.arm)} sweep: {self.op} concept {self.concept} "
                 f"(control: concept {base.control_concept})")
-        return head + "\n" + markdown_table(("strength", *(m.name for m in infos)), rows)
+        return head + "\n" + markdown_table(("strength", *(m.name for m in infos)), rows,
+                                             pad=True)
 
 
 def _short(text: str, n: int = 60) -> str:
