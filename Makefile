@@ -51,7 +51,7 @@ faults: install-dev
 	$(PY) -m pytest -q -m faults tests
 
 lint: install-dev
-	$(VENV)/bin/ruff check cocomix_lens training app tests benchmarks
+	$(VENV)/bin/ruff check cocomix_lens training app report tests benchmarks
 
 # The speed goals side by side first (69M shape, CPU), then each benchmark's own table.
 bench: install-dev

@@ -2,7 +2,7 @@
 
 `metrics_frame` -> one row per (stage, split, step, metric) with the tokens seen so far, so
 every curve can be drawn by tokens and stages can share a plot. `study_tables` -> the verdict
-and ablation tables of a study (study.json, read by `cocomix_lens.study_results`).
+and ablation tables of a study (study.json, read by `Run.study`, drawn by `report/study.py`).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def final_table(summary: dict[str, Any]) -> pd.DataFrame:
 def study_tables(doc: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(verdicts: one row per claim with its effect, numbers and test; ablations: per arm the
     final val loss mean and std over seeds, the paired gap to cocomix and the seed count)."""
-    from cocomix_lens.study_results import verdict_rows
+    from report.study import verdict_rows
 
     verdicts = pd.DataFrame(verdict_rows(doc),
                             columns=["claim", "verdict", "effect", "numbers", "test", "paper"])

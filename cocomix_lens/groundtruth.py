@@ -17,18 +17,15 @@ student's top-k predicted concept logits. A value holds on a token per the groun
     # sentence's topic when it fires on any of its tokens.
     rec = Recovery.from_active(*pool_units(active, sentence, {"topic": (topic_col, names)}),
                                n_concepts)
-    concept_names("runs/demo")  # {17: "topic=cooking", ...} from a world run's groundtruth.json
+    concept_names(Run.open("runs/demo"))  # {17: "topic=cooking", ...}: its groundtruth.json
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from cocomix_lens.data.files import read_json
 
 COVERAGE_F1 = 0.8
 
@@ -207,28 +204,23 @@ def best_match_from_summary(summary: dict[str, Any], concept: int) -> tuple[str,
     return (m["variable"], m["value"], float(m["f1"])) if m else ("", "", 0.0)
 
 
-GROUNDTRUTH_FILE = "groundtruth.json"
-"""Written into a pipeline run directory by its `groundtruth` stage (world corpora only):
-{"tokens", "sources": {"sae" | "labels" | "student": Recovery.summary()}, "samples"}."""
-
-
-def concept_names(run_dir: str | Path, source: str = "sae",
+def concept_names(run: Any, source: str = "sae",
                   threshold: float = COVERAGE_F1) -> dict[int, str]:
     """Concept -> "variable=value" for the concepts of `source` whose best-matching value
     has F1 >= threshold (token-level, or sentence-level for sentence-scoped variables, the
     higher), read from a run's groundtruth.json; {} when the run has none (its corpus has no
-    known latents)."""
-    return {c: name for c, (name, _) in concept_matches(run_dir, source, threshold).items()}
+    known latents). `run` is a `cocomix_lens.Run` (typed Any: rundir imports this module's
+    importers); the file is `run.groundtruth`: {"tokens", "sources": {"sae" | "labels" |
+    "student": Recovery.summary()}, "sentence_sources"?, ...}."""
+    return {c: name for c, (name, _) in concept_matches(run, source, threshold).items()}
 
 
-def concept_matches(run_dir: str | Path, source: str = "sae",
+def concept_matches(run: Any, source: str = "sae",
                     threshold: float = COVERAGE_F1) -> dict[int, tuple[str, float]]:
     """`concept_names` with each match's F1: concept -> ("variable=value", F1)."""
-    path = Path(run_dir) / GROUNDTRUTH_FILE
-    if not path.is_file():
+    if not run.has("groundtruth"):
         return {}
-    data = read_json(path, "re-run the pipeline's groundtruth stage (delete the file first)",
-                     expect=dict, fields={"sources": dict})
+    data = run.groundtruth
     return concept_matches_of(data["sources"][source],
                               data.get("sentence_sources", {}).get(source), threshold)
 

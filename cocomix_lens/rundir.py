@@ -26,7 +26,7 @@ from cocomix_lens.data.files import TOKENIZER_FILE, CorruptFileError, read_json
 log = logging.getLogger(__name__)
 
 PIECES = ("tokenizer", "student", "baseline", "teacher", "sae", "labels", "shards", "summary",
-          "report", "metrics", "catalogue", "steering", "groundtruth", "steer_bench")
+          "report", "metrics", "catalogue", "steering", "groundtruth", "steer_bench", "study")
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,13 @@ class PipelineLayout:
     report: str = "REPORT.md"
     catalogue: str = "catalogue"
     study: str = "study"  # `cocomix-lens study`: study.json, study.md, figures/, runs/
+    study_json: str = "study/study.json"
     steering: str = "steering"  # `steer-eval --densest N --out RUN/steering` (make demo)
     steering_json: str = "steering/steering.json"
     steer_bench: str = "steering/bench"  # `cocomix-lens steer-bench --run RUN` (its default --out)
     steer_bench_json: str = "steering/bench/results.json"
     # World runs only: the groundtruth stage's concept <-> latent-value matches
-    # (cocomix_lens.groundtruth.GROUNDTRUTH_FILE).
+    # (cocomix_lens.groundtruth.Recovery.summary per source).
     groundtruth: str = "groundtruth.json"
     # Trainer runs (each a TrainLayout directory), keyed by the stage that trains them.
     runs: tuple[tuple[str, str], ...] = (("teacher", "teacher"), ("ntp", "ntp"),
@@ -89,7 +90,8 @@ class Layout:
                 "sae": p.sae, "labels": p.labels, "baseline": model["ntp"],
                 "student": model["cocomix"], "summary": p.summary, "report": p.report,
                 "catalogue": p.catalogue, "steering": p.steering_json,
-                "groundtruth": p.groundtruth, "steer_bench": p.steer_bench_json}
+                "groundtruth": p.groundtruth, "steer_bench": p.steer_bench_json,
+                "study": p.study_json}
 
     def metrics(self, kind: str) -> dict[str, str]:
         """Stage -> relative path of its metrics.jsonl."""
@@ -201,7 +203,15 @@ class Run:
         concept of every latent value and the best value of every concept, token- and
         sentence-level (`cocomix_lens.groundtruth.Recovery.summary`)."""
         return read_json(self.require("groundtruth"), "re-run the pipeline's groundtruth stage "
-                         "(delete the file first)", expect=dict)
+                         "(delete the file first)", expect=dict, fields={"sources": dict})
+
+    @cached_property
+    def study(self) -> dict[str, Any]:
+        """study/study.json (pipeline runs): `cocomix-lens study`'s curves, claims and
+        ablations (read for people by report/study.py); NaN is stored as null."""
+        return read_json(self.require("study"), f"re-write it with 'cocomix-lens study --run "
+                         f"{self.path} --seeds 3 --report-only'", expect=dict,
+                         fields={"claims": list, "curves": dict, "ablations": list})
 
     @cached_property
     def tokenizer(self):
@@ -291,6 +301,8 @@ class Run:
                     f"{looked.parent}")
         if piece == "steer_bench":
             return f"cocomix-lens steer-bench --run {self.path}"
+        if piece == "study":
+            return f"cocomix-lens study --run {self.path} --seeds 3"
         if self.kind == "pipeline":
             return f"cocomix-lens pipeline --out {self.path}"
         made_by = {"shards": f"cocomix-lens prepare --out {looked}",

@@ -40,9 +40,9 @@ def build_root(tmp: Path) -> Path:
 def add_study(run_dir: Path) -> None:
     """The committed world study (study.json, study.md, figures/) as the run's study: the
     app only reads study.json, so a real study's numbers stand in for a trained one."""
-    from cocomix_lens.study_results import study_dir
+    from cocomix_lens.rundir import LAYOUT
 
-    shutil.copytree(STUDY_WORLD, study_dir(run_dir))
+    shutil.copytree(STUDY_WORLD, run_dir / LAYOUT.pipeline.study)
 
 
 def build_catalogue(run_dir: Path) -> None:

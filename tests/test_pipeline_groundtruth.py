@@ -9,6 +9,7 @@ import pytest
 
 from cocomix_lens.data.truth import GroundTruth
 from cocomix_lens.groundtruth import Recovery, concept_names, pool_units
+from cocomix_lens.rundir import Run
 from training.pipeline import run_pipeline
 from training.pipeline_config import apply_overrides, pipeline_preset
 from training.pipeline_groundtruth import sae_active
@@ -35,7 +36,7 @@ def test_world_run_reports_recovery_of_known_latents(run):
     report = (out / "REPORT.md").read_text()
     assert "## Ground truth (synthetic world" in report and "| SAE latents" in report
     assert json.loads((out / g["file"]).read_text())["tokens"] == g["tokens"]
-    names = concept_names(out, "sae", threshold=0.0)
+    names = concept_names(Run.open(out), "sae", threshold=0.0)
     saved = json.loads((out / g["file"]).read_text())
     listed = set(saved["sources"]["sae"]["concepts"]) | set(
         saved["sentence_sources"]["sae"]["concepts"])
@@ -56,7 +57,7 @@ def test_sae_coverage_equals_a_recount_from_the_saved_sae(run):
     topic = truth.column("val", "topic")[:n]
     cols = {"topic": (topic, truth.values("topic"))}
     rec = Recovery.from_active(active, cols, cfg.sae.d_sae)
-    saved = json.loads((out / "groundtruth.json").read_text())
+    saved = Run.open(out).groundtruth
     best = {v: f for v, _, f in rec.best_per_value("topic")}
     assert {v: d["f1"] for v, d in saved["sources"]["sae"]["variables"]["topic"]["values"]
             .items()} == pytest.approx(best, abs=1e-4)
@@ -107,14 +108,13 @@ def test_probe_ceiling_is_a_ridge_probe_at_the_sae_hook_scored_per_sentence(run)
             p = (held == j).mean()  # no better than predicting j everywhere counts as 0
             f = 2 * tp / ((pred == j).sum() + (held == j).sum())
             f1[name] = f if f > 2 * p / (1 + p) else 0.0
-    saved = json.loads((out / "groundtruth.json").read_text())["sentence_sources"]["probe"]
+    saved = Run.open(out).groundtruth["sentence_sources"]["probe"]
     assert {v: d["f1"] for v, d in saved["variables"]["topic"]["values"].items()} == \
         pytest.approx(f1, abs=1e-4)
     assert summary["groundtruth"]["coverage"]["probe"]["topic"] == pytest.approx(
         np.mean([f >= 0.8 for f in f1.values()]))
     assert "| linear probe at the SAE hook (ceiling) |" in (out / "REPORT.md").read_text()
     from app.catalogue_view import coverage_table
-    from cocomix_lens.rundir import Run
 
     table = coverage_table(Run.open(out))  # the app's Concepts page shows it
     g = summary["groundtruth"]
@@ -126,7 +126,6 @@ def test_probe_ceiling_is_a_ridge_probe_at_the_sae_hook_scored_per_sentence(run)
 
 def test_catalogue_names_concepts_after_their_ground_truth_match(run, tmp_path):
     from cocomix_lens.catalogue import build_catalogue
-    from cocomix_lens.rundir import Run
 
     _, out, _ = run
     r = Run.open(out)

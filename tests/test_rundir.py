@@ -43,9 +43,9 @@ def test_pipeline_run_has_every_piece(pipeline_run):
     run = Run.open(out)
     assert run.kind == "pipeline" and run.path == out
     # the catalog stage included; steering is `steer-eval --densest --out`'s, not a stage's;
-    # a text corpus has no ground truth
+    # a text corpus has no ground truth; the study is `cocomix-lens study`'s
     assert {p for p in PIECES if run.has(p)} == set(PIECES) - {"steering", "groundtruth",
-                                                               "steer_bench"}
+                                                               "steer_bench", "study"}
     assert run.summary == json.loads((out / "summary.json").read_text())
     assert run.summary["cocomix"]["val_loss"] == summary["cocomix"]["val_loss"]
     assert run.report == (out / "REPORT.md").read_text() and "| cocomix |" in run.report
@@ -53,7 +53,7 @@ def test_pipeline_run_has_every_piece(pipeline_run):
     # the summary's artifacts are LAYOUT's paths, the ones the reader opens (each stage's)
     assert summary["artifacts"] == {p: r for p, r in LAYOUT.pieces("pipeline").items()
                                     if p not in ("summary", "report", "steering",
-                                                 "groundtruth", "steer_bench")}
+                                                 "groundtruth", "steer_bench", "study")}
 
 
 @pytest.mark.parametrize("piece,stage", [("student", "cocomix"), ("baseline", "ntp"),

@@ -1,4 +1,4 @@
-"""Reading a study (cocomix_lens.study_results): study.json, its verdict rows and the figures'
+"""Reading a study (Run.study, report/study.py): study.json, its verdict rows and the figures'
 numbers against a direct computation on planted curves and on the committed world study."""
 
 from __future__ import annotations
@@ -11,15 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cocomix_lens.study_results import (
-    curves_figure,
-    effects_text,
-    figures,
-    read_study,
-    savings_figure,
-    study_dir,
-    verdict_rows,
-)
+from cocomix_lens.rundir import LAYOUT, MissingPieceError, Run
+from report.study import curves_figure, effects_text, figures, savings_figure, verdict_rows
 
 COMMITTED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "study_world"
 CURVES = {"ntp": {"0": {"tokens": [10, 20, 30], "val_loss": [6.0, 5.0, 4.0]},
@@ -66,10 +59,17 @@ def test_effects_text_gives_mean_std_interval_and_sign_test():
                                           "(n=2, sign p=1.00) | cocomix vs kd: not run")
 
 
+def pipeline_run(path: Path) -> Path:
+    """An (empty) pipeline run directory: Run.open needs its pipeline.json."""
+    path.mkdir(exist_ok=True)
+    (path / LAYOUT.pipeline.config).write_text("{}")
+    return path
+
+
 def test_committed_world_study_reads_back_with_one_row_per_claim(tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(COMMITTED, study_dir(run))
-    doc = read_study(run)
+    run = pipeline_run(tmp_path / "run")
+    shutil.copytree(COMMITTED, run / LAYOUT.pipeline.study)
+    doc = Run.open(run).study
     expected = json.loads((COMMITTED / "study.json").read_text())
     rows = verdict_rows(doc)
     assert [r["claim"] for r in rows] == [f"({c['id']}) {c['title']}" for c in expected["claims"]]
@@ -89,14 +89,17 @@ def test_committed_world_study_reads_back_with_one_row_per_claim(tmp_path):
     assert cells[1] == [f"{r['mean']:.4f} ± {r['std']:.4f}" for r in expected["ablations"]]
 
 
-def test_no_study_is_none_and_a_damaged_one_is_a_one_line_error(tmp_path):
-    assert read_study(tmp_path) is None
-    path = study_dir(tmp_path) / "study.json"
+def test_no_study_is_missing_and_a_damaged_one_is_a_one_line_error(tmp_path):
+    run = pipeline_run(tmp_path)
+    assert not Run.open(run).has("study")
+    with pytest.raises(MissingPieceError, match=r"cocomix-lens study --run .* --seeds 3"):
+        Run.open(run).study
+    path = run / LAYOUT.pipeline.study_json
     path.parent.mkdir()
     path.write_text("{not json")
     with pytest.raises(ValueError, match=r"is not valid JSON .*--report-only") as err:
-        read_study(tmp_path)
+        Run.open(run).study
     assert "\n" not in str(err.value)
     path.write_text('{"claims": []}')
     with pytest.raises(ValueError, match="has no .curves. field"):
-        read_study(tmp_path)
+        Run.open(run).study

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from cocomix_lens.data.files import atomic_write_json
-from cocomix_lens.groundtruth import COVERAGE_F1, GROUNDTRUTH_FILE, concept_names_of
+from cocomix_lens.groundtruth import COVERAGE_F1, concept_names_of
+from cocomix_lens.rundir import LAYOUT
 from cocomix_lens.tables import markdown_table
 
 log = logging.getLogger(__name__)
@@ -114,14 +115,14 @@ def stage_groundtruth(ctx: Any) -> dict[str, Any]:
         lo, hi = g.ci()
         samples[name] = {"grammatical": g.value, "ci": [lo, hi], "sentences": g.n,
                          "form": form_share(texts).value, "examples": texts[:3]}
-    atomic_write_json(ctx.out / GROUNDTRUTH_FILE, {
+    atomic_write_json(ctx.out / LAYOUT.pipeline.groundtruth, {
         "tokens": n, "sentences": int(units[-1]) + 1, "sources": summaries,
         "sentence_sources": sentence, "samples": samples})
     # The headline per variable: sentence-level for sentence-scoped variables, else tokens.
     headline = {src: {v: (sentence if v in sent_cols else summaries)[src]["variables"][v]
                       for v in summaries[src]["variables"]} for src in summaries}
     return {"available": True, "tokens": n, "sentences": int(units[-1]) + 1,
-            "file": GROUNDTRUTH_FILE, "sentence_variables": sorted(sent_cols),
+            "file": LAYOUT.pipeline.groundtruth, "sentence_variables": sorted(sent_cols),
             "coverage": {src: {v: h["coverage"] for v, h in hv.items()}
                          for src, hv in headline.items()},
             "mean_best_f1": {src: {v: h["mean_best_f1"] for v, h in hv.items()}

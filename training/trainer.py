@@ -113,7 +113,7 @@ class Trainer:
                                    limit=n_eval)
         # Every rank must run the same number of forwards (FSDP gathers weights in each).
         self.eval_starts = starts[: len(starts) - len(starts) % env.world_size]
-        self.ckpt = CheckpointManager(out_dir / "checkpoints", cfg.checkpoint.keep_last,
+        self.ckpt = CheckpointManager(out_dir / LAYOUT.train.checkpoints, cfg.checkpoint.keep_last,
                                       cfg.checkpoint.keep_best)
         self.metrics = MetricsLog(out_dir, cfg.logging, env.is_main, cfg.to_dict())
         self.step, self.tokens, self.last_eval, self.train_s = 0, 0, {}, 0.0

@@ -8,7 +8,7 @@ import streamlit as st
 
 from app import plots
 from app import training_data as td
-from cocomix_lens import study_results
+from report import study as study_results
 
 
 def render(ctx) -> None:
@@ -60,7 +60,7 @@ def _study(ctx) -> None:
     or how to make a study. A damaged study.json is an error here, not for the whole page."""
     st.subheader("Study: which of the paper's claims hold at this scale")
     try:
-        doc = study_results.read_study(ctx.run.path)
+        doc = ctx.run.study if ctx.run.has("study") else None
     except ValueError as err:
         st.error(str(err))
         return

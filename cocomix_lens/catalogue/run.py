@@ -34,7 +34,7 @@ def build_for_run(run: Any, config: CatalogueConfig | None = None,
     return build_catalogue(run.catalogue_dir, teacher=run.teacher, sae=run.sae,
                            student=run.student, shards=run.shards, labels=run.labels,
                            config=config, sources=sources,
-                           truth=concept_matches(run.path, threshold=TRUTH_HEAD_F1),
+                           truth=concept_matches(run, threshold=TRUTH_HEAD_F1),
                            progress=progress)
 
 

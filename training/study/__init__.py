@@ -6,6 +6,5 @@
     claims.py    the claims (a)-(h): numbers from the curves and measurements -> verdicts
     measure.py   measurements that need the models: linear probes (h), steering (f)
     report.py    study.json and study.md;  plots.py  figure files (HTML, PNG)
-The figures and the verdict table's text are the library's (cocomix_lens.study_results),
-shared with the app.
+The figures and the verdict table's text are report/study.py's, shared with the app.
 """

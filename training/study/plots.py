@@ -1,6 +1,6 @@
 """The study's figures as files: HTML (plotly.js from its CDN, so the files stay small) and PNG.
 
-The figures themselves are the library's (`cocomix_lens.study_results`), which the app draws
+The figures themselves are `report/study.py`'s, which the app draws
 too. PNG goes through kaleido 0.2.1's own PlotlyScope with plotly's bundled plotly.js: it
 ships its own chromium, so it needs no browser and no network. (Plotly >= 6.1's
 `fig.write_image` asks for kaleido >= 1, which drives a Chrome installed on the machine.)
@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from cocomix_lens.study_results import FIGURES, figures
+from report.study import FIGURES, figures
 
 __all__ = ["FIGURES", "png_available", "write_figures", "write_png"]
 log = logging.getLogger(__name__)

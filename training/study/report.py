@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
-from cocomix_lens.study_results import STUDY_JSON as JSON
-from cocomix_lens.study_results import STUDY_MD as MARKDOWN
-from cocomix_lens.study_results import effects_text, fmt_number, numbers_text
 from cocomix_lens.tables import markdown_table
+from report.study import STUDY_JSON as JSON
+from report.study import STUDY_MD as MARKDOWN
+from report.study import effects_text, fmt_number, numbers_text
 from training.study.stats import mean_std
 
 

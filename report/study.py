@@ -1,12 +1,11 @@
-"""The results of `cocomix-lens study` for readers: study.json, its verdict table and figures.
+"""The results of `cocomix-lens study` for people: study.json's verdict table and figures.
 
-    doc = read_study("runs/world")           # RUN/study/study.json as a dict, None if absent
+    doc = Run.open("runs/world").study        # RUN/study/study.json (Run is its one reader)
     rows = verdict_rows(doc)                  # claim, verdict, effect, numbers, test
     fig = curves_figure(doc["curves"])        # plotly: val loss by tokens, ±1 std over seeds
 
 The study (training/study/) writes study.json, study.md and figures/ with these builders; the
-app draws the same figures from study.json. Plotly is imported inside the builders, so the
-library imports without it.
+app draws the same figures from study.json. Plotly is imported inside the builders.
 
 study.json (written by training/study/report.py):
     curves     {arm: {seed: {"tokens": [...], "val_loss": [...]}}}
@@ -19,33 +18,18 @@ NaN is stored as null (strict JSON), so every reader here accepts both.
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
 
-from cocomix_lens.data.files import read_json
 from cocomix_lens.rundir import LAYOUT
 
-STUDY_JSON, STUDY_MD, FIGURES = "study.json", "study.md", "figures"
+# File names inside a study directory (RUN/study, or a copy such as benchmarks/results/).
+STUDY_JSON = PurePosixPath(LAYOUT.pipeline.study_json).name
+STUDY_MD, FIGURES = "study.md", "figures"
 MAKE = "cocomix-lens study --run {run} --seeds 3"
 """The command that makes a study (shown where a run has none)."""
-
-
-def study_dir(run_dir: str | Path) -> Path:
-    """Where the study of a pipeline run lives (it may not exist yet)."""
-    return Path(run_dir) / LAYOUT.pipeline.study
-
-
-def read_study(run_dir: str | Path) -> dict[str, Any] | None:
-    """RUN/study/study.json, or None when the run has no study; a damaged file raises a
-    one-line ValueError naming the fix."""
-    path = study_dir(run_dir) / STUDY_JSON
-    if not path.is_file():
-        return None
-    fix = f"re-write it with '{MAKE.format(run=run_dir)} --report-only'"
-    return read_json(path, fix, expect=dict,
-                     fields={"claims": list, "curves": dict, "ablations": list})
 
 
 # ---- the verdict table ------------------------------------------------------------------------
