@@ -288,11 +288,12 @@ def test_transplant_patches_the_source_concept_vector_into_the_target():
     model = tiny_text_model()
     source, target = "Paris is the capital of France.", "The cat sat on the mat."
     spec = transplant(model, source, target, [-1, 2])
-    src = _run(model, model.to_tokens(source))[2]
-    n = model.to_tokens(target).shape[1]
-    patched = _run(model, model.to_tokens(target), spec)[2]
-    torch.testing.assert_close(patched[0, n - 1], src[0, -1], atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(patched[0, 2], src[0, 2], atol=1e-6, rtol=1e-6)
+    # positions count the text's tokens; the prompt encoding puts <|endoftext|> first
+    src = _run(model, model.to_tokens(source, prepend_bos=True))[2]
+    ids = model.to_tokens(target, prepend_bos=True)
+    patched = _run(model, ids, spec)[2]
+    torch.testing.assert_close(patched[0, -1], src[0, -1], atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(patched[0, 3], src[0, 3], atol=1e-6, rtol=1e-6)
     assert SteeringSpec.from_json(spec.to_json()) == spec
     with pytest.raises(ValueError, match="out of range.*fix"):
         transplant(model, source, target, [200])
@@ -326,3 +327,24 @@ def test_the_top_k_rule_of_readers_is_the_heads_own_selection_ties_included():
     assert torch.equal(top_k_mask(z, K), acts != 0)
     tied = torch.tensor([[2.0, 1.0, 1.0, 1.0, 0.0]])
     assert top_k_mask(tied, 2).sum() == 2  # a `>= k-th value` rule would keep 4
+
+
+def test_a_transplant_reports_its_effect_beside_random_edits_of_the_same_norm():
+    from cocomix_lens.steering.transplant import transplant_effect
+
+    model = tiny_text_model()
+    target = "The cat sat on the mat."
+    none = transplant_effect(model, transplant(model, target, target, [-1]), target,
+                             n_controls=4)
+    assert none.kl == pytest.approx(0.0, abs=1e-9) and none.p == 1.0
+    assert "no effect beyond random directions" in none.summary()
+    spec = transplant(model, "Paris is the capital of France.", target, [-1, -2])
+    effect = transplant_effect(model, spec, target, n_controls=4)
+    ids = model.to_tokens(target, prepend_bos=True)
+    with torch.no_grad():
+        base = model(ids)[0, -1].log_softmax(-1)
+        with steer(model, spec):
+            moved = model(ids)[0, -1].log_softmax(-1)
+    assert effect.kl == pytest.approx(float((moved.exp() * (moved - base)).sum()), rel=1e-5)
+    assert len(effect.control_kl) == 4
+    assert effect.p == (1 + sum(c >= effect.kl for c in effect.control_kl)) / 5
