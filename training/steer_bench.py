@@ -31,6 +31,7 @@ import numpy as np
 
 import cocomix_lens.world.steering_scorers  # noqa: F401  (registers the oracle scorers)
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text, strict_json
+from cocomix_lens.steering.ops import OPS as STEERING_OPS
 from cocomix_lens.tables import markdown_table
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ GRIDS: dict[str, tuple[float | None, ...]] = {
     "diffmean_vector": (1.0, 2.0, 4.0, 8.0),
     "sae": (0.3, 0.6, 0.9, 1.2),  # x mean residual norm
 }
-OPS = ("add", "scale", "force", "set", "vector")
+OPS = tuple(op for op in STEERING_OPS if op != "ban")
+"""Every op of the registry that can raise a concept (ban only lowers one)."""
 CELLS = "cells.jsonl"  # every scored cell, appended as it is scored (the resume cache)
 CONCEPT_SETS = ("single", "set", "set+ban")
 POSITIONS = ("all", "generated")
