@@ -10,21 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers_training import micro_config, write_corpus
 
 from cocomix_lens.catalogue import build_catalogue, contrast, run_sources
 from cocomix_lens.catalogue.metadata import categorical_keys, concentration
 from cocomix_lens.concepts import ConceptExtractor, decoder_directions
 from cocomix_lens.rundir import Run
 from training.cli import main
-from training.pipeline import run_pipeline
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("catalogue")
-    run_pipeline(micro_config(write_corpus(tmp / "corpus")), tmp / "run")
-    return Run.open(tmp / "run")
+def run(micro_run):
+    return Run.open(micro_run[1])  # the session's run (tests/conftest.py), read only
 
 
 @pytest.fixture(scope="module")

@@ -8,22 +8,18 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers_training import micro_config, write_corpus
 
 from cocomix_lens.concepts import ConceptExtractor
 from cocomix_lens.inspection import inspect, slot_effects
 from cocomix_lens.rundir import Run
 from training.cli import main
-from training.pipeline import run_pipeline
 
 TEXT = "The ship sailed over the wave to the harbor, and the sailor saw fish."
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("inspect")
-    run_pipeline(micro_config(write_corpus(tmp / "corpus")), tmp / "run")
-    return Run.open(tmp / "run")
+def run(micro_run):
+    return Run.open(micro_run[1])  # the session's run (tests/conftest.py), read only
 
 
 @pytest.fixture(scope="module")

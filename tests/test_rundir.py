@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from helpers_training import make_shards, micro_pipeline_run, tiny_run
+from helpers_training import make_shards, tiny_run
 
 from cocomix_lens import CoCoMixModel, LabelCache, MissingPieceError, Run
 from cocomix_lens.data import TokenShards, load_tokenizer
@@ -20,8 +20,8 @@ TEXT = "the ship and the star"
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory):
-    return micro_pipeline_run(tmp_path_factory.mktemp("rundir"))
+def pipeline_run(micro_run):
+    return micro_run  # the session's (tests/conftest.py): tests that change it copy it first
 
 
 @pytest.fixture(scope="module")
