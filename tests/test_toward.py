@@ -46,3 +46,13 @@ def test_set_plus_ban_bans_every_other_topics_concepts():
     assert [(e.op, e.concept) for e in spec.edits] == [("add", 3), ("ban", 7), ("ban", 9),
                                                        ("ban", 5)]
     assert "3 other topics' concepts banned" in how
+
+
+def test_a_runs_bench_gives_the_topics_own_strength():
+    run = world_run()
+    run.has = lambda piece: piece in ("groundtruth", "catalogue", "steer_bench")
+    run.steer_bench = {"per_topic_strength": {"sea": {"cocomix/add/set/all": 3.5}}}
+    spec, how = toward(run, "sea", TopicRecipe("add", "set", "all", 5.0, "test"))
+    assert [e.value for e in spec.edits] == [3.5, 3.5, 3.5] and "chosen for sea" in how
+    other, _ = toward(run, "war", TopicRecipe("add", "set", "all", 5.0, "test"))
+    assert [e.value for e in other.edits] == [5.0]

@@ -37,15 +37,18 @@ from cocomix_lens.tables import markdown_table
 log = logging.getLogger(__name__)
 
 # Strength grids searched on the selection half, in each family's unit (methods.FAMILIES).
+# Round 1 searched add (3, 6, 10), DiffMean and its concept-vector form (1, 2, 4, 8), SAE
+# (0.3, 0.6, 0.9, 1.2); the best of every family fell between two of those points, so round 2
+# (these grids) adds the points between them, for CoCoMix and the baselines alike.
 GRIDS: dict[str, tuple[float | None, ...]] = {
-    "add": (3.0, 6.0, 10.0),  # logit stds (the catalogue's)
+    "add": (3.0, 4.5, 6.0, 8.0, 10.0),  # logit stds (the catalogue's)
     "scale": (-8.0, -4.0),  # factor on the logit (most logits are negative: flip them in)
     "force": (None,),
     "set": (5.0, 15.0),  # weight of each concept replacing the top-k
     "vector": (8.0, 20.0),  # activation rise in logit stds, along the compressor row
-    "diffmean": (1.0, 2.0, 4.0, 8.0),  # x the difference of means
-    "diffmean_vector": (1.0, 2.0, 4.0, 8.0),
-    "sae": (0.3, 0.6, 0.9, 1.2),  # x mean residual norm
+    "diffmean": (1.0, 1.5, 2.0, 3.0, 4.0, 8.0),  # x the difference of means
+    "diffmean_vector": (1.0, 2.0, 3.0, 4.0, 6.0, 8.0),
+    "sae": (0.3, 0.45, 0.6, 0.9, 1.2),  # x mean residual norm
 }
 OPS = tuple(op for op in STEERING_OPS if op != "ban")
 """Every op of the registry that can raise a concept (ban only lowers one)."""
@@ -71,6 +74,7 @@ class BenchConfig:
     positions: tuple[str, ...] = POSITIONS
     diffmean_tokens: int = 65_536  # training tokens read for the topic means
     per_topic_strength: bool = False  # choose strengths per topic, not one for all topics
+    max_grammar_drop: float = 0.10  # "@topic" rows: grammar within this of unsteered
     grids: dict[str, tuple[float | None, ...]] = field(default_factory=lambda: dict(GRIDS))
     n_boot: int = 2000
     workers: int = 1  # processes scoring cells (each loads the run's models once)
@@ -324,7 +328,7 @@ def candidates(bench: Bench, kit: TopicKit, sae_resid: float) -> dict[str, list]
         for which in cfg.concept_sets:
             if which == "set" and len(kit.concepts.concepts) < 2:
                 continue  # the set is the single concept
-            for pos in cfg.positions if which != "set+ban" else ("all",):
+            for pos in cfg.positions:
                 ms = [cocomix_method(kit, op, which, pos, s, run) for s in cfg.grids[op]]
                 out[ms[0].key] = ms
     for hook in bench.hooks():
@@ -356,9 +360,10 @@ def run_bench(run: Any, out: Path, cfg: BenchConfig | None = None,
     chosen = choose_strengths(bench, cands)
     best_cocomix = _best_variant(chosen, "cocomix")
     best_diffmean = _best_variant(chosen, "diffmean/")
+    tuned = tune_per_topic(bench, cands, (best_cocomix, best_diffmean))
     methods = [m for t in bench.topics for m in (
-        [c["method"] for c in chosen[t].values()]
-        + _extra_methods(bench, kits[t], chosen[t], best_cocomix, best_diffmean))]
+        [c["method"] for c in chosen[t].values()] + list(tuned[t].values())
+        + _extra_methods(bench, kits[t], chosen[t], best_cocomix, best_diffmean, tuned[t]))]
     bench.fill([(m, "report") for m in methods])
     report: dict[str, list] = {}
     for m in methods:
@@ -367,9 +372,34 @@ def run_bench(run: Any, out: Path, cfg: BenchConfig | None = None,
         bench.progress.close()
     results = _results(bench, cfg, kits, chosen, report, best_cocomix, best_diffmean,
                        time.perf_counter() - t0)
+    results["per_topic_strength"] = {t: {v: m.strength for v, m in tv.items()}
+                                     for t, tv in tuned.items()}
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", results_markdown(results))
     return results
+
+
+def tune_per_topic(bench: Bench, cands: dict[str, dict[str, list]],
+                   variants: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """topic -> variant -> the variant at its own strength for this topic, renamed
+    "<variant>@topic": the grid point with the best selection-half harmonic mean among those
+    whose grammatical share stays within `max_grammar_drop` of the unsteered run's on the
+    same openings (the smallest strength when none does)."""
+    from cocomix_lens.steering.topic_methods import TopicMethod
+
+    out: dict[str, dict[str, Any]] = {t: {} for t in cands}
+    for t, variants_of in cands.items():
+        base = bench.cell(TopicMethod("unsteered", "", t), "selection")
+        floor = float(np.nanmean(base.values["fluency"])) - bench.cfg.max_grammar_drop
+        for v in variants:
+            ms = variants_of.get(v)
+            if not ms:
+                continue
+            cells = [bench.cell(m, "selection") for m in ms]
+            ok = [i for i, c in enumerate(cells) if np.nanmean(c.values["fluency"]) >= floor]
+            i = max(ok, key=lambda j: float(np.mean(cells[j].harmonic))) if ok else 0
+            out[t][v] = replace(ms[i], variant=ms[i].variant + "@topic")
+    return out
 
 
 def choose_strengths(bench: Bench, cands: dict[str, dict[str, list]]) -> dict[str, Any]:
@@ -409,17 +439,18 @@ def _best_variant(chosen: dict[str, dict[str, Any]], prefix: str) -> str:
 
 
 def _extra_methods(bench: Bench, kit: TopicKit, chosen: dict[str, Any], best_cocomix: str,
-                   best_diffmean: str) -> list:
-    """Prompting and the controls, for one topic."""
+                   best_diffmean: str, tuned: dict[str, Any]) -> list:
+    """Prompting and the controls, for one topic (a random-concept control for the best
+    CoCoMix variant at its global and at its per-topic strength)."""
     from cocomix_lens.steering.diffmean import random_direction
     from cocomix_lens.steering.evaluate import live_concepts
     from cocomix_lens.steering.topic_methods import TopicMethod
 
     out = [TopicMethod("unsteered", "", kit.topic), TopicMethod("prompt_cue", "", kit.topic),
            TopicMethod("prompt_switch", "", kit.topic)]
-    cm = chosen[best_cocomix]["method"] if best_cocomix in chosen else None
-    if cm is not None:
-        op, which, pos = cm.variant.split("/")
+    for cm in ([chosen[best_cocomix]["method"]] if best_cocomix in chosen else []) + [
+            m for v, m in tuned.items() if v == best_cocomix]:
+        op, which, pos = cm.variant.split("@")[0].split("/")
         live = np.setdiff1d(live_concepts(bench.run), kit.concepts.concepts)
         rng = np.random.default_rng([bench.cfg.seed, sum(map(ord, kit.topic))])
         ids = tuple(int(c) for c in rng.choice(live, len(cm.extra["concepts"]), replace=False))
@@ -456,6 +487,7 @@ def _results(bench: Bench, cfg: BenchConfig, kits: dict, chosen: dict, report: d
         "best": {"cocomix": best_cocomix, "diffmean": best_diffmean},
         "rows": rows,
         "goals": goals(rows, best_cocomix, bench.topics),
+        "goals_per_topic_strength": goals(rows, best_cocomix + "@topic", bench.topics),
     }
 
 
@@ -488,7 +520,7 @@ def results_markdown(results: dict[str, Any]) -> str:
 
     header, rows = leaderboard(results)
     lines = markdown_table(header, rows).splitlines()
-    g = results["goals"]
+    g, gt = results["goals"], results["goals_per_topic_strength"]
     cfg, sm = results["config"], results["sampling"]
     return "\n".join([
         f"# Steering benchmark on `{results['run']}`", "",
@@ -503,4 +535,6 @@ def results_markdown(results: dict[str, Any]) -> str:
         "concept, fluency and relevance, 0 if any is 0 (AxBench). 95 % bootstrap CIs over "
         f"prompts. Wall time {results['wall_s']:.0f} s.", "", *lines, "",
         f"5x goal ({g['method']}: on-topic >= 5x random-concept control and >= 5x unsteered, "
-        f"grammar within 10 points of unsteered): {g['passed']} of {g['of']} topics.", ""])
+        f"grammar within 10 points of unsteered): {g['passed']} of {g['of']} topics; with its "
+        f"strength chosen per topic ({gt['method']}, grammar-bounded on the selection half): "
+        f"{gt['passed']} of {gt['of']}.", ""])

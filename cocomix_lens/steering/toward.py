@@ -15,7 +15,7 @@ measured is what `toward` gives.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cocomix_lens.steering.spec import Edit, SteeringSpec
@@ -58,6 +58,23 @@ class TopicRecipe:
         if self.concepts not in CONCEPT_SETS:
             raise ValueError(f"concepts={self.concepts!r}; choose one of {CONCEPT_SETS}")
 
+    @property
+    def key(self) -> str:
+        """The steer-bench row of this recipe, e.g. "cocomix/add/set+ban/all"."""
+        return f"cocomix/{self.op}/{self.concepts}/{self.positions}"
+
+    def for_topic(self, run: Any, topic: str) -> TopicRecipe:
+        """This recipe at the strength the run's steer-bench chose for `topic` (grammar
+        within 10 points of unsteered on its selection half), when it measured one."""
+        if not run.has("steer_bench"):
+            return self
+        chosen = run.steer_bench.get("per_topic_strength", {}).get(topic, {})
+        if self.key not in chosen:
+            return self
+        return replace(self, strength=chosen[self.key], source=(
+            f"this run's steer-bench: {self.key} at the strength chosen for {topic} on its "
+            "selection half (grammar within 10 points of unsteered)"))
+
     def ids(self, run: Any, topic: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(the concepts to raise, the concepts to ban) for `topic`."""
         tc = topic_concepts(run, topic)
@@ -88,6 +105,7 @@ def toward(run: Any, name: str, recipe: TopicRecipe = RECOMMENDED) -> tuple[Stee
     name = str(name).strip()
     topics = world_topics(run) if run.has("groundtruth") else []
     if name in topics:
+        recipe = recipe.for_topic(run, name)
         ids, ban = recipe.ids(run, name)
         what = f"topic {name!r}: concepts {list(ids)} ({topic_concepts(run, name).how})"
         what += f", {len(ban)} other topics' concepts banned" if ban else ""
