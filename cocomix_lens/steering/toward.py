@@ -93,8 +93,10 @@ class TopicRecipe:
 
 
 RECOMMENDED = TopicRecipe(
-    "add", "set", "all", 6.0,
-    source="provisional: the op registry's add default, on the topic's concept set")
+    "add", "set+ban", "generated", 4.5,
+    source="steer-bench on the demo run: the CoCoMix recipe with the best harmonic mean on "
+           "the selection half, 0.137 [0.113, 0.161] on the report half "
+           "(benchmarks/results/steer_bench_world; `cocomix-lens steer-bench --run runs/demo`)")
 """The best CoCoMix recipe on the steering benchmark's report half (see `source`)."""
 
 
