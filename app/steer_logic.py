@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+import cocomix_lens.world.steering_scorers  # noqa: F401  (registers the oracle scorers)
 from app.config import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_PROMPT_TOKENS
 from cocomix_lens.sampling import Sampling
 from cocomix_lens.steering import OPS, Edit, SteeringSpec, describe_edit

@@ -215,6 +215,7 @@ def test_main_path_concept_row_card_steer_with_measured_setting_generate_and_swe
     """Concepts -> click the first row -> its card -> "Steer with this concept" (prefilled
     with the run's measured setting, labelled) -> Generate -> Strength sweep: no exception
     anywhere, and the sweep's figures are the library's `sweep` at the page's settings."""
+    import cocomix_lens.world.steering_scorers  # noqa: F401  (as the app and steer-eval do)
     from app.steer_logic import Sampling, default_strengths, sweep_settings
     from cocomix_lens import Run
     from cocomix_lens.steering.best import best_setting
