@@ -27,28 +27,32 @@ class Estimate:
 
     @classmethod
     def from_dict(cls, blob: Mapping[str, float]) -> Estimate:
-        return cls(float(blob["mean"]), float(blob["lo"]), float(blob["hi"]), int(blob["n"]))
+        """From `to_dict` (a null, as strict JSON writes NaN, reads as NaN)."""
+        num = lambda k: float("nan") if blob.get(k) is None else float(blob[k])  # noqa: E731
+        return cls(num("mean"), num("lo"), num("hi"), int(blob.get("n") or 0))
 
     def above(self, other: Estimate) -> bool:
         """Whether this interval lies entirely above `other`'s."""
         return self.lo > other.hi
 
-    def format(self, log_scale: bool = False, ratio: bool = False) -> str:
+    def format(self, log_scale: bool = False, ratio: bool = False,
+               decimals: int | None = None) -> str:
         """'mean [lo, hi]' (the one estimate formatter). A log-scale metric (perplexity, kept
-        as a log) shows as exp; a difference of logs as a ratio 'x1.2 [..]'."""
-        if log_scale:
-            mark = "x" if ratio else ""
-            return (f"{mark}{format_number(math.exp(self.mean))} "
-                    f"[{format_number(math.exp(self.lo))}, {format_number(math.exp(self.hi))}]")
-        return (f"{format_number(self.mean)} "
-                f"[{format_number(self.lo)}, {format_number(self.hi)}]")
+        as a log) shows as exp; a difference of logs as a ratio 'x1.2 [..]'. `decimals`:
+        fixed decimals instead of 3 significant digits."""
+        f = lambda x: format_number(x, log_scale, decimals)  # noqa: E731
+        mark = "x" if log_scale and ratio else ""
+        return f"{mark}{f(self.mean)} [{f(self.lo)}, {f(self.hi)}]"
 
 
-def format_number(x: float, log_scale: bool = False) -> str:
-    """3 significant digits (thousands grouped); exp(x) for a log-scale value."""
-    x = math.exp(x) if log_scale and math.isfinite(x) else x
-    if not math.isfinite(x):
+def format_number(x: float | None, log_scale: bool = False, decimals: int | None = None) -> str:
+    """3 significant digits (thousands grouped), or `decimals` fixed ones; exp(x) for a
+    log-scale value; "nan" for None or a non-finite value."""
+    if x is None or not math.isfinite(x):
         return "nan"
+    x = math.exp(x) if log_scale else x
+    if decimals is not None:
+        return f"{x:.{decimals}f}"
     return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
 
 

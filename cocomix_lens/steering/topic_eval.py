@@ -174,9 +174,12 @@ def leaderboard(results: dict[str, Any]) -> tuple[tuple[str, ...], list[list[str
 
 
 def _num(x: float | None) -> str:
-    return "nan" if x is None or not np.isfinite(x) else f"{x:.3f}"
+    from cocomix_lens.steering.stats import format_number
+
+    return format_number(x, decimals=3)
 
 
 def _est(s: dict[str, Any], log: bool = False) -> str:
-    f = (lambda x: None if x is None else float(np.exp(x))) if log else (lambda x: x)
-    return f"{_num(f(s['mean']))} [{_num(f(s['lo']))}, {_num(f(s['hi']))}]"
+    from cocomix_lens.steering.stats import Estimate
+
+    return Estimate.from_dict(s).format(log, decimals=3)
