@@ -188,7 +188,8 @@ def _comparable(cfg) -> dict[str, Any]:
     working directory still reuses the run."""
     d = json.loads(json.dumps(cfg.to_dict()))
     d["logging"].pop("progress", None)
-    d["system"].pop("device", None)
+    for key in ("device", "threads"):  # not a run's identity, as in pipeline.NON_IDENTITY
+        d["system"].pop(key, None)
     d["data"].pop("dir", None)
     for key in ("labels", "teacher"):
         d["concept"].pop(key, None)
