@@ -265,6 +265,22 @@ class Run:
         return open_for_run(self)
 
     @cached_property
+    def corpus(self) -> str | None:
+        """The corpus the run's shards were prepared from ("world", "wiki", ...); None when
+        the run has no shards or their manifest names none."""
+        if not self.has("shards"):
+            return None
+        return (self.shards.manifest.get("corpus") or {}).get("source")
+
+    def load_corpus_scorers(self) -> None:
+        """Register the steering scorers of this run's corpus (the world's oracle scorers on a
+        world run); `cocomix_lens.steering.scorers.scorers_for` calls it, so what a run is
+        scored with does not depend on what the caller imported, and `steering/` never names
+        a corpus."""
+        if self.corpus == "world":
+            import cocomix_lens.world.steering_scorers  # noqa: F401  (registers them)
+
+    @cached_property
     def metrics(self) -> dict[str, list[dict[str, Any]]]:
         """Every metrics.jsonl of the run as records, keyed by stage ("train" for a train
         run). A torn last line (a run killed mid-write) is skipped."""

@@ -5,7 +5,11 @@ from its cells, and `--quick` stays CI-sized."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,3 +147,33 @@ def test_a_topics_best_concept_prefills_the_benchs_best_single_concept_edit(benc
     best = max(singles, key=singles.get)
     assert setting.op == best.split("/")[1] and "steer-bench" in setting.source
     assert setting.strength == results["selection"]["sea"][best]["strength"]
+
+
+SCORED_WITHOUT_IMPORT = """
+import sys
+from cocomix_lens import Run
+from cocomix_lens.sampling import Sampling
+from cocomix_lens.steering import SteeringSpec
+from cocomix_lens.steering.evaluate import Evaluation, evaluate_steering
+
+run = Run.open(sys.argv[1])
+assert "cocomix_lens.world.steering_scorers" not in sys.modules
+res = evaluate_steering(run, SteeringSpec().add(0, 4.0, unit="logit"), ["Anna was a baker."],
+                        Sampling(max_new_tokens=6), Evaluation(n_samples=2, n_boot=20,
+                                                               extras={"topic": "sea"}),
+                        sae_strength=None)
+print(" ".join(m.name for m in res.arms["cocomix"].metrics))
+"""
+
+
+def test_a_world_run_is_scored_by_the_oracle_whatever_the_caller_imported(world_run):
+    """A library user who never imports cocomix_lens.world (a fresh interpreter) still gets
+    the oracle metrics on a world run: the run registers them when it is scored."""
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", SCORED_WITHOUT_IMPORT, str(world_run)],
+                         capture_output=True, text=True, cwd=repo,
+                         env={**os.environ, "PYTHONPATH": str(repo)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    names = set(out.stdout.split())
+    assert {"oracle_on_target", "oracle_grammatical", "oracle_relevance"} <= names
+    assert "sae_act" in names

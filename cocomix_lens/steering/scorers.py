@@ -159,7 +159,11 @@ def register_scorer(scorer: Scorer) -> Scorer:
 
 
 def scorers_for(run: Any, names: list[str] | None = None) -> list[Scorer]:
-    """The registered scorers that apply to `run` (or exactly `names`, in that order)."""
+    """The registered scorers that apply to `run` (or exactly `names`, in that order). A run
+    that brings scorers of its corpus (`Run.load_corpus_scorers`) registers them first."""
+    load = getattr(run, "load_corpus_scorers", None)
+    if load is not None:
+        load()
     if names is None:
         return [s for s in SCORERS.values() if s.applies(run)]
     unknown = [n for n in names if n not in SCORERS]

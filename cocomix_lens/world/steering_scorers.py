@@ -2,7 +2,8 @@
 
 Importing this module registers them into the steering scorer registry
 (`cocomix_lens.steering.scorers.register_scorer`; `steering/` never names the world), applying
-only to runs whose corpus is the world; `steer-eval`, the screen and the app import it:
+only to runs whose corpus is the world. A world `Run` imports it itself when it is scored
+(`Run.load_corpus_scorers`, called by `scorers_for`), so no caller needs to import it first:
 - `oracle_on_target` (success): share of a sample's sentences on the steered topic, or
   mentioning the steered character; the target comes from `extras["topic"]` /
   `extras["character"]` or, failing those, from the world words among the concept's top output
@@ -12,8 +13,6 @@ only to runs whose corpus is the world; `steer-eval`, the screen and the app imp
   the prompt named (`cocomix_lens.world.scoring.kept_share`: names and resolved pronouns).
 Sentences are counted as `cocomix_lens.world.scoring` counts them, on the generated text only,
 so prompts should end at a sentence boundary (`default_prompts` gives whole first sentences).
-
-    import cocomix_lens.world.steering_scorers  # noqa: F401  (adds the oracle scorers)
 """
 
 from __future__ import annotations
