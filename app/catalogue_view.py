@@ -108,23 +108,16 @@ N_SAMPLE_TOKENS = 8192  # validation tokens read once for the logit distribution
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _val_logits(path: str, device: str) -> np.ndarray:
-    """[tokens, n_concepts] student concept logits on the start of the validation split."""
-    import torch
-
+    """[tokens, n_concepts] student concept logits on the start of the validation split
+    (windows of n_ctx, `cocomix_lens.catalogue.scan.concept_logits`)."""
     from app.resources import _lock, open_run
+    from cocomix_lens.catalogue.scan import concept_logits as split_logits
 
     run = open_run(path, device)
     model = run.student  # the same object piece() returns: Run caches its pieces
-    val = np.asarray(run.shards.split("val")[:N_SAMPLE_TOKENS], dtype=np.int64)
-    win = int(model.cfg.n_ctx)
-    n = len(val) // win * win
-    x = torch.from_numpy(val[:n].reshape(-1, win)).to(model.device)
-    outs = []
-    with torch.no_grad(), _lock(path, device):
-        for i in range(0, len(x), 16):
-            _, z = model(x[i:i + 16], return_concept_logits=True)
-            outs.append(z.reshape(-1, z.shape[-1]).float().cpu().numpy())
-    return np.concatenate(outs) if outs else np.zeros((0, model.cfg.n_concepts), np.float32)
+    val = np.asarray(run.shards.split("val")[:N_SAMPLE_TOKENS])
+    with _lock(path, device):
+        return split_logits(model, val, window=int(model.cfg.n_ctx), tail=False)
 
 
 def concept_logits(run, concept: int) -> np.ndarray:

@@ -82,6 +82,48 @@ def test_densities_and_logit_statistics_equal_a_direct_recomputation(run, val):
                                   & (cat["act_density"] == 0))
 
 
+def _forward_logits(model, tokens: np.ndarray, window: int) -> np.ndarray:
+    """[N, C] concept logits of the full windows of `tokens`, through the model's forward
+    (how the app and the groundtruth stage read them before `concept_activity`)."""
+    n = len(tokens) // window * window
+    x = torch.from_numpy(np.asarray(tokens[:n], dtype=np.int64).reshape(-1, window))
+    with torch.no_grad():
+        z = [model(x[i:i + 16], return_concept_logits=True)[1] for i in range(0, len(x), 16)]
+    return torch.cat(z).reshape(n, -1).float().numpy()
+
+
+def test_one_pass_gives_the_catalogue_groundtruth_and_app_the_same_logits(run, val, micro_run):
+    """The catalogue's scan, the groundtruth stage and the app's logit distribution read the
+    student's concept logits through one pass (`concept_activity`): each gets its array, and
+    that array is what the student's forward gives."""
+    from app.catalogue_view import N_SAMPLE_TOKENS, _val_logits
+    from cocomix_lens.catalogue.scan import concept_logits, scan_split
+    from training.pipeline_groundtruth import student_active
+
+    tokens, student = run.shards.split("val"), run.student
+    n_c, k = student.cfg.n_concepts, student.cfg.concept_top_k
+    window = run.labels.window  # the catalogue's windows (tail window included)
+    z = concept_logits(student, tokens, window=window)
+    assert np.array_equal(z, val[1].float().numpy())
+    scan = scan_split(tokens, ConceptExtractor(run.teacher, run.sae, method="activation"),
+                      student, window=window, n_examples=5)
+    assert np.array_equal(scan.top_logit.values.numpy(), -np.sort(-z, axis=0)[:5].T)
+    top = torch.from_numpy(z).topk(k, dim=-1).indices
+    assert np.array_equal(scan.pred_count.numpy(), np.bincount(top.flatten(), minlength=n_c))
+    seq = micro_run[0].seq_len  # the groundtruth stage's windows (full ones only)
+    n = len(tokens) // seq * seq
+    gt = concept_logits(student, tokens[:n], window=seq, tail=False)
+    assert np.array_equal(gt, _forward_logits(student, tokens, seq))
+    assert np.array_equal(student_active(student, tokens[:n], seq, k),
+                          torch.from_numpy(gt).topk(k, dim=-1).indices.numpy())
+    app = _val_logits(str(run.path), run.device)  # windows of n_ctx, full ones only
+    sample = tokens[:N_SAMPLE_TOKENS]
+    assert len(app) > 0
+    assert np.array_equal(app, concept_logits(student, sample, window=student.cfg.n_ctx,
+                                              tail=False))
+    assert np.array_equal(app, _forward_logits(student, sample, student.cfg.n_ctx))
+
+
 def test_max_activating_contexts_really_have_the_max_activation(run, val):
     cat = run.catalogue
     tokens = run.shards.split("val")

@@ -53,16 +53,14 @@ def sae_active(ctx: Any, shards: Any, starts: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
-@torch.no_grad()
-def student_active(model: Any, shards: Any, starts: np.ndarray, seq_len: int,
-                   k: int) -> np.ndarray:
-    """int [N, k]: the student's top-k concept logits per validation token."""
-    out = []
-    for batch in _batched(starts):
-        x, _ = shards.batch("val", batch, seq_len)
-        _, z = model(x.to(model.device), return_concept_logits=True)
-        out.append(z.topk(k, dim=-1).indices.reshape(-1, k).cpu().numpy())
-    return np.concatenate(out)
+def student_active(model: Any, tokens: np.ndarray, seq_len: int, k: int) -> np.ndarray:
+    """int [N, k]: the student's top-k concept logits per token of `tokens` [N] (sequential
+    windows of seq_len; `concept_activity`, the pass the catalogue and app read too)."""
+    from cocomix_lens.catalogue.scan import concept_activity
+
+    out = [b.logits.topk(k, dim=-1).indices.numpy()
+           for b in concept_activity(model, tokens, window=seq_len, tail=False)]
+    return np.concatenate(out) if out else np.zeros((0, k), np.int64)
 
 
 def sample_texts(model: Any, shards: Any, n: int, new_tokens: int, seed: int) -> list[str]:
@@ -97,8 +95,8 @@ def stage_groundtruth(ctx: Any) -> dict[str, Any]:
     active = {"sae": sae_active(ctx, shards, starts),
               "labels": np.asarray(LabelCache.open(ctx.dir("labels")).array("val", "ids")[:n],
                                    dtype=np.int64),
-              "student": student_active(models["cocomix"], shards, starts, cfg.seq_len,
-                                        cfg.labels.k)}
+              "student": student_active(models["cocomix"], np.asarray(shards.split("val")[:n]),
+                                        cfg.seq_len, cfg.labels.k)}
     n_concepts = cfg.sae.d_sae
     summaries = {src: Recovery.from_active(a, cols, n_concepts).summary()
                  for src, a in active.items()}

@@ -7,6 +7,10 @@ student sees each token in the same context it was trained on. Per batch of wind
     z     [B*L, C]  student concept logits (concept.hook_logits)
     c     [B*L, d]  student concept vectors c_t (concept.hook_vector)
 The student's forward stops right after the concept head: nothing above it is needed.
+
+`concept_activity` is the one pass that reads the student's concept head over a split's
+windows; the scan, the pipeline's groundtruth stage and the app's logit distributions all read
+through it (`concept_logits` gathers a short split's logits into one array).
 """
 
 from __future__ import annotations
@@ -121,26 +125,65 @@ class Scan:
         return mean, var.sqrt()
 
 
-def window_starts(n_tokens: int, window: int) -> list[np.ndarray]:
-    """Start positions grouped by window length: full windows, then the short tail alone."""
+def window_starts(n_tokens: int, window: int, tail: bool = True) -> list[np.ndarray]:
+    """Start positions grouped by window length: full windows, then (with `tail`) the short
+    tail alone."""
     n_full = n_tokens // window
     groups = [np.arange(n_full, dtype=np.int64) * window]
-    if n_tokens % window > 1:  # a one-token tail has no context worth reading
+    if tail and n_tokens % window > 1:  # a one-token tail has no context worth reading
         groups.append(np.array([n_full * window], dtype=np.int64))
     return [g for g in groups if len(g)]
 
 
-def _batches(tokens: np.ndarray, window: int, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+def _batches(tokens: np.ndarray, window: int, batch_size: int,
+             tail: bool = True) -> Iterator[tuple[Tensor, Tensor]]:
     """(x [B, L] int64, positions [B*L]) for every window of the split, in position order."""
-    for starts in window_starts(len(tokens), window):
+    for starts in window_starts(len(tokens), window, tail):
         length = min(window, len(tokens) - int(starts[0]))
         for lo in range(0, len(starts), batch_size):
             idx = starts[lo:lo + batch_size, None] + np.arange(length)
             yield torch.from_numpy(tokens[idx].astype(np.int64)), torch.from_numpy(idx.ravel())
 
 
-def n_batches(n_tokens: int, window: int, batch_size: int) -> int:
-    return sum(-(-len(s) // batch_size) for s in window_starts(n_tokens, window))
+def n_batches(n_tokens: int, window: int, batch_size: int, tail: bool = True) -> int:
+    return sum(-(-len(s) // batch_size) for s in window_starts(n_tokens, window, tail))
+
+
+@dataclass
+class ActivityBatch:
+    """One batch of `concept_activity`: windows of the split and what the student's concept
+    head reads at each of their tokens."""
+
+    x: Tensor  # [B, L] int64 token ids (CPU)
+    positions: Tensor  # [B*L] int64 positions in the split
+    logits: Tensor  # [B*L, C] float32 (CPU): concept logits z (concept.hook_logits)
+    vectors: Tensor | None = None  # [B*L, d_model] float32 (CPU) c_t, with vectors=True
+
+
+def concept_activity(student: nn.Module, tokens: np.ndarray, *, window: int,
+                     batch_size: int = 16, tail: bool = True,
+                     vectors: bool = False) -> Iterator[ActivityBatch]:
+    """The student's concept activity over a split, one batch at a time: `tokens` [n] cut into
+    non-overlapping windows of `window` tokens from the start (with `tail`, the short tail
+    window last and alone; without, full windows only), `batch_size` windows per forward,
+    which stops after the concept head. The one pass the catalogue's scan, the groundtruth
+    stage and the app read concept activity through."""
+    hooks = [LOGITS, VECTOR] if vectors else [LOGITS]
+    device = student.W_E.device
+    for x, pos in _batches(tokens, window, batch_size, tail):
+        got = activations_at(student, hooks, x.to(device))
+        yield ActivityBatch(x, pos, got[LOGITS].reshape(len(pos), -1).float().cpu(),
+                            got[VECTOR].reshape(len(pos), -1).float().cpu() if vectors
+                            else None)
+
+
+def concept_logits(student: nn.Module, tokens: np.ndarray, *, window: int,
+                   batch_size: int = 16, tail: bool = True) -> np.ndarray:
+    """[positions, C] float32: `concept_activity`'s logits of every window, in position
+    order (n x C floats: for short splits)."""
+    z = [b.logits.numpy() for b in concept_activity(student, tokens, window=window,
+                                                    batch_size=batch_size, tail=tail)]
+    return np.concatenate(z) if z else np.zeros((0, student.cfg.n_concepts), np.float32)
 
 
 @torch.no_grad()
@@ -151,12 +194,10 @@ def scan_split(tokens: np.ndarray, extractor: ConceptExtractor, student: nn.Modu
     n_c = int(extractor.n_latents)
     scan = Scan(n_concepts=n_c, n_examples=n_examples, student_k=student.cfg.concept_top_k,
                 activity_limit=activity_limit)
-    batches = _batches(tokens, window, batch_size)
+    batches = concept_activity(student, tokens, window=window, batch_size=batch_size,
+                               vectors=True)
     total = n_batches(len(tokens), window, batch_size)
-    for x, pos in progress(batches, total, "catalogue: scan val") if progress else batches:
-        acts = extractor.scores(x).reshape(-1, n_c)
-        got = activations_at(student, [LOGITS, VECTOR], x.to(student.W_E.device))
-        z = got[LOGITS].reshape(-1, n_c).float().cpu()
-        c = got[VECTOR].reshape(len(pos), -1).float().cpu()
-        scan.add(acts.float().cpu(), z, c, pos)
+    for b in progress(batches, total, "catalogue: scan val") if progress else batches:
+        acts = extractor.scores(b.x).reshape(-1, n_c)
+        scan.add(acts.float().cpu(), b.logits, b.vectors, b.positions)
     return scan
