@@ -190,16 +190,15 @@ def _world() -> PipelineConfig:
         # best sentence-level topic F1 0.69 vs 0.57). 2,048 latents (k 16) recover topics
         # barely better (0.71) but the CoCoMix student over 2,048 concepts learns much worse
         # (val loss 1.66 vs NTP 1.27; 42 % grammatical samples), so 512.
-        # Matryoshka BatchTopK (SAE-Lens; prefixes of 16, 64, 256, 512 latents each
-        # reconstruct alone) on the demo's teacher: sentence-level topic coverage 0.36 (mean
-        # best F1 0.76) vs 0.00 (0.67) for TopK; dead latents 37 % vs 21 %. TopK k 16
-        # (0.00, 0.61, 7 % dead), 128 latents, block 3, first prefix 8 or 32, aux loss 8 did
-        # no better on topics; a linear probe at this hook covers 0.93. One seed each:
-        # `python benchmarks/sae_sweep.py --run runs/demo`, benchmarks/results/
-        # sae_sweep_world.jsonl.
+        # TopK, not Matryoshka BatchTopK: Matryoshka (first prefix 16) lifts the SAE's own
+        # sentence-level topic coverage to 0.36 (mean best F1 0.76; TopK 0.00, 0.67) with 37 %
+        # dead latents (TopK 21 %) (`python benchmarks/sae_sweep.py --run runs/demo`,
+        # benchmarks/results/sae_sweep_world.jsonl), but the whole pipeline run with it
+        # (`cocomix-lens pipeline --preset world --sae.architecture matryoshka_batchtopk`)
+        # gave labels 0.00 (0.50) vs 0.00 (0.55) and the CoCoMix student 0.00 (0.54) vs
+        # 0.21 (0.73) with TopK: what the student learns got worse, so TopK stays.
         sae=SAESection(hook="blocks.2.hook_resid_post", d_sae=512, k=8,
-                       train_tokens=196_608, eval_tokens=16_384, epochs=4,
-                       architecture="matryoshka_batchtopk", matryoshka_first=16),
+                       train_tokens=196_608, eval_tokens=16_384, epochs=4),
         # At 400 steps 19 % (CoCoMix) / 38 % (NTP) of sampled sentences parsed, at 1,200
         # steps 86 % / 96 %; the whole run stays under 15 min on 2 idle cores. A concept loss
         # weight of 1 (paper: 0.1) makes the CoCoMix student predict topic latents (top-4
