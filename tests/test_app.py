@@ -167,7 +167,7 @@ def test_steer_shows_default_and_steered_side_by_side_and_strength_changes_the_t
     texts = _texts(at)
     assert texts["default"] != ""
     assert texts["default"] and texts["steered"] != texts["default"]
-    scores = at.dataframe[0].value
+    scores = at.dataframe[-1].value  # the result's scores, below the steer-bench leaderboard
     assert list(scores.index) == ["default", "steered"]
     assert set(scores.columns) >= {"student_topk", "student_prob", "ppl_ntp", "distinct_2"}
     assert scores.loc["default", "length"] == len(at.session_state["steer_result"]["samples"]
