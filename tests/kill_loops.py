@@ -24,27 +24,14 @@ TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
 REPO = TESTS.parent
 
-from test_fault_loops import ENV, assert_clean, files  # noqa: E402
+from test_fault_loops import ENV, assert_clean, files, loop_inputs  # noqa: E402
 
 MAX_STEPS = 30
 
 
 def build_inputs(root: Path) -> tuple[Path, Path]:
     """Shards and a label cache (teacher + SAE attribution labels) under root."""
-    import torch
-    from helpers_concepts import tiny_sae
-    from helpers_model import tiny_config
-    from helpers_training import make_shards
-
-    from cocomix_lens import CoCoMixModel
-    from cocomix_lens.data import TokenShards, load_tokenizer
-
-    shards = make_shards(root, n_docs=400)
-    vocab = TokenShards.open(shards).vocab_size
-    torch.manual_seed(0)
-    teacher = CoCoMixModel(tiny_config(d_vocab=vocab, n_ctx=32, n_layers=2, mix_mode="none"))
-    teacher.save_pretrained(root / "teacher", tokenizer=load_tokenizer(shards / "tokenizer.json"))
-    tiny_sae(d_in=32, hook="blocks.0.hook_resid_post").save_model(root / "sae")
+    shards = loop_inputs(root)
     labels = root / "labels"
     _run(["labels", "--data", str(shards), "--teacher", str(root / "teacher"), "--sae",
           str(root / "sae"), "--out", str(labels), "--k", "2", "--window", "16"])

@@ -66,16 +66,21 @@ def assert_clean(root: Path) -> None:
     assert not left, left
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("loops")
+def loop_inputs(root: Path) -> Path:
+    """Shards, a seeded teacher and an SAE under `root` (the kill loops' inputs); the shards."""
     shards = make_shards(root, n_docs=400)
     vocab = TokenShards.open(shards).vocab_size
     torch.manual_seed(0)
     teacher = CoCoMixModel(tiny_config(d_vocab=vocab, n_ctx=32, n_layers=2, mix_mode="none"))
     teacher.save_pretrained(root / "teacher", tokenizer=load_tokenizer(shards / "tokenizer.json"))
     tiny_sae(d_in=32, hook="blocks.0.hook_resid_post").save_model(root / "sae")
-    return root, shards
+    return shards
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("loops")
+    return root, loop_inputs(root)
 
 
 def _identical(tmp: Path, argv_for, kills: int, seed: int, ignore=()) -> int:
