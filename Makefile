@@ -45,8 +45,8 @@ test: install-dev lint
 # SIGKILL loops of 10 kills of a CoCoMix run, each resumed and compared byte for byte.
 faults: install-dev
 	mkdir -p runs
-	OMP_NUM_THREADS=1 $(PY) tests/kill_loops.py --loops 10 --kills 10 | tee runs/kill_loops.log
-	OMP_NUM_THREADS=1 $(PY) tests/reliability_matrix.py --write docs/reliability_matrix.md \
+	OMP_NUM_THREADS=1 $(PY) tests/faults/kill_loops.py --loops 10 --kills 10 | tee runs/kill_loops.log
+	OMP_NUM_THREADS=1 $(PY) tests/faults/reliability_matrix.py --write docs/reliability_matrix.md \
 		--kill-log runs/kill_loops.log
 	$(PY) -m pytest -q -m faults tests
 

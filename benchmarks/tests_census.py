@@ -32,8 +32,8 @@ def collected_items() -> Counter:
     out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "tests"],
                          capture_output=True, text=True, cwd=REPO)
     items = Counter(line.split("::")[0] for line in out.stdout.splitlines() if "::" in line)
-    if not items:
-        sys.exit(f"pytest collected nothing:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+    if not items or out.returncode != 0:
+        sys.exit(f"pytest did not collect every test:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
     return items
 
 

@@ -185,3 +185,23 @@ def add_measured_steering(run_dir: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, doc)
     return concept
+
+
+_EDIT = '{"op": "scale", "concept": 0, "value": 2.0'
+# (name, uploaded bytes, what the one warning says): tests/app/test_app.py uploads each,
+# tests/faults/reliability_matrix.py gives each a verdict
+APP_SPECS = [
+    ("not JSON", b"{not json", "is not valid JSON"),
+    ("not UTF-8", b"\xff\xfe{}", "is not UTF-8"),
+    ("a JSON array", b"[1, 2]", "is not a JSON object"),
+    ("edits not a list", b'{"edits": 3}', 'needs an "edits" list'),
+    ("int positions", ('{"edits": [%s, "positions": 3}]}' % _EDIT).encode(),
+     "positions=3 must be"),
+    ("concept id 9999", b'{"edits": [{"op": "scale", "concept": 9999, "value": 2}]}',
+     "out of range"),
+    ("a string value", b'{"edits": [{"op": "scale", "concept": 0, "value": "big"}]}',
+     "must be a number"),
+    ("300 edits", ('{"edits": [%s]}' % ", ".join([_EDIT + "}"] * 300)).encode(),
+     "more than MAX_EDITS"),
+    ("1 MiB + 2 bytes", b" " * (1 << 20) + b"{}", "more than MAX_SPEC_BYTES"),
+]

@@ -138,7 +138,7 @@ def test_report_only_judges_finished_runs_and_trains_nothing(study):
 
 
 def test_redraw_writes_html_and_png_figures_from_study_json_alone(tmp_path):
-    committed = Path(__file__).resolve().parents[1] / "benchmarks/results/study_world"
+    committed = Path(__file__).resolve().parents[3] / "benchmarks/results/study_world"
     shutil.copy(committed / "study.json", tmp_path / "study.json")
     before = json.loads((tmp_path / "study.json").read_text())
     doc = redraw(tmp_path)
@@ -163,7 +163,7 @@ def test_a_failing_png_export_leaves_the_html_and_says_why_in_one_line(tmp_path,
     def broken(figs, out):
         raise ValueError("Transform failed with error code 1\nchromium said more")
 
-    committed = Path(__file__).resolve().parents[1] / "benchmarks/results/study_world"
+    committed = Path(__file__).resolve().parents[3] / "benchmarks/results/study_world"
     shutil.copy(committed / "study.json", tmp_path / "study.json")
     monkeypatch.setattr(plots, "write_png", broken)
     figs = redraw(tmp_path)["figures"]

@@ -1,5 +1,6 @@
-"""Shared set-up of the fault matrix (tests/test_faults.py, tests/test_faults_library.py):
-a small world (shards, teacher, SAE, label cache, a finished run) and file-damaging helpers."""
+"""Shared set-up of the fault matrix (tests/faults/test_faults.py,
+tests/faults/test_faults_library.py): a small world (shards, teacher, SAE, label cache, a finished
+run) and file-damaging helpers."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from cocomix_lens import CoCoMixModel
 from cocomix_lens.data import TokenShards, load_tokenizer
 from training.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = ["--data.seq_len", "16", "--data.batch_size", "4", "--model.d_model", "32",
         "--model.n_layers", "2", "--model.n_heads", "2", "--model.n_ctx", "32",
         "--model.insert_layer", "1", "--model.n_concepts", "48", "--logging.progress", "false",

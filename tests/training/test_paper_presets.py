@@ -18,7 +18,7 @@ from training.config import load_config
 from training.trainer import count_params
 
 V, CTX, C = 50257, 1024, 32768
-CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
 PAPER = {  # name: (d_model, n_layers, NTP width, paper's size)
     "gpt2-69m": (512, 8, 624, 69e6),
     "gpt2-386m": (1024, 24, 1072, 386e6),

@@ -4,8 +4,8 @@ code and ONE stderr line naming the problem (CLI), or a clear exception (library
 Each CLI case builds its inputs (often a damaged copy of a small, shared world: shards, a
 teacher, an SAE, a label cache and a trained run), runs `cocomix-lens` in-process and checks
 (exit code, stderr has one line, the line contains the needle). Library cases live in
-tests/test_faults_library.py, the shared set-up in tests/helpers_faults.py, SIGKILL loops in
-tests/test_fault_loops.py.
+tests/faults/test_faults_library.py, the shared set-up in tests/faults/helpers_faults.py,
+SIGKILL loops in tests/faults/test_fault_loops.py.
 """
 
 from __future__ import annotations

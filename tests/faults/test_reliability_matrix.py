@@ -1,5 +1,5 @@
-"""The reliability matrix (tests/reliability_matrix.py) in `make test`: every numeric flag and
-setting, every file reader under every fault, and the reliability issues' scenarios end
+"""The reliability matrix (tests/faults/reliability_matrix.py) in `make test`: every numeric
+flag and setting, every file reader under every fault, and the reliability issues' scenarios end
 `correct` or as a one-line `clear error`. `make faults` writes the table
 (docs/reliability_matrix.md) and adds the SIGKILL loops."""
 

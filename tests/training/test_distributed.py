@@ -14,7 +14,7 @@ from helpers_training import TokenLabels, make_shards, tiny_run
 
 from training.trainer import train
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STEPS = 4
 
 

@@ -18,7 +18,7 @@ from cocomix_lens import CoCoMixModel
 from training.checkpoint import CheckpointManager
 from training.trainer import NonFiniteLossError, train
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

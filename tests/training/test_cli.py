@@ -45,7 +45,7 @@ def test_no_library_error_names_a_bare_cli_flag():
     import re
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "cocomix_lens"
+    root = Path(__file__).resolve().parents[2] / "cocomix_lens"
     bad = []
     for path in root.rglob("*.py"):
         lines = path.read_text().splitlines()

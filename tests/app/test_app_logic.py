@@ -112,7 +112,7 @@ def test_measured_table_reads_the_committed_demo_steering():
 
     from app.steer_logic import measured_table
 
-    path = Path(__file__).parents[1] / "benchmarks/results/steering_dense/steering.json"
+    path = Path(__file__).parents[2] / "benchmarks/results/steering_dense/steering.json"
     doc = json.loads(path.read_text())
     table = measured_table(doc).set_index(["arm", "metric"])
     est = doc["final"]["arms"]["cocomix"]["summary"]["sae_act"]["steered"]

@@ -169,7 +169,7 @@ print(" ".join(m.name for m in res.arms["cocomix"].metrics))
 def test_a_world_run_is_scored_by_the_oracle_whatever_the_caller_imported(world_run):
     """A library user who never imports cocomix_lens.world (a fresh interpreter) still gets
     the oracle metrics on a world run: the run registers them when it is scored."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", SCORED_WITHOUT_IMPORT, str(world_run)],
                          capture_output=True, text=True, cwd=repo,
                          env={**os.environ, "PYTHONPATH": str(repo)})

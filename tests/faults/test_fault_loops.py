@@ -24,7 +24,7 @@ from cocomix_lens.data import TokenShards, load_tokenizer
 from cocomix_lens.data.files import is_temporary
 
 pytestmark = pytest.mark.faults
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "training.cli"]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 

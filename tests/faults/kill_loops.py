@@ -3,7 +3,7 @@
 (within 0.3 s after it saved 0, 2 or 4 more steps), let the last one finish, and compare
 every byte of the final model and checkpoints with an uninterrupted run.
 
-    OMP_NUM_THREADS=1 python tests/kill_loops.py --loops 10 --kills 10     # make faults
+    OMP_NUM_THREADS=1 python tests/faults/kill_loops.py --loops 10 --kills 10     # make faults
 
 Prints one line per loop and `identical N/loops`; exit code 1 if any loop differs or leaves a
 temporary behind. The thread count is fixed (--threads 1): bitwise equality holds for the same
@@ -20,9 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TESTS))
-REPO = TESTS.parent
+# This folder (test_fault_loops) and tests/ (the shared helpers it imports), as pytest puts them.
+FAULTS = Path(__file__).resolve().parent
+sys.path[:0] = [str(FAULTS), str(FAULTS.parent)]
+REPO = FAULTS.parents[1]
 
 from test_fault_loops import ENV, assert_clean, files, loop_inputs  # noqa: E402
 

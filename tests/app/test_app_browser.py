@@ -6,7 +6,7 @@ screenshots are copied into DIR, and COCOMIX_LENS_BROWSER_RUN=RUN serves that ru
 `make demo` run) instead of the micro one:
 
     COCOMIX_LENS_BROWSER_RUN=runs/demo COCOMIX_LENS_SCREENSHOTS=docs/screenshots \
-        .venv/bin/python -m pytest tests/test_app_browser.py -k changes_the_text
+        .venv/bin/python -m pytest tests/app/test_app_browser.py -k changes_the_text
 
 Outside CI this skips only when chromium is absent (`apt-get install -y chromium`); under CI
 (`CI` set, as .ci/run does) a missing browser fails.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from helpers_app import (
+    APP_SPECS,
     app_env,
     assert_clean,
     build_root,
@@ -13,7 +14,6 @@ from helpers_app import (
     library_text,
     open_app,
 )
-from reliability_matrix import APP_SPECS
 
 
 @pytest.fixture(scope="module")

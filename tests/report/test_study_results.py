@@ -14,7 +14,7 @@ import pytest
 from cocomix_lens.rundir import LAYOUT, MissingPieceError, Run
 from report.study import curves_figure, effects_text, figures, savings_figure, verdict_rows
 
-COMMITTED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "study_world"
+COMMITTED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "study_world"
 CURVES = {"ntp": {"0": {"tokens": [10, 20, 30], "val_loss": [6.0, 5.0, 4.0]},
                   "1": {"tokens": [10, 20, 30], "val_loss": [6.4, 5.2, 4.6]}},
           "cocomix": {"0": {"tokens": [10, 20], "val_loss": [5.0, 4.5]}}}

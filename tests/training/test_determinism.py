@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers_training import make_shards
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # One seeded CoCoMix run; prints the per-step losses as float.hex and the weights' sha256.
 SCRIPT = """
