@@ -233,14 +233,18 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, corpus_options: dict | No
         _claim(ctx)
         records: dict[str, dict[str, Any]] = {}
         side = None  # the NTP student in a second process, beside the teacher chain
+        here = ctx  # the context of the stages run here: fewer threads while `side` runs
         try:
             for name, fn in STAGES.items():
-                records[name] = side.wait() if side and name == side.name else (
-                    run_stage(ctx, name, fn))
+                if side and name == side.name:
+                    records[name], here = side.wait(), ctx
+                else:
+                    records[name] = run_stage(here, name, fn)
                 if name == stop_after:
                     break
                 if name == SideStage.after:
                     side = SideStage.start(ctx, stop_after)
+                    here = side.narrowed(ctx) if side else ctx
         finally:
             if side:
                 side.stop()

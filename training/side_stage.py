@@ -49,7 +49,10 @@ class SideStage:
         half = cfg.threads // 2
         spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked threads
         parent, child = spawn.Pipe(duplex=False)
-        child_ctx = dataclasses.replace(ctx, cfg=dataclasses.replace(cfg, progress=False))
+        # Each side's share goes into the config its trainers read (they set torch's threads
+        # from it): else both sides ran every thread, 4 threads on 2 cores.
+        child_ctx = dataclasses.replace(ctx, cfg=dataclasses.replace(
+            cfg, progress=False, threads=cfg.threads - half))
         process = spawn.Process(target=_child, args=(child_ctx, cfg.threads - half, child),
                                 name=f"cocomix-lens {NAME}", daemon=True)
         process.start()
@@ -58,6 +61,11 @@ class SideStage:
         log.info("stage %s: training in process %d beside %s (%d + %d threads)", NAME,
                  process.pid, ", ".join(todo), half, cfg.threads - half)
         return cls(cfg.threads, process, parent)
+
+    def narrowed(self, ctx: Any) -> Any:
+        """`ctx` for the stages the parent runs while the child trains: half the threads."""
+        return dataclasses.replace(ctx, cfg=dataclasses.replace(ctx.cfg,
+                                                                threads=self.threads // 2))
 
     def wait(self) -> dict[str, Any]:
         """Block until the child is done; its stage record (or its error, raised here)."""

@@ -4,27 +4,51 @@
 Results are bitwise reproducible for the same thread count only: a reduction split over two
 threads adds in another order than over one. A default of "every core" oversubscribes a busy
 machine (beside one other job, 2 threads on 2 cores ran the world preset ~7x slower than 1), so
-the default takes the cores the load leaves idle.
+the default takes the cores other processes leave idle at start.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 
 log = logging.getLogger(__name__)
 
 
 def default_threads() -> int:
-    """$OMP_NUM_THREADS when set (an explicit choice), else usable cores minus the 1-minute
-    load average, at least 1."""
+    """$OMP_NUM_THREADS when set (an explicit choice), else the usable cores that other
+    processes leave idle now, at least 1."""
     env = os.environ.get("OMP_NUM_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
-    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
-    return max(1, min(cores, cores - busy))
+    return max(1, min(cores, round(cores - busy_cores())))
+
+
+def busy_cores(window_s: float = 0.25) -> float:
+    """Cores other processes keep busy: /proc/stat's non-idle time over `window_s` (this
+    process sleeps meanwhile). Not the 1-minute load average: just after `pip install`, as in
+    `make demo`, that still counts the finished install and gave the demo 1 thread of 2."""
+    first = _cpu_times()
+    if first is None:  # not Linux
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    time.sleep(window_s)
+    second = _cpu_times()
+    total, idle = (b - a for a, b in zip(first, second))
+    cores = os.cpu_count() or 1
+    return cores * (1 - idle / total) if total > 0 else 0.0
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(total, idle + iowait) jiffies of all CPUs, from /proc/stat's first line."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)
 
 
 def use_threads(threads: int | None) -> int:

@@ -15,12 +15,23 @@ def test_the_default_takes_omp_num_threads_else_the_idle_cores(monkeypatch):
     assert threads.default_threads() == 3
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-    monkeypatch.setattr(os, "getloadavg", lambda: (1.2, 0.0, 0.0))
+    monkeypatch.setattr(threads, "busy_cores", lambda: 1.2)
     assert threads.default_threads() == 1  # one core busy with another job
-    monkeypatch.setattr(os, "getloadavg", lambda: (7.0, 0.0, 0.0))
+    monkeypatch.setattr(threads, "busy_cores", lambda: 7.0)
     assert threads.default_threads() == 1  # never below one
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0.1)
     assert threads.default_threads() == 2
+
+
+def test_busy_cores_is_the_non_idle_share_of_proc_stat_over_the_window(monkeypatch):
+    # 4 CPUs; over the window 400 jiffies passed, 100 of them idle: 3 cores busy.
+    samples = iter([(1000, 600), (1400, 700)])
+    monkeypatch.setattr(threads, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert threads.busy_cores(window_s=0.0) == 3.0
+    # The live /proc/stat reading is a share of the machine's cores.
+    monkeypatch.undo()
+    assert 0.0 <= threads.busy_cores(window_s=0.05) <= (os.cpu_count() or 1)
 
 
 def test_use_threads_sets_torch_and_returns_the_count():
