@@ -185,7 +185,7 @@ def _world() -> PipelineConfig:
     tiny's and a smaller, sparser SAE: the world has ~200 latent values, not Wikipedia's."""
     return PipelineConfig(
         data=DataStage(corpus="world", max_docs=15_000, vocab_size=4096, val_fraction=0.05),
-        teacher=TeacherStage(d_model=128, n_layers=4, n_heads=4, max_steps=1000, lr=3e-3),
+        teacher=TeacherStage(d_model=128, n_layers=4, n_heads=4, max_steps=800, lr=3e-3),
         # Block 2 of 4 (not the default 1): its latents carry more sentence context (mean
         # best sentence-level topic F1 0.69 vs 0.57). 2,048 latents (k 16) recover topics
         # barely better (0.71) but the CoCoMix student over 2,048 concepts learns much worse
@@ -204,7 +204,7 @@ def _world() -> PipelineConfig:
         # weight of 1 (paper: 0.1) makes the CoCoMix student predict topic latents (top-4
         # sentence-level topic F1 0.73 vs 0.20), lowers its val loss (1.273 vs 1.390; NTP
         # 1.256) and makes its concepts steer the topic.
-        student=StudentStage(max_steps=1000, lr=3e-3, lam=1.0))
+        student=StudentStage(max_steps=800, lr=3e-3, lam=1.0))
 
 
 def _small() -> PipelineConfig:
