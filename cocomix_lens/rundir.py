@@ -313,7 +313,7 @@ class Run:
         if piece == "catalogue":
             return f"cocomix-lens catalog --run {self.path}"
         if piece == "steering":
-            return (f"cocomix-lens steer-eval --run {self.path} --densest 30 --out "
+            return (f"cocomix-lens steer-eval --run {self.path} --densest 10 --out "
                     f"{looked.parent}")
         if piece == "steer_bench":
             return f"cocomix-lens steer-bench --run {self.path}"

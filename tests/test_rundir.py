@@ -161,7 +161,7 @@ def test_missing_metrics_and_catalogue_name_their_commands(pipeline_run, tmp_pat
     with pytest.raises(MissingPieceError, match=f"no catalogue .*catalog --run {copy}'$"):
         Run.open(copy).catalogue
     with pytest.raises(MissingPieceError, match=f"no steering .*steer-eval --run {copy} "
-                                                f"--densest 30 --out {copy}/steering'$"):
+                                                f"--densest 10 --out {copy}/steering'$"):
         Run.open(copy).steering
     (copy / "steering").mkdir()
     (copy / "steering" / "steering.json").write_text('{"concept": 7}')

@@ -8,9 +8,11 @@ import math
 
 import pytest
 import torch
+import yaml
 from helpers_training import micro_pipeline_run
 from safetensors.torch import load_file
 
+from cocomix_lens.rundir import LAYOUT
 from training.pipeline import STAGES, run_pipeline
 from training.pipeline_config import apply_overrides, pipeline_preset
 
@@ -131,6 +133,12 @@ def test_ntp_student_beside_the_teacher_chain_learns_the_same(run, tmp_path):
     assert (tmp_path / "side" / "stages" / "ntp.json").is_file()
     for name in ("ntp", "cocomix"):
         assert again[name]["val_loss"] == pytest.approx(summary[name]["val_loss"], abs=1e-5)
+    # Each side trains on its share of the threads (not both on all of them), and the
+    # stages after the NTP student get every thread back; each trainer records its count.
+    used = {name: yaml.safe_load((tmp_path / "side" / LAYOUT.pipeline.run_dir(name)
+                                  / LAYOUT.train.config).read_text())["system"]["threads"]
+            for name in ("teacher", "ntp", "cocomix")}
+    assert used == {"teacher": 1, "ntp": 1, "cocomix": 2}
 
 
 def test_changed_settings_of_unfinished_stages_restart_them(run):

@@ -3,7 +3,7 @@
     cocomix-lens steer-eval --run runs/demo --spec spec.json
     cocomix-lens steer-eval --run runs/demo --spec spec.json --n-samples 128 --json > eval.json
     cocomix-lens steer-eval --run runs/demo --spec spec.json --sweep 2 4 8 16
-    cocomix-lens steer-eval --run runs/demo --densest 30 --out runs/demo/steering
+    cocomix-lens steer-eval --run runs/demo --densest 10 --out runs/demo/steering
 
 Generates with the spec, then scores the continuations with steering off beside the
 unsteered run and a random-concept control of the same strength; the teacher steered along
