@@ -115,8 +115,6 @@ def circles(graph: dict[str, set[str]]) -> set[frozenset[str]]:
 
 # Circles still open, each in the lane of the issue that removes it; none may be added.
 OPEN_CIRCLES = {
-    frozenset({"cocomix_lens.steering.hooks", "cocomix_lens.steering.spec"}),  # issue 20
-    frozenset({"app.views.steer", "app.views.steer_toward"}),  # issue 20
     frozenset({"training.pipeline", "training.side_stage"}),
 }
 

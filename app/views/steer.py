@@ -258,7 +258,7 @@ def render(ctx) -> None:
     if "_steer_note" in st.session_state:
         st.warning(st.session_state.pop("_steer_note"))
     _measured(ctx)
-    steer_toward.render(ctx)
+    steer_toward.render(ctx, apply_spec)
     concept, op, spec, sampling, prompt = _controls(ctx, model)
     go_col, save_col, sweep_col = st.columns(3)
     clicked = go_col.button("Generate", type="primary", key="steer_go")

@@ -5,6 +5,7 @@ recipe (`cocomix_lens.steering.toward`), and the steering benchmark's leaderboar
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,7 @@ def bench_results(run: Any) -> tuple[dict[str, Any] | None, str]:
     return None, ""
 
 
-def _use(run: Any, name: str) -> None:
-    from app.views.steer import apply_spec
+def _use(run: Any, name: str, apply_spec: Callable[[Any], None]) -> None:
     from cocomix_lens.steering import validate_spec
     from cocomix_lens.steering.toward import toward
 
@@ -40,7 +40,9 @@ def _use(run: Any, name: str) -> None:
         st.session_state["_steer_note"] = f"could not steer toward {name!r}: {err}"
 
 
-def render(ctx: Any) -> None:
+def render(ctx: Any, apply_spec: Callable[[Any], None]) -> None:
+    """The expander; `apply_spec` puts the recommended spec into the Steer page's controls
+    (passed in by app/views/steer.py: importing it back would close a circle)."""
     import pandas as pd
 
     from cocomix_lens.steering.topic_eval import leaderboard
@@ -56,7 +58,7 @@ def render(ctx: Any) -> None:
         target = name.strip() or topic
         st.button(f"Use the recommended edit toward {target!r}" if target else
                   "Use the recommended edit", key="steer_toward_go", disabled=not target,
-                  on_click=_use, args=(run, target))
+                  on_click=_use, args=(run, target, apply_spec))
         st.caption(f"Recommended: {RECOMMENDED.op} {RECOMMENDED.strength} on the topic's "
                    f"{RECOMMENDED.concepts} of concepts ({RECOMMENDED.source}).")
         if "steer_toward_how" in st.session_state:

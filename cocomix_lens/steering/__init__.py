@@ -5,9 +5,9 @@ transplant.py); steering methods and the evaluation harness that measures any of
 (method.py, evaluate.py, scorers.py, results.py).
 """
 
-from cocomix_lens.steering.hooks import Steering, steer
+from cocomix_lens.steering.hooks import Steering
 from cocomix_lens.steering.ops import OPS, ORDER, describe_edit
-from cocomix_lens.steering.spec import Edit, SteeringSpec, validate_spec
+from cocomix_lens.steering.spec import Edit, SteeringSpec, steer, validate_spec
 from cocomix_lens.steering.transplant import transplant
 
 __all__ = ["Edit", "OPS", "ORDER", "Steering", "SteeringSpec", "describe_edit", "steer",

@@ -1,4 +1,5 @@
-"""`steer(model, spec)`: apply a SteeringSpec through hooks for the duration of a `with` block.
+"""`Steering`: the hooks through which `steer(model, spec)` (spec.py) applies a SteeringSpec
+for the duration of a `with` block.
 
 The concept hooks are TransformerLens hooks added with `model.hooks(...)`; one forward
 pre-hook on the model reads the KV cache's `n_tokens` (the forward's `past_kv_cache`
@@ -10,44 +11,23 @@ token for token). Everything is removed on exit and on error.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from dataclasses import replace
 
 import torch
 from torch import Tensor
 
 from cocomix_lens.steering.ops import OPS, ORDER, STAGE_HOOKS
-from cocomix_lens.steering.spec import Edit, SteeringSpec, validate_spec
 
-
-@contextmanager
-def steer(model, spec: SteeringSpec | Mapping,
-          prompt_len: int | None = None) -> Iterator[Steering]:
-    """Apply `spec` (or its dict form) to every forward of `model` inside the block.
-
-    prompt_len: tokens of the prompt ("prompt" / "generated" positions); default: the token
-    count of the first forward inside the block.
-    """
-    spec = spec if isinstance(spec, SteeringSpec) else SteeringSpec.from_dict(spec)
-    state = Steering(model, spec, prompt_len)
-    handle = model.register_forward_pre_hook(state.before_forward, with_kwargs=True)
-    try:
-        with model.hooks(fwd_hooks=state.fwd_hooks()):
-            yield state
-    finally:
-        handle.remove()
+# Specs and edits are spec.py's SteeringSpec and Edit, left unnamed here: spec.py's `steer`
+# builds this class, and an import back (even for type checkers only) would close a circle
+# (tests/test_import_rules.py).
 
 
 class Steering:
-    """The state of one `steer` block: position offset, prompt length, measured stds."""
+    """The state of one `steer` block: position offset, prompt length, measured stds.
+    `steer` builds it from a SteeringSpec it has checked against the model."""
 
-    def __init__(self, model, spec: SteeringSpec, prompt_len: int | None):
-        validate_spec(spec, model.cfg)
-        missing = spec.needs_std()
-        if missing:
-            raise ValueError(f"{missing[0].op} on concept {missing[0].concept} is in catalogue "
-                             "logit stds but has no std; fix: spec.resolve(run) (the run's "
-                             "catalogue), or give the edit std=... or unit='prompt' / 'logit'")
+    def __init__(self, model, spec, prompt_len: int | None):
         self.model, self.spec = model, spec
         self.top_k = model.cfg.concept_top_k
         self.prompt_len = prompt_len
@@ -97,7 +77,7 @@ class Steering:
 
         return hook
 
-    def select(self, edit: Edit, n: int) -> slice | Tensor | None:
+    def select(self, edit, n: int) -> slice | Tensor | None:
         """Rows of the current chunk (n positions from self.offset) the edit applies to."""
         pos, o = edit.positions, self.offset
         if isinstance(pos, tuple):
@@ -113,7 +93,7 @@ class Steering:
         return slice(start, stop) if start < stop else None
 
     # ---- what ops read --------------------------------------------------------------------
-    def std_of(self, edit: Edit) -> float:
+    def std_of(self, edit) -> float:
         return self._std[id(edit)]
 
     def _measure_stds(self, z: Tensor) -> None:
@@ -129,13 +109,13 @@ class Steering:
             else:
                 self._std[id(edit)] = _prompt_std(z, edit, self.prompt_len - self.offset)
 
-    def measured_stds(self) -> SteeringSpec:
-        """The spec with the std each edit used written in (after a forward)."""
-        return SteeringSpec(tuple(
-            Edit(**{**e.to_dict(), "std": self._std[id(e)]}) if id(e) in self._std
-            and e.std is None else e for e in self.spec.edits))
+    def measured_stds(self):
+        """The SteeringSpec with the std each edit used written in (after a forward)."""
+        return replace(self.spec, edits=tuple(
+            replace(e, std=self._std[id(e)]) if id(e) in self._std and e.std is None else e
+            for e in self.spec.edits))
 
-    def direction_of(self, edit: Edit, rows) -> Tensor:
+    def direction_of(self, edit, rows) -> Tensor:
         """vector: the d_model direction to add at `rows` ([batch, rows, d_model] or [d])."""
         if edit.vector is not None:
             return torch.tensor(edit.vector, device=self.model.device)
@@ -143,7 +123,7 @@ class Steering:
         return self.std_of(edit) * self._resid_std[:, rows] * row
 
 
-def _prompt_std(z: Tensor, edit: Edit, n_prompt: int) -> float:
+def _prompt_std(z: Tensor, edit, n_prompt: int) -> float:
     rows = z[:, : max(n_prompt, 0), edit.concept]
     if rows.numel() < 2:
         raise ValueError(f"{edit.op} on concept {edit.concept} measures its logit std on the "

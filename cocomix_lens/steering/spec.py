@@ -9,6 +9,7 @@ first generated token, a "generated" edit acts from the second one on.
     spec = SteeringSpec().scale(123, 4.0).force(7, positions="generated")
     spec.save("spec.json"); SteeringSpec.load("spec.json") == spec
     validate_spec(spec, model.cfg)   # the one check of a spec against a model, before use
+    with steer(model, spec): ...     # applied through hooks.py's Steering inside the block
 
 A spec read from a file or an upload is capped (MAX_SPEC_BYTES, MAX_EDITS, MAX_POSITIONS), so
 a crafted file is refused in one line before it costs memory.
@@ -18,12 +19,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from cocomix_lens.data.files import atomic_write_json
+from cocomix_lens.steering.hooks import Steering
 from cocomix_lens.steering.ops import OPS, UNITS, describe_edit
 
 FORMAT_VERSION = 1
@@ -158,8 +161,6 @@ class SteeringSpec:
     def context(self, model, prompt_len: int | None = None):
         """`steer(model, self, prompt_len)`: what `model.generate(..., steering=spec)` uses
         (any object with this method can steer a generation)."""
-        from cocomix_lens.steering.hooks import steer
-
         return steer(model, self, prompt_len)
 
     # ---- JSON -------------------------------------------------------------------------
@@ -365,3 +366,28 @@ def _check_capacity(spec: SteeringSpec, top_k: int, n_concepts: int) -> None:
     if len(banned) > n_concepts - top_k:
         raise ValueError(f"{len(banned)} concepts are banned, leaving fewer than top-k="
                          f"{top_k}; fix: ban at most {n_concepts - top_k}")
+
+
+@contextmanager
+def steer(model, spec: SteeringSpec | Mapping,
+          prompt_len: int | None = None) -> Iterator[Steering]:
+    """Apply `spec` (or its dict form) to every forward of `model` inside the block, through
+    hooks.py's `Steering`; they are removed on exit and on error.
+
+    prompt_len: tokens of the prompt ("prompt" / "generated" positions); default: the token
+    count of the first forward inside the block.
+    """
+    spec = spec if isinstance(spec, SteeringSpec) else SteeringSpec.from_dict(spec)
+    validate_spec(spec, model.cfg)
+    missing = spec.needs_std()
+    if missing:
+        raise ValueError(f"{missing[0].op} on concept {missing[0].concept} is in catalogue "
+                         "logit stds but has no std; fix: spec.resolve(run) (the run's "
+                         "catalogue), or give the edit std=... or unit='prompt' / 'logit'")
+    state = Steering(model, spec, prompt_len)
+    handle = model.register_forward_pre_hook(state.before_forward, with_kwargs=True)
+    try:
+        with model.hooks(fwd_hooks=state.fwd_hooks()):
+            yield state
+    finally:
+        handle.remove()

@@ -89,7 +89,7 @@ def transplant_effect(model, spec: SteeringSpec, target_text: str, n_controls: i
     """The measured effect of a transplant `spec` on `target_text` (module docstring of
     TransplantEffect), reported whether or not there is one."""
     from cocomix_lens.data.tokenizer import prompt_ids
-    from cocomix_lens.steering.hooks import steer
+    from cocomix_lens.steering.spec import steer
 
     if n_controls < 1:
         raise ValueError(f"n_controls={n_controls}; fix: pass at least 1")
