@@ -1,7 +1,8 @@
-"""Fixtures every test module may use: one micro pipeline run per session, and a fixed seed.
+"""Fixtures every test module may use: one micro pipeline run per session on the topical test
+corpus, one on the synthetic world, and a fixed seed. (The fault world is tests/faults/'s.)
 
-`micro_run` is built once (about a minute on two cores) instead of once per module: read it,
-and copy it (tests/test_rundir.py's `copy_run`) before changing anything in it.
+Each run is built once (about a minute on two cores) instead of once per module: read it,
+and copy it (helpers_training.copy_run) before changing anything in it.
 """
 
 import random
@@ -25,3 +26,16 @@ def micro_run(tmp_path_factory):
     from helpers_training import micro_pipeline_run
 
     return micro_pipeline_run(tmp_path_factory.mktemp("micro"))
+
+
+@pytest.fixture(scope="session")
+def micro_world_run(tmp_path_factory):
+    """A finished `micro` pipeline run on 400 synthetic-world documents, whose ground truth
+    the groundtruth stage scores against: (cfg, out, summary)."""
+    from training.pipeline import run_pipeline
+    from training.pipeline_config import apply_overrides, pipeline_preset
+
+    cfg = apply_overrides(pipeline_preset("micro"), {"data.corpus": "world",
+                                                     "data.max_docs": "400"})
+    out = tmp_path_factory.mktemp("micro_world") / "run"
+    return cfg, out, run_pipeline(cfg, out)

@@ -8,7 +8,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from helpers_training import micro_config, write_corpus
+from helpers_training import copy_run, micro_config, write_corpus
 
 APP_SCRIPT = Path(__file__).resolve().parents[1] / "app" / "main.py"
 
@@ -16,15 +16,22 @@ APP_SCRIPT = Path(__file__).resolve().parents[1] / "app" / "main.py"
 STUDY_WORLD = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "study_world"
 
 
-def build_root(tmp: Path) -> Path:
+def build_root(tmp: Path, micro: Path | None = None) -> Path:
     """root/run (complete, with the committed world study's study.json and figures copied
     in as its study), root/no_student (its CoCoMix model removed; no study),
-    root/bad_catalogue (catalogue tables overwritten with garbage; no study)."""
+    root/bad_catalogue (catalogue tables overwritten with garbage; no study).
+
+    root/run is a copy of `micro`, a finished micro pipeline run (tests pass the session's,
+    tests/conftest.py), or a micro run built here when none is given (the reliability
+    matrix's script)."""
     from training.pipeline import run_pipeline
 
     root = tmp / "runs"
     run = root / "run"
-    run_pipeline(micro_config(write_corpus(tmp / "corpus")), run)
+    if micro is None:
+        run_pipeline(micro_config(write_corpus(tmp / "corpus")), run)
+    else:
+        copy_run(micro, root, checkpoints=True)
     build_catalogue(run)
     shutil.copytree(run, root / "no_student")
     shutil.rmtree(root / "no_student" / "cocomix" / "model")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,14 @@ def micro_config(corpus: Path):
     return apply_overrides(pipeline_preset("micro"),
                            {"data.corpus": "text", "data.path": str(corpus),
                             "data.max_docs": "none"})
+
+
+def copy_run(out: Path, tmp: Path, checkpoints: bool = False) -> Path:
+    """A copy of a run directory at tmp/run, for tests that change a shared session run;
+    without its checkpoints unless a test resumes from them (they are most of its bytes)."""
+    dst = tmp / "run"
+    shutil.copytree(out, dst, ignore=None if checkpoints else shutil.ignore_patterns("checkpoints"))
+    return dst
 
 
 def micro_pipeline_run(root: Path):

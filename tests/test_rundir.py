@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from helpers_training import make_shards, tiny_run
+from helpers_training import copy_run, make_shards, tiny_run
 
 from cocomix_lens import CoCoMixModel, LabelCache, MissingPieceError, Run
 from cocomix_lens.data import TokenShards, load_tokenizer
@@ -118,12 +118,6 @@ def test_a_torn_last_metrics_line_is_skipped(pipeline_run, tmp_path):
     with open(path, "a") as f:
         f.write('{"split": "train", "st')
     assert len(Run.open(copy).metrics["ntp"]) == n
-
-
-def copy_run(out, tmp_path):
-    dst = tmp_path / "run"
-    shutil.copytree(out, dst, ignore=shutil.ignore_patterns("checkpoints"))
-    return dst
 
 
 MISSING = {"tokenizer": "data/tokenizer.json", "student": "cocomix/model",

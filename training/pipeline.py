@@ -140,6 +140,10 @@ def stage_sae(ctx: Context) -> dict[str, Any]:
     quality.update(ce_loss_recovered(teacher, saved, shards.split("val"), hook, cfg.seq_len))
     result = {"hook": hook, "d_in": int(saved.cfg.d_in), "d_sae": int(saved.cfg.d_sae),
               "k": s.k, "train_activations": len(train_acts), **quality,
+              # as the saved SAE's config says (REPORT.md's header): how SAE-Lens trained it
+              # and the architecture it was saved as (BatchTopK ones are saved as JumpReLU)
+              "training_architecture": saved.cfg.metadata.training_architecture,
+              "architecture": saved.cfg.architecture(),
               "sae_dir": str(ctx.dir("sae"))}
     atomic_write_json(ctx.dir("sae") / "quality.json", result)
     return result

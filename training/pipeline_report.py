@@ -123,6 +123,23 @@ def _concepts(s: dict[str, Any]) -> list[str]:
             f"{_f(c.get('concept_distinct'), ',.0f')} distinct argmax concepts.", ""]
 
 
+# SAE-Lens architecture names as REPORT.md writes them (others are written as they are).
+SAE_NAMES = {"topk": "TopK", "batchtopk": "BatchTopK", "jumprelu": "JumpReLU",
+             "matryoshka_batchtopk": "Matryoshka BatchTopK", "standard": "ReLU"}
+
+
+def sae_title(q: dict[str, Any]) -> str:
+    """REPORT.md's SAE header: the architecture from the SAE's config (the sae stage's result),
+    `(Matryoshka BatchTopK, saved as JumpReLU; SAE-Lens)`; none claimed when a summary predates
+    the fields."""
+    trained, saved = q.get("training_architecture"), q.get("architecture")
+    names = [SAE_NAMES.get(a, a) for a in (trained or saved, saved) if a]
+    if not names:
+        return "## SAE (SAE-Lens)"
+    arch = names[0] if names[0] == names[-1] else f"{names[0]}, saved as {names[-1]}"
+    return f"## SAE ({arch}; SAE-Lens)" if "," in arch else f"## SAE ({arch}, SAE-Lens)"
+
+
 def _teacher_sae(s: dict[str, Any]) -> list[str]:
     out = []
     t, q = s.get("teacher"), s.get("sae")
@@ -133,7 +150,7 @@ def _teacher_sae(s: dict[str, Any]) -> list[str]:
                 f"{_f(t.get('n_params'), ',')} parameters, {_f(t.get('steps'), 'd')} steps; "
                 f"val loss {_f(t.get('val_loss'))} (ppl {_f(t.get('val_ppl'), '.2f')}).", ""]
     if q:
-        out += ["## SAE (TopK, SAE-Lens)", "",
+        out += [sae_title(q), "",
                 f"`{q['hook']}`, d_in {q['d_in']}, d_sae {q['d_sae']:,}, k {q['k']}.", "",
                 markdown_table(
                     ("variance explained", "L0", "dead latents", "CE clean", "CE with SAE",

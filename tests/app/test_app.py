@@ -17,8 +17,8 @@ from helpers_app import (
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    root = build_root(tmp_path_factory.mktemp("app"))
+def root(tmp_path_factory, micro_run):
+    root = build_root(tmp_path_factory.mktemp("app"), micro_run[1])
     with app_env(root):
         yield root
 

@@ -30,6 +30,9 @@ import pytest
 from helpers_app import MEASURED_STRENGTH, add_measured_steering, build_root, find_steerable
 
 PAGES = ("concepts", "inspect", "steer", "training")
+# The Concepts page's screenshot searches a topic of the synthetic world (`make demo`'s run
+# lists that topic's concepts; the micro run's corpus has none of it)
+SEARCH = "farming"
 SESSIONS = 5
 
 
@@ -67,13 +70,15 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, request):
     """(base URL, server process, root, log path): `cocomix-lens app` on the micro run."""
     browser_path = chromium()
     pytest.importorskip("playwright", reason="pip install playwright (a dev dependency)")
     tmp = tmp_path_factory.mktemp("browser")
     given = os.environ.get("COCOMIX_LENS_BROWSER_RUN")
-    run = Path(given).resolve() if given else build_root(tmp) / "run"
+    # the session's micro run (tests/conftest.py) only when no run is given: built on demand
+    run = Path(given).resolve() if given else \
+        build_root(tmp, request.getfixturevalue("micro_run")[1]) / "run"
     root = run.parent
     # the micro run gets a measured steering result for its densest concept (a demo run has
     # its own from `make demo`)
@@ -202,12 +207,32 @@ def test_steering_in_the_browser_changes_the_text_and_no_page_shows_a_traceback(
     assert_no_traceback(page)
     page.screenshot(path=str(shots / "concept.png"), full_page=True)
     page.close()
-    assert sorted(p.stem for p in shots.glob("*.png")) == sorted([*PAGES, "concept"])
+    search_concepts_page(browser, server, SEARCH, shots / "concepts_search.png")
+    assert sorted(p.stem for p in shots.glob("*.png")) == sorted([*PAGES, "concept",
+                                                                  "concepts_search"])
     keep = os.environ.get("COCOMIX_LENS_SCREENSHOTS")
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
         for png in shots.glob("*.png"):
             shutil.copyfile(png, Path(keep) / png.name)
+
+
+def search_concepts_page(browser, server, query: str, png: Path) -> None:
+    """The Concepts page after a search by meaning: it lists the library's matches
+    (Catalogue.search), no traceback; a full-page screenshot at `png`."""
+    from cocomix_lens import Run
+
+    cat = Run.open(server["run"]).catalogue
+    n_found = len(cat.search(query, limit=None))
+    page = open_page(browser, server["base"], "concepts")
+    search = page.get_by_role("textbox", name=re.compile("Search by meaning"))
+    search.fill(query)
+    search.press("Enter")
+    settle(page)
+    assert f"{n_found} of {len(cat)} concepts" in page.inner_text("body")
+    assert_no_traceback(page)
+    page.screenshot(path=str(png), full_page=True)
+    page.close()
 
 
 def test_main_path_concept_row_card_steer_with_measured_setting_generate_and_sweep(server,

@@ -41,7 +41,7 @@ class World:
 
 
 def build_world(tmp_path_factory) -> World:
-    """The shared world; each test file wraps it in a module-scoped `world` fixture."""
+    """The shared world; tests/faults/conftest.py builds it once per session (`world`)."""
     root = tmp_path_factory.mktemp("world")
     shards = make_shards(root)
     vocab = TokenShards.open(shards).vocab_size

@@ -21,7 +21,6 @@ from helpers_faults import (
     TINY,
     Holder,
     World,
-    build_world,
     copy,
     corrupt_shard,
     edit_json,
@@ -37,11 +36,6 @@ from cocomix_lens.concepts import LabelCache
 from cocomix_lens.data import TokenShards
 from training.checkpoint import CheckpointManager
 from training.cli import main
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> World:
-    return build_world(tmp_path_factory)
 
 
 # ---- the CLI matrix: (id, setup(world, tmp) -> argv, exit code, needle) ----------------------

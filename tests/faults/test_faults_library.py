@@ -13,7 +13,6 @@ import torch
 from helpers_faults import (
     Holder,
     World,
-    build_world,
     copy,
     corrupt_shard,
     edit_json,
@@ -26,11 +25,6 @@ from cocomix_lens.concepts import LabelCache
 from cocomix_lens.data import TokenShards, load_tokenizer
 from cocomix_lens.data.lock import DirLock
 from training.checkpoint import CheckpointManager
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> World:
-    return build_world(tmp_path_factory)
 
 
 # ---- library: bad arguments raise clear errors (type, words) -------------------------------

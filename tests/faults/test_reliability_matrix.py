@@ -5,14 +5,7 @@ flag and setting, every file reader under every fault, and the reliability issue
 
 from __future__ import annotations
 
-import pytest
-from helpers_faults import build_world
 from reliability_matrix import GOOD, bound_rows, file_rows, kind, run_rows, scenario_rows
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return build_world(tmp_path_factory)
 
 
 def _bad(rows) -> list[str]:

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from helpers_training import micro_config, write_corpus
 
 from cocomix_lens import ConceptExtractor, Run
 from cocomix_lens.sampling import Sampling
@@ -28,7 +27,6 @@ from cocomix_lens.steering.evaluate import (
 from cocomix_lens.steering.method import Method, resid_norm
 from cocomix_lens.steering.scorers import SCORERS, Scorer, register_scorer, scorers_for
 from cocomix_lens.steering.stats import bootstrap, bootstrap_diff
-from training.pipeline import run_pipeline
 
 PROMPTS = ["the ship", "a star", "music and"]
 FAST = Sampling(max_new_tokens=10)
@@ -36,11 +34,8 @@ FEW = Evaluation(n_samples=12, n_boot=500)
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("steer_eval")
-    out = tmp / "run"
-    run_pipeline(micro_config(write_corpus(tmp / "corpus")), out)
-    return out
+def run_dir(micro_run):
+    return micro_run[1]  # the session's (tests/conftest.py), read only
 
 
 @pytest.fixture(scope="module")

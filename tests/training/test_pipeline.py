@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 import yaml
-from helpers_training import micro_pipeline_run
+from helpers_training import copy_run
 from safetensors.torch import load_file
 
 from cocomix_lens.rundir import LAYOUT
@@ -18,8 +18,11 @@ from training.pipeline_config import apply_overrides, pipeline_preset
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return micro_pipeline_run(tmp_path_factory.mktemp("pipeline"))
+def run(micro_run, tmp_path_factory):
+    """A copy of the session's micro run (tests/conftest.py) with its checkpoints: these
+    tests re-run, resume and change it."""
+    cfg, out, summary = micro_run
+    return cfg, copy_run(out, tmp_path_factory.mktemp("pipeline"), checkpoints=True), summary
 
 
 def test_pipeline_runs_every_stage_and_writes_summary(run):
@@ -52,6 +55,25 @@ def test_sae_is_saved_in_sae_lens_format_with_quality(run):
     # the quality numbers are those of the saved SAE on the val activations
     saved_q = json.loads((out / "sae" / "quality.json").read_text())
     assert saved_q["variance_explained"] == pytest.approx(q["variance_explained"])
+
+
+def test_report_names_the_sae_architecture_from_its_config(run):
+    from sae_lens import SAE
+
+    from training.pipeline_report import sae_title
+
+    cfg, out, summary = run
+    saved = SAE.load_from_disk(out / "sae").cfg
+    q = summary["sae"]
+    assert q["architecture"] == saved.architecture() == "topk"
+    assert q["training_architecture"] == saved.metadata.training_architecture == \
+        cfg.sae.architecture
+    assert "\n## SAE (TopK, SAE-Lens)\n" in (out / "REPORT.md").read_text()
+    # a Matryoshka BatchTopK SAE is saved as JumpReLU: the header says both, never TopK
+    assert sae_title({"training_architecture": "matryoshka_batchtopk",
+                      "architecture": "jumprelu"}) == \
+        "## SAE (Matryoshka BatchTopK, saved as JumpReLU; SAE-Lens)"
+    assert sae_title({}) == "## SAE (SAE-Lens)"  # a summary from before the fields
 
 
 def test_run_directory_reloads_teacher_sae_students_and_tokenizer(run):

@@ -10,17 +10,12 @@ import pytest
 from cocomix_lens.data.truth import GroundTruth
 from cocomix_lens.groundtruth import Recovery, concept_names, pool_units
 from cocomix_lens.rundir import Run
-from training.pipeline import run_pipeline
-from training.pipeline_config import apply_overrides, pipeline_preset
 from training.pipeline_groundtruth import sae_active
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    cfg = apply_overrides(pipeline_preset("micro"), {"data.corpus": "world",
-                                                     "data.max_docs": "400"})
-    out = tmp_path_factory.mktemp("world") / "run"
-    return cfg, out, run_pipeline(cfg, out)
+def run(micro_world_run):
+    return micro_world_run  # the session's (tests/conftest.py), read only
 
 
 def test_world_run_reports_recovery_of_known_latents(run):

@@ -112,10 +112,8 @@ def test_cli_resumes_the_bench_in_the_runs_piece(bench, world_run, capsys):
     assert Run.open(world_run).steer_bench["rows"].keys() == results["rows"].keys()
 
 
-def test_cli_refuses_a_run_without_the_world_oracle(tmp_path, capsys):
-    from helpers_training import micro_pipeline_run
-
-    _, run_dir, _ = micro_pipeline_run(tmp_path)
+def test_cli_refuses_a_run_without_the_world_oracle(micro_run, tmp_path, capsys):
+    run_dir = micro_run[1]  # the session's topical run (tests/conftest.py), read only
     assert main(["steer-bench", "--run", str(run_dir), "--quick", "--out",
                  str(tmp_path / "o")]) != 0
     assert "not a world run" in capsys.readouterr().err

@@ -8,14 +8,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from helpers_training import micro_config, write_corpus
 
 from cocomix_lens import Run
 from cocomix_lens.sampling import Sampling
 from cocomix_lens.steering.evaluate import Evaluation, sweep
 from cocomix_lens.steering.results import ArmResult, MetricInfo, SweepResult
 from training import steering_screen as screen
-from training.pipeline import run_pipeline
 from training.steering_screen import (
     FluencyBounds,
     ScreenSettings,
@@ -66,10 +64,8 @@ def test_fluency_bounds_and_the_chosen_strength():
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("screen")
-    run_pipeline(micro_config(write_corpus(tmp / "corpus")), tmp / "run")
-    return Run.open(tmp / "run")
+def run(micro_run):
+    return Run.open(micro_run[1])  # the session's (tests/conftest.py), read only
 
 
 def test_densest_concepts_are_the_live_ones_by_prediction_density(run):

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers_training import micro_config, write_corpus
+from helpers_training import copy_run
 
 from training.cli import main
-from training.pipeline import run_pipeline
 from training.study.arms import StudySettings, get_arms
 from training.study.runner import DONE, Study, redraw, run_study
 from training.study.stats import FAILS, HOLDS, NOT_RUN, UNSURE
@@ -19,10 +18,9 @@ ARMS = ["cocomix", "cocomix_neg", "add"]
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("study")
-    out = tmp / "run"
-    run_pipeline(micro_config(write_corpus(tmp / "corpus")), out, stop_after="cocomix")
+def study(tmp_path_factory, micro_run):
+    # a copy of the session's micro run (tests/conftest.py): the study writes into it
+    out = copy_run(micro_run[1], tmp_path_factory.mktemp("study"))
     settings = StudySettings(seeds=[0, 1], budget=2048, eval_points=2, steer_samples=2)
     doc = run_study(out, settings, get_arms(ARMS), progress=False)
     return out, settings, doc
@@ -97,13 +95,9 @@ def test_cli_errors_are_one_line(study, capsys):
 
 
 @pytest.fixture(scope="module")
-def world_study(tmp_path_factory):
-    from training.pipeline_config import apply_overrides, pipeline_preset
-
-    cfg = apply_overrides(pipeline_preset("micro"), {"data.corpus": "world",
-                                                     "data.max_docs": "400"})
-    out = tmp_path_factory.mktemp("world_study") / "run"
-    run_pipeline(cfg, out, stop_after="cocomix")
+def world_study(tmp_path_factory, micro_world_run):
+    # a copy of the session's world run (tests/conftest.py): the study writes into it
+    out = copy_run(micro_world_run[1], tmp_path_factory.mktemp("world_study"))
     settings = StudySettings(seeds=[0, 1], budget=1024, eval_points=1, steer_samples=0,
                              probe_tokens=512)
     return out, run_study(out, settings, get_arms(["cocomix"]), progress=False)
