@@ -12,8 +12,7 @@ DEMO_OUT ?= runs/demo
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --no-compile "$(TORCH)"
-	$(PY) -m pip install -q --no-compile -e ".[app,train]"
+	$(PY) -m pip install -q --no-compile "$(TORCH)" -e ".[app,train]"
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
@@ -30,7 +29,7 @@ demo: install
 	@t0=$$(date +%s) && \
 	$(VENV)/bin/cocomix-lens pipeline --preset world --out $(DEMO_OUT) && t1=$$(date +%s) && \
 	$(VENV)/bin/cocomix-lens steer-eval --run $(DEMO_OUT) --densest 10 \
-		--out $(DEMO_OUT)/steering && t2=$$(date +%s) && \
+		--sweep-samples 32 --samples 64 --out $(DEMO_OUT)/steering && t2=$$(date +%s) && \
 	echo "make demo: pipeline $$((t1 - t0)) s, steer-eval $$((t2 - t1)) s" && \
 	echo "Open the app: make app   (or: $(VENV)/bin/cocomix-lens app --run $(DEMO_OUT))"
 
