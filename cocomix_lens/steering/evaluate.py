@@ -69,6 +69,10 @@ class Evaluation:
     """The control concept; None: a random live concept, seeded by the sampling seed."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Passed to every scorer, e.g. {"topic": "farming"} for the world oracle."""
+    batch_prompts: bool = False
+    """Generate every prompt of one token length in the same batches (fewer, larger batches
+    through the KV cache: the steering benchmark's setting); False: each prompt on its own
+    (what steer-eval's committed figures were drawn with). Same distribution, other draws."""
 
     def __post_init__(self) -> None:
         if self.n_samples < 1 or self.batch_size < 1:
@@ -89,24 +93,38 @@ def generate_samples(model: nn.Module, tokenizer: Any, prompts: list[Tensor],
                      sampling: Sampling, evaluation: Evaluation = Evaluation(),
                      method: Method | None = None) -> Generations:
     """evaluation.n_samples continuations (stopping at <|endoftext|>) of the prompts ([pos]
-    ids, already through `method.prompt`), grouped by prompt and generated in batches with
-    seeds that depend only on (seed, prompt, batch); each batch runs in a fresh
-    `method.context` (a spec's "prompt" positions are that batch's prompt)."""
+    ids, already through `method.prompt`); sample i continues prompt i % len(prompts). Prompts
+    are generated in groups (`prompt_groups`: each alone, or all of one token length with
+    `evaluation.batch_prompts`; the model has no padding mask), a group's samples in batches of
+    `evaluation.batch_size` seeded by (seed, the group's first prompt, batch offset) only, so a
+    one-prompt group draws what it always drew. Each batch runs in a fresh `method.context`
+    (a spec's "prompt" positions are that batch's prompt)."""
     eos = eos_id(tokenizer)
     rows: list[tuple[int, Tensor, int]] = []  # (sample index, prompt + generated, prompt len)
-    for j, prompt in enumerate(prompts):
-        idx = list(range(j, evaluation.n_samples, len(prompts)))
+    for group in prompt_groups(prompts, evaluation.batch_prompts):
+        idx = [i for j in group for i in range(j, evaluation.n_samples, len(prompts))]
+        n = len(prompts[group[0]])
         for b in range(0, len(idx), evaluation.batch_size):
             chunk = idx[b:b + evaluation.batch_size]
-            seed = sampling.seed * 1_000_003 + j * 1_009 + b
-            kwargs = {**sampling.kwargs(), "seed": seed}
-            with method.context(model, len(prompt)) if method else nullcontext():
-                out = model.generate(prompt.expand(len(chunk), -1), **kwargs,
+            seed = sampling.seed * 1_000_003 + group[0] * 1_009 + b
+            batch = torch.stack([prompts[i % len(prompts)] for i in chunk])
+            with method.context(model, n) if method else nullcontext():
+                out = model.generate(batch, **{**sampling.kwargs(), "seed": seed},
                                      stop_tokens=[eos])
-            rows += [(i, out[r].cpu(), len(prompt)) for r, i in enumerate(chunk)]
+            rows += [(i, out[r].cpu(), n) for r, i in enumerate(chunk)]
     rows.sort(key=lambda r: r[0])
     return _pack(rows, eos, tokenizer)
 
+
+def prompt_groups(prompts: Sequence[Tensor], by_length: bool) -> list[list[int]]:
+    """Indices of the prompts generated together: each prompt alone, or (`by_length`) every
+    prompt of one token length, in order of first appearance."""
+    if not by_length:
+        return [[j] for j in range(len(prompts))]
+    groups: dict[int, list[int]] = {}
+    for j, p in enumerate(prompts):
+        groups.setdefault(len(p), []).append(j)
+    return list(groups.values())
 
 
 def _pack(rows: list[tuple[int, Tensor, int]], eos: int, tokenizer: Any) -> Generations:

@@ -12,23 +12,21 @@ Per continuation (generated text only, the prompt excluded):
 - relevance: share of its sentences about a character the opening named
   (`oracle_relevance`);
 - harmonic: their harmonic mean, 0 when any of the three is 0 (AxBench's rule).
-Every prompt is generated `n_samples` times; prompts of one token length are generated as one
-batch through the KV cache (no padding: the model has no attention mask).
+Every prompt is generated `n_samples` times by the steering harness (`evaluate.Harness`, the
+one sampler and scorer of steer-eval, the app and this benchmark) with `batch_prompts`: the
+prompts of one token length share batches through the KV cache.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from cocomix_lens.sampling import Sampling
-from cocomix_lens.steering.evaluate import _pack, encode_prompts, score
-from cocomix_lens.steering.scorers import Generations, scorers_for
+from cocomix_lens.steering.evaluate import Evaluation, Harness
 from cocomix_lens.steering.topic_methods import TopicMethod
 from cocomix_lens.world.openings import Opening
 
@@ -47,37 +45,6 @@ def harmonic(parts: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
-def generate_batched(model: Any, tokenizer: Any, prompts: Sequence[str], n_samples: int,
-                     sampling: Sampling, method: TopicMethod | None = None,
-                     batch_size: int = 64) -> Generations:
-    """`n_samples` continuations of each prompt (row i * n_samples + j: prompt i, sample j),
-    prompts of equal token length generated together, inside `method`'s context. The seed
-    of a group depends on (sampling.seed, its token length, its first prompt's index)."""
-    from cocomix_lens.data.tokenizer import eos_id
-
-    ids = encode_prompts(tokenizer, prompts)
-    groups: dict[int, list[int]] = {}
-    for i, p in enumerate(ids):
-        groups.setdefault(len(p), []).append(i)
-    eos = eos_id(tokenizer)
-    edit = method.method() if method is not None else None
-    rows: list[tuple[int, torch.Tensor, int]] = []
-    for length, members in sorted(groups.items()):
-        batch = torch.stack([ids[i] for i in members]).repeat_interleave(n_samples, 0)
-        for b in range(0, len(batch), batch_size):
-            chunk = batch[b:b + batch_size]
-            seed = sampling.seed * 1_000_003 + length * 1_009 + members[0] * 7 + b
-            with edit.context(model, length) if edit is not None else nullcontext():
-                out = model.generate(chunk, **{**sampling.kwargs(), "seed": seed},
-                                     stop_tokens=[eos])
-            for r in range(len(chunk)):
-                flat = b + r
-                i = members[flat // n_samples]
-                rows.append((i * n_samples + flat % n_samples, out[r].cpu(), length))
-    rows.sort(key=lambda r: r[0])
-    return _pack(rows, eos, tokenizer)
-
-
 @dataclass
 class MethodScores:
     """Per-continuation scores of one method on one topic's prompts."""
@@ -85,7 +52,7 @@ class MethodScores:
     method: TopicMethod
     prompts: list[str]  # the openings (as given, before any prompting cue)
     n_samples: int
-    values: dict[str, np.ndarray]  # score -> [n_prompts * n_samples]
+    values: dict[str, np.ndarray]  # score -> [n_samples * n_prompts]: row i, prompt i % n
     examples: list[str]
 
     @property
@@ -95,7 +62,7 @@ class MethodScores:
     def per_prompt(self, name: str) -> np.ndarray:
         """[n_prompts] mean of score `name` (or "harmonic") over each prompt's samples."""
         v = self.harmonic if name == "harmonic" else self.values[name]
-        return np.asarray(v, dtype=np.float64).reshape(len(self.prompts), self.n_samples).mean(1)
+        return np.asarray(v, dtype=np.float64).reshape(self.n_samples, len(self.prompts)).mean(0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method.to_dict(), "prompts": self.prompts,
@@ -112,18 +79,20 @@ class MethodScores:
 
 
 def evaluate_method(run: Any, method: TopicMethod, openings: Sequence[Opening],
-                    sampling: Sampling, n_samples: int = 4, concept: int = 0,
-                    n_examples: int = 3) -> MethodScores:
-    """Generate `n_samples` continuations per opening with `method` and score them with no
-    edit active. `concept` is only read by scorers that need one (none of SCORES does)."""
-    model = getattr(run, method.model)
+                    sampling: Sampling, n_samples: int = 4, n_examples: int = 3,
+                    batch_size: int = 64) -> MethodScores:
+    """Generate `n_samples` continuations per opening with `method` through the steering
+    harness and score them with no edit active (the first sample of the first `n_examples`
+    openings kept as examples)."""
     prompts = [method.prompt(o) for o in openings]
-    gens = generate_batched(model, run.tokenizer, prompts, n_samples, sampling, method)
-    scorers = scorers_for(run, list(SCORES.values()))
-    raw = score(run, concept, gens, scorers, 64, {"topic": method.topic})
+    evaluation = Evaluation(n_samples=len(prompts) * n_samples, batch_size=batch_size,
+                            scorers=tuple(SCORES.values()), extras={"topic": method.topic},
+                            batch_prompts=True)
+    harness = Harness(run, prompts, sampling, evaluation)
+    gens, raw = harness.condition(method.method(), None, method.model)
     values = {name: raw[scorer] for name, scorer in SCORES.items()}
     return MethodScores(method, [o.text for o in openings], n_samples, values,
-                        gens.texts[:n_examples * n_samples:n_samples])
+                        gens.texts[:n_examples])
 
 
 def summarise(scores: Sequence[MethodScores], n_boot: int = 2000, seed: int = 0,

@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from cocomix_lens import Run
     from cocomix_lens.rundir import LAYOUT
     from cocomix_lens.world.steering_scorers import is_world_run
-    from training.steer_bench import BenchConfig, results_markdown, run_bench
+    from training.steer_bench import BenchConfig, run_bench
+    from training.steer_bench_report import results_markdown
 
     run_ = Run.open(args.run, device=args.device)
     if not is_world_run(run_):

@@ -1,0 +1,143 @@
+"""What `cocomix-lens steer-bench` makes of its cells (training/steer_bench.py): strengths chosen
+on the selection half (for all topics together and per topic), the results JSON, the 5x goal
+per topic, and the markdown table."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from typing import Any
+
+import numpy as np
+
+from cocomix_lens.tables import markdown_table
+
+CELLS = "cells.jsonl"  # every scored cell, appended as it is scored (the resume cache)
+
+
+def tune_per_topic(bench: Any, cands: dict[str, dict[str, list]],
+                   variants: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """topic -> variant -> the variant at its own strength for this topic, renamed
+    "<variant>@topic": the grid point with the best selection-half harmonic mean among those
+    whose grammatical share stays within `max_grammar_drop` of the unsteered run's on the
+    same openings (the smallest strength when none does)."""
+    from cocomix_lens.steering.topic_methods import TopicMethod
+
+    out: dict[str, dict[str, Any]] = {t: {} for t in cands}
+    for t, variants_of in cands.items():
+        base = bench.cell(TopicMethod("unsteered", "", t), "selection")
+        floor = float(np.nanmean(base.values["fluency"])) - bench.cfg.max_grammar_drop
+        for v in variants:
+            ms = variants_of.get(v)
+            if not ms:
+                continue
+            cells = [bench.cell(m, "selection") for m in ms]
+            ok = [i for i, c in enumerate(cells) if np.nanmean(c.values["fluency"]) >= floor]
+            i = max(ok, key=lambda j: float(np.mean(cells[j].harmonic))) if ok else 0
+            out[t][v] = replace(ms[i], variant=ms[i].variant + "@topic")
+    return out
+
+
+def choose_strengths(bench: Any, cands: dict[str, dict[str, list]]) -> dict[str, Any]:
+    """topic -> variant -> {"method", "selection_hm", "grid"}: each variant at the strength
+    with the best selection-half harmonic mean, averaged over topics (one strength for every
+    topic: the setting a user gets by default) or per topic (`per_topic_strength`); ties go
+    to the first (smallest) grid value."""
+    grid_hm: dict[str, dict[str, list[float]]] = {}
+    for t, variants in cands.items():
+        for variant, ms in variants.items():
+            grid_hm.setdefault(variant, {})[t] = [
+                float(np.mean(bench.cell(m, "selection").harmonic)) for m in ms]
+    chosen: dict[str, Any] = {t: {} for t in cands}
+    for variant, per_topic in grid_hm.items():
+        pooled = np.mean(list(per_topic.values()), axis=0)
+        for t, hms in per_topic.items():
+            i = int(np.argmax(hms if bench.cfg.per_topic_strength else pooled))
+            ms = cands[t][variant]
+            chosen[t][variant] = {"method": ms[i], "selection_hm": hms[i],
+                                  "grid": [[m.strength, h] for m, h in zip(ms, hms)]}
+    return chosen
+
+
+def best_variant(chosen: dict[str, dict[str, Any]], prefix: str) -> str:
+    """The variant of a family with the best selection-half harmonic mean over topics."""
+    variants = {v for c in chosen.values() for v in c if v.startswith(prefix)}
+    return max(sorted(variants), key=lambda v: np.mean(
+        [chosen[t][v]["selection_hm"] for t in chosen if v in chosen[t]]))
+
+
+def results_json(bench: Any, cfg: Any, kits: dict, chosen: dict, report: dict,
+             best_cocomix: str, best_diffmean: str, wall: float) -> dict[str, Any]:
+    from cocomix_lens.steering.topic_eval import summarise
+
+    rows = {}
+    for key, cells in report.items():
+        rows[key] = {"summary": summarise(cells, cfg.n_boot, cfg.seed),
+                     "cells": [c.to_dict() for c in cells]}
+    return {
+        "run": str(bench.run.path), "config": asdict(cfg),
+        "sampling": asdict(bench.sampling), "wall_s": round(wall, 1),
+        "topics": bench.topics,
+        "prompts": {t: {"selection": [o.__dict__ for o in s.selection],
+                        "report": [o.__dict__ for o in s.report]}
+                    for t, s in bench.splits.items()},
+        "topic_concepts": {t: k.concepts.to_dict() for t, k in kits.items()},
+        "sae_concepts": {t: k.sae_concept for t, k in kits.items()},
+        "selection": {t: {v: {"strength": c["method"].strength,
+                              "selection_hm": c["selection_hm"], "grid": c["grid"]}
+                          for v, c in ch.items()} for t, ch in chosen.items()},
+        "best": {"cocomix": best_cocomix, "diffmean": best_diffmean},
+        "rows": rows,
+        "goals": goals(rows, best_cocomix, bench.topics),
+        "goals_per_topic_strength": goals(rows, best_cocomix + "@topic", bench.topics),
+    }
+
+
+def goals(rows: dict[str, Any], best_cocomix: str, topics: list[str]) -> dict[str, Any]:
+    """Per topic: CoCoMix's best on-topic share vs 5x the random-concept control and 5x
+    unsteered, grammar within 10 points of unsteered."""
+    def per_topic(key: str, score: str) -> dict[str, float]:
+        return rows[key]["summary"][score]["per_topic"] if key in rows else {}
+
+    best = per_topic(best_cocomix, "concept")
+    ctl, base = per_topic("random_concept/" + best_cocomix.split("/", 1)[1], "concept"), \
+        per_topic("unsteered", "concept")
+    g_best, g_base = per_topic(best_cocomix, "fluency"), per_topic("unsteered", "fluency")
+    out = {}
+    for t in topics:
+        if t not in best:
+            continue
+        ok = (best[t] >= 5 * ctl.get(t, 0.0) and best[t] >= 5 * base.get(t, 0.0)
+              and best[t] > 0 and g_best[t] >= g_base.get(t, 0.0) - 0.10)
+        out[t] = {"on_topic": best[t], "control": ctl.get(t), "unsteered": base.get(t),
+                  "grammar": g_best[t], "grammar_unsteered": g_base.get(t), "pass": bool(ok)}
+    return {"method": best_cocomix, "per_topic": out,
+            "passed": sum(v["pass"] for v in out.values()), "of": len(out)}
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+    """The results as a markdown table (`topic_eval.leaderboard`), best harmonic mean first."""
+    from cocomix_lens.steering.topic_eval import leaderboard
+
+    header, rows = leaderboard(results)
+    lines = markdown_table(header, rows).splitlines()
+    g, gt = results["goals"], results["goals_per_topic_strength"]
+    cfg, sm = results["config"], results["sampling"]
+    return "\n".join([
+        f"# Steering benchmark on `{results['run']}`", "",
+        f"{len(results['topics'])} topics; per topic {cfg['n_prompts'] // 2} held-out openings "
+        f"of other topics (report half) x {cfg['report_samples']} continuations of "
+        f"{sm['max_new_tokens']} tokens (temperature {sm['temperature']}, top-p "
+        f"{sm['top_p']}); each method's strength chosen "
+        f"{'per topic' if cfg['per_topic_strength'] else 'for all topics together'} on the "
+        f"other {cfg['n_prompts'] - cfg['n_prompts'] // 2} openings per topic (selection "
+        f"half, {cfg['select_samples']} continuation each). Scores are shares of the "
+        "continuation's sentences (world oracle); harmonic = per-continuation harmonic mean of "
+        "concept, fluency and relevance, 0 if any is 0 (AxBench). 95 % bootstrap CIs over "
+        f"prompts. This invocation: {results['wall_s']:.0f} s wall, "
+        f"{results['cells']['computed']} of {results['cells']['total']} cells generated "
+        f"({results['cells']['workers']} worker(s); the rest read back from {CELLS}).", "",
+        *lines, "",
+        f"5x goal ({g['method']}: on-topic >= 5x random-concept control and >= 5x unsteered, "
+        f"grammar within 10 points of unsteered): {g['passed']} of {g['of']} topics; with its "
+        f"strength chosen per topic ({gt['method']}, grammar-bounded on the selection half): "
+        f"{gt['passed']} of {gt['of']}.", ""])
