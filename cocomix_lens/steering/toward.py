@@ -7,9 +7,10 @@ measured best (`cocomix-lens steer-bench`).
 
 `TopicRecipe` is one CoCoMix edit of a topic: which op, on the topic's best concept or its
 concept set, at which positions, how strong. `RECOMMENDED` is the recipe with the best
-harmonic mean on the benchmark's report half, labelled with the run and command it comes
-from; the benchmark builds every CoCoMix method it measures through `topic_spec`, so what it
-measured is what `toward` gives.
+harmonic mean on the benchmark's selection half, labelled with the run and command it comes
+from, with the strength the benchmark chose for each world topic (its best measured setting:
+per-topic strengths beat one strength on the report half); the benchmark builds every
+CoCoMix method it measures through `topic_spec`, so what it measured is what `toward` gives.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class TopicRecipe:
     positions: str
     strength: float | None
     source: str
+    topic_strengths: tuple[tuple[str, float], ...] = ()
+    """(topic, strength) chosen per topic on the selection half of the steer-bench `source`
+    names (grammar within 10 points of unsteered): the strength for a world topic on a run
+    without a steer-bench of its own."""
 
     def __post_init__(self) -> None:
         if self.concepts not in CONCEPT_SETS:
@@ -64,16 +69,20 @@ class TopicRecipe:
         return f"cocomix/{self.op}/{self.concepts}/{self.positions}"
 
     def for_topic(self, run: Any, topic: str) -> TopicRecipe:
-        """This recipe at the strength the run's steer-bench chose for `topic` (grammar
-        within 10 points of unsteered on its selection half), when it measured one."""
-        if not run.has("steer_bench"):
+        """This recipe at the strength chosen for `topic` on a steer-bench's selection half
+        (grammar within 10 points of unsteered): the run's own bench when it has one, else
+        `topic_strengths`; the recipe's one strength when neither measured the topic."""
+        chosen = (run.steer_bench.get("per_topic_strength", {}).get(topic, {})
+                  if run.has("steer_bench") else {})
+        if self.key in chosen:
+            return replace(self, strength=chosen[self.key], source=(
+                f"this run's steer-bench: {self.key} at the strength chosen for {topic} on "
+                "its selection half (grammar within 10 points of unsteered)"))
+        measured = dict(self.topic_strengths)
+        if topic not in measured:
             return self
-        chosen = run.steer_bench.get("per_topic_strength", {}).get(topic, {})
-        if self.key not in chosen:
-            return self
-        return replace(self, strength=chosen[self.key], source=(
-            f"this run's steer-bench: {self.key} at the strength chosen for {topic} on its "
-            "selection half (grammar within 10 points of unsteered)"))
+        return replace(self, strength=measured[topic], source=(
+            f"{self.source}; at the strength chosen for {topic} on the selection half"))
 
     def ids(self, run: Any, topic: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(the concepts to raise, the concepts to ban) for `topic`."""
@@ -95,8 +104,13 @@ class TopicRecipe:
 RECOMMENDED = TopicRecipe(
     "add", "set+ban", "generated", 4.5,
     source="steer-bench on the demo run: the CoCoMix recipe with the best harmonic mean on "
-           "the selection half, 0.137 [0.113, 0.161] on the report half "
-           "(benchmarks/results/steer_bench_world; `cocomix-lens steer-bench --run runs/demo`)")
+           "the selection half, 0.137 [0.113, 0.161] on the report half at one strength, "
+           "0.153 [0.128, 0.178] at the strength chosen per topic "
+           "(benchmarks/results/steer_bench_world; `cocomix-lens steer-bench --run runs/demo`)",
+    topic_strengths=(("art", 3.0), ("cooking", 3.0), ("farming", 10.0), ("forest", 4.5),
+                     ("medicine", 3.0), ("music", 3.0), ("school", 3.0), ("sea", 6.0),
+                     ("space", 3.0), ("sport", 6.0), ("trade", 3.0), ("travel", 4.5),
+                     ("war", 3.0), ("weather", 3.0)))
 """The best CoCoMix recipe on the steering benchmark's report half (see `source`)."""
 
 

@@ -102,6 +102,36 @@ def test_scores_equal_a_direct_computation(run):
         assert got["distinct_1"][i] == pytest.approx(len(set(gen.tolist())) / n)
 
 
+def test_batched_prompts_share_batches_and_a_lone_prompt_draws_as_before(run):
+    """batch_prompts generates prompts of one token length together (fewer generate calls);
+    a prompt of its own length is seeded as before, so its samples are the same tokens."""
+    from cocomix_lens.steering.evaluate import prompt_groups
+
+    prompts = encode_prompts(run.tokenizer, ["the ship", "the ship", "music and the ship sailed"])
+    assert len(prompts[0]) != len(prompts[2])
+    assert prompt_groups(prompts, True) == [[0, 1], [2]]
+    assert prompt_groups(prompts, False) == [[0], [1], [2]]
+    calls = []
+    generate = run.student.generate
+    run.student.generate = lambda *a, **k: calls.append(1) or generate(*a, **k)
+    try:
+        alone = generate_samples(run.student, run.tokenizer, prompts, FAST,
+                                 Evaluation(n_samples=9))
+        n_alone = len(calls)
+        grouped = generate_samples(run.student, run.tokenizer, prompts, FAST,
+                                   Evaluation(n_samples=9, batch_prompts=True))
+    finally:
+        del run.student.generate
+    assert (n_alone, len(calls) - n_alone) == (3, 2)
+    lone = [i for i in range(9) if i % 3 == 2]
+    assert (grouped.prompt_lens == alone.prompt_lens).all()
+    for i in lone:
+        n = int(alone.prompt_lens[i] + alone.gen_lens[i])
+        assert int(grouped.gen_lens[i]) == int(alone.gen_lens[i])
+        assert torch.equal(alone.tokens[i, :n], grouped.tokens[i, :n])
+        assert alone.texts[i] == grouped.texts[i]
+
+
 def _hook_count(model) -> int:
     """TransformerLens hooks plus the model's own forward (pre-)hooks (steer adds both)."""
     return (sum(len(hp._forward_hooks) for hp in model.hook_dict.values())

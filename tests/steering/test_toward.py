@@ -1,5 +1,8 @@
 """Steering toward a topic by name (cocomix_lens/steering/toward.py)."""
 
+import json
+from pathlib import Path
+
 import pytest
 from test_topic_concepts import fake_run
 
@@ -56,3 +59,26 @@ def test_a_runs_bench_gives_the_topics_own_strength():
     assert [e.value for e in spec.edits] == [3.5, 3.5, 3.5] and "chosen for sea" in how
     other, _ = toward(run, "war", TopicRecipe("add", "set", "all", 5.0, "test"))
     assert [e.value for e in other.edits] == [5.0]
+
+
+def test_without_a_bench_of_its_own_a_topic_gets_the_recipes_per_topic_strength():
+    recipe = TopicRecipe("add", "set", "all", 5.0, "test", topic_strengths=(("sea", 2.5),))
+    spec, how = toward(world_run(), "sea", recipe)
+    assert [e.value for e in spec.edits] == [2.5, 2.5, 2.5] and "chosen for sea" in how
+    other, _ = toward(world_run(), "war", recipe)
+    assert [e.value for e in other.edits] == [5.0]
+
+
+def test_the_recommended_recipe_is_the_committed_benchs_best_at_its_per_topic_strengths():
+    results = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+                          / "steer_bench_world" / "results.json").read_text())
+    assert RECOMMENDED.key == results["best"]["cocomix"]
+    first = results["topics"][0]
+    assert RECOMMENDED.strength == results["selection"][first][RECOMMENDED.key]["strength"]
+    assert dict(RECOMMENDED.topic_strengths) == {
+        t: s[RECOMMENDED.key] for t, s in results["per_topic_strength"].items()}
+    rows = results["rows"]
+    per_topic = rows[RECOMMENDED.key + "@topic"]["summary"]["harmonic"]["mean"]
+    assert per_topic >= rows[RECOMMENDED.key]["summary"]["harmonic"]["mean"]
+    assert results["goals_per_topic_strength"]["passed"] >= results["goals"]["passed"]
+    assert f"{per_topic:.3f}" in RECOMMENDED.source

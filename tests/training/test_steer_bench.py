@@ -175,3 +175,34 @@ def test_a_world_run_is_scored_by_the_oracle_whatever_the_caller_imported(world_
     names = set(out.stdout.split())
     assert {"oracle_on_target", "oracle_grammatical", "oracle_relevance"} <= names
     assert "sae_act" in names
+
+
+def test_the_readme_and_docs_quote_the_committed_results():
+    """The README line and docs/steering.md quote the committed world bench's figures."""
+    from cocomix_lens.steering.stats import Estimate
+
+    root = Path(__file__).resolve().parents[1]
+    results = json.loads((root / "benchmarks" / "results" / "steer_bench_world"
+                          / "results.json").read_text())
+    rows, best = results["rows"], results["best"]
+
+    def est(key: str) -> str:
+        return Estimate.from_dict(rows[key]["summary"]["harmonic"]).format(decimals=3)
+
+    def mean(key: str) -> str:
+        return f"{rows[key]['summary']['harmonic']['mean']:.3f}"
+
+    goals, per_topic = results["goals"], results["goals_per_topic_strength"]
+    readme = (root / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if "Steering toward a topic" in x)
+    for quoted in (est("prompt_switch"), est(best["diffmean"]),
+                   f"{mean(best['cocomix'])}–{mean(best['cocomix'] + '@topic')}",
+                   mean("sae/best latent"), f"{goals['passed']} of {goals['of']}",
+                   f"({per_topic['passed']} with per-topic strengths)"):
+        assert quoted in line, quoted
+    docs = (root / "docs" / "steering.md").read_text()
+    for key in ("prompt_switch", best["diffmean"], best["cocomix"], best["cocomix"] + "@topic",
+                "sae/best latent", "unsteered"):
+        assert est(key) in docs, key
+    assert f"**{goals['passed']} of {goals['of']}**" in docs
+    assert f"**{per_topic['passed']} of {per_topic['of']}**" in docs
