@@ -70,7 +70,7 @@ def test_without_a_bench_of_its_own_a_topic_gets_the_recipes_per_topic_strength(
 
 
 def test_the_recommended_recipe_is_the_committed_benchs_best_at_its_per_topic_strengths():
-    results = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    results = json.loads((Path(__file__).resolve().parents[2] / "benchmarks" / "results"
                           / "steer_bench_world" / "results.json").read_text())
     assert RECOMMENDED.key == results["best"]["cocomix"]
     first = results["topics"][0]

@@ -181,7 +181,7 @@ def test_the_readme_and_docs_quote_the_committed_results():
     """The README line and docs/steering.md quote the committed world bench's figures."""
     from cocomix_lens.steering.stats import Estimate
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     results = json.loads((root / "benchmarks" / "results" / "steer_bench_world"
                           / "results.json").read_text())
     rows, best = results["rows"], results["best"]
