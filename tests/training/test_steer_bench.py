@@ -195,14 +195,16 @@ def test_the_readme_and_docs_quote_the_committed_results():
     goals, per_topic = results["goals"], results["goals_per_topic_strength"]
     readme = (root / "README.md").read_text()
     line = next(x for x in readme.splitlines() if "Steering toward a topic" in x)
+    line = line.replace("**", "")  # bold marks the best figure
     for quoted in (est("prompt_switch"), est(best["diffmean"]),
                    f"{mean(best['cocomix'])}–{mean(best['cocomix'] + '@topic')}",
                    mean("sae/best latent"), f"{goals['passed']} of {goals['of']}",
                    f"({per_topic['passed']} with per-topic strengths)"):
         assert quoted in line, quoted
     docs = (root / "docs" / "steering.md").read_text()
+    plain = docs.replace("**", "")
     for key in ("prompt_switch", best["diffmean"], best["cocomix"], best["cocomix"] + "@topic",
                 "sae/best latent", "unsteered"):
-        assert est(key) in docs, key
+        assert est(key) in plain, key
     assert f"**{goals['passed']} of {goals['of']}**" in docs
     assert f"**{per_topic['passed']} of {per_topic['of']}**" in docs
