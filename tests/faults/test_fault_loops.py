@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -37,20 +38,46 @@ def run(argv: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def kill_loop(argv: list[str], kills: int, span: float, seed: int) -> int:
-    """Start `argv` and SIGKILL it after a random delay in [0.3, span] s, `kills` times, then
-    let it finish; returns how many processes were killed while still running."""
-    rng, killed = random.Random(seed), 0
-    for _ in range(kills):
+def kill_once(argv: list[str], out: Path, span: float, rng: random.Random) -> float:
+    """Start `argv` and SIGKILL it after a random delay in [0, span] s. A kill drawn after the
+    run had already finished is taken back (`out` restored as it was before the start) and
+    drawn again within the time that run took, so every call lands a kill; returns the delay
+    of the kill that landed."""
+    backup = out.with_name(out.name + ".before")
+    shutil.rmtree(backup, ignore_errors=True)
+    if out.exists():
+        shutil.copytree(out, backup, symlinks=True)
+    while True:
+        t0 = time.perf_counter()
+        log = open(out.with_name(out.name + ".stderr"), "wb")  # a file: a pipe could fill up
         proc = subprocess.Popen(CLI + argv, env=ENV, cwd=REPO, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, span))
-        if proc.poll() is None:
+                                stderr=log)
+        delay = rng.uniform(0.0, span)
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
             proc.kill()
-            killed += 1
-        proc.wait()
+            proc.wait()
+            log.close()
+            shutil.rmtree(backup, ignore_errors=True)
+            return delay
+        log.close()
+        err = Path(log.name).read_text(errors="replace")
+        assert proc.returncode == 0, err[-3000:]  # a start that failed is a finding, not a miss
+        span = time.perf_counter() - t0  # it finished sooner: draw within its own time
+        shutil.rmtree(out, ignore_errors=True)
+        if backup.exists():
+            shutil.copytree(backup, out, symlinks=True)
+
+
+def kill_loop(argv: list[str], out: Path, kills: int, span: float, seed: int) -> int:
+    """SIGKILL `argv` (writing `out`) `kills` times at random moments of an uninterrupted run's
+    `span` seconds (kill_once), then let it finish; returns the kills landed (all of them)."""
+    rng = random.Random(seed)
+    for _ in range(kills):
+        kill_once(argv, out, span, rng)
     run(argv)
-    return killed
+    return kills
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -85,7 +112,7 @@ def inputs(tmp_path_factory):
 
 def _identical(tmp: Path, argv_for, kills: int, seed: int, ignore=()) -> int:
     span = run(argv_for(tmp / "ref"))
-    killed = kill_loop(argv_for(tmp / "hit"), kills, span, seed)
+    killed = kill_loop(argv_for(tmp / "hit"), tmp / "hit", kills, span, seed)
     ref, hit = files(tmp / "ref"), files(tmp / "hit")
     for name in ignore:
         ref.pop(name, None), hit.pop(name, None)
@@ -129,7 +156,7 @@ def test_train_killed_anywhere_resumes_to_identical_bytes(inputs, tmp_path):
 def test_micro_pipeline_killed_anywhere_resumes_to_identical_models(tmp_path):
     argv = lambda out: ["pipeline", "--preset", "micro", "--out", str(out), "--quiet"]
     span = run(argv(tmp_path / "ref"))
-    kill_loop(argv(tmp_path / "hit"), kills=3, span=span, seed=4)
+    kill_loop(argv(tmp_path / "hit"), tmp_path / "hit", kills=3, span=span, seed=4)
     for piece in ("data", "labels", "sae", "teacher/model", "ntp/model", "cocomix/model"):
         ref, hit = files(tmp_path / "ref" / piece), files(tmp_path / "hit" / piece)
         ref.pop("quality.json", None), hit.pop("quality.json", None)
