@@ -197,6 +197,28 @@ def as_flags(text: str, command: str | None) -> str:
     return pattern.sub(lambda m: f"{names[m.group(1)]} ", text)
 
 
+def retyped(argv: list[str], flags: dict[str, tuple[list[str], str | None]]) -> str:
+    """The command line `cocomix-lens argv` with each setting retyped: {name: (the spellings a
+    user may have typed it with, the first the one to write; its value, or None to drop it)};
+    the one place that turns "these settings" into the whole command to type."""
+    import shlex
+
+    spelled = {s: name for name, (spellings, _) in flags.items() for s in spellings}
+    kept, i = [], 0
+    while i < len(argv):
+        word = argv[i]
+        head, eq, _ = word.partition("=")
+        if head in spelled:  # dropped with its value; written again below
+            i += 1 if eq or i + 1 >= len(argv) else 2
+            continue
+        kept.append(word)
+        i += 1
+    for spellings, value in flags.values():
+        if value is not None:
+            kept += [spellings[0], value]
+    return shlex.join(["cocomix-lens", *kept])
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     name = command_of(argv)
@@ -204,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     level = logging.DEBUG if args.verbose or args.debug else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args._argv = argv  # what was typed: an error's fix may be the whole command, retyped
     args._extra = extra  # dotted overrides (e.g. --optim.lr 3e-4) for commands that take them
     if extra and not getattr(args, "_accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

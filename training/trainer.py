@@ -214,8 +214,13 @@ class Trainer:
                  **{f"model.{k}": v for k, v in (ck.state.get("model_config") or {}).items()}}
         mine = {"objective": self.objective.name,
                 **{f"model.{k}": v for k, v in self.model.cfg.to_dict().items()}}
-        check_identity(f"{ck.path} holds a run", saved, mine, keys=list(mine),
-                       fix="resume with the same settings, or pick a new --out / drop --resume")
+        try:
+            check_identity(f"{ck.path} holds a run", saved, mine, keys=list(mine),
+                           fix="resume with the same settings, or pick a new --out / drop "
+                               "--resume")
+        except ValueError as err:  # the settings that resume it, for the CLI's whole command
+            raise ResumeRefused(str(err), {k: _flag_value(saved[k]) for k in mine
+                                           if k in saved and saved[k] != mine[k]}) from None
         tok = ck.state.get("tokenizer_sha256")
         if tok and tok != self.shards.tokenizer_sha256:
             raise ValueError(f"{ck.path} was trained on data of tokenizer {tok[:12]}… but "
@@ -370,20 +375,27 @@ RESUME_MAY_CHANGE = ("logging.", "checkpoint.", "system.", "data.dir", "concept.
                      "concept.teacher", "concept.sae")
 
 
+class ResumeRefused(ValueError):
+    """A resume refused because its settings would make another run. `settings`: {dotted
+    key: the run's value as a flag value, or None where the run had no such key (drop the
+    flag)}, so a caller that knows the command line (the CLI) can print the whole command."""
+
+    def __init__(self, message: str, settings: dict[str, Any]):
+        super().__init__(message)
+        self.settings = settings
+
+
 def resume_settings(saved: dict[str, Any], cfg: RunConfig, done: int,
                     out: Path) -> RunConfig:
-    """`cfg` for resuming a checkpoint saved with config `saved`: refused (naming the exact
-    flags that resume it) when a setting that shapes the run changed, or --max-steps is below
-    the steps done; a larger --max-steps keeps the checkpoint's schedule (`schedule_steps`),
-    so the cosine does not jump back up."""
-    if cfg.system.threads is None and (saved.get("system") or {}).get("threads"):
-        # the run's own thread count, so the resumed run stays bitwise the same
-        cfg = dataclasses.replace(cfg, system=dataclasses.replace(
-            cfg.system, threads=saved["system"]["threads"]))
+    """`cfg` for resuming a checkpoint saved with config `saved`: refused (ResumeRefused,
+    naming the flags that resume it) when a setting that shapes the run changed, or
+    --max-steps is below the steps done; a larger --max-steps keeps the checkpoint's schedule
+    (`schedule_steps`), so the cosine does not jump back up."""
+    cfg = _resume_threads(saved, cfg)
     if cfg.optim.max_steps < done:
-        raise ValueError(f"--max-steps {cfg.optim.max_steps} is below the {done} steps {out} "
-                         f"has done; fix: pass --max-steps {done} or more with --resume, or "
-                         "train a new --out")
+        raise ResumeRefused(f"--max-steps {cfg.optim.max_steps} is below the {done} steps "
+                            f"{out} has done; fix: pass --max-steps {done} or more with "
+                            "--resume, or train a new --out", {"optim.max_steps": str(done)})
     old, new = _flat(saved), _flat(cfg.to_dict())
     horizon = old.get("optim.schedule_steps") or old.get("optim.max_steps")
     extended = new["optim.max_steps"] != old.get("optim.max_steps") or old.get(
@@ -402,9 +414,28 @@ def resume_settings(saved: dict[str, Any], cfg: RunConfig, done: int,
         what = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:4])
         flags = " ".join(f"--{k} {_flag_value(old[k])}" if k in old else f"without --{k}"
                          for k in changed)
-        raise ValueError(f"--resume with changed settings ({what}): the checkpoint's schedule "
-                         f"and data order are laid out for its own; fix: resume with {flags} "
-                         f"(the run's), or train a new --out with the new settings")
+        raise ResumeRefused(f"--resume with changed settings ({what}): the checkpoint's "
+                            f"schedule and data order are laid out for its own; fix: resume "
+                            f"with {flags} (the run's), or train a new --out with the new "
+                            "settings", {k: _flag_value(old[k]) if k in old else None
+                                         for k in changed})
+    return cfg
+
+
+def _resume_threads(saved: dict[str, Any], cfg: RunConfig) -> RunConfig:
+    """The run's own thread count unless `cfg` names one: results are bitwise the same only
+    for the same count (a resume picking its default anew under another load drifted by
+    ~1e-7, issue 25 item 11); another count is taken, with a warning."""
+    ran = (saved.get("system") or {}).get("threads")
+    if ran is None:
+        return cfg  # a checkpoint older than the recorded count
+    if cfg.system.threads is None:
+        return dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, threads=ran))
+    if cfg.system.threads != ran:
+        log.warning("resuming on %d CPU threads where the run used %d: the weights will "
+                    "differ in the last bits from an uninterrupted run; to keep them the same, "
+                    "resume without a thread count (the run's is used)",
+                    cfg.system.threads, ran)
     return cfg
 
 
@@ -421,7 +452,7 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def _flag_value(v: Any) -> str:
     if isinstance(v, bool):
         return str(v).lower()
-    if isinstance(v, tuple):
+    if isinstance(v, (tuple, list)):
         return ",".join(map(str, v))
     return "none" if v is None else str(v)
 

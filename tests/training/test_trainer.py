@@ -252,3 +252,34 @@ def test_a_longer_resume_keeps_the_schedule_of_the_run_so_the_lr_never_jumps(sha
     # a second resume keeps the same horizon without being told
     assert train(tiny_run(shards, "ntp", steps=10), data=shards, out_dir=tmp_path,
                  resume=True)["steps"] == 10
+
+
+@pytest.fixture
+def torch_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_resume_takes_the_run_s_thread_count_so_it_stays_bitwise(shards, tmp_path, caplog,
+                                                                   monkeypatch, torch_threads):
+    """Issue 25 item 11: the default count follows the load average, so a resumed process
+    could pick another count than the run it resumes; a sum over 2 threads adds in another
+    order than over 1, and the weights drifted in their last bits."""
+    import training.threads
+
+    def run(out, steps, resume=False, **threads):
+        cfg = tiny_run(shards, "cocomix", steps=steps, optim__schedule_steps=6, **threads)
+        train(cfg, data=shards, labels=TokenLabels(32), out_dir=tmp_path / out, resume=resume)
+        return load_file(tmp_path / out / "model" / "model.safetensors")
+
+    ref = run("ref", 6, system__threads=1)
+    run("hit", 3, system__threads=1)
+    run("other", 3, system__threads=1)
+    monkeypatch.setattr(training.threads, "default_threads", lambda: 2)  # a busy machine's
+    hit = run("hit", 6, resume=True)  # no count given: the run's own (1)
+    assert all(torch.equal(ref[k], hit[k]) for k in ref)
+    other = run("other", 6, resume=True, system__threads=2)  # the cause, and a warning
+    drift = max((ref[k] - other[k]).abs().max().item() for k in ref)
+    assert 0 < drift < 1e-5
+    assert "resuming on 2 CPU threads where the run used 1" in caplog.text

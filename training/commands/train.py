@@ -76,7 +76,7 @@ def resolve_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from training.config import dump_yaml
-    from training.trainer import check_run_config, train
+    from training.trainer import ResumeRefused, check_run_config, train
 
     cfg = resolve_config(args)
     if args.print_config:
@@ -84,14 +84,31 @@ def run(args: argparse.Namespace) -> int:
         return 0
     check_run_config(cfg)  # before loading any data or teacher
     shards, labels, teacher = load_inputs(cfg)
-    summary = train(cfg, data=shards, labels=labels, teacher=teacher, out_dir=args.out,
-                    resume=args.resume, force=args.force)
+    try:
+        summary = train(cfg, data=shards, labels=labels, teacher=teacher, out_dir=args.out,
+                        resume=args.resume, force=args.force)
+    except ResumeRefused as err:
+        raise ValueError(resume_fix(err, args)) from err
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun only rank 0 reports
     keys = ("objective", "steps", "val_loss", "val_ppl", "concept_top1", "concept_top4",
             "tokens_per_s")
     print(strict_json({k: summary.get(k) for k in keys if k in summary}))
     return 0
+
+
+def resume_fix(err: Any, args: argparse.Namespace) -> str:
+    """The trainer's refusal with its fix as the whole command to type (ResumeRefused)."""
+    from training.cli import retyped
+
+    if getattr(args, "_argv", None) is None:
+        return str(err)
+    named = {key: "--" + dest.replace("_", "-") for dest, key in FLAG_KEYS.items()}
+    flags = {key: ([named[key]] if key in named else []) + [
+        f"--{key}", f"--{key.replace('_', '-')}"] for key in err.settings}
+    command = retyped(args._argv, {k: (flags[k], v) for k, v in err.settings.items()})
+    return (f"{str(err).split('; fix:')[0]}; fix: type `{command}`, "
+            "or train a new --out with the new ones")
 
 
 def load_inputs(cfg: Any) -> tuple[Any, Any, Any]:

@@ -1,0 +1,160 @@
+"""The reliability matrix's rows for numbers and files: every numeric flag and setting under
+-1, 0, huge, NaN and inf; every file a command reads under each fault."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from matrix_verdicts import PROBES, Row, raises, refused, succeeds
+
+
+# ---- rows: numbers ------------------------------------------------------------------------------
+def bound_rows() -> list[Row]:
+    """One row per numeric flag of every command and per numeric config field: every probe
+    (negative, zero, huge, NaN, inf) is accepted exactly when the declared range holds it."""
+    from test_bounds import CONFIGS, numeric_fields, numeric_flags
+
+    from cocomix_lens.bounds import RANGE
+    from training.config import RunConfig
+    from training.overrides import apply_overrides
+    from training.pipeline_config import PipelineConfig
+
+    rows = []
+    for command, action in numeric_flags():
+        def check(tmp, action=action):
+            rng = getattr(action.type, "range", None)
+            if rng is None:
+                return "silently wrong: no declared range"
+            for text in PROBES:
+                v = float(text)
+                fits = rng.contains(int(v) if rng.integer and v.is_integer() else v)
+                try:
+                    action.type(text)
+                    if not fits:
+                        return f"silently wrong: {text} accepted"
+                except argparse.ArgumentTypeError as err:
+                    if fits or "must be" not in str(err):
+                        return f"vague error: {err}"
+            return "clear error"
+        rows.append(Row("numbers: flags", f"{command} {action.option_strings[0]}", check))
+    pipe_keys = {k for k, _, _ in numeric_fields(PipelineConfig)}
+    for cls in CONFIGS:
+        for key, owner, f in numeric_fields(cls):
+            def check(tmp, key=key, owner=owner, f=f, cls=cls):
+                if f.metadata.get(RANGE) is None:
+                    return "silently wrong: no declared range"
+                if cls.__name__ == "CoCoMixConfig":
+                    return raises(lambda: cls(**{key: math.nan}), ValueError, key)
+                base = PipelineConfig() if key in pipe_keys else RunConfig()
+                for text in ("nan", "inf", "-1e30", "1e30"):
+                    try:
+                        apply_overrides(base, {key: text})
+                        return f"silently wrong: --{key} {text} accepted"
+                    except ValueError as err:
+                        if f"--{key}" not in str(err) or "fix" not in str(err):
+                            return f"vague error: {err}"
+                return "clear error"
+            rows.append(Row("numbers: settings", f"{cls.__name__}: {key}", check))
+    return rows
+
+
+# ---- rows: files --------------------------------------------------------------------------------
+FAULTS: dict[str, Callable[[Path], None]] = {
+    "missing": lambda p: p.unlink() if p.is_file() else shutil.rmtree(p),
+    "empty": lambda p: p.write_bytes(b""),
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[: max(1, p.stat().st_size // 2)]),
+    "not UTF-8": lambda p: p.write_bytes(b"\xff\xfe" + p.read_bytes()),
+    "wrong type": lambda p: p.write_text("[1, 2, 3]"),
+    "directory": lambda p: (p.unlink(), p.mkdir()),
+}
+
+
+def file_rows(world: Any) -> list[Row]:
+    """Every JSON / safetensors file a command reads, under each fault: one line naming it."""
+    from helpers_faults import copy, labels_argv, train_argv
+
+    def teacher_case(name: str, fault: str):
+        def run(tmp):
+            te = copy(world.teacher, tmp / "te")
+            FAULTS[fault](te / name)
+            argv = labels_argv(world, tmp / "l", "--teacher", str(te))
+            if name == "tokenizer.json" and fault in ("missing", "directory"):
+                return succeeds(argv)  # optional: config.json's sha256 still checks the data
+            return refused(argv, name)
+        return run
+
+    def sae_case(name: str, fault: str):
+        def run(tmp):
+            sae = copy(world.sae, tmp / "sae")
+            FAULTS[fault](sae / name)
+            return refused(labels_argv(world, tmp / "l", "--sae", str(sae)), name)
+        return run
+
+    def shards_case(name: str, fault: str):
+        def run(tmp):
+            d = copy(world.shards, tmp / "s")
+            FAULTS[fault](d / name)
+            return refused(["train", "--data", str(d)] + train_argv(world, tmp / "r")[3:], name)
+        return run
+
+    def labels_case(name: str, fault: str):
+        def run(tmp):
+            d = copy(world.labels, tmp / "l")
+            FAULTS[fault](d / name)
+            return refused(train_argv(world, tmp / "r", "--objective", "cocomix", "--labels",
+                                      str(d)), name)
+        return run
+
+    def summary_case(fault: str):
+        def run(tmp):
+            from cocomix_lens import Run
+
+            r = copy(world.run, tmp / "run")
+            FAULTS[fault](r / "summary.json")
+            if fault == "missing":
+                return raises(lambda: Run.open(r).summary, FileNotFoundError, "summary")
+            return raises(lambda: Run.open(r).summary, ValueError, "summary.json")
+        return run
+
+    def state_case(fault: str):
+        def run(tmp):  # the newest state.json damaged: resume falls back to the previous one
+            r = copy(world.run, tmp / "run")
+            FAULTS[fault](r / "checkpoints" / "step_00000006" / "state.json")
+            verdict = succeeds(train_argv(world, r, "--objective", "ntp", "--max-steps", "6",
+                                          "--resume"))
+            return verdict
+        return run
+
+    def spec_case(fault: str):
+        def run(tmp):
+            from cocomix_lens.steering import SteeringSpec
+
+            p = tmp / "spec.json"
+            SteeringSpec().scale(1, 2.0).save(p)
+            FAULTS[fault](p)
+            exc = FileNotFoundError if fault == "missing" else ValueError
+            return raises(lambda: SteeringSpec.load(p), exc, "spec")
+        return run
+
+    rows = []
+    for fault in FAULTS:
+        for name in ("config.json", "model.safetensors", "tokenizer.json"):
+            if name.endswith(".safetensors") and fault in ("not UTF-8", "wrong type"):
+                continue
+            rows.append(Row("files: teacher", f"{name} {fault}", teacher_case(name, fault)))
+        for name in ("cfg.json", "sae_weights.safetensors"):
+            rows.append(Row("files: SAE", f"{name} {fault}", sae_case(name, fault)))
+        rows.append(Row("files: shards", f"manifest.json {fault}",
+                        shards_case("manifest.json", fault)))
+        rows.append(Row("files: label cache", f"meta.json {fault}",
+                        labels_case("meta.json", fault)))
+        rows.append(Row("files: run", f"summary.json {fault}", summary_case(fault)))
+        rows.append(Row("files: checkpoint", f"newest state.json {fault} (falls back)",
+                        state_case(fault)))
+        rows.append(Row("files: steering spec", f"spec.json {fault}", spec_case(fault)))
+    return rows
