@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
 from collections.abc import Callable
@@ -71,7 +72,29 @@ FAULTS: dict[str, Callable[[Path], None]] = {
     "not UTF-8": lambda p: p.write_bytes(b"\xff\xfe" + p.read_bytes()),
     "wrong type": lambda p: p.write_text("[1, 2, 3]"),
     "directory": lambda p: (p.unlink(), p.mkdir()),
+    "wrong field types": lambda p: _retype_first_number(p),
+    "dangling symlink": lambda p: (p.unlink(), p.symlink_to(p.parent / "gone" / p.name)),
 }
+JSON_ONLY = ("not UTF-8", "wrong type", "wrong field types")  # faults of a JSON file's text
+
+
+def _retype_first_number(path: Path) -> None:
+    """The first number in the JSON file (depth first) becomes the string "x"."""
+    blob = json.loads(path.read_text())
+
+    def walk(node: Any) -> bool:
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(
+            node, list) else ()
+        for key, value in items:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                node[key] = "x"
+                return True
+            if walk(value):
+                return True
+        return False
+
+    assert walk(blob), f"{path} holds no number"
+    path.write_text(json.dumps(blob))
 
 
 def file_rows(world: Any) -> list[Row]:
@@ -83,7 +106,7 @@ def file_rows(world: Any) -> list[Row]:
             te = copy(world.teacher, tmp / "te")
             FAULTS[fault](te / name)
             argv = labels_argv(world, tmp / "l", "--teacher", str(te))
-            if name == "tokenizer.json" and fault in ("missing", "directory"):
+            if name == "tokenizer.json" and fault in ("missing", "directory", "dangling symlink"):
                 return succeeds(argv)  # optional: config.json's sha256 still checks the data
             return refused(argv, name)
         return run
@@ -116,7 +139,7 @@ def file_rows(world: Any) -> list[Row]:
 
             r = copy(world.run, tmp / "run")
             FAULTS[fault](r / "summary.json")
-            if fault == "missing":
+            if fault in ("missing", "dangling symlink"):
                 return raises(lambda: Run.open(r).summary, FileNotFoundError, "summary")
             return raises(lambda: Run.open(r).summary, ValueError, "summary.json")
         return run
@@ -137,17 +160,19 @@ def file_rows(world: Any) -> list[Row]:
             p = tmp / "spec.json"
             SteeringSpec().scale(1, 2.0).save(p)
             FAULTS[fault](p)
-            exc = FileNotFoundError if fault == "missing" else ValueError
+            exc = FileNotFoundError if fault in ("missing", "dangling symlink") else ValueError
             return raises(lambda: SteeringSpec.load(p), exc, "spec")
         return run
 
     rows = []
     for fault in FAULTS:
         for name in ("config.json", "model.safetensors", "tokenizer.json"):
-            if name.endswith(".safetensors") and fault in ("not UTF-8", "wrong type"):
+            if name.endswith(".safetensors") and fault in JSON_ONLY:
                 continue
             rows.append(Row("files: teacher", f"{name} {fault}", teacher_case(name, fault)))
         for name in ("cfg.json", "sae_weights.safetensors"):
+            if name.endswith(".safetensors") and fault == "wrong field types":
+                continue
             rows.append(Row("files: SAE", f"{name} {fault}", sae_case(name, fault)))
         rows.append(Row("files: shards", f"manifest.json {fault}",
                         shards_case("manifest.json", fault)))

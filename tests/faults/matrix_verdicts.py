@@ -48,16 +48,18 @@ def cli(argv: list[str]) -> tuple[int, str, str]:
     return int(code or 0), messages(err.getvalue()), out.getvalue()
 
 
-def refused(argv: list[str], *needles: str) -> str:
-    """Verdict of a command that must refuse with one line naming every needle."""
+def refused(argv: list[str], *needles: str, fold: bool = False) -> str:
+    """Verdict of a command that must refuse with one line naming every needle (`fold`: in any
+    letter case, for the OS's wording, which differs by who reports it)."""
     code, err, _ = cli(argv)
     if code == 0:
         return "silently wrong"
     if "Traceback" in err:
         return "traceback"
     one = len(err.splitlines()) == 1 and "unexpected" not in err
-    return "clear error" if one and all(n in err for n in needles) and "fix" in err \
-        else f"vague error: {err[:160]}"
+    text = err.lower() if fold else err
+    named = all((n.lower() if fold else n) in text for n in needles)
+    return "clear error" if one and named and "fix" in err else f"vague error: {err[:160]}"
 
 
 def succeeds(argv: list[str], check: Callable[[str], bool] = lambda out: True) -> str:

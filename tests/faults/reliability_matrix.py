@@ -29,9 +29,10 @@ from matrix_app import app_rows  # noqa: E402
 from matrix_numbers_files import bound_rows, file_rows  # noqa: E402
 from matrix_scenarios import scenario_rows  # noqa: E402
 from matrix_verdicts import GOOD, Row, kind, markdown, run_rows  # noqa: E402
+from matrix_writers import writer_rows  # noqa: E402
 
 __all__ = ["GOOD", "Row", "all_rows", "bound_rows", "file_rows", "kind",
-           "run_rows", "scenario_rows"]
+           "run_rows", "scenario_rows", "writer_rows"]
 
 
 # ---- the table ----------------------------------------------------------------------------------
@@ -47,7 +48,7 @@ class _Factory:
 
 
 def all_rows(world: Any) -> list[Row]:
-    return bound_rows() + file_rows(world) + scenario_rows(world)
+    return bound_rows() + file_rows(world) + scenario_rows(world) + writer_rows(world)
 
 
 def main() -> int:

@@ -5,7 +5,15 @@ flag and setting, every file reader under every fault, and the reliability issue
 
 from __future__ import annotations
 
-from reliability_matrix import GOOD, bound_rows, file_rows, kind, run_rows, scenario_rows
+from reliability_matrix import (
+    GOOD,
+    bound_rows,
+    file_rows,
+    kind,
+    run_rows,
+    scenario_rows,
+    writer_rows,
+)
 
 
 def _bad(rows) -> list[str]:
@@ -25,3 +33,8 @@ def test_every_file_reader_names_the_file_under_every_fault(world, tmp_path):
 def test_every_scenario_of_the_reliability_issue_is_correct_or_a_clear_error(world, tmp_path):
     rows = run_rows(scenario_rows(world), tmp_path)
     assert len(rows) >= 30 and not _bad(rows), "\n".join(_bad(rows))
+
+
+def test_every_writer_refuses_a_full_disk_and_a_read_only_target_in_one_line(world, tmp_path):
+    rows = run_rows(writer_rows(world), tmp_path)
+    assert len(rows) == 6 and not _bad(rows), "\n".join(_bad(rows))
