@@ -113,6 +113,14 @@ class MissingPieceError(FileNotFoundError):
     """A run directory lacks a piece; the one-line message names the command that makes it."""
 
 
+# The trainer's summary.json numbers that pages and reports read, checked on reading (the
+# pipeline's summary has other keys: each is optional).
+SUMMARY_FIELDS = {"steps?": int, "tokens?": int, "n_params?": int,
+                  "val_loss?": (float, type(None)), "tokens_per_s?": (float, type(None)),
+                  "model_config?": {k: int for k in ("d_model", "n_layers", "n_heads", "d_vocab",
+                                                     "n_ctx", "n_concepts", "concept_top_k")}}
+
+
 class Run:
     """Read access to a run directory; open with `Run.open(path, device="cpu")`."""
 
@@ -176,7 +184,7 @@ class Run:
     def summary(self) -> dict[str, Any]:
         """summary.json: the pipeline's stage results, or the trainer's final numbers."""
         return read_json(self.require("summary"), "re-run the command that wrote it (the "
-                         "pipeline's last stage, or train)", expect=dict)
+                         "pipeline's last stage, or train)", expect=dict, fields=SUMMARY_FIELDS)
 
     @cached_property
     def report(self) -> str:

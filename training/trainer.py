@@ -195,7 +195,14 @@ class Trainer:
             self.metrics.truncate_after(0)
             return
         ck = self.ckpt.load(device="cpu")  # falls back past damaged ones, with a warning
-        self._check_resumable(ck)
+        try:
+            self._check_resumable(ck)
+        except ResumeRefused as err:  # with the other settings to restore: one whole fix
+            try:
+                resume_settings(ck.state.get("config") or {}, self.cfg, ck.step, self.out)
+            except ResumeRefused as more:
+                err.settings = {**more.settings, **err.settings}
+            raise
         cfg = resume_settings(ck.state.get("config") or {}, self.cfg, ck.step, self.out)
         if cfg.optim != self.cfg.optim:  # a longer run on the checkpoint's schedule
             self.scheduler = build_scheduler(self.optimizer, cfg.optim)

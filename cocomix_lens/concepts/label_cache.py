@@ -141,13 +141,18 @@ class LabelCache:
         return cls(root, meta)
 
 
+META_FIELDS = {"k": int, "window": int, "batch_size": int, "n_latents": int, "hook_name": str,
+               "method": str, "ids_dtype": str, "scores_dtype": str, "splits": dict}
+"""meta.json's fields and their JSON types, checked on reading."""
+
+
 def read_meta(root: Path) -> dict[str, Any]:
     """meta.json of a cache directory, with clear errors if absent or of another format."""
     return read_versioned_json(
         root / META, FORMAT_VERSION,
         missing=f"no label cache in {root} ({META} missing); fix: build one with "
                 f"`cocomix-lens labels --data DIR --out {root}`",
-        fix="rebuild the cache in another root=DIR")
+        fix="rebuild the cache in another root=DIR", fields=META_FIELDS)
 
 
 def _manifest_of(shards: Any) -> dict[str, Any]:

@@ -148,14 +148,18 @@ _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "an in
                float: "a number", bool: "true/false", type(None): "null"}
 
 
+Fields = dict[str, Any]  # {key: a type, a tuple of types, or the Fields of an object}
+
+
 def read_json(path: str | Path, fix: str, expect: type | None = None,
-              fields: dict[str, type | tuple[type, ...]] | None = None) -> Any:
+              fields: Fields | None = None) -> Any:
     """Parse a JSON file: the one reader of every JSON file we did not just write.
 
     Each failure is one line naming the file, what is wrong with it and `fix`: missing
     (FileNotFoundError), a directory, empty, not UTF-8, not JSON (line and column), not of
     type `expect` (e.g. dict), or a key of `fields` absent or of another type
-    (CorruptFileError, a ValueError)."""
+    (CorruptFileError, a ValueError). A key ending in "?" may be absent; a dict value checks
+    the fields of a nested object (`{"model_config?": {"d_model": int}}`)."""
     path = Path(path)
     if path.is_dir():
         raise CorruptFileError(f"{path} is a directory, a JSON file was expected; fix: {fix}")
@@ -177,13 +181,26 @@ def read_json(path: str | Path, fix: str, expect: type | None = None,
         raise CorruptFileError(f"{path} holds {_JSON_TYPES.get(type(blob), type(blob).__name__)}"
                                f", {_JSON_TYPES.get(expect, expect.__name__)} was expected; "
                                f"fix: {fix}")
-    for key, tp in (fields or {}).items():
-        if key not in blob:
-            raise CorruptFileError(f"{path} has no {key!r} field; fix: {fix}")
-        if not _json_is(blob[key], tp):
-            raise CorruptFileError(f"{path}: {key!r} is {blob[key]!r:.60}, "
-                                   f"{_type_words(tp)} was expected; fix: {fix}")
+    _check_fields(blob, fields or {}, path, fix, "")
     return blob
+
+
+def _check_fields(blob: dict[str, Any], fields: Fields, path: Path, fix: str,
+                  where: str) -> None:
+    for spec, tp in fields.items():
+        key = spec.rstrip("?")
+        if key not in blob:
+            if spec.endswith("?"):
+                continue
+            raise CorruptFileError(f"{path} has no {where + key!r} field; fix: {fix}")
+        if isinstance(tp, dict):
+            if not isinstance(blob[key], dict):
+                raise CorruptFileError(f"{path}: {where + key!r} is {blob[key]!r:.60}, an "
+                                       f"object was expected; fix: {fix}")
+            _check_fields(blob[key], tp, path, fix, f"{where}{key}.")
+        elif not _json_is(blob[key], tp):
+            raise CorruptFileError(f"{path}: {where + key!r} is {blob[key]!r:.60}, "
+                                   f"{_type_words(tp)} was expected; fix: {fix}")
 
 
 def _json_is(value: Any, tp: type | tuple[type, ...]) -> bool:
@@ -234,10 +251,10 @@ def safetensors_header(path: str | Path, fix: str) -> dict[str, Any]:
 
 
 def read_versioned_json(path: str | Path, version: int, *, missing: str,
-                        fix: str) -> dict[str, Any]:
+                        fix: str, fields: Fields | None = None) -> dict[str, Any]:
     """Read a JSON file carrying "format_version"; FileNotFoundError(`missing`) if absent,
     CorruptFileError if it does not parse, ValueError naming the versions and `fix` if it is
-    of another format."""
+    of another format; then `fields` checked as read_json does."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(missing)
@@ -246,4 +263,5 @@ def read_versioned_json(path: str | Path, version: int, *, missing: str,
     if found != version:
         raise ValueError(f"{path} has unknown format_version {found!r}, this code reads "
                          f"{version}; fix: {fix}")
+    _check_fields(blob, fields or {}, path, fix, "")
     return blob

@@ -217,9 +217,15 @@ def gather_windows(arr: np.ndarray, starts: Any, length: int, *, where: str = ""
     return arr[starts[:, None] + np.arange(length)]
 
 
+# What the readers use of a manifest, checked on reading (a hand-edited "eos_id": "x" is one
+# line naming manifest.json, not a failure later).
+MANIFEST_FIELDS = {"dtype": str, "eos_id": int, "vocab_size": int, "tokenizer_sha256": str,
+                   "splits": dict}
+
+
 def read_manifest(root: str | Path) -> dict[str, Any]:
     """The manifest of a shard directory; clear errors if absent or of another format."""
     return read_versioned_json(
         Path(root) / MANIFEST, FORMAT_VERSION,
         missing=f"no {MANIFEST} in {root}; fix: run `cocomix-lens prepare --out {root}` first",
-        fix=f"re-run `cocomix-lens prepare --out {root} --force`")
+        fix=f"re-run `cocomix-lens prepare --out {root} --force`", fields=MANIFEST_FIELDS)

@@ -110,9 +110,11 @@ def markdown(rows: list[Row], extra: str = "") -> str:
              "docs/reliability_matrix.md` (`make faults`); `make test` runs the same rows "
              "(tests/faults/test_reliability_matrix.py) and fails on any verdict other than "
              "`correct` or `clear error`.", "",
-             "Numbers rows probe each flag or setting with -1, 0, 1e30, NaN and inf; file rows "
-             "damage one file of a small world (missing, empty, truncated, not UTF-8, another "
-             "JSON type, a directory in its place) and run the command that reads it.", "",
+             "Numbers rows probe each flag or setting with -1, 0, 1e30, NaN and inf (the flags "
+             "are read from the commands' parsers); file rows damage one file of a small world "
+             "(missing, empty, truncated, not UTF-8, another JSON type, a directory in its "
+             "place, a field of the wrong type, a dangling symlink) and run the command that "
+             "reads it; writer rows run each writer on a full disk and a read-only target.", "",
              "**Counts by verdict**: " + ", ".join(f"{k} {v}" for k, v in counts.most_common())
              + f" (of {len(rows)} rows)", ""]
     if extra:

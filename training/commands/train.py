@@ -104,8 +104,10 @@ def resume_fix(err: Any, args: argparse.Namespace) -> str:
     if getattr(args, "_argv", None) is None:
         return str(err)
     named = {key: "--" + dest.replace("_", "-") for dest, key in FLAG_KEYS.items()}
+    # `--model.d_mlp 64` sets model.overrides.d_mlp: either spelling names it
+    short = {k: k.replace("model.overrides.", "model.", 1) for k in err.settings}
     flags = {key: ([named[key]] if key in named else []) + [
-        f"--{key}", f"--{key.replace('_', '-')}"] for key in err.settings}
+        f"--{k}" for k in (short[key], key, key.replace("_", "-"))] for key in err.settings}
     command = retyped(args._argv, {k: (flags[k], v) for k, v in err.settings.items()})
     return (f"{str(err).split('; fix:')[0]}; fix: type `{command}`, "
             "or train a new --out with the new ones")

@@ -80,3 +80,30 @@ def test_cocomix_with_on_the_fly_labels_from_teacher_and_sae_dirs(shards, tmp_pa
     assert code == 0, capsys.readouterr().err
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["steps"] == 2 and 0 <= report["concept_top1"] <= 1
+
+
+def _fix_command(err: str) -> list[str]:
+    """The command a one-line error says to type, as argv (without `cocomix-lens`)."""
+    import shlex
+
+    assert "\n" not in err.strip()
+    words = shlex.split(err.split("fix: type `")[1].split("`")[0])
+    assert words[0] == "cocomix-lens"
+    return words[1:]
+
+
+def test_a_refused_resume_prints_the_whole_command_that_resumes_it(shards, tmp_path, capsys):
+    argv = ["train", "--objective", "ntp", "--data", str(shards.root), "--out", str(tmp_path),
+            "--max-steps", "2", *TINY, "--checkpoint.every", "1"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main([*argv, "--resume", "--optim.lr=0.5", "--model.d_mlp", "64"]) == 2
+    fix = _fix_command(capsys.readouterr().err)  # both settings restored in one command
+    assert fix == [*argv, "--resume", "--optim.lr", "0.0006", "--model.d_mlp", "128"]
+    assert main([*argv, "--resume", "--optim.lr=0.5"]) == 2
+    fix = _fix_command(capsys.readouterr().err)
+    assert fix == [*argv, "--resume", "--optim.lr", "0.0006"]
+    base = argv[:7] + argv[9:]  # without --max-steps 2
+    assert main([*base, "--max-steps", "1", "--resume"]) == 2  # below the 2 steps done
+    assert _fix_command(capsys.readouterr().err) == [*base, "--resume", "--max-steps", "2"]
+    assert main(fix) == 0  # the printed command runs
