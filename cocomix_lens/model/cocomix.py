@@ -146,7 +146,7 @@ class CoCoMixModel(SerializationMixin, TextMixin, GenerationMixin, HookedRootMod
         return (out, concept_logits) if return_concept_logits else out
 
     def _embed(self, tokens: Tensor, offset: int) -> Tensor:
-        pos = self.pos_embed.W_pos[offset : offset + tokens.shape[1]]
+        pos = self.pos_embed.W_pos.narrow(0, offset, tokens.shape[1])  # [pos, d_model]
         embed = self.hook_embed(F.embedding(tokens, self.embed.W_E))
         return embed + self.hook_pos_embed(pos.expand_as(embed))
 
@@ -174,11 +174,12 @@ class CoCoMixModel(SerializationMixin, TextMixin, GenerationMixin, HookedRootMod
     def _check_tokens(self, tokens: Tensor, cache: KVCache | None) -> Tensor:
         tokens = as_tokens(tokens, self.cfg.n_ctx, 0 if cache is None else cache.n_tokens)
         # The embedding would raise a bare "index out of range in self" (or, on GPU, assert).
-        if tokens.numel() and not torch.compiler.is_compiling() and not (
-                0 <= int(tokens.min()) <= int(tokens.max()) < self.cfg.d_vocab):
-            raise ValueError(f"token ids must lie in [0, {self.cfg.d_vocab}), got "
-                             f"[{int(tokens.min())}, {int(tokens.max())}]; fix: tokenize with "
-                             "this model's tokenizer (model.to_tokens)")
+        if not tokens.numel() or torch.compiler.is_compiling():
+            return tokens
+        lo, hi = (int(v) for v in torch.aminmax(tokens))  # one pass, not min() and max()
+        if not 0 <= lo <= hi < self.cfg.d_vocab:
+            raise ValueError(f"token ids must lie in [0, {self.cfg.d_vocab}), got [{lo}, {hi}]; "
+                             "fix: tokenize with this model's tokenizer (model.to_tokens)")
         return tokens
 
     # Unknown hook names: one clear error instead of TransformerLens's bare KeyError.

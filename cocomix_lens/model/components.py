@@ -36,6 +36,7 @@ class LayerNorm(Module):
     def __init__(self, d_model: int, eps: float):
         super().__init__()
         self.eps = eps
+        self.normalized_shape = (d_model,)  # as nn.LayerNorm; built once, not per call
         self.w = nn.Parameter(torch.ones(d_model))
         self.b = nn.Parameter(torch.zeros(d_model))
         self.hook_normalized = HookPoint()  # [batch, pos, d_model]
@@ -44,8 +45,9 @@ class LayerNorm(Module):
         # torch.layer_norm, not F.layer_norm: the functional wrapper's dispatch checks cost
         # more than the kernel on a one-token decode step. Unwatched: one fused kernel.
         if not watched(self.hook_normalized):
-            return torch.layer_norm(x, self.w.shape, self.w, self.b, self.eps)
-        x = self.hook_normalized(torch.layer_norm(x, self.w.shape, None, None, self.eps))
+            return torch.layer_norm(x, self.normalized_shape, self.w, self.b, self.eps)
+        x = torch.layer_norm(x, self.normalized_shape, None, None, self.eps)
+        x = self.hook_normalized(x)
         return x * self.w + self.b
 
 
@@ -156,11 +158,11 @@ class MLP(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x [batch, pos, d_model] -> MLP output [batch, pos, d_model]."""
-        b, t, d = x.shape
-        pre = torch.addmm(self.b_in, x.reshape(b * t, d), self.W_in).view(b, t, -1)
-        pre = self.hook_pre(pre)  # [batch, pos, d_mlp]
+        # F.linear with W.T runs the same addmm as x.view(-1, d) @ W + b (same numbers), with
+        # the flatten and unflatten in C++: two Python ops fewer per call on a decode step.
+        pre = self.hook_pre(F.linear(x, self.W_in.T, self.b_in))  # [batch, pos, d_mlp]
         post = self.hook_post(self.act(pre))  # [batch, pos, d_mlp]
-        return torch.addmm(self.b_out, post.reshape(b * t, -1), self.W_out).view(b, t, d)
+        return F.linear(post, self.W_out.T, self.b_out)
 
 
 class TransformerBlock(Module):

@@ -77,8 +77,7 @@ class ConceptHead(MixingHead):
         h = self.hook_in(h)
         std, mu = torch.std_mean(h, dim=-1, keepdim=True)  # unbiased std, as torch.std
         x = (h - mu) / (std + STD_EPS) - self.pre_bias
-        logits = torch.addmm(self.b_pred, x.reshape(-1, x.shape[-1]), self.W_pred)
-        logits = self.hook_logits(logits.view(*x.shape[:-1], -1))
+        logits = self.hook_logits(F.linear(x, self.W_pred.T, self.b_pred))  # as MLP.forward
         vals, idx = logits.topk(self.top_k, dim=-1)
         c = self._compress(logits, vals, idx)
         c = (c + self.pre_bias) * std + mu
