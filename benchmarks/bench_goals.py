@@ -16,6 +16,9 @@ thread). Each ratio is printed next to the floor that stops it:
 - decoding: a step must read every weight matrix it multiplies at least once; the floor step
   multiplies one row through each of them (the blocks, the concept predictor, the
   unembedding), timed alternately with the real decode steps so that a busy machine slows both.
+  Beside it, the same products with the rows a step really multiplies (two per token from
+  insert_layer on: token and concept slot): the gap between the two is the small-GEMM cost of
+  the doubled stream, the rest of the gap to the step is everything else (attention, Python).
 
     python benchmarks/bench_goals.py [--steps 2] [--new-tokens 64]
 """
@@ -53,38 +56,43 @@ def memory_floors(ntp_peak_mb: float) -> dict[str, float]:
             "on-the-fly": (cached + 4 * (teacher + sae) / 2**20) / ntp_peak_mb}
 
 
-def floor_matrices(model) -> list[torch.Tensor]:
-    """The weight matrices a cached decode step multiplies, each read once: the blocks, the
-    concept predictor and the unembedding ([d_in, d_out], contiguous as a decode step reads
-    them; the k compressor rows, biases and the KV cache add under 2 % and are left out)."""
-    mats = [w for b in model.blocks for w in (b.attn.W_QKV, b.attn.W_O, b.mlp.W_in, b.mlp.W_out)]
+def floor_matrices(model) -> list[tuple[torch.Tensor, int]]:
+    """The weight matrices a cached decode step multiplies, each read once, with the rows a
+    step multiplies through each (2 in the doubled stream): the blocks, the concept predictor
+    and the unembedding ([d_in, d_out], contiguous as a decode step reads them; the k
+    compressor rows, biases and the KV cache add under 2 % and are left out)."""
+    mats = [(w, model.stream_factor(i)) for i, b in enumerate(model.blocks)
+            for w in (b.attn.W_QKV, b.attn.W_O, b.mlp.W_in, b.mlp.W_out)]
     if model.cfg.has_concepts:
-        mats.append(model.concept.W_pred)
-    mats.append(model.W_U.contiguous())
-    return [m.detach() for m in mats]
+        mats.append((model.concept.W_pred, 1))
+    mats.append((model.W_U.contiguous(), 1))
+    return [(m.detach(), n) for m, n in mats]
 
 
 def decode_row(new_tokens: int, repeats: int) -> dict:
     """Best time of a cached decode step vs best time of the floor step (one-row products
-    through floor_matrices), alternated so that a busy machine slows both alike."""
+    through floor_matrices) and of the same products with the rows a step multiplies (two
+    from insert_layer on), all alternated so that a busy machine slows them alike."""
     from cocomix_lens import CoCoMixConfig, CoCoMixModel
 
     torch.manual_seed(0)
     model = CoCoMixModel(CoCoMixConfig.preset("gpt2-69m")).eval()
     mats = floor_matrices(model)
-    rows = {m.shape[0]: torch.randn(1, m.shape[0]) for m in mats}
+    rows = {(m.shape[0], n): torch.randn(n, m.shape[0]) for m, _ in mats for n in (1, 2)}
     prompt = torch.randint(0, model.cfg.d_vocab, (1, PROMPT))
-    step, floor = float("inf"), float("inf")
+    step, floor, rows_floor = float("inf"), float("inf"), float("inf")
     with torch.inference_mode():
         for _ in range(repeats):
             cache = model.new_kv_cache(1, PROMPT + new_tokens)
             nxt = model(prompt, past_kv_cache=cache)[:, -1].argmax(-1, keepdim=True)
             for _ in range(new_tokens - 1):
                 step = min(step, _timed(lambda: model(nxt, past_kv_cache=cache)))
-                floor = min(floor, _timed(lambda: [rows[m.shape[0]] @ m for m in mats]))
-    n_bytes = sum(m.numel() * m.element_size() for m in mats)
+                floor = min(floor, _timed(lambda: [rows[m.shape[0], 1] @ m for m, _ in mats]))
+                rows_floor = min(rows_floor, _timed(
+                    lambda: [rows[m.shape[0], n] @ m for m, n in mats]))
+    n_bytes = sum(m.numel() * m.element_size() for m, _ in mats)
     return {"tok_s": 1 / step, "floor": 1 / floor, "bandwidth": n_bytes / floor,
-            "bytes": n_bytes}
+            "bytes": n_bytes, "rows_floor": 1 / rows_floor}
 
 
 def _timed(fn) -> float:
@@ -115,6 +123,9 @@ def report(rows: dict[str, dict], dec: dict) -> list[str]:
     line("cached decoding / memory-bandwidth floor", dec["tok_s"] / dec["floor"], ">=",
          GOALS["decode_floor"], f"{dec['floor']:.1f} tok/s = {dec['bytes'] / 1e6:.0f} MB per "
          f"token at {dec['bandwidth'] / 1e9:.1f} GB/s", pct=True)
+    lines.append(f"{'  the same products with 2 rows from insert_layer':<44}"
+                 f"{dec['tok_s'] / dec['rows_floor']:>10.0%}{'':>10}  {dec['rows_floor']:.1f} "
+                 "tok/s (the matmuls a step runs, nothing else)")
     lines.append(f"(NTP step {ntp['step_s']:.2f} s, cached {c['step_s']:.2f} s, on the fly "
                  f"{o['step_s']:.2f} s, CPU time; peak {ntp['peak_mb']:,.0f} / "
                  f"{c['peak_mb']:,.0f} / {o['peak_mb']:,.0f} MB; decoding "
