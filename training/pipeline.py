@@ -313,11 +313,19 @@ def _claim(ctx: Context) -> None:
     last_done = max(done, default=-1)
     blocked = [k for k in changed if order.index(_feeds(k)) <= last_done]
     if blocked:
+        from training.trainer import ResumeRefused
+
         diff = "; ".join(differences(old, mine, blocked))
-        restore = " ".join(_restore_flags(k, old.get(k), mine.get(k)) for k in blocked)
-        raise ValueError(f"{ctx.out} holds a pipeline run whose finished stages used other "
-                         f"settings: {diff}; fix: add `{restore}` to the command to resume "
-                         "it, or pass another --out")
+        settings = {k2: v for k in blocked
+                    for k2, v in _restore_settings(k, old.get(k), mine.get(k)).items()}
+        if "data.path" in settings:  # a path is read with its corpus (--corpus FILE sets both)
+            settings.setdefault("data.corpus", _restore_settings(
+                "data.corpus", old.get("data.corpus"), None)["data.corpus"])
+        restore = " ".join(f"{_flag(k)} {shlex.quote(v)}" for k, v in settings.items())
+        # The CLI, which knows the command line, turns `settings` into the whole command.
+        raise ResumeRefused(f"{ctx.out} holds a pipeline run whose finished stages used other "
+                            f"settings: {diff}; fix: add `{restore}` to the command to resume "
+                            "it, or pass another --out", settings)
     first = min(order.index(_feeds(k)) for k in changed)
     log.warning("%s: settings changed for stages not run yet (%s); %s restart with them",
                 ctx.out, ", ".join(changed), ", ".join(order[first:]))
@@ -351,16 +359,22 @@ def stage_marker(ctx: Context, name: str) -> Path:
     return ctx.out / LAYOUT.pipeline.stages / f"{name}.json"
 
 
-def _restore_flags(key: str, old: Any, new: Any) -> str:
-    """The dotted flags that set `key` back to `old` (per field for student.overrides)."""
+def _restore_settings(key: str, old: Any, new: Any) -> dict[str, str]:
+    """{dotted setting: the run's value as a flag value} that restore `key` (a dict-valued
+    one, e.g. student.overrides, by its changed entries)."""
     if isinstance(old, dict) or isinstance(new, dict):
         old, new = old or {}, new or {}
-        return " ".join(_restore_flags(f"{key}.{k}", old.get(k), new.get(k))
-                        for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
+        return {k2: v for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
+                for k2, v in _restore_settings(f"{key}.{k}", old.get(k), new.get(k)).items()}
+    return {key: "none" if old is None else str(old).lower() if isinstance(old, bool)
+            else str(old)}
+
+
+def _flag(key: str) -> str:
+    """The flag that sets dotted setting `key` (corpus options are plain flags: --separator)."""
     if key.startswith("corpus_options."):
-        return f"--{key.split('.', 1)[1].replace('_', '-')} {shlex.quote(str(old))}"
-    text = "none" if old is None else str(old).lower() if isinstance(old, bool) else str(old)
-    return f"--{key} {shlex.quote(text)}"
+        return "--" + key.split(".", 1)[1].replace("_", "-")
+    return f"--{key}"
 
 
 def _identity(ctx: Context) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 from training.flags import field_flag
 
@@ -85,9 +86,37 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.WARNING)
     overrides.update(parse_overrides(list(getattr(args, "_extra", []) or [])))
     cfg = apply_overrides(pipeline_preset(args.preset), overrides)
-    summary = run_pipeline(cfg, args.out, stop_after=args.stop_after)
+    from training.trainer import ResumeRefused
+
+    try:
+        summary = run_pipeline(cfg, args.out, stop_after=args.stop_after)
+    except ResumeRefused as err:
+        raise ValueError(resume_fix(err, args)) from err
     stages = ", ".join(f"{k} {v['wall_s']:.0f}s{' (skipped)' if v['skipped'] else ''}"
                        for k, v in summary["stages"].items())
     print(f"pipeline: {args.out} [{stages}]; report: {args.out}/REPORT.md")
     print(f"open the app: cocomix-lens app --run {args.out}")
     return 0
+
+
+def resume_fix(err: Any, args: argparse.Namespace) -> str:
+    """The pipeline's refusal with its fix as the whole command to type: what was typed, with
+    each refused setting's flag (in any spelling) replaced by the run's value."""
+    from training.cli import retyped
+
+    if getattr(args, "_argv", None) is None:
+        return str(err)
+    named = {key: "--" + dest.replace("_", "-") for dest, key in FLAG_KEYS.items()}
+
+    def spellings(key: str) -> list[str]:  # the one to write first
+        if key.startswith("corpus_options."):
+            return ["--" + key.split(".", 1)[1].replace("_", "-")]
+        dotted = [f"--{key}", f"--{key.replace('_', '-')}"]
+        if key == "data.path":  # `--corpus FILE` sets it too (with data.corpus text)
+            return ["--path", *dotted, "--corpus"]
+        return ([named[key]] if key in named else []) + dotted
+
+    flags = {k: (spellings(k), v) for k, v in err.settings.items()}
+    command = retyped(args._argv, flags)
+    return (f"{str(err).split('; fix:')[0]}; fix: type `{command}` to resume it as it was, "
+            "or pass another --out to train with the new settings")

@@ -110,3 +110,30 @@ def test_one_txt_file_without_separator_names_the_fix(tmp_path, capsys):
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert "(1 document in all); fix: split your text into more documents" in err
     assert "--separator '\\n\\n'" in err
+
+
+def test_a_refused_resume_prints_the_whole_command_that_resumes_it(tmp_path, capsys):
+    """A setting of a finished stage changed: the fix is the typed command with that flag (in
+    the spelling typed: a --corpus path, a --separator) put back to the run's value."""
+    import shlex
+
+    book, other, out = tmp_path / "book.txt", tmp_path / "other.txt", tmp_path / "run"
+    write_book(book, n_paragraphs=60)
+    write_book(other, n_paragraphs=60, seed=1)
+    first = ["pipeline", "--preset", "micro", "--corpus", str(book), "--separator", "\\n\\n",
+             "--out", str(out), "--stop-after", "prepare", "--quiet"]
+    assert main(first) == 0
+    capsys.readouterr()
+    changed = ["pipeline", "--preset", "micro", "--corpus", str(other), "--separator", "\\n",
+               "--out", str(out), "--stop-after", "prepare", "--quiet", "--seed", "3"]
+    assert main(changed) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "finished stages used other settings" in err
+    command = err.split("fix: type `")[1].split("`")[0]
+    words = shlex.split(command)
+    assert words[:4] == ["cocomix-lens", "pipeline", "--preset", "micro"]
+    assert str(other) not in words and words[words.index("--path") + 1] == str(book)
+    assert words[words.index("--separator") + 1] == "\\n\\n"
+    assert words[words.index("--seed") + 1] == "0" and "3" not in words
+    assert main(words[1:]) == 0  # the printed command resumes the run as it was
+    assert "(skipped)" in capsys.readouterr().out
