@@ -10,6 +10,7 @@ the default takes the cores other processes leave idle at start.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 
@@ -18,27 +19,31 @@ log = logging.getLogger(__name__)
 
 def default_threads() -> int:
     """$OMP_NUM_THREADS when set (an explicit choice), else the usable cores that other
-    processes leave idle now, at least 1."""
+    processes leave idle now, at least 1. A core counts as taken when other processes keep
+    it at least 3/4 busy: a short blip of another process does not halve a whole run."""
     env = os.environ.get("OMP_NUM_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
-    return max(1, min(cores, round(cores - busy_cores())))
+    return max(1, min(cores, cores - math.floor(busy_cores() + 0.25)))
 
 
-def busy_cores(window_s: float = 0.25) -> float:
-    """Cores other processes keep busy: /proc/stat's non-idle time over `window_s` (this
-    process sleeps meanwhile). Not the 1-minute load average: just after `pip install`, as in
-    `make demo`, that still counts the finished install and gave the demo 1 thread of 2."""
-    first = _cpu_times()
+def busy_cores(window_s: float = 0.5) -> float:
+    """Cores that *other* processes keep busy: /proc/stat's non-idle time over `window_s`
+    less this process's own (torch's OpenMP workers spin a while after a parallel op).
+    Not the 1-minute load average: just after `pip install`, as in `make demo`, that still
+    counts the finished install and gave the demo 1 thread of 2."""
+    first, mine = _cpu_times(), time.process_time()
     if first is None:  # not Linux
         return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     time.sleep(window_s)
-    second = _cpu_times()
+    second, mine = _cpu_times(), time.process_time() - mine
     total, idle = (b - a for a, b in zip(first, second))
+    if total <= 0:
+        return 0.0
     cores = os.cpu_count() or 1
-    return cores * (1 - idle / total) if total > 0 else 0.0
+    return max(0.0, cores * (1 - idle / total) - mine / window_s)
 
 
 def _cpu_times() -> tuple[int, int] | None:
