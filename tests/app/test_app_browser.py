@@ -229,7 +229,13 @@ def search_concepts_page(browser, server, query: str, png: Path) -> None:
     search.fill(query)
     search.press("Enter")
     settle(page)
-    assert f"{n_found} of {len(cat)} concepts" in page.inner_text("body")
+    want = f"{n_found} of {len(cat)} concepts"
+    try:  # the rerun the search starts may begin after settle() saw the page idle
+        page.wait_for_function("t => document.body.innerText.includes(t)", arg=want,
+                               timeout=60_000)
+    except Exception:  # noqa: BLE001 - the assert below names what the page shows instead
+        pass
+    assert want in page.inner_text("body")
     assert_no_traceback(page)
     page.screenshot(path=str(png), full_page=True)
     page.close()
