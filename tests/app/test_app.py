@@ -315,46 +315,6 @@ def test_steer_refuses_an_empty_or_overlong_prompt(prompt, message):
     assert any(message in e for e in errors(at)), errors(at)
 
 
-# ---- inspect ----------------------------------------------------------------------------------
-def test_inspect_follows_the_text_and_opens_a_clicked_concept():
-    at = open_app(page="inspect")
-    assert_clean(at)
-    assert chart_count(at) == 4
-    first = at.dataframe[0].value
-    at.text_area(key="inspect_text").set_value("star planet orbit")
-    at.run()
-    assert_clean(at)
-    table = at.dataframe[0].value
-    assert len(table) != len(first)
-    assert "".join(table.token) == "star planet orbit"
-    assert table["P@k"].dropna().between(0, 1).all()
-    button = next(b for b in at.button if b.key.startswith("open_"))
-    button.click()
-    at.run()
-    assert_clean(at)
-    assert at.query_params["page"] == "concepts"
-    assert at.query_params["concept"] == button.key.removeprefix("open_")
-
-
-def test_inspect_opens_on_the_runs_own_validation_text(root):
-    from cocomix_lens import Run
-
-    at = open_app(page="inspect")
-    assert_clean(at)
-    text = at.text_area(key="inspect_text").value
-    shards = Run.open(root / "run").shards
-    first_val = shards.documents("val")[0]
-    opening = shards.decode(shards.split("val")[first_val["start"]:first_val["end"]])
-    assert text and opening.startswith(text)  # the first validation document's opening
-
-
-def test_inspect_refuses_empty_text():
-    at = open_app(page="inspect")
-    at.text_area(key="inspect_text").set_value("")
-    at.run()
-    assert any("the text is empty" in e for e in errors(at))
-
-
 # ---- concepts ---------------------------------------------------------------------------------
 def test_concept_table_search_filters_and_sort_orders(root):
     at = open_app(page="concepts")
