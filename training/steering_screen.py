@@ -27,7 +27,13 @@ import numpy as np
 import cocomix_lens.world.steering_scorers  # noqa: F401  (registers the oracle scorers)
 from cocomix_lens.progress import Progress, no_progress
 from cocomix_lens.sampling import Sampling
-from cocomix_lens.steering.evaluate import Evaluation, evaluate_steering, sweep
+from cocomix_lens.steering.evaluate import (
+    Evaluation,
+    Harness,
+    default_prompts,
+    evaluate_steering,
+    sweep,
+)
 from cocomix_lens.steering.results import ArmResult, SteeringEvaluation, SweepResult
 from cocomix_lens.steering.scorers import SCORERS
 from cocomix_lens.steering.spec import SteeringSpec
@@ -72,6 +78,8 @@ class ScreenSettings:
     """Bootstrap resamples (the final evaluation uses twice as many)."""
     bounds: FluencyBounds = FluencyBounds()
     """How much fluency a chosen strength may cost."""
+    batch_prompts: bool = True
+    """Generate the prompts of one token length together (Evaluation.batch_prompts)."""
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -198,12 +206,15 @@ def steer_densest(run: Any, settings: ScreenSettings = ScreenSettings(),
     metrics = (*SUCCESS, flu)
     cat = run.catalogue.concepts
     live = cat.loc[~cat["dead"], "prediction_density"]
-    ev = Evaluation(n_samples=st.screen_samples, n_boot=st.n_boot, scorers=metrics)
+    ev = Evaluation(n_samples=st.screen_samples, n_boot=st.n_boot, scorers=metrics,
+                    batch_prompts=st.batch_prompts)
     res = DenseSteering(live=int(live.size), median_density=float(live.median()), screen=[],
                         settings={**asdict(st), "sampling": sampling.kwargs(),
                                   "fluency": flu, "metrics": list(metrics)})
+    # one harness: the unsteered samples are drawn once for every screened concept
+    screen = Harness(run, list(prompts) if prompts else default_prompts(run), sampling, ev)
     for c, dens, rank in progress(densest_concepts(run, st.n), st.n, "screen"):
-        r = sweep(run, c, "add", [st.strength], prompts, sampling, ev).results[0]
+        r = sweep(run, c, "add", [st.strength], harness=screen).results[0]
         res.screen.append({"concept": c, "density": dens, "rank": rank,
                            "name": run.catalogue.names([c])[0],
                            "clear": all(r.clear(m) for m in SUCCESS), "result": r})

@@ -217,8 +217,8 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s)")
 
 class Harness:
     """Generates and scores steering methods on one run, prompts, sampling and evaluation
-    (module docstring); the unsteered condition of each model is generated and scored once
-    per concept and reused (a sweep shares it)."""
+    (module docstring); the unsteered condition of each model is generated once and scored
+    once per concept, then reused (a sweep, or a screen of many concepts, shares it)."""
 
     def __init__(self, run: Any, prompts: Sequence[str], sampling: Sampling = Sampling(),
                  evaluation: Evaluation = Evaluation(), progress: Progress = no_progress):
@@ -228,7 +228,8 @@ class Harness:
         self.sampling, self.evaluation, self.progress = sampling, evaluation, progress
         self.scorers = scorers_for(run, None if evaluation.scorers is None
                                    else list(evaluation.scorers))
-        self._unsteered: dict[tuple[str, int | None], tuple[Generations, dict]] = {}
+        self._unsteered: dict[str, Generations] = {}  # model -> its unsteered samples
+        self._unsteered_scores: dict[tuple[str, int | None], dict[str, np.ndarray]] = {}
 
     def _check_width(self, ids: list[Tensor], model: str) -> None:
         new = self.sampling.max_new_tokens
@@ -252,15 +253,20 @@ class Harness:
     def condition(self, method: Method | None, concept: int | None,
                   model: str = "student") -> tuple[Generations, dict[str, np.ndarray]]:
         """(samples, metric -> per-sample values) of `method` scored for `concept`."""
-        key = (model, concept)
-        if method is None and key in self._unsteered:
-            return self._unsteered[key]
-        gens = self.generate(method, model)
-        values = score(self.run, concept, gens, self.scorers, self.evaluation.batch_size,
-                       self.evaluation.extras)
-        if method is None:
-            self._unsteered[key] = (gens, values)
-        return gens, values
+        if method is not None:
+            return self._scored(self.generate(method, model), concept)
+        # The unsteered text does not depend on the concept scored: generated once per model.
+        if model not in self._unsteered:
+            self._unsteered[model] = self.generate(None, model)
+        gens, key = self._unsteered[model], (model, concept)
+        if key not in self._unsteered_scores:
+            self._unsteered_scores[key] = self._scored(gens, concept)[1]
+        return gens, self._unsteered_scores[key]
+
+    def _scored(self, gens: Generations,
+                concept: int | None) -> tuple[Generations, dict[str, np.ndarray]]:
+        return gens, score(self.run, concept, gens, self.scorers, self.evaluation.batch_size,
+                           self.evaluation.extras)
 
     def arm(self, method: Method, control: Method | None = None, arm: str = "cocomix",
             concept: int | None = None) -> ArmResult:
@@ -330,22 +336,26 @@ def sweep(run: Any, concept: int, op: str, strengths: Sequence[float],
           prompts: Sequence[str] | None = None, sampling: Sampling = Sampling(),
           evaluation: Evaluation = Evaluation(), *, arm: str = "cocomix",
           make: Callable[[int, float], Method] | None = None,
-          progress: Progress = no_progress) -> SweepResult:
+          progress: Progress = no_progress, harness: Harness | None = None) -> SweepResult:
     """Dose-response: one `Harness.arm` per strength, sharing the unsteered run and the
     control concept. arm "cocomix" applies the spec edit `op` with value = strength (catalogue
     stds resolved); arm "sae" adds the SAE direction (`sae_method`, op ignored); `make`
-    (concept, strength) -> Method overrides both."""
+    (concept, strength) -> Method overrides both. `harness`: generate through this one (its
+    prompts, sampling and evaluation replace the arguments), so sweeps of several concepts
+    share its unsteered samples."""
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; choose one of {sorted(ARMS)}")
     if not strengths:
         raise ValueError("sweep needs at least one strength, e.g. strengths=[2, 4, 8]")
+    if harness is not None:
+        prompts, sampling, evaluation = harness.prompts, harness.sampling, harness.evaluation
     prompts = list(prompts) if prompts else default_prompts(run)
     if make is None:
         make = ((lambda c, s: spec_method(run, SteeringSpec((op_edit(op, c, s),))))
                 if arm == "cocomix" else (lambda c, s: sae_method(run, c, s, prompts)))
     check_concept(run, concept)
     control = pick_control(run, concept, evaluation.control, sampling.seed)
-    harness = Harness(run, prompts, sampling, evaluation)
+    harness = harness or Harness(run, prompts, sampling, evaluation)
     results = []
     for s in progress(list(strengths), len(strengths), f"{arm} sweep"):
         method = make(concept, float(s))
