@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -35,6 +36,11 @@ MAX_EDITS = 256
 MAX_POSITIONS = 1 << 16
 POSITION_SETS = ("prompt", "generated", "all")
 Positions = str | tuple[int, ...]
+
+
+def _plain_int(x: Any) -> Any:
+    """A numpy integer scalar as an int; anything else as it is (checked later)."""
+    return int(x) if isinstance(x, numbers.Integral) and not isinstance(x, bool) else x
 
 
 @dataclass(frozen=True)
@@ -64,12 +70,20 @@ class Edit:
     prompt) or "logit" (raw logits, std 1). ops.UNITS."""
 
     def __post_init__(self) -> None:
-        # Lists from JSON become tuples, so specs compare and hash by value.
-        for name in ("concepts", "weights", "vector"):
-            if isinstance(getattr(self, name), list):
-                object.__setattr__(self, name, tuple(getattr(self, name)))
-        if isinstance(self.positions, (list, range)):
-            object.__setattr__(self, "positions", tuple(self.positions))
+        # Lists from JSON (and 1-d arrays) become tuples, so specs compare and hash by value;
+        # numpy integers (a catalogue index, np.argmax) become ints, so they pass the checks
+        # and save as JSON.
+        for name in ("concepts", "weights", "vector", "positions"):
+            value = getattr(self, name)
+            if hasattr(value, "tolist") and getattr(value, "ndim", 0) == 1:  # numpy, torch
+                value = value.tolist()
+            if isinstance(value, (list, range)):
+                object.__setattr__(self, name, tuple(value))
+        object.__setattr__(self, "concept", _plain_int(self.concept))
+        if isinstance(self.concepts, tuple):
+            object.__setattr__(self, "concepts", tuple(map(_plain_int, self.concepts)))
+        if isinstance(self.positions, tuple):
+            object.__setattr__(self, "positions", tuple(map(_plain_int, self.positions)))
         check_edit(self)
 
     def to_dict(self) -> dict[str, Any]:

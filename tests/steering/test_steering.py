@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from helpers_model import tiny_model, tiny_text_model, tokens
@@ -43,6 +44,16 @@ def test_spec_round_trips_through_json_and_a_file(tmp_path):
     assert SteeringSpec.load(spec.save(tmp_path / "spec.json")) == spec
     blob = json.loads((tmp_path / "spec.json").read_text())
     assert blob["edits"][2] == {"op": "force", "concept": 7, "positions": [2, 5]}
+
+
+def test_numpy_integer_ids_become_ints_and_save_as_json(tmp_path):
+    spec = (SteeringSpec().add(np.int64(4), 2.0, positions=np.arange(2, 4))
+            .set(np.array([2, 9]), [1.0, 3.0]))
+    assert spec == SteeringSpec().add(4, 2.0, positions=[2, 3]).set([2, 9], [1.0, 3.0])
+    assert type(spec.edits[0].concept) is int and type(spec.edits[1].concepts[1]) is int
+    assert SteeringSpec.load(spec.save(tmp_path / "spec.json")) == spec
+    with pytest.raises(ValueError, match="integers >= 0"):
+        SteeringSpec().add(np.float64(4.0), 2.0)
 
 
 def test_scale_multiplies_only_that_logit_at_the_chosen_positions():

@@ -16,6 +16,7 @@ from cocomix_lens.sampling import Sampling
 from cocomix_lens.steering import SteeringSpec, steer
 from cocomix_lens.steering.evaluate import (
     Evaluation,
+    Harness,
     encode_prompts,
     evaluate_steering,
     generate_samples,
@@ -209,6 +210,22 @@ def test_sweep_dose_response_is_monotone_on_a_planted_case(run, planted):
     assert means[0] == pytest.approx(sw.means("sae_act", "unsteered")[0])
     assert means[0] < means[1] < means[2]
     assert "unsteered" in sw.table() and len(sw.to_dict()["results"]) == 3
+
+
+def test_a_shared_harness_draws_the_unsteered_samples_once(run, monkeypatch):
+    ev = Evaluation(n_samples=6, n_boot=100, scorers=("sae_act", "student_prob"))
+    harness = Harness(run, PROMPTS, FAST, ev)
+    drawn = []
+    real = harness.generate
+    monkeypatch.setattr(harness, "generate",
+                        lambda method, model="student": drawn.append(method) or real(method, model))
+    concepts = live_concepts(run)[:2]
+    shared = [sweep(run, c, "add", [3.0], harness=harness).results[0] for c in concepts]
+    assert sum(m is None for m in drawn) == 1  # one unsteered draw for both concepts
+    assert len(drawn) == 1 + 2 * len(concepts)  # + steered and control of each
+    for c, got in zip(concepts, shared):  # the same numbers as a sweep on its own
+        alone = sweep(run, c, "add", [3.0], PROMPTS, FAST, ev).results[0]
+        assert got.values == alone.values and got.control == alone.control
 
 
 def test_steer_eval_cli_prints_a_table_and_json(run_dir, tmp_path, capsys):

@@ -85,7 +85,7 @@ def test_the_screen_is_sweep_at_one_strength_and_picks_the_densest_passing(run, 
     assert [r["concept"] for r in res.screen] == [c for c, _, _ in densest_concepts(run, 3)]
     first = res.screen[0]
     direct = sweep(run, first["concept"], "add", [4.0], None, SHORT,
-                   Evaluation(n_samples=6, n_boot=200,
+                   Evaluation(n_samples=6, n_boot=200, batch_prompts=FAST.batch_prompts,
                               scorers=("sae_act", "student_prob", "ppl_ntp"))).results[0]
     assert first["result"].values == direct.values  # seeded: the same numbers
     assert first["clear"] == (direct.clear("sae_act") and direct.clear("student_prob"))
@@ -96,7 +96,9 @@ def test_the_screen_is_sweep_at_one_strength_and_picks_the_densest_passing(run, 
     order = [c for c, _, _ in densest_concepts(run, 3)]
     calls = []
 
-    def fake_sweep(run_, c, op, strengths, prompts, sampling, evaluation, arm="cocomix"):
+    def fake_sweep(run_, c, op, strengths, prompts=None, sampling=None, evaluation=None,
+                   arm="cocomix", harness=None):
+        sampling = harness.sampling if harness else sampling
         calls.append((c, arm, tuple(strengths), sampling.seed))
         good = c == order[1]
         rs = [planted(2.0 if good else 1.0, 1.0, ppl=10.0 * (1 + s / 10), concept=c,
