@@ -32,11 +32,13 @@ from cocomix_lens.steering.evaluate import (
     Harness,
     default_prompts,
     evaluate_steering,
+    pick_control,
     sweep,
 )
+from cocomix_lens.steering.method import Method, spec_method
 from cocomix_lens.steering.results import ArmResult, SteeringEvaluation, SweepResult
 from cocomix_lens.steering.scorers import SCORERS
-from cocomix_lens.steering.spec import SteeringSpec
+from cocomix_lens.steering.spec import SteeringSpec, op_edit
 from cocomix_lens.tables import markdown_table
 from cocomix_lens.world.steering_scorers import world_target
 
@@ -195,6 +197,20 @@ def _cell(r: ArmResult, metric: str) -> str:
             f"{k.format(info.log_scale).split(' [')[0]}")
 
 
+def screen_concept(harness: Harness, concept: int, strength: float,
+                   controls: dict[tuple[int, float], Method]) -> ArmResult:
+    """`sweep`'s arm at one strength (the same methods, the same numbers), with the control
+    Method taken from (and added to) `controls`, so the harness draws each control once."""
+    def add(c: int) -> Method:
+        return spec_method(harness.run, SteeringSpec((op_edit("add", c, strength),)))
+
+    ev = harness.evaluation
+    k = pick_control(harness.run, concept, ev.control, harness.sampling.seed)
+    if (k, strength) not in controls:
+        controls[k, strength] = add(k)
+    return harness.arm(add(concept), controls[k, strength], "cocomix", concept)
+
+
 def steer_densest(run: Any, settings: ScreenSettings = ScreenSettings(),
                   sampling: Sampling = Sampling(), prompts: list[str] | None = None,
                   progress: Progress = no_progress) -> DenseSteering:
@@ -211,10 +227,12 @@ def steer_densest(run: Any, settings: ScreenSettings = ScreenSettings(),
     res = DenseSteering(live=int(live.size), median_density=float(live.median()), screen=[],
                         settings={**asdict(st), "sampling": sampling.kwargs(),
                                   "fluency": flu, "metrics": list(metrics)})
-    # one harness: the unsteered samples are drawn once for every screened concept
+    # One harness and one control Method per control concept: the unsteered and control
+    # samples are drawn once for every screened concept, and only scored per concept.
     screen = Harness(run, list(prompts) if prompts else default_prompts(run), sampling, ev)
+    controls: dict[tuple[int, float], Method] = {}
     for c, dens, rank in progress(densest_concepts(run, st.n), st.n, "screen"):
-        r = sweep(run, c, "add", [st.strength], harness=screen).results[0]
+        r = screen_concept(screen, c, st.strength, controls)
         res.screen.append({"concept": c, "density": dens, "rank": rank,
                            "name": run.catalogue.names([c])[0],
                            "clear": all(r.clear(m) for m in SUCCESS), "result": r})

@@ -217,8 +217,9 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s)")
 
 class Harness:
     """Generates and scores steering methods on one run, prompts, sampling and evaluation
-    (module docstring); the unsteered condition of each model is generated once and scored
-    once per concept, then reused (a sweep, or a screen of many concepts, shares it)."""
+    (module docstring). What does not depend on the concept scored is generated once and
+    scored once per concept: the unsteered condition of each model, and each Method object
+    (so a screen that passes one control Method for many concepts draws it once)."""
 
     def __init__(self, run: Any, prompts: Sequence[str], sampling: Sampling = Sampling(),
                  evaluation: Evaluation = Evaluation(), progress: Progress = no_progress):
@@ -228,8 +229,9 @@ class Harness:
         self.sampling, self.evaluation, self.progress = sampling, evaluation, progress
         self.scorers = scorers_for(run, None if evaluation.scorers is None
                                    else list(evaluation.scorers))
-        self._unsteered: dict[str, Generations] = {}  # model -> its unsteered samples
-        self._unsteered_scores: dict[tuple[str, int | None], dict[str, np.ndarray]] = {}
+        # model or id(Method) -> (the Method, kept so its id stays unique; its samples)
+        self._drawn: dict[str | int, tuple[Method | None, Generations]] = {}
+        self._scores: dict[tuple[str | int, int | None], dict[str, np.ndarray]] = {}
 
     def _check_width(self, ids: list[Tensor], model: str) -> None:
         new = self.sampling.max_new_tokens
@@ -253,20 +255,15 @@ class Harness:
     def condition(self, method: Method | None, concept: int | None,
                   model: str = "student") -> tuple[Generations, dict[str, np.ndarray]]:
         """(samples, metric -> per-sample values) of `method` scored for `concept`."""
-        if method is not None:
-            return self._scored(self.generate(method, model), concept)
-        # The unsteered text does not depend on the concept scored: generated once per model.
-        if model not in self._unsteered:
-            self._unsteered[model] = self.generate(None, model)
-        gens, key = self._unsteered[model], (model, concept)
-        if key not in self._unsteered_scores:
-            self._unsteered_scores[key] = self._scored(gens, concept)[1]
-        return gens, self._unsteered_scores[key]
-
-    def _scored(self, gens: Generations,
-                concept: int | None) -> tuple[Generations, dict[str, np.ndarray]]:
-        return gens, score(self.run, concept, gens, self.scorers, self.evaluation.batch_size,
-                           self.evaluation.extras)
+        key = model if method is None else id(method)
+        if key not in self._drawn:
+            self._drawn[key] = (method, self.generate(method, model))
+        gens = self._drawn[key][1]
+        if (key, concept) not in self._scores:
+            self._scores[key, concept] = score(self.run, concept, gens, self.scorers,
+                                               self.evaluation.batch_size,
+                                               self.evaluation.extras)
+        return gens, self._scores[key, concept]
 
     def arm(self, method: Method, control: Method | None = None, arm: str = "cocomix",
             concept: int | None = None) -> ArmResult:

@@ -83,12 +83,14 @@ def test_densest_concepts_are_the_live_ones_by_prediction_density(run):
 def test_the_screen_is_sweep_at_one_strength_and_picks_the_densest_passing(run, monkeypatch):
     res = steer_densest(run, replace(FAST, n=3, strength=4.0), SHORT)
     assert [r["concept"] for r in res.screen] == [c for c, _, _ in densest_concepts(run, 3)]
-    first = res.screen[0]
-    direct = sweep(run, first["concept"], "add", [4.0], None, SHORT,
-                   Evaluation(n_samples=6, n_boot=200, batch_prompts=FAST.batch_prompts,
-                              scorers=("sae_act", "student_prob", "ppl_ntp"))).results[0]
-    assert first["result"].values == direct.values  # seeded: the same numbers
-    assert first["clear"] == (direct.clear("sae_act") and direct.clear("student_prob"))
+    ev = Evaluation(n_samples=6, n_boot=FAST.n_boot, batch_prompts=FAST.batch_prompts,
+                    scorers=("sae_act", "student_prob", "ppl_ntp"))
+    for row in res.screen:  # unsteered and control drawn once, yet each as a sweep alone
+        direct = sweep(run, row["concept"], "add", [4.0], None, SHORT, ev).results[0]
+        assert row["result"].values == direct.values  # seeded: the same numbers
+        same = json.dumps(row["result"].to_dict()) == json.dumps(direct.to_dict())
+        assert same  # (as text: prompts without samples give NaN, which != itself)
+        assert row["clear"] == (direct.clear("sae_act") and direct.clear("student_prob"))
     json.dumps(res.to_dict())  # JSON-ready whatever passed
 
     # Planted: only the second-densest concept steers; it is chosen, swept and evaluated
@@ -96,14 +98,15 @@ def test_the_screen_is_sweep_at_one_strength_and_picks_the_densest_passing(run, 
     order = [c for c, _, _ in densest_concepts(run, 3)]
     calls = []
 
-    def fake_sweep(run_, c, op, strengths, prompts=None, sampling=None, evaluation=None,
-                   arm="cocomix", harness=None):
-        sampling = harness.sampling if harness else sampling
+    def fake_sweep(run_, c, op, strengths, prompts, sampling, evaluation, arm="cocomix"):
         calls.append((c, arm, tuple(strengths), sampling.seed))
         good = c == order[1]
         rs = [planted(2.0 if good else 1.0, 1.0, ppl=10.0 * (1 + s / 10), concept=c,
                       strength=s) for s in strengths]
         return SweepResult(c, op, arm, list(strengths), rs, {})
+
+    def fake_screen(harness, c, strength, controls):
+        return fake_sweep(run, c, "add", [strength], None, harness.sampling, None).results[0]
 
     finals = []
 
@@ -114,6 +117,7 @@ def test_the_screen_is_sweep_at_one_strength_and_picks_the_densest_passing(run, 
         return SteeringEvaluation({"cocomix": planted(2.0, 1.0, concept=order[1])}, {})
 
     monkeypatch.setattr(screen, "sweep", fake_sweep)
+    monkeypatch.setattr(screen, "screen_concept", fake_screen)
     monkeypatch.setattr(screen, "evaluate_steering", fake_eval)
     res = steer_densest(run, replace(FAST, n=3, add=(2, 4, 8), sae=(1, 3, 9), final_seed=7),
                         SHORT)
