@@ -185,7 +185,7 @@ def _world() -> PipelineConfig:
     tiny's and a smaller, sparser SAE: the world has ~200 latent values, not Wikipedia's."""
     return PipelineConfig(
         data=DataStage(corpus="world", max_docs=15_000, vocab_size=4096, val_fraction=0.05),
-        teacher=TeacherStage(d_model=128, n_layers=4, n_heads=4, max_steps=900, lr=3e-3),
+        teacher=TeacherStage(d_model=128, n_layers=4, n_heads=4, max_steps=1000, lr=3e-3),
         # Block 2 of 4 (not the default 1): its latents carry more sentence context (mean
         # best sentence-level topic F1 0.69 vs 0.57). 2,048 latents (k 16) recover topics
         # barely better (0.71) but the CoCoMix student over 2,048 concepts learns much worse
@@ -199,16 +199,16 @@ def _world() -> PipelineConfig:
         # 0.21 (0.73) with TopK: what the student learns got worse, so TopK stays.
         sae=SAESection(hook="blocks.2.hook_resid_post", d_sae=512, k=8,
                        train_tokens=196_608, eval_tokens=16_384, epochs=4),
-        # 900 teacher and student steps: what fits `make demo` in 15 min on 2 cores (the NTP
-        # student beside the teacher chain, 1 thread each, then CoCoMix on both). Measured
-        # (REPORT.md; teacher ppl / NTP, CoCoMix val loss / grammatical samples NTP, CoCoMix):
-        # 800 steps 4.00 / 1.315, 1.375 / 0.97, 0.95 and no screened concept steered;
-        # 1,000 steps 3.63 / 1.269, 1.254 / 0.96, 0.95 (15.6 min); 1,200 steps 3.69 / 1.256,
-        # 1.273 / 0.96, 0.97 (18+ min); at 400 steps 19 % / 38 % of sentences parsed. A concept
-        # loss weight of 1 (paper: 0.1) makes the CoCoMix student predict topic latents (top-4
-        # sentence-level topic F1 0.73 vs 0.20 at 1,200 steps), lowers its val loss (1.273 vs
-        # 1.390) and makes its concepts steer the topic.
-        student=StudentStage(max_steps=900, lr=3e-3, lam=1.0))
+        # 1,000 teacher and student steps: what fits `make demo` in 15 min on 2 cores (the NTP
+        # student beside the teacher chain, 1 thread each, then CoCoMix on both; docs/world.md).
+        # Measured (REPORT.md; teacher ppl / NTP, CoCoMix val loss / grammatical samples NTP,
+        # CoCoMix): 800 steps 4.00 / 1.315, 1.375 / 0.97, 0.95 and no screened concept steered;
+        # 900 steps 4.01 / 1.325, 1.316 / 0.95, 0.92 and none steered; 1,000 steps 3.63 / 1.269,
+        # 1.254 / 0.96, 0.95; 1,200 steps 3.69 / 1.256, 1.273 / 0.96, 0.97 (18+ min); at 400
+        # steps 19 % / 38 % of sentences parsed. A concept loss weight of 1 (paper: 0.1) makes
+        # the CoCoMix student predict topic latents (top-4 sentence-level topic F1 0.73 vs 0.20
+        # at 1,200 steps), lowers its val loss (1.273 vs 1.390) and makes its concepts steer.
+        student=StudentStage(max_steps=1000, lr=3e-3, lam=1.0))
 
 
 def _small() -> PipelineConfig:

@@ -27,9 +27,9 @@ def sample_next(logits: Tensor, temperature: float, top_k: int | None, top_p: fl
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1.0:
         sorted_logits, order = logits.sort(-1, descending=True)
-        cum = sorted_logits.softmax(-1).cumsum(-1)
+        p = sorted_logits.softmax(-1)
         # Drop a token once the mass before it already reaches top_p (keeps at least one).
-        drop_sorted = (cum - sorted_logits.softmax(-1)) >= top_p
+        drop_sorted = (p.cumsum(-1) - p) >= top_p
         drop = drop_sorted.scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     probs = logits.softmax(-1)

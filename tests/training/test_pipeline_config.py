@@ -12,15 +12,15 @@ def test_presets_build_and_tiny_is_the_default_shape():
     tiny = pipeline_preset("tiny")
     assert tiny.teacher.d_model > 128  # wider than the tiny student
     assert tiny.student.max_steps * tiny.batch_size * tiny.seq_len == 400 * 16 * 128
-    # The world demo (make demo 13 min 55 s from a fresh clone on 2 idle cores, docs/world.md):
-    # the same student shapes trained 900 steps (2.25x tiny's), teacher 900 steps, a narrower
-    # teacher, a smaller SAE on block 2 of 4.
+    # The world demo (make demo in 15 min from a fresh clone on 2 idle cores, docs/world.md):
+    # the same student shapes trained 1,000 steps (2.5x tiny's), teacher 1,000 steps, a
+    # narrower teacher, a smaller SAE on block 2 of 4.
     world = pipeline_preset("world")
     assert world.data.corpus == "world" and world.sae.d_sae == 512
     assert world.sae.hook == "blocks.2.hook_resid_post" and world.teacher.n_layers == 4
     assert world.student.preset == tiny.student.preset
-    assert world.student.max_steps == world.teacher.max_steps == 900
-    assert world.student.max_steps * 4 == 9 * tiny.student.max_steps
+    assert world.student.max_steps == world.teacher.max_steps == 1000
+    assert world.student.max_steps * 2 == 5 * tiny.student.max_steps
     assert world.teacher.d_model < tiny.teacher.d_model
 
 
