@@ -28,10 +28,8 @@ CASES = [
     ("import cocomix_lens", [*PY, "import cocomix_lens"]),
     ("from cocomix_lens import CoCoMixModel, Run",
      [*PY, "from cocomix_lens import CoCoMixModel, Run"]),
-    ("every command's modules", [*PY, "import training.trainer, training.pipeline_groundtruth, "
-                                      "training.sae, training.study.runner, "
-                                      "cocomix_lens.steering.screen, cocomix_lens.inspection, "
-                                      "cocomix_lens.catalogue"]),
+    ("every command's modules", [*PY, "import training.warm_imports as w, importlib; "
+                                      "[importlib.import_module(m) for m in w.MODULES]"]),
     ("cocomix-lens --help", [*CLI, "--help"]),
     ("cocomix-lens --version", [*CLI, "--version"]),
     ("cocomix-lens nope (usage error)", [*CLI, "nope"]),

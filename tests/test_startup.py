@@ -81,3 +81,14 @@ def test_lazy_exports_resolve(package):
         assert name in dir(mod)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         mod.nope  # noqa: B018
+
+
+def test_the_warmed_modules_exist():
+    # make install saves the bytecode of these (training/warm_imports.py); a module that moved
+    # would fail the install, and the start-up benchmark's "every command's modules" row.
+    import importlib.util
+
+    from training.warm_imports import APP_MODULES, MODULES
+
+    missing = [m for m in (*MODULES, *APP_MODULES) if importlib.util.find_spec(m) is None]
+    assert missing == []
