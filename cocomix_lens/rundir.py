@@ -21,7 +21,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from cocomix_lens.data.files import TOKENIZER_FILE, CorruptFileError, read_json
+from cocomix_lens.data.files import TOKENIZER_FILE, read_json, read_yaml
+from cocomix_lens.remedy import Remedy, attach
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +135,10 @@ class Run:
         path = Path(path)
         kind = _kind(path)
         if kind is None:
-            raise FileNotFoundError(
+            makes = [Remedy(step, {"out": path}, verb="run") for step in ("pipeline", "train")]
+            raise attach(FileNotFoundError(
                 f"{path} is not a run directory (no {LAYOUT.pipeline.config} or "
-                f"{LAYOUT.train.model}/): make one with 'cocomix-lens pipeline --out {path}' "
-                f"or 'cocomix-lens train --out {path}'")
+                f"{LAYOUT.train.model}/); fix: {makes[0]} or {makes[1]}"), *makes)
         return cls(path, kind, device)
 
     def __repr__(self) -> str:
@@ -195,15 +196,15 @@ class Run:
     def steering(self) -> dict[str, Any]:
         """steering/steering.json: `steer-eval --densest`'s screen, sweeps and final
         evaluation (`training.steering_screen.DenseSteering.to_dict`)."""
-        return read_json(self.require("steering"), "re-run `cocomix-lens steer-eval --densest "
-                         "N --out DIR/steering`", expect=dict)
+        return read_json(self.require("steering"), self._maker("steering", self.where(
+            "steering")), expect=dict)
 
     @cached_property
     def steer_bench(self) -> dict[str, Any]:
         """steering/bench/results.json: `cocomix-lens steer-bench`'s leaderboard of steering
         methods toward each world topic (training/steer_bench.py)."""
-        return read_json(self.require("steer_bench"), "re-run `cocomix-lens steer-bench --run "
-                         "DIR`", expect=dict)
+        return read_json(self.require("steer_bench"), self._maker("steer_bench", self.where(
+            "steer_bench")), expect=dict)
 
     @cached_property
     def groundtruth(self) -> dict[str, Any]:
@@ -217,8 +218,9 @@ class Run:
     def study(self) -> dict[str, Any]:
         """study/study.json (pipeline runs): `cocomix-lens study`'s curves, claims and
         ablations (read for people by report/study.py); NaN is stored as null."""
-        return read_json(self.require("study"), f"re-write it with 'cocomix-lens study --run "
-                         f"{self.path} --seeds 3 --report-only'", expect=dict,
+        rewrite = Remedy("study", {"run": self.path, "seeds": 3, "report_only": True},
+                         verb="re-write it with")
+        return read_json(self.require("study"), rewrite, expect=dict,
                          fields={"claims": list, "curves": dict, "ablations": list})
 
     @cached_property
@@ -309,29 +311,30 @@ class Run:
 
     def _missing(self, piece: str, looked: Path | None) -> MissingPieceError:
         if looked is None:  # a train run has no teacher, SAE, report, ...
-            return MissingPieceError(
-                f"run {self.path} has no {piece} (a 'cocomix-lens train' run holds a model, "
-                f"metrics and summary); fix: run 'cocomix-lens pipeline --out DIR' for a run "
-                f"with every piece, and open DIR")
-        return MissingPieceError(f"run {self.path} has no {piece} (looked for {looked}); fix: "
-                                 f"run '{self._maker(piece, looked)}'")
+            make = Remedy("pipeline", {"out": "DIR"}, verb="run")
+            return attach(MissingPieceError(
+                f"run {self.path} has no {piece} (a run of the train step holds a model, "
+                f"metrics and summary); fix: {make} for a run with every piece, and open DIR"),
+                make)
+        make = self._maker(piece, looked)
+        return attach(MissingPieceError(f"run {self.path} has no {piece} (looked for "
+                                        f"{looked}); fix: {make}"), make)
 
-    def _maker(self, piece: str, looked: Path) -> str:
-        """The command that makes `piece` at `looked`."""
-        if piece == "catalogue":
-            return f"cocomix-lens catalog --run {self.path}"
-        if piece == "steering":
-            return (f"cocomix-lens steer-eval --run {self.path} --densest 10 --out "
-                    f"{looked.parent}")
-        if piece == "steer_bench":
-            return f"cocomix-lens steer-bench --run {self.path}"
-        if piece == "study":
-            return f"cocomix-lens study --run {self.path} --seeds 3"
+    def _maker(self, piece: str, looked: Path) -> Remedy:
+        """The step (and its arguments) that makes `piece` at `looked`."""
+        made_by = {
+            "catalogue": ("catalog", {"run": self.path}),
+            "steering": ("steer-eval", {"run": self.path, "densest": 10, "out": looked.parent}),
+            "steer_bench": ("steer-bench", {"run": self.path}),
+            "study": ("study", {"run": self.path, "seeds": 3}),
+        }
+        if piece in made_by:
+            return Remedy(*made_by[piece], verb="run")
         if self.kind == "pipeline":
-            return f"cocomix-lens pipeline --out {self.path}"
-        made_by = {"shards": f"cocomix-lens prepare --out {looked}",
-                   "labels": f"cocomix-lens labels --out {looked} ..."}
-        return made_by.get(piece, f"cocomix-lens train --out {self.path} ...")
+            return Remedy("pipeline", {"out": self.path}, verb="run")
+        step, out = {"shards": ("prepare", looked), "labels": ("labels", looked)}.get(
+            piece, ("train", self.path))
+        return Remedy(step, {"out": out}, more=step != "prepare", verb="run")
 
     def _metric_files(self) -> dict[str, Path]:
         found = {stage: self.path / rel for stage, rel in LAYOUT.metrics(self.kind).items()}
@@ -348,20 +351,11 @@ class Run:
 
     @cached_property
     def _train_config(self) -> dict[str, Any]:
-        import yaml
-
         path = self.path / LAYOUT.train.config
         if not path.is_file():
             return {}
-        fix = "restore it or re-run `cocomix-lens train ... --force`"
-        try:
-            blob = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as err:
-            raise CorruptFileError(f"{path} is not readable YAML ({type(err).__name__}); "
-                                   f"fix: {fix}") from None
-        if not isinstance(blob, dict):
-            raise CorruptFileError(f"{path} is not a YAML mapping; fix: {fix}")
-        return blob
+        return read_yaml(path, Remedy("train", {"force": True}, more=True,
+                                      verb="restore it or re-run"))
 
 
 def check_device(device: str) -> str:

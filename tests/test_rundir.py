@@ -4,6 +4,7 @@ checked against a direct load; a one-line error for each missing piece."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -140,7 +141,7 @@ def test_each_missing_piece_is_a_one_line_error_naming_path_and_command(
     msg = str(err.value)
     assert "\n" not in msg and isinstance(err.value, FileNotFoundError)
     assert msg == (f"run {copy} has no {piece} (looked for {target}); fix: "
-                   f"run 'cocomix-lens pipeline --out {copy}'")
+                   f"run the pipeline step (out='{copy}')")  # the CLI: `cocomix-lens ...`
 
 
 def test_missing_metrics_and_catalogue_name_their_commands(pipeline_run, tmp_path):
@@ -148,14 +149,14 @@ def test_missing_metrics_and_catalogue_name_their_commands(pipeline_run, tmp_pat
     copy = copy_run(out, tmp_path)
     for stage in ("teacher", "ntp", "cocomix"):
         (copy / stage / "metrics.jsonl").unlink()
-    with pytest.raises(MissingPieceError, match=f"no metrics .*pipeline --out {copy}'$"):
+    with pytest.raises(MissingPieceError, match=re.escape(f"pipeline step (out='{copy}')")):
         Run.open(copy).metrics
     shutil.rmtree(copy / "catalogue")
     assert not Run.open(copy).has("catalogue")
-    with pytest.raises(MissingPieceError, match=f"no catalogue .*catalog --run {copy}'$"):
+    with pytest.raises(MissingPieceError, match=re.escape(f"catalog step (run='{copy}')")):
         Run.open(copy).catalogue
-    with pytest.raises(MissingPieceError, match=f"no steering .*steer-eval --run {copy} "
-                                                f"--densest 10 --out {copy}/steering'$"):
+    with pytest.raises(MissingPieceError, match=re.escape(
+            f"steer-eval step (run='{copy}', densest=10, out='{copy}/steering')")):
         Run.open(copy).steering
     (copy / "steering").mkdir()
     (copy / "steering" / "steering.json").write_text('{"concept": 7}')
@@ -186,7 +187,7 @@ def test_train_run_pieces_it_cannot_hold_are_one_line_errors(train_run, piece):
 
 
 def test_a_directory_that_is_no_run_is_refused(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a run directory.*pipeline --out"):
+    with pytest.raises(FileNotFoundError, match="not a run directory.*the pipeline step \\(out="):
         Run.open(tmp_path)
     with pytest.raises(ValueError, match="unknown run piece 'weights'"):
         Run(tmp_path, "pipeline").has("weights")
@@ -197,7 +198,7 @@ def test_require_gives_a_piece_path_or_the_one_line_error(pipeline_run, tmp_path
     assert Run.open(out).require("sae") == out / "sae"
     copy = copy_run(out, tmp_path)
     shutil.rmtree(copy / "catalogue", ignore_errors=True)
-    with pytest.raises(MissingPieceError, match=r"no catalogue .*'cocomix-lens catalog --run "):
+    with pytest.raises(MissingPieceError, match=r"no catalogue .*the catalog step \(run="):
         Run.open(copy).require("catalogue")
 
 

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 INDEX = "index.json"
+INDEX_FIELDS = {"latest?": (str, type(None)), "best?": (dict, type(None)), "checkpoints": list}
+"""index.json's fields and their JSON types (a wrong type: the index is rebuilt)."""
 STATE = "state.json"
 TENSOR_FILES = ("model.safetensors", "optim.safetensors")
 NAME = re.compile(r"step_(\d{8})\Z")  # the only names the manager creates (and may delete)
@@ -164,27 +166,38 @@ class CheckpointManager:
         path = self.root / INDEX
         empty = {"format_version": FORMAT_VERSION, "latest": None, "best": None,
                  "checkpoints": []}
+        if path.is_dir():  # no write could replace it: the next commit would fail
+            raise CorruptFileError(f"{path} is a directory, the checkpoint index file was "
+                                   "expected; fix: move it away and resume (the index is "
+                                   "rebuilt from the checkpoint directories)")
         if not path.is_file():
             return empty
         try:
             idx = read_versioned_json(path, FORMAT_VERSION, missing=str(path),
-                                      fix=f"start a new run (another --out) or delete {path}")
+                                      fix=f"start a new run (another --out) or delete {path}",
+                                      fields=INDEX_FIELDS)
         except CorruptFileError as err:
             log.warning("%s; rebuilding the index from the checkpoint directories", err)
             return {**empty, "checkpoints": [{"name": p.name, "step": _step_of(p.name),
                                               "metric": None} for p in self._scan()]}
-        entries = [e for e in idx.get("checkpoints", [])
-                   if isinstance(e, dict) and self.owned(e.get("name"))]
+        entries = [e for e in idx.get("checkpoints", []) if self._entry(e)]
         foreign = len(idx.get("checkpoints", [])) - len(entries)
         best = idx.get("best")
-        if best is not None and not (isinstance(best, dict) and self.owned(best.get("name"))):
+        if best is not None and not self._entry(best):
             best, foreign = None, foreign + 1
         if foreign:
-            log.warning("%s names %d entries that are not checkpoints of this run; ignored",
-                        path, foreign)
+            log.warning("%s names %d entries that are not checkpoints of this run (or not of "
+                        "the index's field types); ignored", path, foreign)
         latest = idx.get("latest") if self.owned(idx.get("latest")) else None
         return {"format_version": FORMAT_VERSION, "latest": latest, "best": best,
                 "checkpoints": entries}
+
+    def _entry(self, entry: Any) -> bool:
+        """An index entry naming an own checkpoint, with an integer step and a number or null
+        metric (an entry edited to another type is ignored, not compared with numbers)."""
+        return (isinstance(entry, dict) and self.owned(entry.get("name")) is not None
+                and isinstance(entry.get("step"), int) and not isinstance(entry["step"], bool)
+                and (entry.get("metric") is None or isinstance(entry["metric"], (int, float))))
 
     def _scan(self) -> list[Path]:
         """Own checkpoint directories on disk, oldest first."""

@@ -160,14 +160,38 @@ def _formatters() -> list[tuple[type[BaseException], Callable]]:
 
 
 def describe_error(err: BaseException, args: argparse.Namespace) -> str:
-    """The one-line message for `err` (no newline inside), API argument names (`window=64`)
-    spelled as the command's flags (`--window 64`)."""
+    """The one-line message for `err` (no newline inside), in CLI words: each remedy the
+    library attached (`cocomix_lens.remedy`) as the command to type, and API argument names
+    (`window=64`) as the command's flags (`--window 64`)."""
+    from cocomix_lens.remedy import remedies_of
+
     for tp, fmt in _formatters():
         if isinstance(err, tp):
             if tp in (FileNotFoundError, FileExistsError) and err.filename:
                 return _os_error(err, args)  # raised by the OS, not by us: name the file
-            return as_flags(" ".join(fmt(err, args).split()), getattr(args, "command", None))
+            text = fmt(err, args)
+            for remedy in remedies_of(err):
+                text = text.replace(str(remedy), as_command(remedy))
+            return as_flags(" ".join(text.split()), getattr(args, "command", None))
     return _unexpected(err, args)  # pragma: no cover
+
+
+def as_command(remedy) -> str:
+    """A library Remedy in CLI words: its verb and the command line of its step, each API
+    argument as that command's flag (`force=True` -> `--force`)."""
+    import shlex
+
+    names = flag_names(remedy.step)
+    words = ["cocomix-lens", remedy.step]
+    for name, value in remedy.args.items():
+        flag = names.get(name, "--" + name.replace("_", "-"))
+        if value is True:
+            words.append(flag)
+        elif value is not None and value is not False:
+            words += [flag, str(value)]
+    command = shlex.join(words) + (" ..." if remedy.more and remedy.args else "")
+    same = " with the same flags" if remedy.more and not remedy.args else ""
+    return f"{remedy.verb} `{command}`{same}"
 
 
 # Library argument names that a command's flag of another name sets (LabelCache.build(root)

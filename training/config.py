@@ -20,6 +20,7 @@ import yaml
 
 from cocomix_lens import CoCoMixConfig
 from cocomix_lens.bounds import SEED_MAX, bounded
+from cocomix_lens.data.files import read_yaml
 from training.flags import field_docs
 from training.overrides import apply_overrides, build, parse_overrides, schema_field
 
@@ -179,17 +180,17 @@ class RunConfig:
         return CoCoMixConfig.preset(self.model.preset, **{**defaults, **self.model.overrides})
 
 
+CONFIG_FIX = "correct the file (a mapping of sections, as `--print-config` prints) or pass a " \
+    "bundled config name"
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None,
                 base: RunConfig | None = None) -> RunConfig:
     """`base` (default RunConfig()) updated by a YAML file, then by dotted overrides."""
     cfg = base or RunConfig()
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"config file {p} does not exist; pass an existing YAML file")
-        raw = yaml.safe_load(p.read_text()) or {}
-        merged = _deep_merge(cfg.to_dict(), raw) if isinstance(raw, dict) else raw
-        cfg = RunConfig.from_dict(merged, source=str(p))
+        raw = read_yaml(path, CONFIG_FIX)
+        cfg = RunConfig.from_dict(_deep_merge(cfg.to_dict(), raw), source=str(path))
     if overrides:
         parsed = parse_overrides(overrides) if isinstance(overrides, list) else overrides
         cfg = apply_overrides(cfg, parsed)

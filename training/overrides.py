@@ -108,14 +108,15 @@ def build(cls: type, d: Any, source: str, prefix: str = "") -> Any:
     key checked; errors start with `source` (e.g. the YAML file)."""
     where = prefix.rstrip(".") or "top level"
     if not isinstance(d, dict):
-        raise ValueError(f"{source}: {where} must be a mapping, got {type(d).__name__}")
+        raise ValueError(f"{source}: {where} must be a mapping (key: value lines), got "
+                         f"{type(d).__name__}; fix: correct {where} in {source}")
     fields, hints = _fields(cls), _hints(cls)
     kwargs = {}
     for key, value in d.items():
         if key not in fields:
             raise ValueError(f"{source}: unknown key {prefix + str(key)!r}"
-                             f"{_suggest(key, list(fields))}; known keys at {where}: "
-                             f"{', '.join(fields)}")
+                             f"{_suggest(key, list(fields))}; fix: use one of the keys at "
+                             f"{where}: {', '.join(fields)}")
         tp, schema = hints[key], fields[key].metadata.get(SCHEMA)
         what = f"{source}: {prefix}{key}"
         if dataclasses.is_dataclass(tp):

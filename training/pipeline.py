@@ -228,9 +228,10 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, corpus_options: dict | No
     """Run (or finish) the pipeline in `out`; returns summary.json's content."""
     if stop_after is not None and stop_after not in STAGES:
         raise ValueError(f"unknown stage {stop_after!r}; choose one of {', '.join(STAGES)}")
-    # One thread count for every stage, recorded in summary.json's config (bitwise results
-    # need the same count); not part of the run's identity, so a resume may change it.
-    cfg = dataclasses.replace(cfg, threads=use_threads(cfg.threads))
+    # One thread count for every stage, recorded in pipeline.json and summary.json's config
+    # (bitwise results need the same count); not part of the run's identity, so a resume may
+    # change it, but without a count it keeps the run's.
+    cfg = dataclasses.replace(cfg, threads=use_threads(resume_threads(cfg.threads, Path(out))))
     ctx = Context(cfg, Path(out), dict(corpus_options or {}))
     check_models(ctx)
     with DirLock(ctx.out, "pipeline run directory"):
@@ -294,19 +295,42 @@ def run_stage(ctx: Context, name: str, fn: Callable[[Context], dict[str, Any]]) 
     return {**record, "skipped": False}
 
 
+def resume_threads(threads: int | None, out: Path) -> int | None:
+    """The thread count to run on: `threads` when given, else the count the run in `out`
+    recorded (pipeline.json's "threads"), as `train --resume` keeps its run's: a default picked
+    anew under another load would change the last bits of every stage still to run. Another
+    count than the run's is taken, with a warning."""
+    try:
+        ran = json.loads((out / LAYOUT.pipeline.config).read_text()).get("threads")
+    except (OSError, ValueError, AttributeError):  # no run yet, or a damaged file: _claim says
+        ran = None
+    if threads is None:
+        return ran
+    if ran is not None and threads != ran:
+        log.warning("%s: running on %d CPU threads where the run used %d: the stages still to "
+                    "run will differ in the last bits from an uninterrupted run; to keep them "
+                    "the same, resume without a thread count (the run's is used)", out,
+                    threads, ran)
+    return threads
+
+
 def _claim(ctx: Context) -> None:
-    """Record the config in pipeline.json. A run made with other settings resumes when every
-    changed setting feeds only stages that have not finished (their partial outputs are
-    removed, so they restart with the new settings); otherwise it is refused with the flags
-    that resume it."""
+    """Record the config in pipeline.json (with the thread count, which is no part of the
+    run's identity). A run made with other settings resumes when every changed setting feeds
+    only stages that have not finished (their partial outputs are removed, so they restart
+    with the new settings); otherwise it is refused with the flags that resume it."""
     path = ctx.out / LAYOUT.pipeline.config
     mine = _identity(ctx)
+    record = {**mine, "threads": ctx.cfg.threads}
     if not path.is_file():
-        atomic_write_json(path, mine)
+        atomic_write_json(path, record)
         return
-    old = json.loads(path.read_text())
+    saved = json.loads(path.read_text())
+    old = {k: v for k, v in saved.items() if k not in NON_IDENTITY}
     changed = [k for k in sorted(set(old) | set(mine)) if old.get(k) != mine.get(k)]
     if not changed:
+        if saved.get("threads") != ctx.cfg.threads:  # the count the next resume keeps
+            atomic_write_json(path, record)
         return
     order = list(STAGES)
     done = [i for i, name in enumerate(order) if stage_marker(ctx, name).is_file()]
@@ -333,7 +357,7 @@ def _claim(ctx: Context) -> None:
         partial = _stage_output(ctx, name)
         if partial is not None and partial.is_dir() and not partial.is_symlink():
             shutil.rmtree(partial)
-    atomic_write_json(path, mine)
+    atomic_write_json(path, record)
 
 
 # The first stage each setting feeds, by its first dotted part (others: prepare, the safest).
@@ -405,6 +429,8 @@ def open_context(out: str | Path, **settings: Any) -> Context:
     nested: dict[str, Any] = {}
     options: dict[str, Any] = {}
     for key, value in json.loads(path.read_text()).items():
+        if key in NON_IDENTITY:  # the thread count the run recorded: a setting, below
+            continue
         if key.startswith("corpus_options."):
             options[key.split(".", 1)[1]] = value
             continue

@@ -31,6 +31,7 @@ import pandas as pd
 
 from cocomix_lens.catalogue.contexts import mark
 from cocomix_lens.data.files import atomic_open, atomic_write_json, read_versioned_json
+from cocomix_lens.remedy import Remedy, attach, remedied
 
 FORMAT_VERSION = 1
 META = "meta.json"
@@ -233,11 +234,17 @@ def _with_defaults(concepts: pd.DataFrame) -> pd.DataFrame:
 
 def read_meta(root: Path) -> dict[str, Any]:
     """meta.json of a catalogue directory, with one-line errors if absent or outdated."""
-    return read_versioned_json(
-        root / META, FORMAT_VERSION,
-        missing=f"no concept catalogue in {root} ({META} missing); fix: build it with "
-                f"`cocomix-lens catalog --run {root.parent}`",
-        fix=f"rebuild it with `cocomix-lens catalog --run {root.parent} --force`")
+    build = Remedy("catalog", {"run": root.parent}, verb="build it with")
+    with remedied(build):
+        return read_versioned_json(
+            root / META, FORMAT_VERSION,
+            missing=f"no concept catalogue in {root} ({META} missing); fix: {build}",
+            fix=rebuild(root))
+
+
+def rebuild(root: Path) -> Remedy:
+    """The fix of a stale or damaged catalogue in `root` (RUN/catalogue)."""
+    return Remedy("catalog", {"run": root.parent, "force": True}, verb="rebuild it with")
 
 
 def check_fresh(root: Path, meta: dict[str, Any], sources: dict[str, str]) -> None:
@@ -245,6 +252,6 @@ def check_fresh(root: Path, meta: dict[str, Any], sources: dict[str, str]) -> No
     built = meta.get("sources", {})
     changed = sorted(k for k in set(built) | set(sources) if built.get(k) != sources.get(k))
     if changed:
-        raise ValueError(f"the concept catalogue in {root} is stale: {', '.join(changed)} "
-                         f"changed since it was built; fix: rebuild it with "
-                         f"`cocomix-lens catalog --run {root.parent} --force`")
+        raise attach(ValueError(f"the concept catalogue in {root} is stale: "
+                                f"{', '.join(changed)} changed since it was built; fix: "
+                                f"{rebuild(root)}"), rebuild(root))

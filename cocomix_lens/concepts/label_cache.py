@@ -32,6 +32,7 @@ from cocomix_lens.data.identity import check_identity
 from cocomix_lens.data.lock import DirLock
 from cocomix_lens.data.shards import gather_windows
 from cocomix_lens.progress import Progress
+from cocomix_lens.remedy import Remedy, attach, remedied
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +70,21 @@ class LabelCache:
         """
         root = Path(root)
         meta = read_meta(root)
-        fix = f"fix: rebuild it with `cocomix-lens labels --out {root} ...`"
-        for split, info in meta["splits"].items():
-            if info["done_windows"] < info["windows"]:
-                raise ValueError(f"label cache {root} is incomplete ({split}: "
-                                 f"{info['done_windows']}/{info['windows']} windows); fix: "
-                                 "re-run the same `cocomix-lens labels` command to resume it")
-        for what, want in (("teacher", teacher_sha), ("sae", sae_sha)):
-            have = meta[f"{what}_sha256"]
-            if want is not None and want != have:
-                raise ValueError(f"label cache {root} was built with another {what} "
-                                 f"(sha256 {have[:12]}…, expected {want[:12]}…); {fix}")
-        if shards is not None:
-            _check_shards(root, meta, _manifest_of(shards), fix)
+        resume, remedy = Remedy("labels", more=True), relabel(root)
+        fix = f"fix: {remedy}"
+        with remedied(resume, remedy):
+            for split, info in meta["splits"].items():
+                if info["done_windows"] < info["windows"]:
+                    raise ValueError(f"label cache {root} is incomplete ({split}: "
+                                     f"{info['done_windows']}/{info['windows']} windows); fix: "
+                                     f"{resume} to resume it")
+            for what, want in (("teacher", teacher_sha), ("sae", sae_sha)):
+                have = meta[f"{what}_sha256"]
+                if want is not None and want != have:
+                    raise ValueError(f"label cache {root} was built with another {what} "
+                                     f"(sha256 {have[:12]}…, expected {want[:12]}…); {fix}")
+            if shards is not None:
+                _check_shards(root, meta, _manifest_of(shards), fix)
         return cls(root, meta)
 
     @property
@@ -148,11 +151,17 @@ META_FIELDS = {"k": int, "window": int, "batch_size": int, "n_latents": int, "ho
 
 def read_meta(root: Path) -> dict[str, Any]:
     """meta.json of a cache directory, with clear errors if absent or of another format."""
-    return read_versioned_json(
-        root / META, FORMAT_VERSION,
-        missing=f"no label cache in {root} ({META} missing); fix: build one with "
-                f"`cocomix-lens labels --data DIR --out {root}`",
-        fix="rebuild the cache in another root=DIR", fields=META_FIELDS)
+    build = Remedy("labels", {"data": "DIR", "out": root}, more=True, verb="build one with")
+    with remedied(build):
+        return read_versioned_json(
+            root / META, FORMAT_VERSION,
+            missing=f"no label cache in {root} ({META} missing); fix: {build}",
+            fix="rebuild the cache in another root=DIR", fields=META_FIELDS)
+
+
+def relabel(root: Path) -> Remedy:
+    """The fix of a label cache built from other inputs, or damaged: build it again."""
+    return Remedy("labels", {"out": root}, more=True, verb="rebuild it with")
 
 
 def _manifest_of(shards: Any) -> dict[str, Any]:
@@ -210,17 +219,19 @@ def check_teacher(teacher: Any, manifest: dict[str, Any], window: int) -> None:
     cfg = getattr(teacher, "cfg", None)
     d_vocab, n_ctx = getattr(cfg, "d_vocab", None), getattr(cfg, "n_ctx", None)
     if d_vocab is not None and int(manifest["vocab_size"]) > d_vocab:
-        raise ValueError(f"the shards use {manifest['vocab_size']} token ids but the teacher "
-                         f"knows {d_vocab}; fix: prepare the shards with the teacher's "
-                         "tokenizer (e.g. `cocomix-lens prepare --tokenizer gpt2`)")
+        fix = Remedy("prepare", {"tokenizer": "gpt2"}, more=True, verb="e.g. run")
+        raise attach(ValueError(f"the shards use {manifest['vocab_size']} token ids but the "
+                                f"teacher knows {d_vocab}; fix: prepare the shards with the "
+                                f"teacher's tokenizer ({fix})"), fix)
     # Same vocabulary size is not the same tokenizer: compare identities where recorded.
     have = (getattr(teacher, "metadata", None) or {}).get("tokenizer_sha256")
     want = manifest.get("tokenizer_sha256")
     if have and want and have != want:
-        raise ValueError(f"the teacher was trained with tokenizer {have[:12]}… but the shards "
-                         f"were tokenized with {want[:12]}…; fix: prepare the shards with the "
-                         "teacher's tokenizer.json (`cocomix-lens prepare --tokenizer file "
-                         "--tokenizer-file TEACHER/tokenizer.json`)")
+        fix = Remedy("prepare", {"tokenizer": "file", "tokenizer_file": "TEACHER/tokenizer.json"},
+                     more=True, verb="run")
+        raise attach(ValueError(f"the teacher was trained with tokenizer {have[:12]}… but the "
+                                f"shards were tokenized with {want[:12]}…; fix: prepare the "
+                                f"shards with the teacher's tokenizer.json ({fix})"), fix)
     if n_ctx is not None and window > n_ctx:
         raise ValueError(f"window={window} exceeds the teacher's context of {n_ctx} tokens; "
                          f"fix: pass window={n_ctx} or less")
@@ -285,8 +296,8 @@ def _memmap(root: Path, split: str, kind: str, dtype: np.dtype, n: int, k: int,
         path.touch()
         return np.zeros((0, k), dtype=dtype)  # type: ignore[return-value]
     if mode == "r" and (not path.is_file() or path.stat().st_size != n * k * dtype.itemsize):
-        raise ValueError(f"{path} is missing or does not hold {n} x {k} labels; fix: rebuild "
-                         f"the cache with `cocomix-lens labels --out {root}`")
+        raise attach(ValueError(f"{path} is missing or does not hold {n} x {k} labels; fix: "
+                                f"{relabel(root)}"), relabel(root))
     return np.memmap(path, dtype=dtype, mode=mode, shape=(n, k))
 
 

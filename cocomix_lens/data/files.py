@@ -4,7 +4,7 @@ Every file we publish goes through a temporary sibling, is fsync'ed and then mov
 place with `os.replace`, so a reader never sees half a shard or half a manifest. The next
 write of the same file removes the temporaries killed writers left (their PID is gone), so a
 SIGKILL leaves nothing the next run does not clean. `read_json` / `safetensors_header` are the
-readers: every fault is one line naming the file and the fix.
+readers (and `read_yaml`): every fault is one line naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from cocomix_lens.remedy import Remedy, remedied
 
 TOKENIZER_FILE = "tokenizer.json"
 """The tokenizer's file name in a shard directory and in a saved model directory."""
@@ -151,16 +153,21 @@ _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "an in
 Fields = dict[str, Any]  # {key: a type, a tuple of types, or the Fields of an object}
 
 
-def read_json(path: str | Path, fix: str, expect: type | None = None,
+def read_json(path: str | Path, fix: str | Remedy, expect: type | None = None,
               fields: Fields | None = None) -> Any:
     """Parse a JSON file: the one reader of every JSON file we did not just write.
 
-    Each failure is one line naming the file, what is wrong with it and `fix`: missing
-    (FileNotFoundError), a directory, empty, not UTF-8, not JSON (line and column), not of
-    type `expect` (e.g. dict), or a key of `fields` absent or of another type
-    (CorruptFileError, a ValueError). A key ending in "?" may be absent; a dict value checks
-    the fields of a nested object (`{"model_config?": {"d_model": int}}`)."""
-    path = Path(path)
+    Each failure is one line naming the file, what is wrong with it and `fix` (a Remedy is
+    attached to the error too: `cocomix_lens.remedy`): missing (FileNotFoundError), a
+    directory, empty, not UTF-8, not JSON (line and column), not of type `expect` (e.g. dict),
+    or a key of `fields` absent or of another type (CorruptFileError, a ValueError). A key
+    ending in "?" may be absent; a dict value checks the fields of a nested object
+    (`{"model_config?": {"d_model": int}}`)."""
+    with remedied(fix):
+        return _read_json(Path(path), fix, expect, fields)
+
+
+def _read_json(path: Path, fix: str | Remedy, expect: type | None, fields: Fields | None) -> Any:
     if path.is_dir():
         raise CorruptFileError(f"{path} is a directory, a JSON file was expected; fix: {fix}")
     try:
@@ -217,12 +224,53 @@ def _type_words(tp: type | tuple[type, ...]) -> str:
     return " or ".join(_JSON_TYPES.get(k, k.__name__) for k in kinds)
 
 
-def safetensors_header(path: str | Path, fix: str) -> dict[str, Any]:
+def read_yaml(path: str | Path, fix: str | Remedy, expect: type | None = dict) -> Any:
+    """Parse a YAML file (a run config), failing as read_json does: one line naming the file,
+    what is wrong with it (missing, a directory, empty, not UTF-8, not YAML with its line and
+    column, not of type `expect`) and `fix`."""
+    with remedied(fix):
+        return _read_yaml(Path(path), fix, expect)
+
+
+def _read_yaml(path: Path, fix: str | Remedy, expect: type | None) -> Any:
+    import yaml
+
+    if path.is_dir():
+        raise CorruptFileError(f"{path} is a directory, a YAML file was expected; fix: {fix}")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} does not exist; fix: {fix}") from None
+    if not raw.strip():
+        raise CorruptFileError(f"{path} is empty (a write cut short?); fix: {fix}")
+    try:
+        blob = yaml.safe_load(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise CorruptFileError(f"{path} is not UTF-8 text (byte {err.start}); fix: {fix}") \
+            from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise CorruptFileError(f"{path} is not valid YAML ({where}{problem}; cut short?); "
+                               f"fix: {fix}") from None
+    if expect is not None and not _json_is(blob, expect):
+        raise CorruptFileError(f"{path} holds {_JSON_TYPES.get(type(blob), type(blob).__name__)}"
+                               f", {_JSON_TYPES.get(expect, expect.__name__)} was expected; "
+                               f"fix: {fix}")
+    return blob
+
+
+def safetensors_header(path: str | Path, fix: str | Remedy) -> dict[str, Any]:
     """The header of a safetensors file ({tensor name: {dtype, shape, data_offsets}}), after
     checking the file is whole: CorruptFileError naming the file and `fix` when it is cut
     short, padded or not safetensors; FileNotFoundError when absent. Reads only the header, so
     shapes can be checked against a config before anything is allocated."""
-    path = Path(path)
+    with remedied(fix):
+        return _safetensors_header(Path(path), fix)
+
+
+def _safetensors_header(path: Path, fix: str | Remedy) -> dict[str, Any]:
     if path.is_dir():
         raise CorruptFileError(f"{path} is a directory, a safetensors file was expected; "
                                f"fix: {fix}")
@@ -251,17 +299,19 @@ def safetensors_header(path: str | Path, fix: str) -> dict[str, Any]:
 
 
 def read_versioned_json(path: str | Path, version: int, *, missing: str,
-                        fix: str, fields: Fields | None = None) -> dict[str, Any]:
+                        fix: str | Remedy, fields: Fields | None = None) -> dict[str, Any]:
     """Read a JSON file carrying "format_version"; FileNotFoundError(`missing`) if absent,
     CorruptFileError if it does not parse, ValueError naming the versions and `fix` if it is
-    of another format; then `fields` checked as read_json does."""
+    of another format; then `fields` checked as read_json does. (A Remedy quoted in `missing`:
+    wrap the call in `remedied(it)`.)"""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(missing)
     blob = read_json(path, fix, expect=dict)
-    found = blob.get("format_version")
-    if found != version:
-        raise ValueError(f"{path} has unknown format_version {found!r}, this code reads "
-                         f"{version}; fix: {fix}")
-    _check_fields(blob, fields or {}, path, fix, "")
+    with remedied(fix):
+        found = blob.get("format_version")
+        if found != version:
+            raise ValueError(f"{path} has unknown format_version {found!r}, this code reads "
+                             f"{version}; fix: {fix}")
+        _check_fields(blob, fields or {}, path, fix, "")
     return blob

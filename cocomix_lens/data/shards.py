@@ -32,6 +32,7 @@ from cocomix_lens.data.files import (
     sha256_file,
 )
 from cocomix_lens.data.tokenizer import check_tokenizer, load_tokenizer
+from cocomix_lens.remedy import Remedy, attach, remedied
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -124,11 +125,14 @@ class TokenShards:
     def _check(self, split: str, verify: bool) -> None:
         info = self.manifest["splits"][split]
         path = self.root / info["file"]
-        fix = f"fix: re-run `cocomix-lens prepare --out {self.root} --force`"
-        if not path.is_file() or path.stat().st_size != info["tokens"] * self.dtype.itemsize:
-            raise ValueError(f"{path} is missing or does not hold {info['tokens']} tokens; {fix}")
-        if verify and sha256_file(path) != info["sha256"]:
-            raise ValueError(f"{path} does not match the sha256 in its manifest; {fix}")
+        remedy = reprepare(self.root)
+        with remedied(remedy):
+            if not path.is_file() or path.stat().st_size != info["tokens"] * self.dtype.itemsize:
+                raise ValueError(f"{path} is missing or does not hold {info['tokens']} tokens; "
+                                 f"fix: {remedy}")
+            if verify and sha256_file(path) != info["sha256"]:
+                raise ValueError(f"{path} does not match the sha256 in its manifest; fix: "
+                                 f"{remedy}")
 
     @property
     def vocab_size(self) -> int:
@@ -166,9 +170,9 @@ class TokenShards:
         want = self.n_tokens(split) * self.dtype.itemsize
         have = path.stat().st_size if path.exists() else 0
         if have < want:
-            raise CorruptFileError(f"{path} was cut to {have:,} of its {want:,} bytes while in "
-                                   f"use; fix: re-run `cocomix-lens prepare --out {self.root} "
-                                   "--force`, then resume")
+            remedy = reprepare(self.root)
+            raise attach(CorruptFileError(f"{path} was cut to {have:,} of its {want:,} bytes "
+                                          f"while in use; fix: {remedy}, then resume"), remedy)
 
     def documents(self, split: str) -> list[dict[str, Any]]:
         """Per-document rows {"id", "start", "end", "meta"} in shard order."""
@@ -225,7 +229,14 @@ MANIFEST_FIELDS = {"dtype": str, "eos_id": int, "vocab_size": int, "tokenizer_sh
 
 def read_manifest(root: str | Path) -> dict[str, Any]:
     """The manifest of a shard directory; clear errors if absent or of another format."""
-    return read_versioned_json(
-        Path(root) / MANIFEST, FORMAT_VERSION,
-        missing=f"no {MANIFEST} in {root}; fix: run `cocomix-lens prepare --out {root}` first",
-        fix=f"re-run `cocomix-lens prepare --out {root} --force`", fields=MANIFEST_FIELDS)
+    make = Remedy("prepare", {"out": root}, verb="run")
+    with remedied(make):
+        return read_versioned_json(
+            Path(root) / MANIFEST, FORMAT_VERSION,
+            missing=f"no {MANIFEST} in {root}; fix: {make} first", fix=reprepare(root),
+            fields=MANIFEST_FIELDS)
+
+
+def reprepare(root: str | Path) -> Remedy:
+    """The fix of damaged shards: prepare them again into the same directory."""
+    return Remedy("prepare", {"out": root, "force": True})

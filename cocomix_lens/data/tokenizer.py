@@ -49,15 +49,15 @@ def train_bpe(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE,
 def load_tokenizer(path: str | Path) -> Tokenizer:
     """Load a `tokenizer.json` and check it has the EOS token."""
     path = Path(path)
+    fix = "fix: pass the tokenizer.json the prepare step or a model's save_pretrained wrote"
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, a tokenizer.json file was expected; {fix}")
     if not path.is_file():
-        raise FileNotFoundError(f"tokenizer file {path} not found; fix: pass the tokenizer.json "
-                                "written by `cocomix-lens prepare` (or GPT-2's tokenizer.json)")
+        raise FileNotFoundError(f"tokenizer file {path} not found; {fix} (or GPT-2's)")
     try:
         tok = Tokenizer.from_file(str(path))
     except Exception as err:  # the Rust library raises a bare Exception without the path
-        raise ValueError(f"{path} is not a readable tokenizer.json ({err}); fix: pass the "
-                         "tokenizer.json written by `cocomix-lens prepare` or a model's "
-                         "save_pretrained") from None
+        raise ValueError(f"{path} is not a readable tokenizer.json ({err}); {fix}") from None
     eos_id(tok)
     return tok
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from cocomix_lens.data.files import atomic_open, atomic_write_json, read_versioned_json
+from cocomix_lens.remedy import Remedy, remedied
 
 TRUTH_VERSION = 1
 TRUTH_FILE = "truth.json"
@@ -126,11 +127,13 @@ class GroundTruth:
     @classmethod
     def open(cls, root: str | Path) -> GroundTruth:
         root = Path(root)
-        meta = read_versioned_json(
-            root / TRUTH_FILE, TRUTH_VERSION,
-            missing=f"no {TRUTH_FILE} in {root}: its corpus has no known latent variables; "
-                    "fix: prepare a corpus that has them (`cocomix-lens prepare --corpus world`)",
-            fix=f"re-run `cocomix-lens prepare --out {root} --force`")
+        world = Remedy("prepare", {"corpus": "world"}, more=True, verb="run")
+        with remedied(world):
+            meta = read_versioned_json(
+                root / TRUTH_FILE, TRUTH_VERSION,
+                missing=f"no {TRUTH_FILE} in {root}: its corpus has no known latent "
+                        f"variables; fix: {world} for a corpus that has them",
+                fix=Remedy("prepare", {"out": root, "force": True}))
         return cls(root, meta)
 
     @staticmethod

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cocomix_lens.groundtruth import concept_matches_of
+from cocomix_lens.remedy import Remedy, attach
 
 SOURCES = ("student", "sae", "labels")
 DEFAULT_SOURCE = "student"
@@ -73,7 +74,8 @@ def _summary(run: Any, source: str, sentence: bool) -> dict[str, Any]:
     gt = run.groundtruth
     key = "sentence_sources" if sentence else "sources"
     if source not in gt.get(key, {}):
-        raise ValueError(f"the run's groundtruth.json has no {key}[{source!r}]; fix: re-run "
-                         f"the pipeline's groundtruth stage (cocomix-lens pipeline --out "
-                         f"{run.path})")
+        rerun = Remedy("pipeline", {"out": run.path},
+                       verb="delete groundtruth.json and its stage marker, then re-run")
+        raise attach(ValueError(f"the run's groundtruth.json has no {key}[{source!r}]; fix: "
+                                f"{rerun}"), rerun)
     return gt[key][source]

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from cocomix_lens.remedy import Remedy, attach
 from cocomix_lens.steering.spec import Edit, SteeringSpec
 from cocomix_lens.steering.topics import topic_concepts, world_topics
 
@@ -106,7 +107,7 @@ RECOMMENDED = TopicRecipe(
     source="steer-bench on the demo run: the CoCoMix recipe with the best harmonic mean on "
            "the selection half, 0.137 [0.113, 0.161] on the report half at one strength, "
            "0.153 [0.128, 0.178] at the strength chosen per topic "
-           "(benchmarks/results/steer_bench_world; `cocomix-lens steer-bench --run runs/demo`)",
+           "(benchmarks/results/steer_bench_world: the steer-bench step on runs/demo)",
     topic_strengths=(("art", 3.0), ("cooking", 3.0), ("farming", 10.0), ("forest", 4.5),
                      ("medicine", 3.0), ("music", 3.0), ("school", 3.0), ("sea", 6.0),
                      ("space", 3.0), ("sport", 6.0), ("trade", 3.0), ("travel", 4.5),
@@ -136,10 +137,10 @@ def _search(run: Any, name: str, topics: list[str]) -> int:
     from cocomix_lens.catalogue.search import search
 
     if not run.has("catalogue"):
-        raise ValueError(f"{name!r} is not a topic of the run's ground truth "
-                         f"({', '.join(topics) or 'none'}) and the run has no catalogue to "
-                         "search; fix: pass a topic, or build the catalogue "
-                         f"(cocomix-lens catalog --run {run.path})")
+        build = Remedy("catalog", {"run": run.path}, verb="build the catalogue with")
+        raise attach(ValueError(f"{name!r} is not a topic of the run's ground truth "
+                                f"({', '.join(topics) or 'none'}) and the run has no catalogue "
+                                f"to search; fix: pass a topic, or {build}"), build)
     hits = search(run.catalogue, name, limit=1)
     if hits.empty:
         raise ValueError(f"no concept matches {name!r}; fix: pass a topic "

@@ -103,7 +103,8 @@ def test_training_page_without_a_study_says_how_to_make_one_and_a_damaged_one_er
     bad.parent.mkdir(exist_ok=True)
     bad.write_text("{ not json")
     at = open_app(run="bad_catalogue", page="training")
-    assert any("study.json is not valid JSON" in e and "--report-only" in e for e in errors(at))
+    assert any("study.json is not valid JSON" in e and "report_only=True" in e
+               for e in errors(at))
     assert chart_count(at) == 5 and not at.exception  # the rest of the page still draws
 
 

@@ -333,7 +333,7 @@ def test_stale_catalogue_is_refused_with_the_command_that_rebuilds_it(run, tmp_p
     with torch.no_grad():
         student.concept.W_comp.add_(1e-3)
     student.save_pretrained(copy / "cocomix" / "model")
-    with pytest.raises(ValueError, match=r"stale: student changed.*cocomix-lens catalog --run"):
+    with pytest.raises(ValueError, match=r"stale: student changed.*the catalog step \(run="):
         Run.open(copy).catalogue
     assert main(["catalog", "--run", str(copy), "--quiet"]) == 0  # rebuilds it
     assert Run.open(copy).catalogue.meta["sources"]["student"] != run_sources(run)["student"]
@@ -342,7 +342,7 @@ def test_stale_catalogue_is_refused_with_the_command_that_rebuilds_it(run, tmp_p
 def test_missing_catalogue_names_the_command(run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run.path, copy, ignore=shutil.ignore_patterns("catalogue"))
-    with pytest.raises(FileNotFoundError, match=r"no catalogue .*cocomix-lens catalog --run"):
+    with pytest.raises(FileNotFoundError, match=r"no catalogue .*the catalog step \(run="):
         Run.open(copy).catalogue
 
 

@@ -37,5 +37,5 @@ def test_corpus_without_spans_writes_no_truth_and_removes_stale_files(tmp_path):
     (tmp_path / "truth_train.npy").write_bytes(b"")
     assert TruthWriter(tmp_path).finish({"train": 3}) is None
     assert not GroundTruth.exists(tmp_path) and not list(tmp_path.glob("truth_*"))
-    with pytest.raises(FileNotFoundError, match="--corpus world"):
+    with pytest.raises(FileNotFoundError, match="corpus='world'"):
         GroundTruth.open(tmp_path)

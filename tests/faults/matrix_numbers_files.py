@@ -76,6 +76,19 @@ FAULTS: dict[str, Callable[[Path], None]] = {
     "dangling symlink": lambda p: (p.unlink(), p.symlink_to(p.parent / "gone" / p.name)),
 }
 JSON_ONLY = ("not UTF-8", "wrong type", "wrong field types")  # faults of a JSON file's text
+# A --config YAML file: its own faults (YAML takes most text, so "truncated" is a cut inside
+# a mapping, which no YAML parser reads).
+YAML_FAULTS: dict[str, Callable[[Path], None]] = {
+    "missing": FAULTS["missing"],
+    "empty": FAULTS["empty"],
+    "truncated (invalid YAML)": lambda p: p.write_text("optim: {lr: 0.001\n"),
+    "not UTF-8": FAULTS["not UTF-8"],
+    "wrong type": lambda p: p.write_text("- 1\n- 2\n"),
+    "wrong field types": lambda p: p.write_text("optim:\n  lr: fast\n"),
+    "unknown field": lambda p: p.write_text("optim:\n  lrr: 0.001\n"),
+    "directory": FAULTS["directory"],
+    "dangling symlink": FAULTS["dangling symlink"],
+}
 
 
 def _retype_first_number(path: Path) -> None:
@@ -164,7 +177,65 @@ def file_rows(world: Any) -> list[Row]:
             return raises(lambda: SteeringSpec.load(p), exc, "spec")
         return run
 
+    def tokenizer_case(where: str, fault: str):
+        """The shards' tokenizer.json (train reads it) or the run model's (generate does)."""
+        def run(tmp):
+            if where == "shards":
+                d = copy(world.shards, tmp / "s")
+                path, argv = d / "tokenizer.json", ["train", "--data", str(d)] + train_argv(
+                    world, tmp / "r", "--objective", "ntp")[3:]
+            else:
+                d = copy(world.run, tmp / "run")
+                path = d / "model" / "tokenizer.json"
+                argv = ["generate", "--run", str(d), "--prompt", "a", "--max-new-tokens", "2"]
+            if fault == "symlink out":  # to the same tokenizer outside the directory: read
+                outside = tmp / "elsewhere.json"
+                path.replace(outside)
+                path.symlink_to(outside)
+                return succeeds(argv)
+            FAULTS[fault](path)
+            return refused(argv, "tokenizer.json")
+        return run
+
+    def index_case(fault: str):
+        def run(tmp):  # a damaged index is rebuilt from the checkpoint directories; a
+            # directory in its place (which no write could replace) is refused
+            from training.checkpoint import CheckpointManager
+
+            r = copy(world.run, tmp / "run")
+            FAULTS[fault](r / "checkpoints" / "index.json")
+            argv = train_argv(world, r, "--objective", "ntp", "--max-steps", "9", "--resume")
+            if fault == "directory":
+                return refused(argv, "index.json")
+            verdict = succeeds(argv)
+            ck = CheckpointManager(r / "checkpoints")
+            latest = ck.latest()
+            if verdict == "correct" and (latest is None or latest.name != "step_00000009"):
+                return f"silently wrong: latest {latest}"
+            return verdict
+        return run
+
+    def yaml_case(fault: str):
+        def run(tmp):
+            p = tmp / "run.yaml"
+            p.write_text("optim:\n  lr: 0.001\nseed: 3\n")
+            YAML_FAULTS[fault](p)
+            return refused(train_argv(world, tmp / "r", "--objective", "ntp", "--config",
+                                      str(p)), "run.yaml")
+        return run
+
     rows = []
+    for fault in YAML_FAULTS:
+        rows.append(Row("files: --config YAML", f"run.yaml {fault}", yaml_case(fault)))
+    for fault in [*FAULTS, "symlink out"]:
+        if fault in ("not UTF-8", "wrong field types"):
+            continue  # tokenizer.json: covered by the teacher's rows
+        for where in ("shards", "run model"):
+            rows.append(Row(f"files: {where}", f"tokenizer.json {fault}",
+                            tokenizer_case(where, fault)))
+    for fault in FAULTS:
+        what = "refused" if fault == "directory" else "rebuilt from the directories"
+        rows.append(Row("files: checkpoint", f"index.json {fault} ({what})", index_case(fault)))
     for fault in FAULTS:
         for name in ("config.json", "model.safetensors", "tokenizer.json"):
             if name.endswith(".safetensors") and fault in JSON_ONLY:

@@ -7,8 +7,8 @@ Verdicts: `correct` (did the right thing), `clear error` (exit 2 and ONE line na
 thing at fault and the fix, or a one-line library exception), `vague error` (an error, but
 several lines or not naming what it should), `traceback`, `silently wrong` (exit 0 where a
 refusal was due, or a wrong result). tests/faults/test_reliability_matrix.py asserts every row is
-`correct` or `clear error`. The rows live in matrix_numbers_files.py, matrix_scenarios.py
-and matrix_app.py; their verdicts in matrix_verdicts.py.
+`correct` or `clear error`. The rows live in matrix_numbers_files.py, matrix_scenarios.py,
+matrix_writers.py and matrix_app.py; their verdicts in matrix_verdicts.py.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from matrix_app import app_rows  # noqa: E402
 from matrix_numbers_files import bound_rows, file_rows  # noqa: E402
 from matrix_scenarios import scenario_rows  # noqa: E402
 from matrix_verdicts import GOOD, Row, kind, markdown, run_rows  # noqa: E402
-from matrix_writers import writer_rows  # noqa: E402
+from matrix_writers import kill_rows, writer_rows  # noqa: E402
 
-__all__ = ["GOOD", "Row", "all_rows", "bound_rows", "file_rows", "kind",
+__all__ = ["GOOD", "Row", "all_rows", "bound_rows", "file_rows", "kill_rows", "kind",
            "run_rows", "scenario_rows", "writer_rows"]
 
 
@@ -48,7 +48,8 @@ class _Factory:
 
 
 def all_rows(world: Any) -> list[Row]:
-    return bound_rows() + file_rows(world) + scenario_rows(world) + writer_rows(world)
+    return (bound_rows() + file_rows(world) + scenario_rows(world) + writer_rows(world)
+            + kill_rows(world))
 
 
 def main() -> int:

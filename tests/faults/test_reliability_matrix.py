@@ -1,14 +1,17 @@
 """The reliability matrix (tests/faults/reliability_matrix.py) in `make test`: every numeric
 flag and setting, every file reader under every fault, and the reliability issues' scenarios end
-`correct` or as a one-line `clear error`. `make faults` writes the table
-(docs/reliability_matrix.md) and adds the SIGKILL loops."""
+`correct` or as a one-line `clear error`; every writer refuses a full disk and a read-only
+target, and (marked `faults`, minutes) ends killed at random times as if never killed.
+`make faults` writes the table (docs/reliability_matrix.md) and adds the SIGKILL loops."""
 
 from __future__ import annotations
 
+import pytest
 from reliability_matrix import (
     GOOD,
     bound_rows,
     file_rows,
+    kill_rows,
     kind,
     run_rows,
     scenario_rows,
@@ -37,4 +40,10 @@ def test_every_scenario_of_the_reliability_issue_is_correct_or_a_clear_error(wor
 
 def test_every_writer_refuses_a_full_disk_and_a_read_only_target_in_one_line(world, tmp_path):
     rows = run_rows(writer_rows(world), tmp_path)
-    assert len(rows) == 6 and not _bad(rows), "\n".join(_bad(rows))
+    assert len(rows) == 16 and not _bad(rows), "\n".join(_bad(rows))
+
+
+@pytest.mark.faults
+def test_every_writer_of_a_run_killed_at_random_times_ends_as_if_never_killed(world, tmp_path):
+    rows = run_rows(kill_rows(world), tmp_path)
+    assert len(rows) == 5 and not _bad(rows), "\n".join(_bad(rows))

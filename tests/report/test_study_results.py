@@ -92,12 +92,12 @@ def test_committed_world_study_reads_back_with_one_row_per_claim(tmp_path):
 def test_no_study_is_missing_and_a_damaged_one_is_a_one_line_error(tmp_path):
     run = pipeline_run(tmp_path)
     assert not Run.open(run).has("study")
-    with pytest.raises(MissingPieceError, match=r"cocomix-lens study --run .* --seeds 3"):
+    with pytest.raises(MissingPieceError, match=r"the study step \(run=.*, seeds=3\)"):
         Run.open(run).study
     path = run / LAYOUT.pipeline.study_json
     path.parent.mkdir()
     path.write_text("{not json")
-    with pytest.raises(ValueError, match=r"is not valid JSON .*--report-only") as err:
+    with pytest.raises(ValueError, match=r"is not valid JSON .*report_only=True") as err:
         Run.open(run).study
     assert "\n" not in str(err.value)
     path.write_text('{"claims": []}')

@@ -40,5 +40,5 @@ def test_unknown_topic_or_source_is_refused_naming_the_choices():
         topic_concepts(fake_run(), "space")
     with pytest.raises(ValueError, match="source="):
         topic_concepts(fake_run(), "sea", source="teacher")
-    with pytest.raises(ValueError, match="groundtruth stage"):
+    with pytest.raises(ValueError, match="groundtruth.json and its stage marker"):
         topic_concepts(fake_run(), "sea", source="sae")

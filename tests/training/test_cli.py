@@ -39,24 +39,54 @@ def test_library_argument_names_are_spelled_as_the_commands_flags():
     assert as_flags("window=64", None) == "window=64"
 
 
-def test_no_library_error_names_a_bare_cli_flag():
-    """Library messages name API arguments; a flag may appear only inside a whole
-    `cocomix-lens CMD ...` command the message quotes."""
+def test_no_library_message_quotes_a_cli_command_or_flag():
+    """Library messages name steps and API arguments (cocomix_lens.remedy); the CLI spells
+    them as the commands and flags to type (describe_error)."""
     import re
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "cocomix_lens"
+    command = re.compile(r"cocomix-lens (?:" + "|".join(map(re.escape, cli.COMMANDS)) + r")\b")
+    flag = re.compile(r"(?<![\w-])--[a-z][a-z_-]*")
     bad = []
     for path in root.rglob("*.py"):
-        lines = path.read_text().splitlines()
-        for n, line in enumerate(lines, 1):
-            quoted_command = "cocomix-lens " in line + lines[n - 2] or "{MAKE" in line
-            if line.strip().startswith("#") or quoted_command:
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip().startswith("#"):
                 continue
-            for lit in re.findall(r'"([^"]*)"', line):
-                if re.search(r"(?<![\w-])--[a-z][a-z_-]*", lit) and "cocomix-lens" not in lit:
+            for lit in re.findall(r'(?<!")"([^"]+)"(?!")', line):  # not docstrings
+                if flag.search(lit) or command.search(lit):
                     bad.append(f"{path.relative_to(root)}:{n}: {lit}")
     assert not bad, "\n".join(bad)
+
+
+def test_a_library_remedy_is_spelled_as_the_command_to_type(tmp_path):
+    """The library words a fix as a step and its API arguments; the CLI's one formatter
+    (describe_error) rewrites it as the command line, wherever the error was raised from."""
+    from cocomix_lens.remedy import Remedy, attach
+
+    fix = Remedy("prepare", {"out": tmp_path / "d", "force": True})
+    err = attach(ValueError(f"{tmp_path}/d/train.bin is damaged; fix: {fix}"), fix)
+    assert str(err).endswith(f"fix: re-run the prepare step (out='{tmp_path}/d', force=True)")
+    train = argparse.Namespace(command="train")
+    assert cli.describe_error(err, train).endswith(
+        f"fix: re-run `cocomix-lens prepare --out {tmp_path}/d --force`")
+    try:  # wrapped by a caller: the remedy travels with the cause
+        raise ValueError(f"stage failed: {err}") from err
+    except ValueError as outer:
+        assert cli.describe_error(outer, train).endswith("--force`")
+    resume = Remedy("labels", more=True)
+    assert cli.describe_error(attach(ValueError(f"fix: {resume} to resume"), resume), train) \
+        == "fix: re-run `cocomix-lens labels` with the same flags to resume"
+    dense = Remedy("steer-eval", {"run": "r", "densest": 10, "n_samples": 4}, verb="run")
+    assert cli.as_command(dense) == "run `cocomix-lens steer-eval --run r --densest 10 " \
+                                    "--n-samples 4`"
+
+
+def test_a_directory_that_is_no_run_names_the_commands_that_make_one(tmp_path, capsys):
+    assert cli.main(["concepts", "--run", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"fix: run `cocomix-lens pipeline --out {tmp_path}` or run "
+                        f"`cocomix-lens train --out {tmp_path}`"), err
 
 
 @pytest.mark.parametrize("module,extra", [("scipy", "train"), ("streamlit", "app"),

@@ -163,6 +163,35 @@ def test_ntp_student_beside_the_teacher_chain_learns_the_same(run, tmp_path):
     assert used == {"teacher": 1, "ntp": 1, "cocomix": 2}
 
 
+def test_a_resumed_pipeline_keeps_the_run_s_thread_count(run, tmp_path, monkeypatch, caplog):
+    """Issue 25: a resume without a thread count picked the default anew (the cores idle now)
+    and gave it to the trainers as if given; it keeps the count the run recorded, as `train
+    --resume` does (bitwise results need the same count), and takes another given count with
+    a warning."""
+    import training.threads
+
+    def used(name: str) -> int:
+        return yaml.safe_load((out / LAYOUT.pipeline.run_dir(name) / LAYOUT.train.config)
+                              .read_text())["system"]["threads"]
+
+    def recorded() -> int:
+        return json.loads((out / LAYOUT.pipeline.config).read_text())["threads"]
+
+    cfg, out = run[0], tmp_path / "threads"
+    before = torch.get_num_threads()
+    try:
+        run_pipeline(dataclasses.replace(cfg, threads=1), out, stop_after="teacher")
+        assert recorded() == 1 and used("teacher") == 1
+        monkeypatch.setattr(training.threads, "default_threads", lambda: 2)  # now idle
+        run_pipeline(dataclasses.replace(cfg, threads=None), out, stop_after="ntp")
+        assert used("ntp") == 1 and recorded() == 1 and "where the run used" not in caplog.text
+        run_pipeline(dataclasses.replace(cfg, threads=2), out, stop_after="cocomix")
+        assert used("cocomix") == 2 and recorded() == 2
+        assert "running on 2 CPU threads where the run used 1" in caplog.text
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_changed_settings_of_unfinished_stages_restart_them(run):
     """Settings that feed only stages not yet finished are taken: those stages restart.
     (Last in this file: it changes the shared run.)"""

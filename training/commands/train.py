@@ -141,14 +141,14 @@ def load_inputs(cfg: Any) -> tuple[Any, Any, Any]:
 
 def config_path(name: str | None) -> str | None:
     """A YAML path, or the name of a bundled config (training/configs/NAME.yaml)."""
-    if name is None or Path(name).is_file():
+    if name is None or Path(name).exists():  # a directory: read_yaml names it
         return name
     bundled = BUNDLED / f"{name}.yaml"
     if bundled.is_file():
         return str(bundled)
     names = ", ".join(sorted(p.stem for p in BUNDLED.glob("*.yaml")))
-    raise FileNotFoundError(f"config {name!r} is neither a file nor a bundled config; pass a "
-                            f"YAML path or one of: {names}")
+    raise FileNotFoundError(f"--config {name} is neither a file nor a bundled config; fix: "
+                            f"pass an existing YAML file or one of: {names}")
 
 
 def _labels(cfg: Any, shards: Any, pair: Any) -> Any:
