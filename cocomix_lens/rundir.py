@@ -305,8 +305,8 @@ class Run:
         from cocomix_lens.model import CoCoMixModel
 
         model = CoCoMixModel.from_pretrained(self.require(piece), device=self.device)
-        if model.tokenizer is None and self.has("tokenizer"):
-            model.tokenizer = self.tokenizer
+        if model.tokenizer is None:  # a run's models read and write text: without its
+            model.tokenizer = self.tokenizer  # tokenizer, the error names where it looked
         return model.eval()
 
     def _missing(self, piece: str, looked: Path | None) -> MissingPieceError:

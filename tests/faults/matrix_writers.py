@@ -179,15 +179,15 @@ def _target(name: str) -> str:
 # Keys whose values are wall times, speeds or what this invocation did (steer-bench: cells
 # generated, not read back; pipeline: stages skipped as done): they differ between any two
 # runs, killed or not.
-VOLATILE = {"wall_s", "build_s", "train_s", "cpu_s", "tokens_per_s", "finished_at", "started_at",
-            "computed", "skipped"}
+VOLATILE = {"wall_s", "total_wall_s", "build_s", "train_s", "cpu_s", "tokens_per_s",
+            "finished_at", "started_at", "computed", "skipped"}
 
 
-def _comparable(root: Path, base: Path) -> dict[str, Any]:
+def _comparable(root: Path) -> dict[str, Any]:
     """Every file under `root` as compared after a kill: JSON, JSON lines and YAML parsed, with
-    wall times and speeds (VOLATILE) dropped and `base` spelled RUN; markdown and HTML (renders
-    of that JSON, with times and plotly's random element ids) only as present and non-empty;
-    anything else byte for byte."""
+    wall times and speeds (VOLATILE) dropped; markdown and HTML (renders of that JSON, with
+    times and plotly's random element ids) only as present and non-empty; anything else byte
+    for byte. (Both runs are made at the same path: files name paths, and hashes of them.)"""
     import json
 
     import yaml
@@ -201,10 +201,9 @@ def _comparable(root: Path, base: Path) -> dict[str, Any]:
     for p in sorted(root.rglob("*")):
         if not p.is_file() or p.name == ".lock":
             continue
-        name, raw = str(p.relative_to(root)), p.read_bytes()
-        text = raw.replace(str(base).encode(), b"RUN")
+        name, text = str(p.relative_to(root)), p.read_bytes()
         if p.suffix in (".md", ".html"):
-            out[name] = bool(raw.strip())
+            out[name] = bool(text.strip())
         elif p.suffix == ".json":
             out[name] = strip(json.loads(text))
         elif p.suffix == ".jsonl":
@@ -222,6 +221,8 @@ def kill_rows(world: Any, kills: int = 2) -> list[Row]:
     the same files as the uninterrupted run (`_comparable`), and no temporary, lock or
     half-written checkpoint left (test_fault_loops.kill_loop and assert_clean: prepare,
     labels and train have their own loops there)."""
+    import shutil
+
     from test_fault_loops import assert_clean, kill_loop
     from test_fault_loops import run as run_to_end
 
@@ -229,18 +230,23 @@ def kill_rows(world: Any, kills: int = 2) -> list[Row]:
         argv_for, out_of = run_writers()[name]
 
         def run(tmp):
-            runs = {}
-            for side in ("ref", "hit"):
-                (tmp / side).mkdir()
-                runs[side] = tmp / side if name == "pipeline" else run_copy(
-                    world, tmp / side, out_of(tmp).name)
-            span = run_to_end(argv_for(runs["ref"]))
-            kill_loop(argv_for(runs["hit"]), runs["hit"], kills, span, seed)
+            work = tmp / "w"  # the uninterrupted run, then (removed) the killed one, here
+
+            def fresh() -> Path:
+                work.mkdir()
+                return work if name == "pipeline" else run_copy(world, work, out_of(tmp).name)
+
+            base = fresh()
+            span = run_to_end(argv_for(base))
+            ref = _comparable(out_of(base))
+            shutil.rmtree(work)
+            base = fresh()
+            kill_loop(argv_for(base), base, kills, span, seed)
             try:
-                assert_clean(runs["hit"])
+                assert_clean(base)
             except AssertionError as err:
                 return f"silently wrong: left {err}"
-            ref, hit = (_comparable(out_of(runs[side]), runs[side]) for side in ("ref", "hit"))
+            hit = _comparable(out_of(base))
             differ = sorted(k for k in ref.keys() | hit.keys() if ref.get(k) != hit.get(k))
             return "correct" if ref and not differ else f"silently wrong: differ {differ[:4]}"
         return run
