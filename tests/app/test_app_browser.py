@@ -207,6 +207,7 @@ def test_steering_in_the_browser_changes_the_text_and_no_page_shows_a_traceback(
     assert_no_traceback(page)
     page.screenshot(path=str(shots / "concept.png"), full_page=True)
     page.close()
+    steer_measured_page(browser, server, shots / "steer.png")  # the tour's Steer picture
     search_concepts_page(browser, server, SEARCH, shots / "concepts_search.png")
     assert sorted(p.stem for p in shots.glob("*.png")) == sorted([*PAGES, "concept",
                                                                   "concepts_search"])
@@ -215,6 +216,36 @@ def test_steering_in_the_browser_changes_the_text_and_no_page_shows_a_traceback(
         Path(keep).mkdir(parents=True, exist_ok=True)
         for png in shots.glob("*.png"):
             shutil.copyfile(png, Path(keep) / png.name)
+
+
+def steer_measured_page(browser, server, png: Path) -> None:
+    """The Steer page after "Use this edit" (the run's measured recommendation, as a new
+    user would click it) on the opening it moved most, generated: the edit in the controls
+    is the measured one, no traceback; a full-page screenshot at `png`."""
+    from cocomix_lens import Run
+
+    doc = Run.open(server["run"]).steering
+    arm = doc["final"]["arms"]["cocomix"]
+    per = arm["summary"].get("oracle_on_target", {}).get("per_prompt")
+    prompt = "The" if not per else max(  # the opening with the largest gain over unsteered
+        zip(arm["prompts"], per["steered"], per["unsteered"]), key=lambda r: r[1] - r[2])[0]
+    page = open_page(browser, server["base"], "steer")
+    page.get_by_text("Measured on this run: concepts that steer").click()
+    settle(page)
+    strength = float(doc["chosen"]["cocomix_add"])
+    page.get_by_role("button", name=f"Use this edit: add {strength:g} std to concept "
+                                    f"{doc['concept']}").click()
+    settle(page)
+    page.get_by_role("textbox", name="Prompt").fill(prompt)
+    page.get_by_role("textbox", name="Prompt").press("Control+Enter")
+    settle(page)
+    generate(page)
+    texts = samples(page)
+    body = page.inner_text("body")
+    assert texts["steered"].strip() and f"gives concept {doc['concept']} when" in body
+    assert_no_traceback(page)
+    page.screenshot(path=str(png), full_page=True)
+    page.close()
 
 
 def search_concepts_page(browser, server, query: str, png: Path) -> None:
