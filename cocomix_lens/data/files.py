@@ -168,8 +168,21 @@ def read_json(path: str | Path, fix: str | Remedy, expect: type | None = None,
 
 
 def _read_json(path: Path, fix: str | Remedy, expect: type | None, fields: Fields | None) -> Any:
+    text = _read_text(path, fix, "a JSON file")
+    try:
+        blob = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CorruptFileError(f"{path} is not valid JSON (line {err.lineno} column "
+                               f"{err.colno}: {err.msg}; cut short?); fix: {fix}") from None
+    _check_type(blob, expect, path, fix)
+    _check_fields(blob, fields or {}, path, fix, "")
+    return blob
+
+
+def _read_text(path: Path, fix: str | Remedy, kind: str) -> str:
+    """The UTF-8 text of `path`, or one line naming it: a directory, missing, empty, not UTF-8."""
     if path.is_dir():
-        raise CorruptFileError(f"{path} is a directory, a JSON file was expected; fix: {fix}")
+        raise CorruptFileError(f"{path} is a directory, {kind} was expected; fix: {fix}")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -177,19 +190,17 @@ def _read_json(path: Path, fix: str | Remedy, expect: type | None, fields: Field
     if not raw.strip():
         raise CorruptFileError(f"{path} is empty (a write cut short?); fix: {fix}")
     try:
-        blob = json.loads(raw.decode("utf-8"))
+        return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise CorruptFileError(f"{path} is not UTF-8 text (byte {err.start}); fix: {fix}") \
             from None
-    except json.JSONDecodeError as err:
-        raise CorruptFileError(f"{path} is not valid JSON (line {err.lineno} column "
-                               f"{err.colno}: {err.msg}; cut short?); fix: {fix}") from None
+
+
+def _check_type(blob: Any, expect: type | None, path: Path, fix: str | Remedy) -> None:
     if expect is not None and not _json_is(blob, expect):
         raise CorruptFileError(f"{path} holds {_JSON_TYPES.get(type(blob), type(blob).__name__)}"
                                f", {_JSON_TYPES.get(expect, expect.__name__)} was expected; "
                                f"fix: {fix}")
-    _check_fields(blob, fields or {}, path, fix, "")
-    return blob
 
 
 def _check_fields(blob: dict[str, Any], fields: Fields, path: Path, fix: str,
@@ -235,29 +246,16 @@ def read_yaml(path: str | Path, fix: str | Remedy, expect: type | None = dict) -
 def _read_yaml(path: Path, fix: str | Remedy, expect: type | None) -> Any:
     import yaml
 
-    if path.is_dir():
-        raise CorruptFileError(f"{path} is a directory, a YAML file was expected; fix: {fix}")
+    text = _read_text(path, fix, "a YAML file")
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} does not exist; fix: {fix}") from None
-    if not raw.strip():
-        raise CorruptFileError(f"{path} is empty (a write cut short?); fix: {fix}")
-    try:
-        blob = yaml.safe_load(raw.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise CorruptFileError(f"{path} is not UTF-8 text (byte {err.start}); fix: {fix}") \
-            from None
+        blob = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or type(err).__name__
         raise CorruptFileError(f"{path} is not valid YAML ({where}{problem}; cut short?); "
                                f"fix: {fix}") from None
-    if expect is not None and not _json_is(blob, expect):
-        raise CorruptFileError(f"{path} holds {_JSON_TYPES.get(type(blob), type(blob).__name__)}"
-                               f", {_JSON_TYPES.get(expect, expect.__name__)} was expected; "
-                               f"fix: {fix}")
+    _check_type(blob, expect, path, fix)
     return blob
 
 
