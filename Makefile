@@ -41,8 +41,12 @@ app: install
 	$(VENV)/bin/cocomix-lens app --run $(DEMO_OUT)
 
 # lint first: the import rules between folders (docs/architecture.md) are ruff rules.
+# Two pytest-xdist workers, a whole file to each (its module fixtures are built once); the
+# slow tests mostly wait on one-thread subprocesses, so a second worker fills the other core.
+# TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: install-dev lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 # The slower fault suite: the reliability matrix table (docs/reliability_matrix.md) and 10
 # SIGKILL loops of 10 kills of a CoCoMix run, each resumed and compared byte for byte.

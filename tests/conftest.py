@@ -5,11 +5,19 @@ Each run is built once (about a minute on two cores) instead of once per module:
 and copy it (helpers_training.copy_run) before changing anything in it.
 """
 
+import os
 import random
 
-import numpy as np
-import pytest
-import torch
+# Under pytest-xdist (`make test` runs `-n 2`) two workers share the cores: one torch thread
+# each, and for the processes they start, unless a test sets its own count. Two threads per
+# worker on two cores spin against each other (training/threads.py: up to ~7x slower).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402  (after the thread count: torch reads it on import)
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
