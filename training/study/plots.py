@@ -11,6 +11,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,9 @@ __all__ = ["FIGURES", "png_available", "write_figures", "write_png"]
 log = logging.getLogger(__name__)
 PNG_SIZE = (900, 520)
 NO_KALEIDO = "PNG not written: kaleido is not installed (pip install kaleido==0.2.1)"
+PNG_TIMEOUT_S = 120.0
+"""Seconds for every figure together: the bundled chromium still hangs now and then (here once
+under load, reading forever for 19 minutes); after this it is killed and only HTML written."""
 
 
 def png_available() -> bool:
@@ -40,12 +46,50 @@ def write_png(figs: dict[str, Any], out: Path) -> list[str]:
                                                       "--single-process"))
     width, height = PNG_SIZE
     written = []
-    for name, fig in figs.items():
-        png = scope.transform(json.loads(fig.to_json()), format="png", width=width,
-                              height=height)
-        (out / f"{name}.png").write_bytes(png)
-        written.append(f"{name}.png")
+    watchdog = threading.Timer(PNG_TIMEOUT_S, _kill_tree, args=(scope,))
+    watchdog.start()
+    try:
+        for name, fig in figs.items():
+            png = scope.transform(json.loads(fig.to_json()), format="png", width=width,
+                                  height=height)
+            (out / f"{name}.png").write_bytes(png)
+            written.append(f"{name}.png")
+    except ValueError:  # kaleido's own error for a closed pipe
+        if watchdog.is_alive():
+            raise
+        raise RuntimeError(f"kaleido gave no figure within {PNG_TIMEOUT_S:.0f} s and was "
+                           "stopped") from None
+    finally:
+        watchdog.cancel()
     return written
+
+
+def _kill_tree(scope: Any) -> None:
+    """SIGKILL kaleido's process and its descendants (its launcher script runs the chromium
+    binary as a child, which would keep the pipe open): the blocked read then ends."""
+    proc = getattr(scope, "_proc", None)
+    if proc is None:
+        return
+    doomed, children = [proc.pid], _children()
+    for pid in doomed:  # grows while walking: breadth first
+        doomed += children.get(pid, [])
+    for pid in reversed(doomed):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:  # gone already
+            pass
+
+
+def _children() -> dict[int, list[int]]:
+    """{pid: child pids} of every process, from /proc (empty where there is none)."""
+    tree: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        tree.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return tree
 
 
 def write_figures(out: Path, curves: dict, claims: list[dict], table: list[dict]
