@@ -113,8 +113,11 @@ def markdown(rows: list[Row], extra: str = "") -> str:
              "Numbers rows probe each flag or setting with -1, 0, 1e30, NaN and inf (the flags "
              "are read from the commands' parsers); file rows damage one file of a small world "
              "(missing, empty, truncated, not UTF-8, another JSON type, a directory in its "
-             "place, a field of the wrong type, a dangling symlink) and run the command that "
-             "reads it; writer rows run each writer on a full disk and a read-only target.", "",
+             "place, a field of the wrong type, a dangling symlink; a --config YAML's own, a "
+             "tokenizer.json linked out of its directory) and run the command that reads it; "
+             "writer rows run each writer on a full disk and a read-only target, and kill each "
+             "writer of a run (SIGKILL at random times, then the same command again) to compare "
+             "its files with an uninterrupted run's (wall times aside).", "",
              "**Counts by verdict**: " + ", ".join(f"{k} {v}" for k, v in counts.most_common())
              + f" (of {len(rows)} rows)", ""]
     if extra:
