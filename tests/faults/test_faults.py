@@ -160,7 +160,7 @@ CLI_CASES = [
      2, "c.yaml"),
     ("train-bad-yaml", lambda w, t: ((t / "c.yaml").write_text("optim: [1,\n"),
                                      train_argv(w, t / "r", "--config", str(t / "c.yaml")))[-1],
-     2, "--config"),
+     2, "c.yaml is not valid YAML (line 2"),
     ("train-yaml-not-mapping", lambda w, t: ((t / "c.yaml").write_text("- 1\n"),
                                              train_argv(w, t / "r", "--config",
                                                         str(t / "c.yaml")))[-1], 2, "mapping"),
