@@ -32,13 +32,14 @@ from cocomix_lens.steering.evaluate import (
     Harness,
     default_prompts,
     evaluate_steering,
+    op_method,
     pick_control,
     sweep,
 )
-from cocomix_lens.steering.method import Method, spec_method
+from cocomix_lens.steering.method import Method
 from cocomix_lens.steering.results import ArmResult, SteeringEvaluation, SweepResult
 from cocomix_lens.steering.scorers import SCORERS
-from cocomix_lens.steering.spec import SteeringSpec, op_edit
+from cocomix_lens.steering.spec import SteeringSpec
 from cocomix_lens.tables import markdown_table
 from cocomix_lens.world.steering_scorers import world_target
 
@@ -201,14 +202,12 @@ def screen_concept(harness: Harness, concept: int, strength: float,
                    controls: dict[tuple[int, float], Method]) -> ArmResult:
     """`sweep`'s arm at one strength (the same methods, the same numbers), with the control
     Method taken from (and added to) `controls`, so the harness draws each control once."""
-    def add(c: int) -> Method:
-        return spec_method(harness.run, SteeringSpec((op_edit("add", c, strength),)))
-
-    ev = harness.evaluation
-    k = pick_control(harness.run, concept, ev.control, harness.sampling.seed)
+    run, ev = harness.run, harness.evaluation
+    k = pick_control(run, concept, ev.control, harness.sampling.seed)
     if (k, strength) not in controls:
-        controls[k, strength] = add(k)
-    return harness.arm(add(concept), controls[k, strength], "cocomix", concept)
+        controls[k, strength] = op_method(run, "add", k, strength)
+    return harness.arm(op_method(run, "add", concept, strength), controls[k, strength],
+                       "cocomix", concept)
 
 
 def steer_densest(run: Any, settings: ScreenSettings = ScreenSettings(),

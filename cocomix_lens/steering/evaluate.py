@@ -329,6 +329,11 @@ def evaluate_steering(run: Any, spec: SteeringSpec | Method,
     return SteeringEvaluation(results, {**harness.settings(), "sae_strength": sae_strength})
 
 
+def op_method(run: Any, op: str, concept: int, strength: float) -> Method:
+    """One spec edit `op` on `concept` at `strength` as a Method (what a cocomix sweep runs)."""
+    return spec_method(run, SteeringSpec((op_edit(op, concept, strength),)))
+
+
 def sweep(run: Any, concept: int, op: str, strengths: Sequence[float],
           prompts: Sequence[str] | None = None, sampling: Sampling = Sampling(),
           evaluation: Evaluation = Evaluation(), *, arm: str = "cocomix",
@@ -348,7 +353,7 @@ def sweep(run: Any, concept: int, op: str, strengths: Sequence[float],
         prompts, sampling, evaluation = harness.prompts, harness.sampling, harness.evaluation
     prompts = list(prompts) if prompts else default_prompts(run)
     if make is None:
-        make = ((lambda c, s: spec_method(run, SteeringSpec((op_edit(op, c, s),))))
+        make = ((lambda c, s: op_method(run, op, c, s))
                 if arm == "cocomix" else (lambda c, s: sae_method(run, c, s, prompts)))
     check_concept(run, concept)
     control = pick_control(run, concept, evaluation.control, sampling.seed)
