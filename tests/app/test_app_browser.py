@@ -130,15 +130,62 @@ def browser(server):
         b.close()
 
 
+# Counts every change of the app's script state (initial, running, notRunning, ...), so that
+# act() can wait for the rerun an interaction starts: on a loaded machine that rerun may begin
+# after the page still looked idle, and a check made then reads the page before the change.
+WATCH_RUNS = """() => {
+  if (window.__cocomixRuns !== undefined) return;
+  window.__cocomixRuns = 0;
+  const app = document.querySelector('[data-testid=stApp]');
+  new MutationObserver(records => { window.__cocomixRuns += records.length; })
+    .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+
+
 def settle(page, timeout: float = 120_000) -> None:
-    """Wait until the script run finished (no running indicator) and charts are drawn."""
-    page.wait_for_selector("[data-testid=stApp]", timeout=timeout)
-    page.wait_for_timeout(500)
+    """Wait until the script run finished (the app says notRunning) and charts are drawn."""
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]",
+                           timeout=timeout)
     page.wait_for_selector("[data-testid=stStatusWidget]", state="detached", timeout=timeout)
     page.wait_for_function(  # lazily loaded charts: skeletons first, then the plot
         "() => !document.querySelector('[data-testid=stSkeleton]') && "
         "[...document.querySelectorAll('[data-testid=stPlotlyChart]')]"
         ".every(c => c.querySelector('.main-svg'))", timeout=timeout)
+    page.evaluate(WATCH_RUNS)
+
+
+def start(page, action) -> None:
+    """Do `action` (a click, a key press that changes a widget) and wait for the script run
+    it starts. Only for actions that rerun the script: `pick` and `enter` skip the ones that
+    would leave a widget's value as it is."""
+    before = page.evaluate("() => window.__cocomixRuns")
+    action()
+    page.wait_for_function("n => window.__cocomixRuns > n", arg=before, timeout=30_000)
+
+
+def act(page, action, timeout: float = 120_000) -> None:
+    """`start(page, action)`, then wait until that run finished."""
+    start(page, action)
+    settle(page, timeout)
+
+
+def pick(page, label: str, option) -> None:
+    """Choose `option` (a name or a pattern) in the selectbox labelled `label`."""
+    box = page.locator("[data-testid=stSelectbox]").filter(has_text=label).first
+    shown = box.inner_text().strip().splitlines()[-1].strip()
+    if (option.search(shown) if isinstance(option, re.Pattern) else shown == option):
+        return  # already chosen: choosing it again starts no run
+    box.click()
+    name = option if isinstance(option, re.Pattern) else re.compile(f"^{re.escape(option)}$")
+    act(page, lambda: page.get_by_role("option", name=name).first.click())
+
+
+def enter(page, box, text: str, key: str = "Enter") -> None:
+    """Type `text` into the text box `box` and submit it with `key`."""
+    if box.input_value() == text:
+        return  # the same text again starts no run
+    box.fill(text)
+    act(page, lambda: box.press(key))
 
 
 def assert_no_traceback(page) -> None:
@@ -157,24 +204,20 @@ def open_page(browser, base: str, name: str, **query):
 
 def choose(page, concept: int, strength: float, op: str = "scale") -> None:
     """Pick `concept` through the search box and the picker, `op`, and set the strength."""
-    page.locator("[data-testid=stSelectbox]").filter(has_text="Operation").first.click()
-    page.get_by_role("option", name=op, exact=True).first.click()
-    settle(page)
-    search = page.get_by_role("textbox", name="Search concepts")
-    search.fill(str(concept))
-    search.press("Enter")
-    settle(page)
-    page.locator("[data-testid=stSelectbox]").filter(has_text="Concept").first.click()
-    page.get_by_role("option", name=re.compile(rf"^{concept}(:|$)")).first.click()
-    settle(page)
+    pick(page, "Operation", op)
+    enter(page, page.get_by_role("textbox", name="Search concepts"), str(concept))
+    pick(page, "Concept", re.compile(rf"^{concept}(:|$)"))
     thumb = page.get_by_role("slider").first  # the strength slider comes first
-    thumb.focus()
-    thumb.press("End" if strength > 0 else "Home")
-    settle(page)
+    end = "End" if strength > 0 else "Home"
+    if thumb.get_attribute("aria-valuenow") != thumb.get_attribute(
+            "aria-valuemax" if strength > 0 else "aria-valuemin"):
+        thumb.focus()
+        act(page, lambda: thumb.press(end))
 
 
 def generate(page) -> None:
-    page.get_by_role("button", name="Generate").click()
+    """Start a generation (`samples` waits for it): five sessions can generate at once."""
+    start(page, lambda: page.get_by_role("button", name="Generate").click())
 
 
 def samples(page, timeout: float = 180_000) -> dict[str, str]:
@@ -230,15 +273,11 @@ def steer_measured_page(browser, server, png: Path) -> None:
     prompt = "The" if not per else max(  # the opening with the largest gain over unsteered
         zip(arm["prompts"], per["steered"], per["unsteered"]), key=lambda r: r[1] - r[2])[0]
     page = open_page(browser, server["base"], "steer")
-    page.get_by_text("Measured on this run: concepts that steer").click()
-    settle(page)
+    page.get_by_text("Measured on this run: concepts that steer").click()  # an expander
     strength = float(doc["chosen"]["cocomix_add"])
-    page.get_by_role("button", name=f"Use this edit: add {strength:g} std to concept "
-                                    f"{doc['concept']}").click()
-    settle(page)
-    page.get_by_role("textbox", name="Prompt").fill(prompt)
-    page.get_by_role("textbox", name="Prompt").press("Control+Enter")
-    settle(page)
+    act(page, lambda: page.get_by_role("button", name=f"Use this edit: add {strength:g} std "
+                                                      f"to concept {doc['concept']}").click())
+    enter(page, page.get_by_role("textbox", name="Prompt"), prompt, "Control+Enter")
     generate(page)
     texts = samples(page)
     body = page.inner_text("body")
@@ -256,17 +295,8 @@ def search_concepts_page(browser, server, query: str, png: Path) -> None:
     cat = Run.open(server["run"]).catalogue
     n_found = len(cat.search(query, limit=None))
     page = open_page(browser, server["base"], "concepts")
-    search = page.get_by_role("textbox", name=re.compile("Search by meaning"))
-    search.fill(query)
-    search.press("Enter")
-    settle(page)
-    want = f"{n_found} of {len(cat)} concepts"
-    try:  # the rerun the search starts may begin after settle() saw the page idle
-        page.wait_for_function("t => document.body.innerText.includes(t)", arg=want,
-                               timeout=60_000)
-    except Exception:  # noqa: BLE001 - the assert below names what the page shows instead
-        pass
-    assert want in page.inner_text("body")
+    enter(page, page.get_by_role("textbox", name=re.compile("Search by meaning")), query)
+    assert f"{n_found} of {len(cat)} concepts" in page.inner_text("body")
     assert_no_traceback(page)
     page.screenshot(path=str(png), full_page=True)
     page.close()
@@ -293,12 +323,10 @@ def test_main_path_concept_row_card_steer_with_measured_setting_generate_and_swe
     page = open_page(browser, server["base"], "concepts")
     grid = page.locator("[data-testid=stDataFrame]").first
     box = grid.bounding_box()
-    page.mouse.click(box["x"] + 12, box["y"] + 35 + 17)  # the first row's selection cell
-    settle(page)
+    act(page, lambda: page.mouse.click(box["x"] + 12, box["y"] + 35 + 17))  # row 1's cell
     assert_no_traceback(page)
     assert page.get_by_text(re.compile(rf"^Concept {concept}:")).count() >= 1
-    page.get_by_role("button", name="Steer with this concept").click()
-    settle(page)
+    act(page, lambda: page.get_by_role("button", name="Steer with this concept").click())
     assert_no_traceback(page)
     body = page.inner_text("body")
     assert f"Setting: {setting.op} {setting.strength:g} (std), from {setting.source}" in body
@@ -306,9 +334,8 @@ def test_main_path_concept_row_card_steer_with_measured_setting_generate_and_swe
     texts = samples(page)
     assert texts["steered"].strip() and f"gives concept {concept} when" in page.inner_text(
         "body")
-    page.get_by_role("button", name="Strength sweep").click()
-    page.wait_for_selector("[data-testid=stCode]", timeout=300_000)
-    settle(page)
+    act(page, lambda: page.get_by_role("button", name="Strength sweep").click(),
+        timeout=300_000)
     assert_no_traceback(page)
     shown = page.locator("[data-testid=stCode]").first.inner_text()
     sampling, evaluation = sweep_settings(Sampling())
@@ -354,10 +381,7 @@ def test_concepts_page_shows_explanations_and_finds_a_concept_by_another_word_fo
     query = head + "ing"  # another word form of its head: the search folds it back
     assert fold(query) == fold(head)
     page = open_page(browser, server["base"], "concepts")
-    search = page.get_by_role("textbox", name=re.compile("Search by meaning"))
-    search.fill(query)
-    search.press("Enter")
-    settle(page)
+    enter(page, page.get_by_role("textbox", name=re.compile("Search by meaning")), query)
     grid = page.locator("[data-testid=stDataFrame]").first
     assert grid.is_visible()
     ids = [int(i) for i in cat.search(query, limit=None).index]
