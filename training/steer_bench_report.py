@@ -74,7 +74,7 @@ def results_json(bench: Any, cfg: Any, kits: dict, chosen: dict, report: dict,
         rows[key] = {"summary": summarise(cells, cfg.n_boot, cfg.seed),
                      "cells": [c.to_dict() for c in cells]}
     return {
-        "run": str(bench.run.path), "config": asdict(cfg),
+        "run": str(bench.run.path), "run_fingerprint": bench.fingerprint, "config": asdict(cfg),
         "sampling": asdict(bench.sampling), "wall_s": round(wall, 1),
         "topics": bench.topics,
         "prompts": {t: {"selection": [o.__dict__ for o in s.selection],

@@ -104,6 +104,31 @@ def test_an_interrupted_bench_resumes_from_its_cells(bench, world_run):
         {k: r["summary"] for k, r in results["rows"].items()}
 
 
+def test_cells_of_other_weights_at_the_same_out_are_not_reused(bench, world_run, tmp_path):
+    """The cell cache and the topic means are keyed by the run's weights: the same OUT given
+    a retrained (here: perturbed) student computes every cell anew; the same run, none."""
+    import shutil
+
+    import torch
+
+    out, results, _ = bench
+    copy = tmp_path / "bench"
+    shutil.copytree(out, copy)
+    cfg = BenchConfig.quick()
+    cfg.topics = TOPICS
+    same = run_bench(Run.open(world_run), copy, cfg)
+    assert same["cells"]["computed"] == 0
+    assert same["run_fingerprint"] == results["run_fingerprint"]
+    run = Run.open(world_run)
+    with torch.no_grad():
+        run.student.W_U.add_(0.05)  # another student at the same path
+    other = run_bench(run, copy, cfg)
+    assert other["run_fingerprint"] != results["run_fingerprint"]
+    assert other["cells"]["computed"] == same["cells"]["total"]  # every cell made anew
+    made = json.loads((copy / "topic_means.json").read_text())["made_from"]
+    assert made["run"] == other["run_fingerprint"]
+
+
 def test_cli_resumes_the_bench_in_the_runs_piece(bench, world_run, capsys):
     _, results, _ = bench
     assert main(["steer-bench", "--run", str(world_run), "--quick", "--topics", *TOPICS,
