@@ -121,14 +121,14 @@ def candidates(bench: Any, kit: TopicKit, sae_resid: float) -> dict[str, list]:
 def extra_methods(bench: Any, kit: TopicKit, chosen: dict[str, Any], best_cocomix: str,
                    best_diffmean: str, tuned: dict[str, Any]) -> list:
     """Prompting and the controls, for one topic (a random-concept control for the best
-    CoCoMix variant at its global and at its per-topic strength)."""
+    CoCoMix variant at its global strength and for each CoCoMix variant tuned per topic)."""
     from cocomix_lens.steering.diffmean import random_direction
     from cocomix_lens.steering.topic_methods import TopicMethod
 
     out = [TopicMethod("unsteered", "", kit.topic), TopicMethod("prompt_cue", "", kit.topic),
            TopicMethod("prompt_switch", "", kit.topic)]
     for cm in ([chosen[best_cocomix]["method"]] if best_cocomix in chosen else []) + [
-            m for v, m in tuned.items() if v == best_cocomix]:
+            m for v, m in tuned.items() if v.startswith("cocomix/")]:
         op, which, pos = cm.variant.split("@")[0].split("/")
         ids = random_concepts(bench.run, kit, cm, bench.cfg.seed)
         rc = cocomix_method(kit, op, which, pos, cm.strength, bench.run, ids=ids)

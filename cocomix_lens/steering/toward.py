@@ -8,9 +8,10 @@ measured best (`cocomix-lens steer-bench`).
 `TopicRecipe` is one CoCoMix edit of a topic: which op, on the topic's best concept or its
 concept set, at which positions, how strong. `RECOMMENDED` is the recipe with the best
 harmonic mean on the benchmark's selection half, labelled with the run and command it comes
-from, with the strength the benchmark chose for each world topic (its best measured setting:
-per-topic strengths beat one strength on the report half); the benchmark builds every
-CoCoMix method it measures through `topic_spec`, so what it measured is what `toward` gives.
+from, at one strength for every topic or at the strength the benchmark chose for each topic,
+whichever the benchmark's selection half measured better (its `recommended` entry); the
+benchmark builds every CoCoMix method it measures through `topic_spec`, so what it measured
+is what `toward` gives.
 """
 
 from __future__ import annotations
@@ -71,10 +72,16 @@ class TopicRecipe:
 
     def for_topic(self, run: Any, topic: str) -> TopicRecipe:
         """This recipe at the strength chosen for `topic` on a steer-bench's selection half
-        (grammar within 10 points of unsteered): the run's own bench when it has one, else
-        `topic_strengths`; the recipe's one strength when neither measured the topic."""
-        chosen = (run.steer_bench.get("per_topic_strength", {}).get(topic, {})
-                  if run.has("steer_bench") else {})
+        (grammar within 10 points of unsteered): the run's own bench when it has one and
+        recommends per-topic strengths, else `topic_strengths`; the recipe's one strength
+        when neither measured the topic or the run's bench measured one strength better."""
+        bench = run.steer_bench if run.has("steer_bench") else {}
+        if not bench.get("recommended", {}).get("per_topic", True):
+            one = bench.get("selection", {}).get(topic, {}).get(self.key)
+            return self if one is None else replace(self, strength=one["strength"], source=(
+                f"this run's steer-bench: {self.key} at the one strength chosen for every "
+                "topic on its selection half (better there than per-topic strengths)"))
+        chosen = bench.get("per_topic_strength", {}).get(topic, {})
         if self.key in chosen:
             return replace(self, strength=chosen[self.key], source=(
                 f"this run's steer-bench: {self.key} at the strength chosen for {topic} on "
@@ -103,15 +110,12 @@ class TopicRecipe:
 
 
 RECOMMENDED = TopicRecipe(
-    "add", "set+ban", "generated", 4.5,
+    "vector", "set+ban", "generated", 8.0,
     source="steer-bench on the demo run: the CoCoMix recipe with the best harmonic mean on "
-           "the selection half, 0.137 [0.113, 0.161] on the report half at one strength, "
-           "0.153 [0.128, 0.178] at the strength chosen per topic "
-           "(benchmarks/results/steer_bench_world: the steer-bench step on runs/demo)",
-    topic_strengths=(("art", 3.0), ("cooking", 3.0), ("farming", 10.0), ("forest", 4.5),
-                     ("medicine", 3.0), ("music", 3.0), ("school", 3.0), ("sea", 6.0),
-                     ("space", 3.0), ("sport", 6.0), ("trade", 3.0), ("travel", 4.5),
-                     ("war", 3.0), ("weather", 3.0)))
+           "the selection half, 0.162 [0.135, 0.188] on the report half at one strength for "
+           "every topic (per-topic strengths holding grammar within 10 points of unsteered: "
+           "0.057, and worse on the selection half too) "
+           "(benchmarks/results/steer_bench_world: the steer-bench step on runs/demo)")
 """The best CoCoMix recipe on the steering benchmark's report half (see `source`)."""
 
 

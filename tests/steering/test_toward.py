@@ -61,6 +61,20 @@ def test_a_runs_bench_gives_the_topics_own_strength():
     assert [e.value for e in other.edits] == [5.0]
 
 
+def test_a_runs_bench_that_measured_one_strength_better_gives_that_strength_everywhere():
+    run = world_run()
+    run.has = lambda piece: piece in ("groundtruth", "catalogue", "steer_bench")
+    key = "cocomix/add/set/all"
+    run.steer_bench = {"per_topic_strength": {"sea": {key: 3.5}},
+                       "selection": {"sea": {key: {"strength": 6.0}}},
+                       "recommended": {"variant": key, "per_topic": False}}
+    recipe = TopicRecipe("add", "set", "all", 5.0, "test", topic_strengths=(("sea", 2.5),))
+    spec, how = toward(run, "sea", recipe)
+    assert [e.value for e in spec.edits] == [6.0, 6.0, 6.0] and "one strength" in how
+    other, _ = toward(run, "war", recipe)  # not measured there: the recipe's own strength
+    assert [e.value for e in other.edits] == [5.0]
+
+
 def test_without_a_bench_of_its_own_a_topic_gets_the_recipes_per_topic_strength():
     recipe = TopicRecipe("add", "set", "all", 5.0, "test", topic_strengths=(("sea", 2.5),))
     spec, how = toward(world_run(), "sea", recipe)
@@ -69,16 +83,21 @@ def test_without_a_bench_of_its_own_a_topic_gets_the_recipes_per_topic_strength(
     assert [e.value for e in other.edits] == [5.0]
 
 
-def test_the_recommended_recipe_is_the_committed_benchs_best_at_its_per_topic_strengths():
+def test_the_recommended_recipe_is_the_committed_benchs_best_at_its_measured_strengths():
+    """RECOMMENDED is the committed bench's best CoCoMix variant, at one strength or at
+    per-topic strengths as the bench's selection half decided, quoting its report figure."""
     results = json.loads((Path(__file__).resolve().parents[2] / "benchmarks" / "results"
                           / "steer_bench_world" / "results.json").read_text())
-    assert RECOMMENDED.key == results["best"]["cocomix"]
+    rec = results["recommended"]
+    assert RECOMMENDED.key == results["best"]["cocomix"] == rec["variant"]
     first = results["topics"][0]
     assert RECOMMENDED.strength == results["selection"][first][RECOMMENDED.key]["strength"]
-    assert dict(RECOMMENDED.topic_strengths) == {
-        t: s[RECOMMENDED.key] for t, s in results["per_topic_strength"].items()}
-    rows = results["rows"]
-    per_topic = rows[RECOMMENDED.key + "@topic"]["summary"]["harmonic"]["mean"]
-    assert per_topic >= rows[RECOMMENDED.key]["summary"]["harmonic"]["mean"]
-    assert results["goals_per_topic_strength"]["passed"] >= results["goals"]["passed"]
-    assert f"{per_topic:.3f}" in RECOMMENDED.source
+    sel = rec["selection_hm"]
+    assert rec["per_topic"] == (sel["per_topic"] > sel["one_strength"])
+    row = RECOMMENDED.key + "@topic" if rec["per_topic"] else RECOMMENDED.key
+    assert f"{results['rows'][row]['summary']['harmonic']['mean']:.3f}" in RECOMMENDED.source
+    if rec["per_topic"]:
+        assert dict(RECOMMENDED.topic_strengths) == {
+            t: s[RECOMMENDED.key] for t, s in results["per_topic_strength"].items()}
+    else:
+        assert RECOMMENDED.topic_strengths == ()

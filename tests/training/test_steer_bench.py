@@ -221,10 +221,10 @@ def test_the_readme_and_docs_quote_the_committed_results():
     readme = (root / "README.md").read_text()
     line = next(x for x in readme.splitlines() if "Steering toward a topic" in x)
     line = line.replace("**", "")  # bold marks the best figure
-    for quoted in (est("prompt_switch"), est(best["diffmean"]),
-                   f"{mean(best['cocomix'])}–{mean(best['cocomix'] + '@topic')}",
-                   mean("sae/best latent"), f"{goals['passed']} of {goals['of']}",
-                   f"({per_topic['passed']} with per-topic strengths)"):
+    for quoted in (est("prompt_switch"), est(best["diffmean"]), est(best["cocomix"]),
+                   mean("sae/best latent"), f"{per_topic['passed']} of {per_topic['of']}",
+                   f"({goals['passed']} at its one best strength)",
+                   f"{results['wall_s'] // 60:.0f} min"):
         assert quoted in line, quoted
     docs = (root / "docs" / "steering.md").read_text()
     plain = docs.replace("**", "")
@@ -233,3 +233,7 @@ def test_the_readme_and_docs_quote_the_committed_results():
         assert est(key) in plain, key
     assert f"**{goals['passed']} of {goals['of']}**" in docs
     assert f"**{per_topic['passed']} of {per_topic['of']}**" in docs
+    tuned = results["goals_tuned"]
+    assert f"set+ban at all positions {tuned['cocomix/vector/set+ban/all@topic']}" in docs
+    sel = results["recommended"]["selection_hm"]
+    assert f"({sel['one_strength']:.3f} vs {sel['per_topic']:.3f}" in docs
