@@ -60,6 +60,7 @@ class PipelineLayout:
     steering_json: str = "steering/steering.json"
     steer_bench: str = "steering/bench"  # `cocomix-lens steer-bench --run RUN` (its default --out)
     steer_bench_json: str = "steering/bench/results.json"
+    steer_bench_wiki: str = "steering/bench_wiki"  # `steer-bench` on a run without the world
     # World runs only: the groundtruth stage's concept <-> latent-value matches
     # (cocomix_lens.groundtruth.Recovery.summary per source).
     groundtruth: str = "groundtruth.json"

@@ -178,7 +178,7 @@ class Bench:
         for method, half in jobs:
             key, openings, n = self._job(method, half)
             if key not in self.cells:
-                todo[key] = (half, (method, openings, n))
+                todo[key] = (half, (method, openings, n, self.score_kwargs(method)))
         if self.progress is not None:
             self.progress.update(len(jobs) - len(todo))
         if not todo:
@@ -203,6 +203,11 @@ class Bench:
         if self.progress is not None:
             self.progress.update(1)
 
+    def score_kwargs(self, method: Any) -> dict[str, Any]:
+        """What `topic_eval.evaluate_method` scores `method` with beyond its defaults (the
+        world oracle): nothing here; the wiki bench's model-based scores."""
+        return {}
+
     def cell(self, method: Any, half: str) -> Any:
         """The scores of `method` on its topic's `half` (computed by `fill` if missing)."""
         from cocomix_lens.steering.topic_eval import MethodScores
@@ -216,8 +221,8 @@ class Bench:
 def _evaluate(run: Any, sampling: Any, args: tuple) -> dict[str, Any]:
     from cocomix_lens.steering.topic_eval import evaluate_method
 
-    method, openings, n = args
-    return evaluate_method(run, method, openings, sampling, n).to_dict()
+    method, openings, n, kwargs = args
+    return evaluate_method(run, method, openings, sampling, n, **kwargs).to_dict()
 
 
 _WORKER: dict[str, Any] = {}

@@ -71,6 +71,35 @@ class TopicMeans:
                    {h: float(v) for h, v in blob["norms"].items()})
 
 
+class _Sums:
+    """Running per-label sums of activations at some hooks (what a TopicMeans is made of)."""
+
+    def __init__(self, names: Sequence[str], hooks: Sequence[str]):
+        self.names, self.hooks = list(names), list(hooks)
+        self.sums: dict[str, Tensor] = {}
+        self.counts: dict[str, Tensor] = {}
+        self.norm_sum = {h: 0.0 for h in hooks}
+
+    def add(self, cache: Any, lab: Tensor) -> None:
+        """Add the activations of one batch (`cache[hook]`: [batch, pos or 2 * pos, d]),
+        `lab` int [batch, pos] the label index of each token (-1: not counted)."""
+        for h in self.hooks:
+            act = cache[h].float().cpu()
+            rows = lab.repeat_interleave(act.shape[1] // lab.shape[1], dim=1).reshape(-1)
+            act = act.reshape(-1, act.shape[-1])
+            keep = rows >= 0
+            onehot = torch.nn.functional.one_hot(rows[keep], len(self.names)).double()  # [m, k]
+            self.sums[h] = self.sums.get(h, 0) + onehot.T @ act[keep].double()
+            self.counts[h] = self.counts.get(h, 0) + onehot.sum(0).long()
+            self.norm_sum[h] += float(act[keep].norm(dim=-1).sum())
+
+    def means(self) -> TopicMeans:
+        return TopicMeans(self.names, {h: s.numpy() for h, s in self.sums.items()},
+                          {h: c.numpy() for h, c in self.counts.items()},
+                          {h: self.norm_sum[h] / max(int(self.counts[h].sum()), 1)
+                           for h in self.hooks})
+
+
 @torch.no_grad()
 def accumulate_means(model: Any, windows: Tensor, labels: np.ndarray, names: Sequence[str],
                      hooks: Sequence[str], batch_size: int = 16) -> TopicMeans:
@@ -80,25 +109,12 @@ def accumulate_means(model: Any, windows: Tensor, labels: np.ndarray, names: Seq
     if labels.shape != windows.shape:
         raise ValueError(f"labels {tuple(labels.shape)} must match windows "
                          f"{tuple(windows.shape)}")
-    k = len(names)
-    sums: dict[str, Tensor] = {}
-    counts: dict[str, Tensor] = {}
-    norm_sum = {h: 0.0 for h in hooks}
+    sums = _Sums(names, hooks)
     for b in range(0, len(windows), batch_size):
-        x, lab = windows[b:b + batch_size], labels[b:b + batch_size]
+        x = windows[b:b + batch_size]
         _, cache = model.run_with_cache(x.to(model.device), names_filter=list(hooks))
-        for h in hooks:
-            act = cache[h].float().cpu()  # [batch, pos or 2 * pos, d]
-            rows = lab.repeat_interleave(act.shape[1] // lab.shape[1], dim=1).reshape(-1)
-            act = act.reshape(-1, act.shape[-1])
-            keep = rows >= 0
-            onehot = torch.nn.functional.one_hot(rows[keep], k).double()  # [m, k]
-            sums[h] = sums.get(h, 0) + onehot.T @ act[keep].double()
-            counts[h] = counts.get(h, 0) + onehot.sum(0).long()
-            norm_sum[h] += float(act[keep].norm(dim=-1).sum())
-    return TopicMeans(list(names), {h: s.numpy() for h, s in sums.items()},
-                      {h: c.numpy() for h, c in counts.items()},
-                      {h: norm_sum[h] / max(int(counts[h].sum()), 1) for h in hooks})
+        sums.add(cache, labels[b:b + batch_size])
+    return sums.means()
 
 
 def topic_means(run: Any, hooks: Sequence[str], split: str = "train",
@@ -116,6 +132,34 @@ def topic_means(run: Any, hooks: Sequence[str], split: str = "train",
     windows, _ = shards.batch(split, starts, seq_len)
     topic = truth.column(split, "topic")[: n * seq_len].reshape(n, seq_len)
     return accumulate_means(model, windows, topic, truth.values("topic"), hooks)
+
+
+@torch.no_grad()
+def latent_means(run: Any, latents: Sequence[int], hooks: Sequence[str],
+                 split: str = "train", n_tokens: int = TOPIC_TOKENS, seq_len: int | None = None,
+                 batch_size: int = 16) -> dict[int, TopicMeans]:
+    """Per latent of the teacher's SAE, the student's activation sums at `hooks` over the
+    first `n_tokens` of `split` (windows as `topic_means`), labelled by whether the latent is
+    active at the token (TopicMeans labels [str(latent), "rest"]: `diffmean(hook,
+    str(latent))` is the mean where it is active minus the mean where it is not). The
+    student and the teacher read each window once for every latent: runs without ground
+    truth (Wikipedia) get DiffMean directions from the SAE's own labels."""
+    from cocomix_lens.concepts.extractor import ConceptExtractor
+
+    shards, model = run.shards, run.student
+    seq_len = seq_len or min(model.cfg.n_ctx, 128)
+    n = min(n_tokens, shards.n_tokens(split) - 1) // seq_len
+    windows, _ = shards.batch(split, np.arange(n) * seq_len, seq_len)
+    ids = torch.as_tensor([int(c) for c in latents])
+    sae = ConceptExtractor(run.teacher, run.sae, method="activation")
+    sums = {int(c): _Sums([str(int(c)), "rest"], hooks) for c in ids}
+    for b in range(0, len(windows), batch_size):
+        x = windows[b:b + batch_size]
+        active = sae.scores(x.to(model.device))[..., ids].cpu() > 0  # [batch, pos, k]
+        _, cache = model.run_with_cache(x.to(model.device), names_filter=list(hooks))
+        for j, c in enumerate(sums):
+            sums[c].add(cache, (~active[..., j]).long())  # 0: active, 1: rest
+    return {c: s.means() for c, s in sums.items()}
 
 
 def random_direction(like: np.ndarray, seed: int) -> np.ndarray:

@@ -54,10 +54,11 @@ class MethodScores:
     n_samples: int
     values: dict[str, np.ndarray]  # score -> [n_samples * n_prompts]: row i, prompt i % n
     examples: list[str]
+    harmonic_of: tuple[str, ...] = HARMONIC_OF  # the scores the harmonic mean is taken of
 
     @property
     def harmonic(self) -> np.ndarray:
-        return harmonic([self.values[s] for s in HARMONIC_OF])
+        return harmonic([self.values[s] for s in self.harmonic_of])
 
     def per_prompt(self, name: str) -> np.ndarray:
         """[n_prompts] mean of score `name` (or "harmonic") over each prompt's samples."""
@@ -68,29 +69,41 @@ class MethodScores:
         return {"method": self.method.to_dict(), "prompts": self.prompts,
                 "n_samples": self.n_samples,
                 "values": {k: [round(float(x), 6) for x in v] for k, v in self.values.items()},
-                "examples": self.examples}
+                "examples": self.examples,
+                **({} if self.harmonic_of == HARMONIC_OF else
+                   {"harmonic_of": list(self.harmonic_of)})}
 
     @classmethod
     def from_dict(cls, blob: dict[str, Any]) -> MethodScores:
         return cls(TopicMethod.from_dict(blob["method"]), list(blob["prompts"]),
                    int(blob["n_samples"]),
                    {k: np.asarray(v, dtype=np.float64) for k, v in blob["values"].items()},
-                   list(blob.get("examples", [])))
+                   list(blob.get("examples", [])),
+                   tuple(blob.get("harmonic_of", HARMONIC_OF)))
+
+    def with_values(self, values: dict[str, np.ndarray],
+                    harmonic_of: tuple[str, ...]) -> MethodScores:
+        """These continuations with other scores (e.g. derived from the raw ones)."""
+        return MethodScores(self.method, self.prompts, self.n_samples, values, self.examples,
+                            harmonic_of)
 
 
 def evaluate_method(run: Any, method: TopicMethod, openings: Sequence[Opening],
                     sampling: Sampling, n_samples: int = 4, n_examples: int = 3,
-                    batch_size: int = 64) -> MethodScores:
+                    batch_size: int = 64, scores: dict[str, str] | None = None,
+                    concept: int | None = None) -> MethodScores:
     """Generate `n_samples` continuations per opening with `method` through the steering
     harness and score them with no edit active (the first sample of the first `n_examples`
-    openings kept as examples)."""
+    openings kept as examples). `scores`: score name -> registered scorer (default `SCORES`,
+    the world oracle's), read for `concept` (the model-based scorers' target latent)."""
+    scores = SCORES if scores is None else scores
     prompts = [method.prompt(o) for o in openings]
     evaluation = Evaluation(n_samples=len(prompts) * n_samples, batch_size=batch_size,
-                            scorers=tuple(SCORES.values()), extras={"topic": method.topic},
+                            scorers=tuple(scores.values()), extras={"topic": method.topic},
                             batch_prompts=True)
     harness = Harness(run, prompts, sampling, evaluation)
-    gens, raw = harness.condition(method.method(), None, method.model)
-    values = {name: raw[scorer] for name, scorer in SCORES.items()}
+    gens, raw = harness.condition(method.method(), concept, method.model)
+    values = {name: raw[scorer] for name, scorer in scores.items()}
     return MethodScores(method, [o.text for o in openings], n_samples, values,
                         gens.texts[:n_examples])
 
@@ -104,7 +117,7 @@ def summarise(scores: Sequence[MethodScores], n_boot: int = 2000, seed: int = 0,
 
     out: dict[str, Any] = {"topics": [s.method.topic for s in scores],
                            "n_prompts": sum(len(s.prompts) for s in scores)}
-    for name in (*SCORES, "harmonic"):
+    for name in (*scores[0].values, "harmonic"):
         per_prompt = np.concatenate([s.per_prompt(name) for s in scores])
         finite = per_prompt[np.isfinite(per_prompt)]
         est = bootstrap(finite, n_boot, seed, level)
@@ -124,9 +137,14 @@ def _spread(v: np.ndarray) -> dict[str, float]:
 
 LEADERBOARD = ("method", "harmonic mean", "concept", "fluency (grammar)", "relevance",
                "NTP perplexity", "harmonic per topic: min / median / max")
+COLUMNS = (("concept", False), ("fluency", False), ("relevance", False), ("ppl", True))
+"""The scores of `LEADERBOARD`'s columns between the harmonic mean and the spread, and
+whether each is a log (shown as exp of its mean)."""
 
 
-def leaderboard(results: dict[str, Any]) -> tuple[tuple[str, ...], list[list[str]]]:
+def leaderboard(results: dict[str, Any], header: tuple[str, ...] = LEADERBOARD,
+                columns: tuple[tuple[str, bool], ...] = COLUMNS,
+                ) -> tuple[tuple[str, ...], list[list[str]]]:
     """(header, rows) of a steer-bench results.json, best harmonic mean first: each score's
     mean [95 % CI] on the report half; the family's best variant by selection marked."""
     rows = sorted(results["rows"].items(),
@@ -136,10 +154,10 @@ def leaderboard(results: dict[str, Any]) -> tuple[tuple[str, ...], list[list[str
         s = row["summary"]
         sp = s["harmonic"]["topic_spread"]
         mark = " (best by selection)" if key in results["best"].values() else ""
-        out.append([f"{key}{mark}", _est(s["harmonic"]), _est(s["concept"]),
-                    _est(s["fluency"]), _est(s["relevance"]), _est(s["ppl"], log=True),
+        out.append([f"{key}{mark}", _est(s["harmonic"]),
+                    *(_est(s[name], log) for name, log in columns),
                     " / ".join(_num(sp[k]) for k in ("min", "median", "max"))])
-    return LEADERBOARD, out
+    return header, out
 
 
 def _num(x: float | None) -> str:

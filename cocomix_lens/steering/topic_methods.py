@@ -49,6 +49,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("prompt_cue", "student", "none", "two topic sentences put before the opening"),
     Family("prompt_switch", "student", "none",
            "the corpus's topic-switch line put after the opening"),
+    Family("prompt_context", "student", "none",
+           "a text the target concept is most active on (the catalogue's top teacher context) "
+           "put before (variant before) or after (after) the opening: runs without a world"),
     Family("unsteered", "student", "none", "no edit"),
     Family("random_concept", "student", "as the CoCoMix method it controls",
            "the chosen CoCoMix edit moved to random live concepts"),
@@ -69,6 +72,7 @@ class TopicMethod:
     hook: str | None = None
     vector: tuple[float, ...] | None = None
     seed: int = 0  # of the prompting cue's word choice
+    cue: str = ""  # prompt_context: the text put before or after the opening
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # what it was made from
 
     def __post_init__(self) -> None:
@@ -93,6 +97,9 @@ class TopicMethod:
             return cue_before(self.topic, opening.tense, self.seed) + opening.text
         if self.family == "prompt_switch":
             return opening.text + switch_line(self.topic, opening.tense, self.seed)
+        if self.family == "prompt_context":
+            before = self.variant == "before"
+            return f"{self.cue} {opening.text}" if before else f"{opening.text} {self.cue}"
         return opening.text
 
     def method(self) -> Method:
@@ -113,7 +120,8 @@ class TopicMethod:
                 "model": self.model,
                 "spec": None if self.spec is None else self.spec.to_dict(),
                 "hook": self.hook, "vector": None if self.vector is None else list(self.vector),
-                "seed": self.seed, "extra": self.extra}
+                "seed": self.seed, "extra": self.extra,
+                **({"cue": self.cue} if self.cue else {})}  # (world cells keep their keys)
 
     @classmethod
     def from_dict(cls, blob: dict[str, Any]) -> TopicMethod:
@@ -122,7 +130,7 @@ class TopicMethod:
         return cls(blob["family"], blob["variant"], blob["topic"], blob.get("strength"),
                    None if spec is None else SteeringSpec.from_dict(spec), blob.get("hook"),
                    None if vector is None else tuple(vector), blob.get("seed", 0),
-                   dict(blob.get("extra") or {}))
+                   blob.get("cue", ""), dict(blob.get("extra") or {}))
 
 
 def _nan(x: float | None) -> float:
