@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
-from training.steer_bench import Bench, BenchConfig, _bar
+from training.steer_bench import TUNED_COCOMIX, Bench, BenchConfig, _bar
 from training.steer_bench_methods import (
     TopicKit,
     candidates,
@@ -52,6 +52,7 @@ from training.steer_bench_methods import (
 from training.steer_bench_report import (
     best_variant,
     choose_strengths,
+    ranked_variants,
     results_json,
     tune_per_topic,
 )
@@ -271,9 +272,10 @@ def run_wiki_bench(run: Any, out: Path, cfg: WikiBenchConfig | None = None,
     bench.progress = _bar(show_progress, len(select) + sum(len(c) + 6 for c in cands.values()))
     bench.fill([(m, "selection") for m in select])
     chosen = choose_strengths(bench, cands)
-    best_cocomix = best_variant(chosen, "cocomix")
+    top_cocomix = ranked_variants(chosen, "cocomix")[:TUNED_COCOMIX]
+    best_cocomix = top_cocomix[0]
     best_diffmean = best_variant(chosen, "diffmean/")
-    tuned = tune_per_topic(bench, cands, (best_cocomix, best_diffmean))
+    tuned = tune_per_topic(bench, cands, (*top_cocomix, best_diffmean))
     methods = [m for t in bench.topics for m in (
         [c["method"] for c in chosen[t].values()] + list(tuned[t].values())
         + wiki_methods(bench, kits[t], chosen[t], best_cocomix, best_diffmean, tuned[t]))]
