@@ -294,6 +294,30 @@ def _one_length(pool: list, tokenizer: Any, topics: list[str], n: int) -> list:
     return chosen
 
 
+def choose_and_report(bench: Any, cands: dict[str, dict[str, list]], kits: dict[str, Any],
+                      extras: Any) -> tuple[dict, str, str, dict, dict[str, list]]:
+    """After the selection half: each variant's strength, the best CoCoMix and DiffMean
+    variants, per-topic strengths for the best of them, and the report-half cells of every
+    chosen method, tuned method and `extras(bench, kit, chosen, best_cocomix, best_diffmean,
+    tuned)` (prompting, controls) -> (chosen, best_cocomix, best_diffmean, tuned, report:
+    row key -> [MethodScores per topic])."""
+    chosen = choose_strengths(bench, cands)
+    top_cocomix = ranked_variants(chosen, "cocomix")[:TUNED_COCOMIX]
+    best_cocomix = top_cocomix[0]
+    best_diffmean = best_variant(chosen, "diffmean/")
+    tuned = tune_per_topic(bench, cands, (*top_cocomix, best_diffmean))
+    methods = [m for t in bench.topics for m in (
+        [c["method"] for c in chosen[t].values()] + list(tuned[t].values())
+        + extras(bench, kits[t], chosen[t], best_cocomix, best_diffmean, tuned[t]))]
+    bench.fill([(m, "report") for m in methods])
+    report: dict[str, list] = {}
+    for m in methods:
+        report.setdefault(m.key, []).append(bench.cell(m, "report"))
+    if bench.progress is not None:
+        bench.progress.close()
+    return chosen, best_cocomix, best_diffmean, tuned, report
+
+
 def run_bench(run: Any, out: Path, cfg: BenchConfig | None = None,
               show_progress: bool = False) -> dict[str, Any]:
     """Run (or resume) the bench; writes OUT/results.json and OUT/results.md; returns the
@@ -310,20 +334,8 @@ def run_bench(run: Any, out: Path, cfg: BenchConfig | None = None,
     n_report = sum(len(c) + 5 for c in cands.values())
     bench.progress = _bar(show_progress, n_select + n_report)
     bench.fill([(m, "selection") for c in cands.values() for ms in c.values() for m in ms])
-    chosen = choose_strengths(bench, cands)
-    top_cocomix = ranked_variants(chosen, "cocomix")[:TUNED_COCOMIX]
-    best_cocomix = top_cocomix[0]
-    best_diffmean = best_variant(chosen, "diffmean/")
-    tuned = tune_per_topic(bench, cands, (*top_cocomix, best_diffmean))
-    methods = [m for t in bench.topics for m in (
-        [c["method"] for c in chosen[t].values()] + list(tuned[t].values())
-        + extra_methods(bench, kits[t], chosen[t], best_cocomix, best_diffmean, tuned[t]))]
-    bench.fill([(m, "report") for m in methods])
-    report: dict[str, list] = {}
-    for m in methods:
-        report.setdefault(m.key, []).append(bench.cell(m, "report"))
-    if bench.progress is not None:
-        bench.progress.close()
+    chosen, best_cocomix, best_diffmean, tuned, report = choose_and_report(
+        bench, cands, kits, extra_methods)
     results = results_json(bench, cfg, kits, chosen, report, best_cocomix, best_diffmean,
                        time.perf_counter() - t0)
     results["per_topic_strength"] = {t: {v: m.strength for v, m in tv.items()}

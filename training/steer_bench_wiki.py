@@ -42,20 +42,14 @@ from typing import Any
 import numpy as np
 
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
-from training.steer_bench import TUNED_COCOMIX, Bench, BenchConfig, _bar
+from training.steer_bench import Bench, BenchConfig, _bar, choose_and_report
 from training.steer_bench_methods import (
     TopicKit,
     candidates,
     extra_methods,
     sae_norm,
 )
-from training.steer_bench_report import (
-    best_variant,
-    choose_strengths,
-    ranked_variants,
-    results_json,
-    tune_per_topic,
-)
+from training.steer_bench_report import results_json
 
 WIKI_SCORES = {"concept": "sae_active", "sae_act": "sae_act", "ppl": "ppl_ntp",
                "distinct_2": "distinct_2"}
@@ -271,20 +265,8 @@ def run_wiki_bench(run: Any, out: Path, cfg: WikiBenchConfig | None = None,
         m for c in cands.values() for ms in c.values() for m in ms]
     bench.progress = _bar(show_progress, len(select) + sum(len(c) + 6 for c in cands.values()))
     bench.fill([(m, "selection") for m in select])
-    chosen = choose_strengths(bench, cands)
-    top_cocomix = ranked_variants(chosen, "cocomix")[:TUNED_COCOMIX]
-    best_cocomix = top_cocomix[0]
-    best_diffmean = best_variant(chosen, "diffmean/")
-    tuned = tune_per_topic(bench, cands, (*top_cocomix, best_diffmean))
-    methods = [m for t in bench.topics for m in (
-        [c["method"] for c in chosen[t].values()] + list(tuned[t].values())
-        + wiki_methods(bench, kits[t], chosen[t], best_cocomix, best_diffmean, tuned[t]))]
-    bench.fill([(m, "report") for m in methods])
-    report: dict[str, list] = {}
-    for m in methods:
-        report.setdefault(m.key, []).append(bench.cell(m, "report"))
-    if bench.progress is not None:
-        bench.progress.close()
+    chosen, best_cocomix, best_diffmean, tuned, report = choose_and_report(
+        bench, cands, kits, wiki_methods)
     results = results_json(bench, bench.cfg, kits, chosen, report, best_cocomix,
                            best_diffmean, time.perf_counter() - t0)
     results["mode"] = "wiki"
