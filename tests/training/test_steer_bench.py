@@ -56,8 +56,11 @@ def test_harmonic_mean_is_zero_when_any_score_is_zero():
 
 
 def test_quick_bench_measures_every_family_on_the_report_half(bench):
-    out, results, wall = bench
-    assert wall < 60
+    out, results, _ = bench
+    # CI-sized by construction, not by a clock (the wall time is a benchmark figure: the
+    # results record it): one strength per method and a bounded number of cells per topic
+    assert all(len(g) == 1 for g in BenchConfig.quick().grids.values())
+    assert results["cells"]["total"] <= 32 * len(TOPICS), results["cells"]
     families = {cell["method"]["family"] for row in results["rows"].values()
                 for cell in row["cells"]}
     assert families == set(FAMILIES) - {"prompt_context"}  # the wiki mode's prompting
