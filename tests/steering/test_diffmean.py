@@ -63,3 +63,26 @@ def test_random_direction_matches_the_norm_and_is_seeded():
     assert np.isclose(np.linalg.norm(r), np.linalg.norm(like), rtol=1e-5)
     assert np.array_equal(r, random_direction(like, seed=3))
     assert not np.array_equal(r, random_direction(like, seed=4))
+
+
+def test_latent_means_equal_accumulate_means_labelled_by_the_saes_own_activity(micro_run):
+    """`latent_means` (one pass for many latents) gives per latent what `accumulate_means`
+    gives with each token labelled active / not by the teacher's SAE."""
+    from cocomix_lens import Run
+    from cocomix_lens.concepts.extractor import ConceptExtractor
+    from cocomix_lens.steering.diffmean import latent_means
+
+    run = Run.open(micro_run[1])
+    hooks = ["blocks.0.hook_resid_post", "concept.hook_vector"]
+    latents = [3, 7]
+    means = latent_means(run, latents, hooks, n_tokens=512, seq_len=32)
+    x, _ = run.shards.batch("train", np.arange(16) * 32, 32)
+    with torch.no_grad():
+        acts = ConceptExtractor(run.teacher, run.sae, method="activation").scores(x)
+    for c in latents:
+        labels = (acts[..., c] <= 0).long().numpy()  # 0: active, 1: rest
+        ref = accumulate_means(run.student, x, labels, [str(c), "rest"], hooks)
+        for h in hooks:
+            assert np.array_equal(means[c].counts[h], ref.counts[h])
+            assert np.allclose(means[c].diffmean(h, str(c)), ref.diffmean(h, str(c)),
+                               atol=1e-5)
