@@ -5,8 +5,10 @@ a fixed set of the run's concepts, scored by models instead of the oracle.
 
 Targets (`targets`): live concepts whose teacher-SAE activation density lies in
 [`min_density`, `max_density`] (frequent enough to measure, not the latents that fire on
-every other token) and that have a keyword explanation, best detection AUROC first, one per
-head keyword (so no two targets are explained by the same word), the first `n_targets`.
+every other token) and whose explanation's head keyword is a word (two or more letters: not
+<|endoftext|>, whose latents fire on every prompt's first token, nor a one-letter fragment),
+best detection AUROC first, one per head keyword (so no two targets are explained by the
+same word), the first `n_targets`.
 Prompts (`wiki_splits`): the first `prompt_tokens` tokens of validation documents (one token
 length, so a cell's prompts generate as one batch) on which the target latent is not active
 and which are not the document of its prompting context; per target a seeded draw of
@@ -102,7 +104,7 @@ def targets(run: Any, cfg: WikiBenchConfig) -> list[Target]:
     out, heads = [], set()
     for concept, row in ok.iterrows():
         head = str(row["keywords"][0])
-        if head in heads or concept not in top.index:
+        if head in heads or not (head.isalpha() and len(head) > 1) or concept not in top.index:
             continue
         heads.add(head)
         ctx = top.loc[concept]
