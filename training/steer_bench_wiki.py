@@ -8,7 +8,7 @@ Targets (`targets`): live concepts whose teacher-SAE activation density lies in
 every other token) and whose explanation's head keyword is a word (two or more letters: not
 <|endoftext|>, whose latents fire on every prompt's first token, nor a one-letter fragment),
 best detection AUROC first, one per head keyword (so no two targets are explained by the
-same word), the first `n_targets`.
+same word), the first `n_targets` that have `n_prompts` prompts (below).
 Prompts (`wiki_splits`): the first `prompt_tokens` tokens of validation documents (one token
 length, so a cell's prompts generate as one batch) on which the target latent is not active
 and which are not the document of its prompting context; per target a seeded draw of
@@ -22,7 +22,10 @@ geometric mean on the same target's prompts of the same half (so fluency is 1 at
 unsteered perplexity and 0.5 at twice it); harmonic = the harmonic mean of the two, 0 when
 either is 0. No relevance score: nothing model-based says whether a continuation stays on
 its opening's subject the way the oracle's characters do. distinct-2 is kept to show
-repetition (which lowers perplexity and so is not penalised by fluency).
+repetition (which lowers perplexity and so is not penalised by fluency), and the share of
+generated tokens among the target's top-10 promoted tokens (`top_token_share`: what the
+latent writes, where the concept score reads what it reads) to tell an edit that acts on
+the output side from one that does nothing.
 
 Methods: the world bench's, where they apply without an oracle (`training.steer_bench`'s
 grids and ops on the single target concept; DiffMean from `diffmean.latent_means`: mean
@@ -53,18 +56,18 @@ from training.steer_bench_methods import (
 )
 from training.steer_bench_report import results_json
 
-WIKI_SCORES = {"concept": "sae_active", "sae_act": "sae_act", "ppl": "ppl_ntp",
-               "distinct_2": "distinct_2"}
+WIKI_SCORES = {"concept": "sae_active", "sae_act": "sae_act", "promoted": "top_token_share",
+               "ppl": "ppl_ntp", "distinct_2": "distinct_2"}
 """Score -> the registered scorer a wiki cell reads (fluency is derived from ppl)."""
 HARMONIC_OF = ("concept", "fluency")
-SCORING = "wiki-1"  # part of a wiki cell's key: bumped when WIKI_SCORES change
+SCORING = "wiki-2"  # part of a wiki cell's key: bumped when WIKI_SCORES change
 WORLD_PROMPTS = ("prompt_cue", "prompt_switch")  # need the world's grammar
 CONTEXTS = ("before", "after")  # prompt_context variants
-COLUMNS = (("concept", False), ("fluency", False), ("sae_act", False), ("ppl", True),
-           ("distinct_2", False))
+COLUMNS = (("concept", False), ("fluency", False), ("sae_act", False), ("promoted", False),
+           ("ppl", True), ("distinct_2", False))
 HEADER = ("method", "harmonic mean", "concept (share of tokens active)",
-          "fluency (ppl vs unsteered)", "SAE activation", "NTP perplexity", "distinct-2",
-          "harmonic per target: min / median / max")
+          "fluency (ppl vs unsteered)", "SAE activation", "promoted tokens", "NTP perplexity",
+          "distinct-2", "harmonic per target: min / median / max")
 
 
 @dataclass
@@ -93,7 +96,8 @@ class Target:
 
 
 def targets(run: Any, cfg: WikiBenchConfig) -> list[Target]:
-    """The bench's targets by the rule of the module docstring."""
+    """The candidate targets, in order, by the rule of the module docstring (`wiki_splits`
+    keeps the first `n_targets` that have enough prompts)."""
     cat = run.catalogue
     c = cat.concepts
     ok = c[~c["dead"].astype(bool) & c["act_density"].between(cfg.min_density, cfg.max_density)
@@ -112,8 +116,6 @@ def targets(run: Any, cfg: WikiBenchConfig) -> list[Target]:
                           float(row["detection"]), float(row["act_density"]),
                           " ".join(f"{ctx['left']}{ctx['token']}{ctx['right']}".split()),
                           str(ctx["document"])))
-        if len(out) == cfg.n_targets:
-            break
     if not out:
         raise ValueError(f"no live concept of {run.path} has an act_density in "
                          f"[{cfg.min_density}, {cfg.max_density}] and a keyword explanation; "
@@ -140,10 +142,11 @@ def wiki_openings(run: Any, n_tokens: int) -> list[Any]:
     return out
 
 
-def wiki_splits(run: Any, pool: list[Any], tgts: list[Target], n: int, seed: int) -> dict:
-    """target name -> PromptSplit: `n` openings of `pool` on which the target's latent is
-    active at no token and that are not its context's document (seeded draw), first half
-    selection, second report."""
+def wiki_splits(run: Any, pool: list[Any], tgts: list[Target], n: int, seed: int,
+                limit: int | None = None) -> dict:
+    """target name -> PromptSplit, for the first `limit` targets that have `n` openings of
+    `pool` on which their latent is active at no token and that are not their context's
+    document: a seeded draw of `n`, first half selection, second report."""
     import torch
 
     from cocomix_lens.concepts.extractor import ConceptExtractor
@@ -160,11 +163,13 @@ def wiki_splits(run: Any, pool: list[Any], tgts: list[Target], n: int, seed: int
     for j, t in enumerate(tgts):
         free = [o for i, o in enumerate(pool) if not active[i, j] and o.doc != t.context_doc]
         random.Random(f"{seed}:{t.name}").shuffle(free)
-        if len(free) < n:
-            raise ValueError(f"only {len(free)} validation openings without {t.name} active; "
-                             f"fix: pass n_prompts <= {len(free)} or a run with more "
-                             "validation documents")
-        out[t.name] = PromptSplit(t.name, tuple(free[:n // 2]), tuple(free[n // 2:n]))
+        if len(free) >= n:
+            out[t.name] = PromptSplit(t.name, tuple(free[:n // 2]), tuple(free[n // 2:n]))
+        if len(out) == limit:
+            break
+    if not out:
+        raise ValueError(f"no target has {n} validation openings on which it is off; fix: "
+                         "pass fewer prompts or a run with more validation documents")
     return out
 
 
@@ -176,13 +181,13 @@ class WikiBench(Bench):
         found = targets(run, cfg)
         if cfg.topics:
             found = [t for t in found if t.name in cfg.topics or str(t.concept) in cfg.topics]
-        self.targets = {t.name: t for t in found[:cfg.quick_topics]}
+        self._split = wiki_splits(run, wiki_openings(run, cfg.prompt_tokens), found,
+                                  cfg.n_prompts, cfg.seed, cfg.quick_topics or cfg.n_targets)
+        self.targets = {t.name: t for t in found if t.name in self._split}
         super().__init__(run, replace(cfg, topics=list(self.targets)), out, progress)
 
     def _splits(self) -> dict[str, Any]:
-        pool = wiki_openings(self.run, self.cfg.prompt_tokens)
-        return wiki_splits(self.run, pool, list(self.targets.values()), self.cfg.n_prompts,
-                           self.cfg.seed)
+        return self._split
 
     def score_kwargs(self, method: Any) -> dict[str, Any]:
         return {"scores": WIKI_SCORES, "concept": self.targets[method.topic].concept}
