@@ -1,8 +1,9 @@
 """Kill loops of a CoCoMix training run (the concept-loss path): `loops` times, start
 `cocomix-lens train --resume` and SIGKILL it `kills` times, each at a random moment within the
 time an uninterrupted run takes (a kill that came after the run had finished is taken back and
-drawn again: test_fault_loops.kill_once), let the last one finish, and compare every byte of
-the final model and checkpoints with an uninterrupted run.
+drawn again: test_fault_loops.kill_once; the killed runs fork from a warm process, warm_cli),
+let the last one finish, and compare every byte of the final model and checkpoints with an
+uninterrupted run (a fresh process).
 
     OMP_NUM_THREADS=1 python tests/faults/kill_loops.py --loops 10 --kills 10     # make faults
 
@@ -94,8 +95,9 @@ def main() -> int:
             print(f"loop {loop}: {killed} kills landed, {'identical' if not diff else diff}",
                   flush=True)
         print(f"{args.loops} loops x {args.kills} kills: {same}/{args.loops} bitwise, {landed} "
-              f"kills landed (each at a random moment of the {span:.1f} s an uninterrupted run "
-              "took; a kill drawn after its run finished was drawn again)")
+              f"kills landed (each at a random moment of an uninterrupted run: at most the "
+              f"{span:.1f} s a fresh process took; a kill drawn after its run finished was drawn "
+              "again)")
     return 0 if same == args.loops else 1
 
 
