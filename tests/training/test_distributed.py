@@ -12,6 +12,7 @@ import pytest
 import torch.multiprocessing as mp
 from helpers_training import TokenLabels, make_shards, tiny_run
 
+from training.cli import main
 from training.trainer import train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,9 +60,9 @@ def test_fsdp_under_torchrun_matches_single_process(shards, tmp_path):
             "--model.n_layers", "2", "--model.n_heads", "2", "--model.n_ctx", "32",
             "--logging.log_every", "1", "--logging.progress", "false",
             "--checkpoint.every", "2", "--system.device", "cpu"]
+    # the single process in this one (a fresh one would spend most of its time importing)
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "training.cli", *args, "--out", str(tmp_path / "one")],
-                   env=env, cwd=REPO, check=True, capture_output=True)
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                           "--nproc_per_node", "2", "-m", "training.cli", *args,
                           "--system.fsdp", "true", "--out", str(tmp_path / "fsdp")],
