@@ -103,3 +103,34 @@ def test_the_concept_score_rises_when_the_target_is_planted(micro_run):
     assert np.nanmean(score["diffmean"]["concept"]) > \
         np.nanmean(score["unsteered"]["concept"]) + 0.1
     assert np.nanmean(score["diffmean"]["sae_act"]) > np.nanmean(score["unsteered"]["sae_act"])
+
+
+def test_the_readme_and_docs_quote_the_committed_wiki_results():
+    """The README line and docs/steering.md quote the committed wiki bench's figures."""
+    from pathlib import Path
+
+    from cocomix_lens.steering.stats import Estimate
+
+    root = Path(__file__).resolve().parents[2]
+    results = json.loads((root / "benchmarks" / "results" / "steer_bench_wiki"
+                          / "results.json").read_text())
+    rows, best = results["rows"], results["best"]
+
+    def est(key: str) -> str:
+        return Estimate.from_dict(rows[key]["summary"]["harmonic"]).format(decimals=3)
+
+    def mean(key: str) -> str:
+        return f"{rows[key]['summary']['harmonic']['mean']:.3f}"
+
+    line = next(x for x in (root / "README.md").read_text().splitlines()
+                if "Steering toward a concept on Wikipedia" in x)
+    for quoted in (est(best["diffmean"]), est("unsteered"), mean("prompt_context/before"),
+                   mean(best["cocomix"]), mean("sae/best latent")):
+        assert quoted in line, quoted
+    docs = (root / "docs" / "steering.md").read_text()
+    for key in (best["diffmean"], best["cocomix"], "prompt_context/before",
+                "prompt_context/after", "sae/best latent", "random_direction/" +
+                best["diffmean"].split("/", 1)[1], "unsteered"):
+        assert est(key) in docs, key
+    assert f"**{results['goals']['passed']} of {results['goals']['of']}**" in docs
+    assert f"All {len(rows)} rows" in docs
