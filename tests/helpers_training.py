@@ -107,3 +107,31 @@ def micro_pipeline_run(root: Path):
     cfg = micro_config(write_corpus(root / "corpus"))
     out = root / "run"
     return cfg, out, run_pipeline(cfg, out)
+
+
+class CommittedBench:
+    """A committed steer-bench (benchmarks/results/NAME/results.json) and its rows' harmonic
+    means as the README and docs/steering.md quote them."""
+
+    def __init__(self, name: str):
+        self.root = Path(__file__).resolve().parents[1]
+        self.results = json.loads((self.root / "benchmarks" / "results" / name
+                                   / "results.json").read_text())
+        self.rows, self.best = self.results["rows"], self.results["best"]
+
+    def est(self, key: str) -> str:
+        """'mean [lo, hi]' of the row's harmonic mean."""
+        from cocomix_lens.steering.stats import Estimate
+
+        return Estimate.from_dict(self.rows[key]["summary"]["harmonic"]).format(decimals=3)
+
+    def mean(self, key: str) -> str:
+        return f"{self.rows[key]['summary']['harmonic']['mean']:.3f}"
+
+    def readme_line(self, marker: str) -> str:
+        """The README's results row holding `marker`, bold marks removed."""
+        readme = (self.root / "README.md").read_text()
+        return next(x for x in readme.splitlines() if marker in x).replace("**", "")
+
+    def docs(self) -> str:
+        return (self.root / "docs" / "steering.md").read_text()

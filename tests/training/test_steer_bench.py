@@ -207,29 +207,18 @@ def test_a_world_run_is_scored_by_the_oracle_whatever_the_caller_imported(world_
 
 def test_the_readme_and_docs_quote_the_committed_results():
     """The README line and docs/steering.md quote the committed world bench's figures."""
-    from cocomix_lens.steering.stats import Estimate
+    from helpers_training import CommittedBench
 
-    root = Path(__file__).resolve().parents[2]
-    results = json.loads((root / "benchmarks" / "results" / "steer_bench_world"
-                          / "results.json").read_text())
-    rows, best = results["rows"], results["best"]
-
-    def est(key: str) -> str:
-        return Estimate.from_dict(rows[key]["summary"]["harmonic"]).format(decimals=3)
-
-    def mean(key: str) -> str:
-        return f"{rows[key]['summary']['harmonic']['mean']:.3f}"
-
+    bench = CommittedBench("steer_bench_world")
+    results, best, est, mean = bench.results, bench.best, bench.est, bench.mean
     goals, per_topic = results["goals"], results["goals_per_topic_strength"]
-    readme = (root / "README.md").read_text()
-    line = next(x for x in readme.splitlines() if "Steering toward a topic" in x)
-    line = line.replace("**", "")  # bold marks the best figure
+    line = bench.readme_line("Steering toward a topic")
     for quoted in (est("prompt_switch"), est(best["diffmean"]), est(best["cocomix"]),
                    mean("sae/best latent"), f"{per_topic['passed']} of {per_topic['of']}",
                    f"({goals['passed']} at its one best strength)",
                    f"{results['wall_s'] // 60:.0f} min"):
         assert quoted in line, quoted
-    docs = (root / "docs" / "steering.md").read_text()
+    docs = bench.docs()
     plain = docs.replace("**", "")
     for key in ("prompt_switch", best["diffmean"], best["cocomix"], best["cocomix"] + "@topic",
                 "sae/best latent", "unsteered"):

@@ -107,27 +107,16 @@ def test_the_concept_score_rises_when_the_target_is_planted(micro_run):
 
 def test_the_readme_and_docs_quote_the_committed_wiki_results():
     """The README line and docs/steering.md quote the committed wiki bench's figures."""
-    from pathlib import Path
+    from helpers_training import CommittedBench
 
-    from cocomix_lens.steering.stats import Estimate
-
-    root = Path(__file__).resolve().parents[2]
-    results = json.loads((root / "benchmarks" / "results" / "steer_bench_wiki"
-                          / "results.json").read_text())
-    rows, best = results["rows"], results["best"]
-
-    def est(key: str) -> str:
-        return Estimate.from_dict(rows[key]["summary"]["harmonic"]).format(decimals=3)
-
-    def mean(key: str) -> str:
-        return f"{rows[key]['summary']['harmonic']['mean']:.3f}"
-
-    line = next(x for x in (root / "README.md").read_text().splitlines()
-                if "Steering toward a concept on Wikipedia" in x)
+    bench = CommittedBench("steer_bench_wiki")
+    results, rows, best, est, mean = (bench.results, bench.rows, bench.best, bench.est,
+                                      bench.mean)
+    line = bench.readme_line("Steering toward a concept on Wikipedia")
     for quoted in (est(best["diffmean"]), est("unsteered"), mean("prompt_context/before"),
                    mean(best["cocomix"]), mean("sae/best latent")):
         assert quoted in line, quoted
-    docs = (root / "docs" / "steering.md").read_text()
+    docs = bench.docs()
     for key in (best["diffmean"], best["cocomix"], "prompt_context/before",
                 "prompt_context/after", "sae/best latent", "random_direction/" +
                 best["diffmean"].split("/", 1)[1], "unsteered"):
