@@ -22,10 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-# This folder (test_fault_loops) and tests/ (the shared helpers it imports), as pytest puts them.
+# The repository first (tests/ has folders named like its packages: tests/training would
+# shadow `training` as a namespace package, since the editable install's finder comes after
+# sys.path), then this folder (test_fault_loops) and tests/ (the shared helpers), as
+# `python -m pytest` from the repository puts them.
 FAULTS = Path(__file__).resolve().parent
-sys.path[:0] = [str(FAULTS), str(FAULTS.parent)]
 REPO = FAULTS.parents[1]
+sys.path[:0] = [str(REPO), str(FAULTS), str(FAULTS.parent)]
 
 from test_fault_loops import ENV, assert_clean, files, kill_loop, loop_inputs  # noqa: E402
 

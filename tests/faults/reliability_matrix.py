@@ -19,9 +19,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-# This folder (helpers_faults) and tests/ (test_bounds, the shared helpers), as pytest puts them.
+# The repository first (tests/training would otherwise shadow `training`: see
+# kill_loops.py), then this folder (helpers_faults) and tests/ (test_bounds, the shared
+# helpers), as `python -m pytest` from the repository puts them.
 FAULTS = Path(__file__).resolve().parent
-for folder in (FAULTS.parent, FAULTS):
+for folder in (FAULTS.parent, FAULTS, FAULTS.parents[1]):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
