@@ -336,13 +336,10 @@ def run_bench(run: Any, out: Path, cfg: BenchConfig | None = None,
     bench.fill([(m, "selection") for c in cands.values() for ms in c.values() for m in ms])
     chosen, best_cocomix, best_diffmean, tuned, report = choose_and_report(
         bench, cands, kits, extra_methods)
+    recommended = recommend(bench, chosen, tuned, best_cocomix)  # (before the cell count)
     results = results_json(bench, cfg, kits, chosen, report, best_cocomix, best_diffmean,
-                       time.perf_counter() - t0)
-    results["per_topic_strength"] = {t: {v: m.strength for v, m in tv.items()}
-                                     for t, tv in tuned.items()}
-    results["recommended"] = recommend(bench, chosen, tuned, best_cocomix)
-    results["cells"] = {"computed": bench.computed, "total": len(bench.cells),
-                        "workers": cfg.workers}
+                           tuned, time.perf_counter() - t0)
+    results["recommended"] = recommended
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", results_markdown(results))
     return results

@@ -83,7 +83,8 @@ def best_variant(chosen: dict[str, dict[str, Any]], prefix: str) -> str:
 
 
 def results_json(bench: Any, cfg: Any, kits: dict, chosen: dict, report: dict,
-             best_cocomix: str, best_diffmean: str, wall: float) -> dict[str, Any]:
+                 best_cocomix: str, best_diffmean: str, tuned: dict,
+                 wall: float) -> dict[str, Any]:
     from cocomix_lens.steering.topic_eval import summarise
 
     rows = {}
@@ -110,6 +111,10 @@ def results_json(bench: Any, cfg: Any, kits: dict, chosen: dict, report: dict,
         # are the variant chosen on the selection half, not the best of these on the report)
         "goals_tuned": {k: goals(rows, k, bench.topics)["passed"] for k in sorted(rows)
                         if k.startswith("cocomix/") and k.endswith("@topic")},
+        "per_topic_strength": {t: {v: m.strength for v, m in tv.items()}
+                               for t, tv in tuned.items()},
+        "cells": {"computed": bench.computed, "total": len(bench.cells),
+                  "workers": cfg.workers},
     }
 
 

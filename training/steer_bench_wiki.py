@@ -275,15 +275,11 @@ def run_wiki_bench(run: Any, out: Path, cfg: WikiBenchConfig | None = None,
     chosen, best_cocomix, best_diffmean, tuned, report = choose_and_report(
         bench, cands, kits, wiki_methods)
     results = results_json(bench, bench.cfg, kits, chosen, report, best_cocomix,
-                           best_diffmean, time.perf_counter() - t0)
+                           best_diffmean, tuned, time.perf_counter() - t0)
     results["mode"] = "wiki"
     results["targets"] = {t.name: t.__dict__ for t in bench.targets.values()}
     results["scores"] = {**WIKI_SCORES, "fluency": "min(1, ppl_ref / ppl_ntp)",
                          "harmonic": list(HARMONIC_OF)}
-    results["per_topic_strength"] = {t: {v: m.strength for v, m in tv.items()}
-                                     for t, tv in tuned.items()}
-    results["cells"] = {"computed": bench.computed, "total": len(bench.cells),
-                        "workers": cfg.workers}
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", wiki_markdown(results))
     return results
