@@ -46,7 +46,15 @@ def write_png(figs: dict[str, Any], out: Path) -> list[str]:
                                                       "--single-process"))
     width, height = PNG_SIZE
     written = []
-    watchdog = threading.Timer(PNG_TIMEOUT_S, _kill_tree, args=(scope,))
+    # Set before the kill, not read from the timer's thread: the blocked read ends while that
+    # thread may still be killing the rest of the tree (is_alive() was True then, under load).
+    fired = threading.Event()
+
+    def stop() -> None:
+        fired.set()
+        _kill_tree(scope)
+
+    watchdog = threading.Timer(PNG_TIMEOUT_S, stop)
     watchdog.start()
     try:
         for name, fig in figs.items():
@@ -55,7 +63,7 @@ def write_png(figs: dict[str, Any], out: Path) -> list[str]:
             (out / f"{name}.png").write_bytes(png)
             written.append(f"{name}.png")
     except ValueError:  # kaleido's own error for a closed pipe
-        if watchdog.is_alive():
+        if not fired.is_set():
             raise
         raise RuntimeError(f"kaleido gave no figure within {PNG_TIMEOUT_S:.0f} s and was "
                            "stopped") from None

@@ -1,7 +1,6 @@
 """`cocomix-lens prepare` (training/commands/prepare.py), end to end through the CLI."""
 
 import json
-import time
 
 from cocomix_lens.data import TokenShards
 from training.cli import main
@@ -41,12 +40,10 @@ def test_escaped_separator_and_wrong_option_for_corpus(tmp_path, capsys):
     assert "does not take option(s) name" in capsys.readouterr().err
 
 
-def test_prepare_wiki_default_is_fast_and_over_a_million_tokens(tmp_path):
-    t0 = time.perf_counter()
+def test_prepare_wiki_default_gives_over_a_million_tokens(tmp_path):
+    # Its time is a stage line of `make demo` (prepare 8 s), not a timed assert here.
     assert main(["prepare", "--corpus", "wiki", "--out", str(tmp_path / "wiki")]) == 0
-    elapsed = time.perf_counter() - t0
     manifest = TokenShards.open(tmp_path / "wiki").manifest
     assert manifest["splits"]["train"]["tokens"] > 1_000_000
     assert manifest["vocab_size"] == 4096 and manifest["dtype"] == "uint16"
     assert manifest["corpus"]["sha256"].startswith("05ed445d")
-    assert elapsed < 60
