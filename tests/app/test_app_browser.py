@@ -169,13 +169,18 @@ def act(page, action, timeout: float = 120_000) -> None:
     settle(page, timeout)
 
 
+def chosen(page, label: str) -> str:
+    """The option the selectbox labelled `label` shows (its combobox input's value: the
+    widget's text is only its label)."""
+    return page.get_by_role("combobox", name=label).first.input_value()
+
+
 def pick(page, label: str, option) -> None:
     """Choose `option` (a name or a pattern) in the selectbox labelled `label`."""
-    box = page.locator("[data-testid=stSelectbox]").filter(has_text=label).first
-    shown = box.inner_text().strip().splitlines()[-1].strip()
+    shown = chosen(page, label)
     if (option.search(shown) if isinstance(option, re.Pattern) else shown == option):
         return  # already chosen: choosing it again starts no run
-    box.click()
+    page.locator("[data-testid=stSelectbox]").filter(has_text=label).first.click()
     name = option if isinstance(option, re.Pattern) else re.compile(f"^{re.escape(option)}$")
     act(page, lambda: page.get_by_role("option", name=name).first.click())
 
@@ -401,4 +406,33 @@ def test_concepts_page_shows_explanations_and_finds_a_concept_by_another_word_fo
     assert "Contexts by quantile bin" in body and "Nearest concepts" in body
     assert_no_traceback(page)
     page.screenshot(path=str(shots / "concept-card.png"), full_page=True)
+    page.close()
+
+
+def test_steer_toward_a_name_in_the_browser_loads_the_recommended_edit_and_generates(server,
+                                                                                     browser):
+    """Steer page -> "Steer toward" -> a concept name -> "Use the recommended edit" -> Generate:
+    the controls hold the catalogue's best match with the recommended op (as the library's
+    `toward` resolves it), the page says why, and the steered sample is generated from it."""
+    from cocomix_lens import Run
+    from cocomix_lens.catalogue.search import search
+    from cocomix_lens.steering.toward import RECOMMENDED
+
+    name = "ship"
+    hit = int(search(Run.open(server["run"]).catalogue, name, limit=1).index[0])
+    page = open_page(browser, server["base"], "steer")
+    page.get_by_text("Steer toward a topic or a concept by name").click()  # an expander
+    enter(page, page.get_by_role("textbox", name=re.compile("or a concept name")), name)
+    act(page, lambda: page.get_by_role(
+        "button", name=f"Use the recommended edit toward {name!r}").click())
+    assert_no_traceback(page)
+    body = page.inner_text("body")
+    assert f"concept {hit}, the catalogue's best match for {name!r}" in body
+    assert chosen(page, "Operation") == RECOMMENDED.op
+    pick(page, "Operation", RECOMMENDED.op)  # already chosen: starts no run, returns at once
+    generate(page)
+    texts = samples(page)
+    assert texts["steered"].strip() and texts["default"].strip()
+    assert f"gives concept {hit} when" in page.inner_text("body")  # the concept it loaded
+    assert_no_traceback(page)
     page.close()
