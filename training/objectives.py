@@ -109,10 +109,10 @@ def ntp_loss(logits: Tensor, targets: Tensor) -> Tensor:
 def concept_nll(concept_logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """(nll, valid), each [batch, pos, k]: -log softmax(concept logits)[label] per label, in
     float32, and which labels exist (negative = none; their nll is meaningless)."""
-    z = concept_logits.float()
-    valid = labels >= 0
-    picked = z.gather(-1, labels.clamp(min=0))
-    return z.logsumexp(dim=-1, keepdim=True) - picked, valid
+    from training.concept_ce import nll_terms
+
+    _, nll, valid = nll_terms(concept_logits.float(), labels)
+    return nll, valid
 
 
 def concept_loss(concept_logits: Tensor, labels: Tensor) -> Tensor:
@@ -120,8 +120,9 @@ def concept_loss(concept_logits: Tensor, labels: Tensor) -> Tensor:
 
     Equal to mean_j CE(z, labels[..., j]) when every label is valid; negative labels are skipped.
     """
-    nll, valid = concept_nll(concept_logits, labels)
-    return (nll * valid).sum() / valid.sum().clamp(min=1)
+    from training.concept_ce import ConceptCE
+
+    return ConceptCE.apply(concept_logits.float(), labels)
 
 
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:

@@ -78,7 +78,7 @@ class ConceptHead(MixingHead):
         std, mu = torch.std_mean(h, dim=-1, keepdim=True)  # unbiased std, as torch.std
         x = (h - mu) / (std + STD_EPS) - self.pre_bias
         logits = self.hook_logits(F.linear(x, self.W_pred.T, self.b_pred))  # as MLP.forward
-        vals, idx = logits.topk(self.top_k, dim=-1)
+        logits, vals, idx = top_k(logits, self.top_k)
         c = self._compress(logits, vals, idx)
         c = (c + self.pre_bias) * std + mu
         return self.hook_vector(c), logits
@@ -90,6 +90,41 @@ class ConceptHead(MixingHead):
         acts = torch.zeros_like(logits).scatter(-1, idx, vals)
         acts = self.hook_acts(acts)
         return acts @ self.W_comp + self.b_comp
+
+
+def top_k(logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(logits, values, indices) of the k largest logits [..., C] (`torch.topk`); under
+    autograd, the logits come back from the same node as the values (see `_TopK`)."""
+    if not (logits.requires_grad and torch.is_grad_enabled()):
+        return (logits, *logits.topk(k, dim=-1))
+    return _TopK.apply(logits, k)
+
+
+class _TopK(torch.autograd.Function):
+    """topk whose backward adds the values' gradient to the logits' other gradient in one
+    pass. Plain `topk` makes autograd build a dense zero tensor, scatter the k gradients into
+    a copy of it and add that to the gradient of the logits' other uses (the concept loss):
+    three C-wide passes per position. Returning the logits from this node hands both
+    gradients to one backward. Same numbers: the k values are added last, as autograd did."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+        vals, idx = logits.topk(k, dim=-1)
+        ctx.save_for_backward(idx)
+        ctx.mark_non_differentiable(idx)
+        ctx.shape = logits.shape
+        # detach: an alias that autograd treats as a new output, not as a view of the input
+        # (a view returned beside other outputs could not be edited in place by hooks).
+        return logits.detach(), vals, idx
+
+    @staticmethod
+    def backward(ctx, g_logits: Tensor | None, g_vals: Tensor | None, _) -> tuple:
+        (idx,) = ctx.saved_tensors
+        if g_vals is None:
+            return g_logits, None
+        if g_logits is None:  # TopkBackward's own formula
+            return g_vals.new_zeros(ctx.shape).scatter_(-1, idx, g_vals), None
+        return g_logits.scatter_add(-1, idx, g_vals), None
 
 
 def top_k_mask(logits: Tensor, k: int) -> Tensor:

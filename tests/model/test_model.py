@@ -336,3 +336,21 @@ def test_pos_offset_is_the_absolute_position_of_the_forwards_first_token():
         model(x[:, 5:], past_kv_cache=cache)
         model(x)
     assert seen == [0, 4, 5, 0]
+
+
+@pytest.mark.parametrize("loss_on_logits", [True, False])
+def test_top_k_gradient_is_bitwise_plain_topk_gradient(loss_on_logits):
+    # The head's topk node adds the values' gradient to the logits' other gradient; plain
+    # torch.topk lets autograd add a dense scatter. Same bits, with and without that other use.
+    g = torch.Generator().manual_seed(0)
+    w, up = torch.randn(6, 33, generator=g), torch.randn(6, 5, generator=g)
+
+    def grad(top_k):
+        z = w.clone().requires_grad_(True)
+        logits, vals, _ = top_k(z * 1.5, 5)
+        loss = (vals * up).sum() + (logits.logsumexp(-1).sum() if loss_on_logits else 0)
+        loss.backward()
+        return z.grad
+
+    plain = grad(lambda z, k: (z, *z.topk(k, dim=-1)))
+    assert torch.equal(grad(concept_module.top_k), plain)
