@@ -8,6 +8,7 @@ import math
 import torch
 from torch import nn
 
+from training.adamw import AdamW
 from training.config import OptimSection
 
 # Leaf names of embedding-like matrices (TransformerLens vocabulary): never decayed, as in the
@@ -62,10 +63,11 @@ def lr_factor(step: int, *, warmup: int, max_steps: int, min_ratio: float) -> fl
 
 def build_optimizer(model: nn.Module, cfg: OptimSection,
                     fused: bool | None = None) -> torch.optim.AdamW:
-    """AdamW over `param_groups(model)`; `fused` is passed through on GPU for speed."""
+    """AdamW over `param_groups(model)`; `fused` is passed through on GPU for speed. On CPU
+    it is torch's AdamW run in cache-sized chunks (training/adamw.py): the same bits."""
     kwargs = {"fused": fused} if fused else {}
-    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
-                             betas=tuple(cfg.betas), eps=cfg.eps, **kwargs)
+    return AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
+                 betas=tuple(cfg.betas), eps=cfg.eps, **kwargs)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer,
