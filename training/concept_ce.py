@@ -20,8 +20,33 @@ def nll_terms(z: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     [batch, pos, C]: -log softmax(z)[label] per label, and which labels exist (negative =
     none; their nll is meaningless)."""
     valid = labels >= 0
-    lse = z.logsumexp(dim=-1, keepdim=True)
+    lse = logsumexp_rows(z)
     return lse, lse - z.gather(-1, labels.clamp(min=0)), valid
+
+
+# Elements per logsumexp chunk (1 MB of floats): torch.logsumexp makes four passes (max,
+# subtract into a new tensor, exp, sum); over a few rows at a time the last three read cache,
+# not memory, and the C-wide temporary stays small. 69M shape: 82 ms -> 26 ms per forward.
+LSE_CHUNK = 1 << 18
+
+
+def logsumexp_rows(z: Tensor) -> Tensor:
+    """z [..., C] -> logsumexp over C [..., 1], a few rows at a time. Each row is reduced by
+    itself (torch splits a reduction over rows, never within one), so the bits are those of
+    `z.logsumexp(-1, keepdim=True)`."""
+    # At least two rows a chunk: a one-row reduction is the one torch splits within the row.
+    rows = max(2, LSE_CHUNK // max(1, z.shape[-1]))
+    z2 = z.reshape(-1, z.shape[-1])
+    if z2.shape[0] < rows + 2:
+        return z.logsumexp(dim=-1, keepdim=True)
+    out = z.new_empty(z2.shape[0], 1)
+    start = 0
+    while start < z2.shape[0]:
+        left = z2.shape[0] - start
+        n = left if left < rows + 2 else rows  # never leaves a single row behind
+        torch.logsumexp(z2.narrow(0, start, n), -1, keepdim=True, out=out.narrow(0, start, n))
+        start += n
+    return out.view(*z.shape[:-1], 1)
 
 
 class ConceptCE(torch.autograd.Function):

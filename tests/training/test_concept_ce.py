@@ -5,8 +5,8 @@ import torch
 from helpers_model import tiny_model, tokens
 
 from cocomix_lens.model import concept as concept_module
-from training import objectives
-from training.concept_ce import ConceptCE
+from training import concept_ce, objectives
+from training.concept_ce import ConceptCE, logsumexp_rows
 from training.objectives import Batch, LossWeights, get_objective
 
 
@@ -61,3 +61,17 @@ def test_training_gradients_are_bitwise_those_of_plain_autograd(objective, monke
     assert ours.keys() == plain.keys()
     for name, g in plain.items():
         assert (g is None and ours[name] is None) or torch.equal(ours[name], g), name
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(3, 7, 1001), (2, 5, 64), (1, 1, 3000), (1, 5, 40000)])
+def test_logsumexp_by_row_chunks_is_bitwise_torchs(shape, threads, monkeypatch):
+    # Chunks of 2-3 rows with odd widths and a remainder that must not be a single row.
+    monkeypatch.setattr(concept_ce, "LSE_CHUNK", 2500)
+    z = torch.randn(shape, generator=torch.Generator().manual_seed(0)) * 5
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert torch.equal(logsumexp_rows(z), z.logsumexp(-1, keepdim=True))
+    finally:
+        torch.set_num_threads(before)
