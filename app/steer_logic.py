@@ -27,9 +27,8 @@ import cocomix_lens.world.steering_scorers  # noqa: F401  (registers the oracle 
 from app.config import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_PROMPT_TOKENS
 from cocomix_lens.sampling import Sampling
 from cocomix_lens.steering import OPS, Edit, SteeringSpec, describe_edit
-from cocomix_lens.steering.spec import op_edit
+from cocomix_lens.steering.spec import op_edit, parse_position_label, position_label
 
-POSITIONS = ("all", "prompt", "generated")
 # Scores shown for the samples on the page (cocomix_lens.steering.scorers), when they apply.
 SHOWN_SCORES = ("oracle_on_target", "oracle_grammatical", "student_topk", "student_prob",
                 "sae_active", "top_token_share", "ppl_ntp", "ppl_teacher", "distinct_2",
@@ -43,9 +42,12 @@ def available_ops() -> tuple[str, ...]:
 
 def make_edit(op: str, concept: int, strength: float,
               positions: str | Sequence[int] = "all", std: float | None = None) -> Edit:
-    """One library Edit from the page's controls (ValueError naming the fix if invalid)."""
-    pos = positions if isinstance(positions, str) else tuple(int(p) for p in positions)
-    edit = op_edit(op, concept, strength, pos)
+    """One library Edit from the page's controls (ValueError naming the fix if invalid);
+    `positions` as the page's field reads (`spec.position_label`: "generated",
+    "new_sentences:3", "0,3,5") or a list of token indices."""
+    pos, span = (parse_position_label(positions) if isinstance(positions, str)
+                 else (tuple(int(p) for p in positions), None))
+    edit = op_edit(op, concept, strength, pos, span)
     return replace(edit, std=std) if std is not None and "std" in OPS[op].fields else edit
 
 
@@ -102,7 +104,7 @@ def spec_controls(spec: SteeringSpec) -> dict:
     e = spec.edits[shown_edit(spec)]
     concept = e.concept if e.concept is not None else e.concepts[0]
     strength = e.value if e.value is not None else (e.weights[0] if e.weights else 0.0)
-    pos = e.positions if isinstance(e.positions, str) else ",".join(map(str, e.positions))
+    pos = position_label(e.positions, e.span)
     return {"steer_concept": int(concept), "steer_op": e.op, "steer_strength": float(strength),
             "steer_positions": pos}
 

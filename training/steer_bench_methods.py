@@ -36,11 +36,14 @@ def cocomix_method(kit: TopicKit, op: str, which: str, positions: str,
                    ids: tuple[tuple[int, ...], tuple[int, ...]] | None = None):
     """A CoCoMix edit (`toward.TopicRecipe`) of the topic's concepts (`which`: a
     `toward.CONCEPT_SETS` entry), or of `ids` = (concepts to raise, concepts to ban) (the
-    random-concept control)."""
+    random-concept control), at `positions` (a `spec.position_label`)."""
+    from cocomix_lens.steering.spec import parse_position_label
     from cocomix_lens.steering.topic_methods import TopicMethod
     from cocomix_lens.steering.toward import TopicRecipe
 
-    recipe = TopicRecipe(op, which, positions, strength, source="steer-bench candidate")
+    where, span = parse_position_label(positions)
+    recipe = TopicRecipe(op, which, where, strength, source="steer-bench candidate",
+                         span=span)
     raise_ids, ban = kit.ids[which] if ids is None else ids
     return TopicMethod("cocomix", f"{op}/{which}/{positions}", kit.topic, strength,
                        recipe.spec(run, raise_ids, ban),
@@ -62,14 +65,19 @@ def diffmean_method(kit: TopicKit, hook: str, strength: float):
                   vector=tuple(float(x) for x in v))
 
 
-def diffmean_vector_method(kit: TopicKit, strength: float, positions: str = "all"):
-    from cocomix_lens.steering.spec import Edit, SteeringSpec
+def diffmean_vector_method(kit: TopicKit, strength: float, positions: str = "all",
+                           family: str = "diffmean_vector", means: Any = None):
+    """A `vector` edit of c_t along the topic's difference of means at "concept.hook_vector"
+    (`means`, default the kit's topic means; `family` names where they come from: the topic's
+    tokens, or `switch_vector`'s switch lines), at `positions` (a `spec.position_label`)."""
+    from cocomix_lens.steering.spec import Edit, SteeringSpec, parse_position_label
     from cocomix_lens.steering.topic_methods import TopicMethod
 
-    v = kit.means.diffmean("concept.hook_vector", kit.topic)
-    spec = SteeringSpec((Edit("vector", None, strength, positions,
+    v = (kit.means if means is None else means).diffmean("concept.hook_vector", kit.topic)
+    where, span = parse_position_label(positions)
+    spec = SteeringSpec((Edit("vector", None, strength, where, span=span,
                               vector=tuple(float(x) for x in v)),))
-    return TopicMethod("diffmean_vector", positions, kit.topic, strength, spec)
+    return TopicMethod(family, positions, kit.topic, strength, spec)
 
 
 def sae_method(kit: TopicKit, run: Any, strength: float, norm: float):
@@ -129,10 +137,7 @@ def extra_methods(bench: Any, kit: TopicKit, chosen: dict[str, Any], best_cocomi
            TopicMethod("prompt_switch", "", kit.topic)]
     for cm in ([chosen[best_cocomix]["method"]] if best_cocomix in chosen else []) + [
             m for v, m in tuned.items() if v.startswith("cocomix/")]:
-        op, which, pos = cm.variant.split("@")[0].split("/")
-        ids = random_concepts(bench.run, kit, cm, bench.cfg.seed)
-        rc = cocomix_method(kit, op, which, pos, cm.strength, bench.run, ids=ids)
-        out.append(replace(rc, family="random_concept", variant=cm.variant))
+        out.append(random_control(bench, kit, cm))
     dm = chosen[best_diffmean]["method"]
     seed = bench.cfg.seed * 1009 + sum(map(ord, kit.topic))
     out.append(TopicMethod("random_direction", dm.variant, kit.topic, dm.strength, hook=dm.hook,
@@ -141,6 +146,15 @@ def extra_methods(bench: Any, kit: TopicKit, chosen: dict[str, Any], best_cocomi
     return out
 
 
+
+
+def random_control(bench: Any, kit: TopicKit, cm: Any):
+    """The random-concept control of the CoCoMix method `cm` (`random_concepts`), in the row
+    "random_concept/<its variant>"."""
+    op, which, pos = cm.variant.split("@")[0].split("/")
+    ids = random_concepts(bench.run, kit, cm, bench.cfg.seed)
+    rc = cocomix_method(kit, op, which, pos, cm.strength, bench.run, ids=ids)
+    return replace(rc, family="random_concept", variant=cm.variant)
 
 
 def random_concepts(run: Any, kit: TopicKit, method: Any,

@@ -133,17 +133,6 @@ def _picker(ctx, n_concepts: int) -> int:
                         format_func=lambda c: f"{c}: {names.get(c, '')}".rstrip(": "))
 
 
-def _positions(text: str) -> str | list[int]:
-    text = text.strip()
-    if text in sl.POSITIONS:
-        return text
-    try:
-        return [int(p) for p in text.replace(" ", "").split(",") if p]
-    except ValueError:
-        raise ValueError(f"positions {text!r}: use all, prompt, generated, or token indices "
-                         "like 0,3,5") from None
-
-
 def _strength(op: str) -> float:
     entry = sl.OPS[op]
     what = f"{entry.label or entry.doc} ({entry.unit})" if entry.unit else entry.doc
@@ -166,7 +155,9 @@ def _controls(ctx, model) -> tuple:
         op = st.selectbox("Operation", sl.available_ops(), key="steer_op")
         strength = _strength(op)
         pos = st.text_input("Positions", key="steer_positions",
-                            help="all, prompt, generated, or token indices (0,3,5)")
+                            help="all, prompt, generated, sentences or new_sentences (the "
+                                 "first slot of each sentence; new_sentences:3 the first "
+                                 "three, from the prompt's end on), or token indices (0,3,5)")
         loaded = _loaded_edits()
         _setting_note(int(concept), op, float(strength))
     with right:
@@ -177,7 +168,7 @@ def _controls(ctx, model) -> tuple:
     # add: strength in the concept's logit stds over validation tokens, as the CLI does,
     # unless a loaded spec gave this concept's std
     std = st.session_state.get("steer_loaded_std", {}).get(int(concept)) if op == "add" else None
-    spec = sl.make_spec(op, int(concept), float(strength), _positions(pos), std=std,
+    spec = sl.make_spec(op, int(concept), float(strength), pos, std=std,
                         loaded=loaded).resolve(ctx.run)
     sampling = sl.Sampling(max_new_tokens=int(n_new), temperature=float(temp),
                            top_p=float(top_p), seed=int(seed))

@@ -1,8 +1,8 @@
 """Steering CoCoMix models by editing their concepts, and measuring whether it worked.
 
 Specs, the `steer` context and `transplant` (spec.py, hooks.py, ops.py: the op registry,
-transplant.py); steering methods and the evaluation harness that measures any of them
-(method.py, evaluate.py, scorers.py, results.py).
+sentences.py: positions decided from the tokens, transplant.py); steering methods and the
+evaluation harness that measures any of them (method.py, evaluate.py, scorers.py, results.py).
 """
 
 from cocomix_lens.steering.hooks import Steering

@@ -5,7 +5,9 @@ The concept hooks are TransformerLens hooks added with `model.hooks(...)`; one f
 pre-hook on the model reads the KV cache's `n_tokens` (the forward's `past_kv_cache`
 argument, found by name), so positions are absolute token indices both in a full forward and
 in each cached decode step (steered cached generation equals steered uncached generation
-token for token). Everything is removed on exit and on error.
+token for token). The same pre-hook reads the forward's tokens when an edit acts on sentence
+positions (sentences.py), so those are decided per batch row from the tokens generated so
+far. Everything is removed on exit and on error.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ import torch
 from torch import Tensor
 
 from cocomix_lens.steering.ops import OPS, ORDER, STAGE_HOOKS
+from cocomix_lens.steering.sentences import (
+    SENTENCE_SETS,
+    sentence_end_table,
+    since_sentence_end,
+)
 
 # Specs and edits are spec.py's SteeringSpec and Edit, left unnamed here: spec.py's `steer`
 # builds this class, and an import back (even for type checkers only) would close a circle
@@ -41,6 +48,12 @@ class Steering:
         self._by_stage = {stage: [(op, [e for e in spec.edits if e.op == op])
                                   for op in ORDER if OPS[op].stage == stage]
                           for stage in STAGE_HOOKS}
+        # sentence positions: which tokens end a sentence, and per batch row the tokens since
+        # the last end, for the current chunk [batch, pos] and carried to the next one [batch]
+        self._ends = sentence_end_table(model) if any(
+            e.positions in SENTENCE_SETS for e in spec.edits) else None
+        self._since: Tensor | None = None
+        self._carry: Tensor | None = None
 
     def fwd_hooks(self) -> list[tuple[str, object]]:
         # the logits hook also measures prompt stds, so it runs whenever an edit needs one
@@ -54,6 +67,10 @@ class Steering:
         bound = self._forward_args.bind_partial(*args, **kwargs).arguments
         cache = bound.get("past_kv_cache")
         self.offset = 0 if cache is None else cache.n_tokens
+        if self._ends is not None:
+            tokens, _ = self.model._input_tokens(bound["input"], None)
+            carry = None if self.offset == 0 else self._carry
+            self._since, self._carry = since_sentence_end(tokens, self._ends, carry)
 
     def _read_resid_std(self, h: Tensor, hook) -> None:
         # the head writes c_t as (a @ W_comp + ...) * std(h) + mean(h): a concept row's
@@ -71,15 +88,21 @@ class Steering:
                 self._measure_stds(x)
             for op, edits in ops:
                 items = [(e, sel) for e in edits if (sel := self.select(e, n)) is not None]
-                if items:
-                    x = OPS[op].apply(x, items, self)
+                x = _apply(op, x, items, self)
             return x
 
         return hook
 
     def select(self, edit, n: int) -> slice | Tensor | None:
-        """Rows of the current chunk (n positions from self.offset) the edit applies to."""
+        """Rows of the current chunk (n positions from self.offset) the edit applies to: a
+        slice or index tensor shared by the batch, or for sentence positions a bool mask
+        [batch, n] (None: no row)."""
         pos, o = edit.positions, self.offset
+        if pos in SENTENCE_SETS:
+            mask = self._since < (edit.span or 1)
+            if pos == "new_sentences":
+                mask[:, : max(self.prompt_len - 1 - o, 0)] = False
+            return mask if bool(mask.any()) else None
         if isinstance(pos, tuple):
             rows = [p - o for p in pos if o <= p < o + n]
             if not rows:
@@ -121,6 +144,27 @@ class Steering:
             return torch.tensor(edit.vector, device=self.model.device)
         row = self.model.concept.W_comp[edit.concept].detach()
         return self.std_of(edit) * self._resid_std[:, rows] * row
+
+
+def _apply(op: str, x: Tensor, items: list, state: Steering) -> Tensor:
+    """`op`'s edits applied to x [batch, pos, ...]: those on shared rows together, as the op
+    does; those on per-row masks (sentence positions) grouped by mask, each group applied to
+    every row of a copy and kept where its mask holds."""
+    shared = [(e, sel) for e, sel in items if not _is_mask(sel)]
+    if shared:
+        x = OPS[op].apply(x, shared, state)
+    groups: dict[tuple, tuple[Tensor, list]] = {}
+    for e, sel in items:
+        if _is_mask(sel):
+            groups.setdefault((e.positions, e.span), (sel, []))[1].append((e, slice(None)))
+    for mask, group in groups.values():
+        edited = OPS[op].apply(x.clone(), group, state)
+        x = torch.where(mask[..., None], edited, x)
+    return x
+
+
+def _is_mask(sel) -> bool:
+    return isinstance(sel, Tensor) and sel.dtype == torch.bool
 
 
 def _prompt_std(z: Tensor, edit, n_prompt: int) -> float:

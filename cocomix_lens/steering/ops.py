@@ -178,4 +178,8 @@ def describe_edit(edit) -> str:
     pos = edit.positions
     where = "" if pos == "all" else (f" at {pos} positions" if isinstance(pos, str)
                                      else " at positions " + ",".join(map(str, pos)))
+    if pos in ("sentences", "new_sentences"):  # sentences.SENTENCE_SETS
+        n = edit.span or 1
+        where = (f" at the first {n} slot{'s' if n > 1 else ''} of each sentence"
+                 + (" from the prompt's end on" if pos == "new_sentences" else ""))
     return OPS[edit.op].describe(edit) + where

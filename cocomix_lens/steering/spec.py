@@ -2,7 +2,9 @@
 
 An edit names an operation (ops.py holds the registry and what each one does), a concept and
 the token positions it applies to: "prompt" (positions < prompt length), "generated" (the
-rest), "all", or a list of absolute token indices. Position t is the concept slot computed
+rest), "all", a list of absolute token indices, or the first `span` slots of each sentence,
+decided from the tokens as they are generated: "sentences" (everywhere) or "new_sentences"
+(from the prompt's last token on; sentences.py). Position t is the concept slot computed
 after token t, which predicts token t + 1: an edit at the last prompt position changes the
 first generated token, a "generated" edit acts from the second one on.
 
@@ -29,12 +31,13 @@ from typing import Any
 from cocomix_lens.data.files import atomic_write_json
 from cocomix_lens.steering.hooks import Steering
 from cocomix_lens.steering.ops import OPS, UNITS, describe_edit
+from cocomix_lens.steering.sentences import SENTENCE_SETS
 
 FORMAT_VERSION = 1
 MAX_SPEC_BYTES = 1 << 20  # a d_model=2048 `vector` edit is ~40 KB of JSON
 MAX_EDITS = 256
 MAX_POSITIONS = 1 << 16
-POSITION_SETS = ("prompt", "generated", "all")
+POSITION_SETS = ("prompt", "generated", "all", *SENTENCE_SETS)
 Positions = str | tuple[int, ...]
 
 
@@ -54,7 +57,8 @@ class Edit:
     value: float | None = None
     """scale: factor on the logit; add, vector: amount in logit stds (`std`, `unit`)."""
     positions: Positions = "all"
-    """"prompt", "generated", "all" or absolute token indices."""
+    """"prompt", "generated", "all", "sentences", "new_sentences" or absolute token
+    indices."""
     concepts: tuple[int, ...] | None = None
     """set: the concepts that replace the top-k."""
     weights: tuple[float, ...] | None = None
@@ -68,6 +72,10 @@ class Edit:
     """add, vector: where the std comes from when `std` is not given: "catalogue" (None
     means it too: the run's catalogue, via `SteeringSpec.resolve`), "prompt" (measured on the
     prompt) or "logit" (raw logits, std 1). ops.UNITS."""
+    span: int | None = None
+    """positions "sentences" / "new_sentences": how many slots of each sentence the edit acts
+    on (None means 1: the slot of the token that ends the previous sentence, which predicts
+    the sentence's first token; 3: the slots predicting its first three tokens)."""
 
     def __post_init__(self) -> None:
         # Lists from JSON (and 1-d arrays) become tuples, so specs compare and hash by value;
@@ -105,37 +113,44 @@ class SteeringSpec:
     def add_edit(self, edit: Edit) -> SteeringSpec:
         return replace(self, edits=(*self.edits, edit))
 
-    def scale(self, concept: int, factor: float, positions: Positions = "all") -> SteeringSpec:
+    # `span`: with positions "sentences" / "new_sentences", the slots of each sentence edited
+    def scale(self, concept: int, factor: float, positions: Positions = "all",
+              span: int | None = None) -> SteeringSpec:
         """Multiply concept's predicted logit by `factor` (the paper's steering)."""
-        return self.add_edit(Edit("scale", concept, factor, positions))
+        return self.add_edit(Edit("scale", concept, factor, positions, span=span))
 
     def add(self, concept: int, stds: float, positions: Positions = "all",
-            std: float | None = None, unit: str | None = None) -> SteeringSpec:
+            std: float | None = None, unit: str | None = None,
+            span: int | None = None) -> SteeringSpec:
         """Add `stds` standard deviations of the concept's logit to it (`std` absolute, or
         from `unit`: ops module docstring)."""
-        return self.add_edit(Edit("add", concept, stds, positions, std=std, unit=unit))
+        return self.add_edit(Edit("add", concept, stds, positions, std=std, unit=unit,
+                                  span=span))
 
-    def force(self, concept: int, positions: Positions = "all") -> SteeringSpec:
+    def force(self, concept: int, positions: Positions = "all",
+              span: int | None = None) -> SteeringSpec:
         """Guarantee the concept is in the top-k."""
-        return self.add_edit(Edit("force", concept, positions=positions))
+        return self.add_edit(Edit("force", concept, positions=positions, span=span))
 
-    def ban(self, concept: int, positions: Positions = "all") -> SteeringSpec:
+    def ban(self, concept: int, positions: Positions = "all",
+            span: int | None = None) -> SteeringSpec:
         """Guarantee the concept is not in the top-k."""
-        return self.add_edit(Edit("ban", concept, positions=positions))
+        return self.add_edit(Edit("ban", concept, positions=positions, span=span))
 
     def set(self, concepts: Sequence[int], weights: Sequence[float],
-            positions: Positions = "all") -> SteeringSpec:
+            positions: Positions = "all", span: int | None = None) -> SteeringSpec:
         """Replace the top-k by `concepts` with `weights`."""
         return self.add_edit(Edit("set", positions=positions, concepts=tuple(concepts),
-                                  weights=tuple(weights)))
+                                  weights=tuple(weights), span=span))
 
     def add_vector(self, concept: int | None, alpha: float, positions: Positions = "all",
                    vector: Sequence[float] | None = None, std: float | None = None,
-                   unit: str | None = None) -> SteeringSpec:
+                   unit: str | None = None, span: int | None = None) -> SteeringSpec:
         """Add to c_t `concept`'s compressor row as if its activation rose by `alpha` stds of
         its logit (`std`, `unit` as for add), or alpha * a given d_model `vector`."""
         return self.add_edit(Edit("vector", concept, alpha, positions, std=std, unit=unit,
-                                  vector=None if vector is None else tuple(map(float, vector))))
+                                  vector=None if vector is None else tuple(map(float, vector)),
+                                  span=span))
 
     def needs_std(self) -> list[Edit]:
         """Edits whose value is in catalogue stds that no `std` gives yet."""
@@ -237,16 +252,18 @@ class SteeringSpec:
         return cls.from_json(path.read_bytes(), name=f"steering spec {path}")
 
 
-def op_edit(op: str, concept: int, strength: float, positions: Any = "all") -> Edit:
+def op_edit(op: str, concept: int, strength: float, positions: Any = "all",
+            span: int | None = None) -> Edit:
     """The edit of `op` on `concept` at `strength` (set: the concept alone with weight
     `strength`; force / ban: no strength)."""
     if op not in OPS:
         raise ValueError(f"unknown steering op {op!r}; fix: use one of {', '.join(OPS)}")
     if op == "set":
-        return Edit("set", positions=positions, concepts=(concept,), weights=(float(strength),))
+        return Edit("set", positions=positions, concepts=(concept,), weights=(float(strength),),
+                    span=span)
     if OPS[op].range is None:
-        return Edit(op, concept, positions=positions)
-    return Edit(op, concept, float(strength), positions)
+        return Edit(op, concept, positions=positions, span=span)
+    return Edit(op, concept, float(strength), positions, span=span)
 
 
 _FIELDS = {f.name for f in fields(Edit)}
@@ -274,7 +291,7 @@ def check_edit(edit: Edit) -> None:
     for name in spec.required:
         if getattr(edit, name) is None:
             raise ValueError(f"steering op {edit.op!r} needs {name!r}; fix: {spec.example}")
-    extra = [f.name for f in fields(Edit) if f.name not in ("op", "positions")
+    extra = [f.name for f in fields(Edit) if f.name not in ("op", "positions", "span")
              and f.name not in spec.fields and getattr(edit, f.name) is not None]
     if extra:
         raise ValueError(f"steering op {edit.op!r} takes no {extra}; fix: {spec.example}")
@@ -294,6 +311,19 @@ def check_edit(edit: Edit) -> None:
     if edit.unit is not None and edit.unit not in UNITS:
         raise ValueError(f"unit={edit.unit!r}; fix: use one of {UNITS}")
     check_positions(edit.positions)
+    _check_span(edit)
+
+
+def _check_span(edit: Edit) -> None:
+    if edit.span is None:
+        return
+    if edit.positions not in SENTENCE_SETS:
+        raise ValueError(f"span={edit.span!r} counts slots of each sentence and needs positions "
+                         f"{' or '.join(map(repr, SENTENCE_SETS))}, not {edit.positions!r}; fix: "
+                         "drop span or use sentence positions")
+    if not isinstance(edit.span, int) or isinstance(edit.span, bool) or edit.span < 1:
+        raise ValueError(f"span={edit.span!r} must be an integer >= 1 (slots of each sentence); "
+                         'fix: e.g. "span": 2')
 
 
 def _check_ids(edit: Edit) -> None:
@@ -312,6 +342,29 @@ def _check_ids(edit: Edit) -> None:
         if len(set(edit.concepts)) != len(edit.concepts):
             raise ValueError(f"set lists a concept twice {list(edit.concepts)}; fix: list "
                              "each concept once")
+
+
+def position_label(positions: Positions, span: int | None = None) -> str:
+    """Positions as one line of text (a steer-bench row, the app's field): "generated",
+    "new_sentences:2" (sentence positions with a span) or "0,3,5"."""
+    if not isinstance(positions, str):
+        return ",".join(map(str, positions))
+    return positions if span is None else f"{positions}:{span}"
+
+
+def parse_position_label(label: str) -> tuple[Positions, int | None]:
+    """(positions, span) of a `position_label`; ValueError naming the forms it takes."""
+    text = label.strip().replace(" ", "")
+    name, _, span = text.partition(":")
+    try:
+        if name in POSITION_SETS:
+            return name, (int(span) if span else None)
+        if not span:
+            return tuple(int(p) for p in name.split(",") if p), None
+    except ValueError:
+        pass
+    raise ValueError(f"positions {label!r}: use one of {', '.join(POSITION_SETS)}, a sentence "
+                     "set with a span like new_sentences:3, or token indices like 0,3,5")
 
 
 def check_positions(positions: Positions) -> None:

@@ -43,6 +43,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            "DiffMean: the topic's difference of mean residuals added at a hook"),
     Family("diffmean_vector", "student", "x (mean c_t over topic tokens - over others)",
            "DiffMean in concept-vector space: a `vector` edit of c_t"),
+    Family("switch_vector", "student", "x (mean c_t after the topic-switch line toward T - "
+           "after the lines toward other topics)",
+           "transplant from prompting: the student's concept vector right after the corpus's "
+           "topic-switch line (diffmean.switch_means) as a `vector` edit of c_t"),
     Family("sae", "teacher", "x mean residual norm at the SAE's hook",
            "classic SAE steering: the topic's SAE latent's unit decoder direction added to "
            "the teacher's residual stream"),

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from cocomix_lens.remedy import Remedy, attach
-from cocomix_lens.steering.spec import Edit, SteeringSpec
+from cocomix_lens.steering.spec import Edit, SteeringSpec, position_label
 from cocomix_lens.steering.topics import topic_concepts, world_topics
 
 CONCEPT_SETS = ("single", "set", "set+ban")
@@ -30,21 +30,25 @@ while every other topic's concept set is banned from the top-k."""
 
 
 def topic_spec(concepts: Sequence[int], op: str, strength: float | None,
-               positions: str = "all", ban: Sequence[int] = ()) -> SteeringSpec:
+               positions: str = "all", ban: Sequence[int] = (),
+               span: int | None = None) -> SteeringSpec:
     """One `op` edit of each concept (set: one edit keeping all of them, each with weight
-    `strength`; force: no strength), and a ban of each of `ban` (other concepts)."""
+    `strength`; force: no strength), and a ban of each of `ban` (other concepts), all at
+    `positions` (`span`: slots of each sentence, for sentence positions)."""
     ids = tuple(int(c) for c in concepts)
     if not ids:
         raise ValueError("no concepts to steer; fix: pass at least one concept id")
     if op == "set":
         edits = (Edit("set", positions=positions, concepts=ids,
-                      weights=tuple(float(strength) for _ in ids)),)
+                      weights=tuple(float(strength) for _ in ids), span=span),)
     elif op in ("force", "ban"):
-        edits = tuple(Edit(op, c, positions=positions) for c in ids)
+        edits = tuple(Edit(op, c, positions=positions, span=span) for c in ids)
     else:
-        edits = tuple(Edit(op, c, float(strength), positions) for c in ids)
-    banned = tuple(Edit("ban", int(c), positions=positions) for c in ban if int(c) not in ids)
+        edits = tuple(Edit(op, c, float(strength), positions, span=span) for c in ids)
+    banned = tuple(Edit("ban", int(c), positions=positions, span=span)
+                   for c in ban if int(c) not in ids)
     return SteeringSpec(edits + banned)
+
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class TopicRecipe:
     """(topic, strength) chosen per topic on the selection half of the steer-bench `source`
     names (grammar within 10 points of unsteered): the strength for a world topic on a run
     without a steer-bench of its own."""
+    span: int | None = None
+    """Sentence positions ("sentences", "new_sentences"): the slots of each sentence edited."""
 
     def __post_init__(self) -> None:
         if self.concepts not in CONCEPT_SETS:
@@ -68,7 +74,7 @@ class TopicRecipe:
     @property
     def key(self) -> str:
         """The steer-bench row of this recipe, e.g. "cocomix/add/set+ban/all"."""
-        return f"cocomix/{self.op}/{self.concepts}/{self.positions}"
+        return f"cocomix/{self.op}/{self.concepts}/{position_label(self.positions, self.span)}"
 
     def for_topic(self, run: Any, topic: str) -> TopicRecipe:
         """This recipe at the strength chosen for `topic` on a steer-bench's selection half
@@ -106,7 +112,7 @@ class TopicRecipe:
     def spec(self, run: Any, concepts: Sequence[int], ban: Sequence[int] = ()) -> SteeringSpec:
         """The edit of `concepts` (and the ban of `ban`), stds resolved from the catalogue."""
         return topic_spec(concepts, self.op, self.strength, self.positions,
-                          ban).resolve(run)
+                          ban, self.span).resolve(run)
 
 
 RECOMMENDED = TopicRecipe(

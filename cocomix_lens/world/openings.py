@@ -53,12 +53,14 @@ class PromptSplit:
 
 
 def openings(shards: Any, split: str = "val", max_sentences: int = 2,
-             max_chars: int = 80) -> list[Opening]:
+             max_chars: int = 80, limit: int | None = None) -> list[Opening]:
     """Openings of every document of `split` whose first `max_sentences` sentences name a
-    character, have one topic and parse, in document order."""
+    character, have one topic and parse, in document order (the first `limit` of them)."""
     ids = shards.split(split)
-    out = []
+    out: list[Opening] = []
     for d in shards.documents(split):
+        if limit is not None and len(out) >= limit:
+            break
         text = shards.decode(ids[d["start"]:d["end"]])
         opening = _opening(text[:4 * max_chars], max_sentences, max_chars)
         if opening is not None:

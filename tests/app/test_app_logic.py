@@ -106,6 +106,18 @@ def test_prompts_are_checked_and_generation_is_capped():
     assert new_token_cap(1024, 10) == MAX_NEW_TOKENS and new_token_cap(64, 60) == 4
 
 
+def test_the_positions_field_reads_sentence_positions_and_shows_them_back():
+    from app.steer_logic import make_spec, spec_controls
+
+    spec = make_spec("add", 3, 6.0, "new_sentences:3")
+    assert (spec.edits[0].positions, spec.edits[0].span) == ("new_sentences", 3)
+    assert spec_controls(spec)["steer_positions"] == "new_sentences:3"
+    assert make_spec("ban", 3, 0.0, " 0, 4").edits[0].positions == (0, 4)
+    assert spec_controls(make_spec("ban", 3, 0.0, "0,4"))["steer_positions"] == "0,4"
+    with pytest.raises(ValueError, match="new_sentences:3"):
+        make_spec("add", 3, 6.0, "later")
+
+
 def test_measured_table_reads_the_committed_demo_steering():
     import json
     from pathlib import Path

@@ -101,3 +101,11 @@ def test_the_recommended_recipe_is_the_committed_benchs_best_at_its_measured_str
             t: s[RECOMMENDED.key] for t, s in results["per_topic_strength"].items()}
     else:
         assert RECOMMENDED.topic_strengths == ()
+
+
+def test_a_recipe_at_sentence_positions_carries_its_span_into_the_spec_and_its_row():
+    recipe = TopicRecipe("vector", "set", "new_sentences", 4.0, "test", span=4)
+    assert recipe.key == "cocomix/vector/set/new_sentences:4"
+    spec = recipe.spec(world_run(), [3], ban=[5])
+    assert [(e.op, e.positions, e.span) for e in spec.edits] == [
+        ("vector", "new_sentences", 4), ("ban", "new_sentences", 4)]

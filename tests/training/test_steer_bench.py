@@ -63,7 +63,8 @@ def test_quick_bench_measures_every_family_on_the_report_half(bench):
     assert results["cells"]["total"] <= 32 * len(TOPICS), results["cells"]
     families = {cell["method"]["family"] for row in results["rows"].values()
                 for cell in row["cells"]}
-    assert families == set(FAMILIES) - {"prompt_context"}  # the wiki mode's prompting
+    # prompt_context: the wiki mode's prompting; switch_vector: benchmarks/steer_sentences.py
+    assert families == set(FAMILIES) - {"prompt_context", "switch_vector"}
     for t in TOPICS:
         sel = {o["text"] for o in results["prompts"][t]["selection"]}
         rep = {o["text"] for o in results["prompts"][t]["report"]}
@@ -229,3 +230,26 @@ def test_the_readme_and_docs_quote_the_committed_results():
     assert f"set+ban at all positions {tuned['cocomix/vector/set+ban/all@topic']}" in docs
     sel = results["recommended"]["selection_hm"]
     assert f"({sel['one_strength']:.3f} vs {sel['per_topic']:.3f}" in docs
+
+
+def test_switch_means_read_c_t_at_the_end_of_each_switch_line(world_run):
+    """`diffmean.switch_means` (benchmarks/steer_sentences.py's transplant) equals the mean of
+    the student's c_t at the last token of opening + switch line, computed prompt by prompt."""
+    import torch
+
+    from cocomix_lens.data.tokenizer import prompt_ids
+    from cocomix_lens.steering.diffmean import switch_means
+    from cocomix_lens.world.openings import openings, switch_line
+
+    run, hook = Run.open(world_run), "concept.hook_vector"
+    means = switch_means(run, [hook], TOPICS, n_openings=3)
+    for t in TOPICS:
+        pool = [o for o in openings(run.shards, "train", limit=12) if o.topic != t][:3]
+        rows = []
+        for o in pool:
+            ids = torch.tensor([prompt_ids(run.tokenizer, o.text + switch_line(t, o.tense))])
+            with torch.no_grad():
+                _, cache = run.student.run_with_cache(ids, names_filter=hook)
+            rows.append(cache[hook][0, -1].double().numpy())
+        assert means.counts[hook][TOPICS.index(t)] == len(pool) > 0
+        assert np.allclose(means.mean(hook, t), np.mean(rows, 0), atol=1e-5)
