@@ -326,7 +326,10 @@ def _claim(ctx: Context) -> None:
         atomic_write_json(path, record)
         return
     saved = json.loads(path.read_text())
-    old = {k: v for k, v in saved.items() if k not in NON_IDENTITY}
+    # A setting added after the run was recorded ran at its default then (the code had none)
+    added = {k: v for k, v in _flatten(dataclasses.asdict(type(ctx.cfg)())).items()
+             if k not in saved}
+    old = {k: v for k, v in {**added, **saved}.items() if k not in NON_IDENTITY}
     changed = [k for k in sorted(set(old) | set(mine)) if old.get(k) != mine.get(k)]
     if not changed:
         if saved.get("threads") != ctx.cfg.threads:  # the count the next resume keeps

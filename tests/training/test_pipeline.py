@@ -125,6 +125,23 @@ def test_interrupted_stage_resumes_from_its_checkpoint_bitwise(run):
     assert all(torch.equal(resumed[k], reference[k]) for k in reference)
 
 
+def test_a_run_recorded_before_a_setting_existed_resumes_at_its_default(run):
+    """pipeline.json of a run made before a setting was added lacks it: at its default the
+    run resumes (every stage skipped); another value is refused like any change."""
+    cfg, out, _ = run
+    path = out / LAYOUT.pipeline.config
+    record = json.loads(path.read_text())
+    try:
+        path.write_text(json.dumps({k: v for k, v in record.items() if k != "sae.sparsity"}))
+        again = run_pipeline(cfg, out)
+        assert all(s["skipped"] for s in again["stages"].values())
+        path.write_text(json.dumps({k: v for k, v in record.items() if k != "sae.sparsity"}))
+        with pytest.raises(ValueError, match=r"sae.sparsity=1.0 \(now 2.0\)"):
+            run_pipeline(apply_overrides(cfg, {"sae.sparsity": "2"}), out)
+    finally:
+        path.write_text(json.dumps(record))
+
+
 def test_changed_settings_are_refused_in_a_used_run_directory(run):
     cfg, out, _ = run
     other = dataclasses.replace(cfg, seed=cfg.seed + 1)
