@@ -64,7 +64,8 @@ class SAESection:
     """Number of latents (= the student's n_concepts)."""
     k: int = bounded(16, 1, 4096)
     """Active latents per token (TopK; the paper's 32 of 768 dims is sparser than 32 of our
-    192, so the tiny teacher gets 16)."""
+    192, so the tiny teacher gets 16); jumprelu: the L0 target. The groundtruth stage counts a
+    token's k most active latents."""
     train_tokens: int = bounded(65_536, 1, 10**9)
     """Activation vectors collected from the train split."""
     eval_tokens: int = bounded(16_384, 1, 10**9)
@@ -79,7 +80,8 @@ class SAESection:
     """SAE-Lens normalize_activations; the scale is folded into the weights at the end."""
     architecture: str = "topk"
     """SAE-Lens training architecture: topk (k per token), batchtopk (k per token on average
-    over a batch; saved as JumpReLU) or matryoshka_batchtopk."""
+    over a batch; saved as JumpReLU), matryoshka_batchtopk, jumprelu (a threshold per latent,
+    L0 penalised toward k per token), standard (ReLU + L1) or gated (training.sae.ARCHITECTURES)."""
     matryoshka_first: int = bounded(16, 1, 1 << 20)
     """matryoshka_batchtopk: width of the first nested prefix; the prefixes grow 4x up to
     d_sae (16 -> 16, 64, 256, 512) and each reconstructs alone, so coarse features (a topic)
@@ -87,6 +89,13 @@ class SAESection:
     aux_loss: float = bounded(1.0, 0, 1000)
     """Weight of SAE-Lens's dead-latent auxiliary loss (AuxK: dead latents reconstruct the
     residual error)."""
+    sparsity: float = bounded(1.0, 0, 1e6)
+    """jumprelu: weight of the L0 penalty (quadratic around k per token); standard, gated:
+    weight of the L1 penalty."""
+    pre_act_loss: float = bounded(0.0, 0, 1e6)
+    """jumprelu: weight of Anthropic's pre-activation loss on dead latents (0 = off)."""
+    threshold_init: float = bounded(0.01, 0, 1e6)
+    """jumprelu: every latent's initial threshold (on the normalized activations)."""
     seed: int = bounded(0, 0, SEED_MAX)
     """Seeds init, window choice and shuffling."""
 

@@ -1,4 +1,5 @@
-"""A TopK SAE on the teacher's residual stream, trained with SAE-Lens, and its quality.
+"""A sparse autoencoder (TopK by default) on the teacher's residual stream, trained with
+SAE-Lens, and its quality.
 
 The teacher's activations at one hook are collected once (the forward stops at the hook),
 kept in memory, and fed to SAE-Lens's `SAETrainer` as a plain iterator of [batch, d_in]
@@ -21,7 +22,7 @@ import contextlib
 import io
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,32 @@ from training.pipeline_config import SAESection
 
 log = logging.getLogger(__name__)
 
-K_SPARSE = ("topk", "batchtopk", "matryoshka_batchtopk")
-"""SAE-Lens architectures whose sparsity is a target k (they share SAESection's fields)."""
+
+def _k_sparse(cfg: SAESection) -> dict[str, Any]:
+    return {"k": cfg.k, "aux_loss_coefficient": cfg.aux_loss}
+
+
+def _matryoshka(cfg: SAESection) -> dict[str, Any]:
+    return {**_k_sparse(cfg),
+            "matryoshka_widths": matryoshka_widths(cfg.matryoshka_first, cfg.d_sae)}
+
+
+def _jumprelu(cfg: SAESection) -> dict[str, Any]:
+    # Gemma Scope 2's quadratic L0 penalty around a target of k active latents per token,
+    # with thresholds learned per latent; Anthropic's pre-activation loss revives dead ones.
+    return {"l0_coefficient": cfg.sparsity, "jumprelu_sparsity_loss_mode": "quadratic",
+            "target_l0": float(cfg.k), "pre_act_loss_coefficient": cfg.pre_act_loss or None,
+            "jumprelu_init_threshold": cfg.threshold_init}
+
+
+def _l1(cfg: SAESection) -> dict[str, Any]:
+    return {"l1_coefficient": cfg.sparsity}
+
+
+ARCHITECTURES: dict[str, Callable[[SAESection], dict[str, Any]]] = {
+    "topk": _k_sparse, "batchtopk": _k_sparse, "matryoshka_batchtopk": _matryoshka,
+    "jumprelu": _jumprelu, "standard": _l1, "gated": _l1}
+"""SAE-Lens training architectures -> their config's sparsity fields from an SAESection."""
 
 
 def default_hook(n_layers: int) -> str:
@@ -88,11 +113,9 @@ def train_sae(acts: Tensor, hook: str, cfg: SAESection, model_name: str = "cocom
     torch.manual_seed(cfg.seed)
     meta = SAEMetadata(model_name=model_name, hook_name=hook, context_size=context_size)
     sae_class, config_class = training_class(cfg.architecture)
-    nested = {"matryoshka_widths": matryoshka_widths(cfg.matryoshka_first, cfg.d_sae)} \
-        if cfg.architecture == "matryoshka_batchtopk" else {}
     sae = sae_class(config_class(
-        d_in=acts.shape[1], d_sae=cfg.d_sae, k=cfg.k, normalize_activations=cfg.normalize,
-        aux_loss_coefficient=cfg.aux_loss, metadata=meta, **nested))
+        d_in=acts.shape[1], d_sae=cfg.d_sae, normalize_activations=cfg.normalize,
+        metadata=meta, **ARCHITECTURES[cfg.architecture](cfg)))
     trainer_cfg = SAETrainerConfig(
         total_training_samples=steps * batch, train_batch_size_samples=batch, lr=cfg.lr,
         lr_end=cfg.lr / 10, lr_scheduler_name="cosineannealing",
@@ -125,12 +148,12 @@ def matryoshka_widths(first: int, d_sae: int) -> list[int]:
 
 
 def training_class(architecture: str) -> tuple[type, type]:
-    """(TrainingSAE class, its config class) of a k-sparse SAE-Lens architecture."""
+    """(TrainingSAE class, its config class) of an SAE-Lens training architecture."""
     from sae_lens.registry import get_sae_training_class
 
-    if architecture not in K_SPARSE:
+    if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown SAE architecture {architecture!r}; choose one of "
-                         f"{', '.join(K_SPARSE)} (SAESection.architecture)")
+                         f"{', '.join(ARCHITECTURES)} (SAESection.architecture)")
     return get_sae_training_class(architecture)
 
 

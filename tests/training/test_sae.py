@@ -1,4 +1,5 @@
-"""training.sae: activations, SAE-Lens TopK training, the saved format and the quality numbers."""
+"""training.sae: activations, SAE-Lens training (TopK, Matryoshka, JumpReLU, L1), the saved
+format and the quality numbers."""
 
 from __future__ import annotations
 
@@ -115,5 +116,42 @@ def test_matryoshka_sae_trains_saves_as_jumprelu_and_nests_its_prefixes(tmp_path
     assert loaded.cfg.architecture() == "jumprelu"
     q = sae_quality(loaded, acts)
     assert q["variance_explained"] > 0.5 and 1 <= q["l0"] < 16  # k = 4 on average in training
-    with pytest.raises(ValueError, match="unknown SAE architecture 'gated'.*topk"):
-        train_sae(acts, HOOK, SAESection(d_sae=32, k=4, architecture="gated"))
+    with pytest.raises(ValueError, match="unknown SAE architecture 'relu'.*topk"):
+        train_sae(acts, HOOK, SAESection(d_sae=32, k=4, architecture="relu"))
+
+
+def test_jumprelu_sae_learns_a_threshold_per_latent_from_its_l0_target(tmp_path):
+    from cocomix_lens.concepts import load_sae
+
+    acts = sparse_data(n=2048)
+    # 240 steps: a threshold moves by about lr per Adam step, whatever the L0 weight
+    cfg = SAESection(d_sae=32, k=3, epochs=30, batch_size=256, lr=3e-3,
+                     architecture="jumprelu", sparsity=0.5, pre_act_loss=0.1)
+    sae = train_sae(acts, HOOK, cfg)
+    assert sae.cfg.target_l0 == 3.0 and sae.cfg.l0_coefficient == 0.5
+    assert sae.cfg.jumprelu_sparsity_loss_mode == "quadratic"
+    assert sae.cfg.pre_act_loss_coefficient == 0.1
+    threshold = sae.threshold.detach()
+    # one threshold per latent, each raised from the shared init to pull L0 down toward k
+    assert threshold.shape == (32,) and len(threshold.unique()) == 32
+    assert float(threshold.min()) > cfg.threshold_init
+    loaded = load_sae(save_sae(sae, tmp_path / "sae"))
+    assert loaded.cfg.architecture() == "jumprelu"
+    with torch.no_grad():  # a latent fires exactly where its pre-activation passes its threshold
+        pre = loaded.process_sae_in(acts[:256]) @ loaded.W_enc + loaded.b_enc
+        z = loaded.encode(acts[:256])
+    torch.testing.assert_close(z != 0, pre > loaded.threshold)
+    q = sae_quality(loaded, acts)
+    assert q["variance_explained"] > 0.5 and 1 <= q["l0"] <= 12  # 16.4 after 80 steps
+
+
+@pytest.mark.parametrize("architecture", ["standard", "gated"])
+def test_l1_saes_train_with_the_sparsity_weight_as_their_l1_coefficient(architecture):
+    acts = sparse_data(n=2048)
+    dense, sparse = (train_sae(acts, HOOK, SAESection(
+        d_sae=32, epochs=10, batch_size=256, lr=3e-3, architecture=architecture,
+        sparsity=weight)) for weight in (0.01, 3.0))
+    assert sparse.cfg.l1_coefficient == 3.0
+    q_dense, q_sparse = sae_quality(dense, acts), sae_quality(sparse, acts)
+    assert q_dense["variance_explained"] > 0.5
+    assert q_sparse["l0"] < q_dense["l0"]  # a heavier L1 penalty, fewer active latents
