@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 
 def nll_terms(z: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -60,6 +61,7 @@ class ConceptCE(torch.autograd.Function):
         return (nll * valid).sum() / denom
 
     @staticmethod
+    @once_differentiable  # lse is saved without its graph: a second derivative would be wrong
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
         z, lse, labels, valid, denom = ctx.saved_tensors
         # Autograd's chain for (nll * valid).sum() / denom, op by op.
