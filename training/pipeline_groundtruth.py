@@ -219,7 +219,8 @@ def sentence_units(shards: Any, n: int) -> np.ndarray:
     return unit_ids(ends[np.asarray(shards.split("val")[:n], dtype=np.int64)])
 
 
-_SOURCES = {"sae": "SAE latents (top-k active)", "labels": "attribution labels (k per token)",
+# "{labels}": the run's labels method (summary["labels"]["method"]), e.g. attribution, activation
+_SOURCES = {"sae": "SAE latents (top-k active)", "labels": "{labels} labels (k per token)",
             "student": "CoCoMix student (top-k predicted)",
             "probe": "linear probe at the SAE hook (ceiling)"}
 
@@ -248,7 +249,8 @@ def render_groundtruth(s: dict[str, Any]) -> list[str]:
         tok = g.get("token_mean_best_f1", {}).get(src, {})
         cells = [_cell(cov[v], f1[v], tok.get(v) if v in g.get("sentence_variables", ()) else
                        None) for v in cols]
-        rows.append((label, *cells, g["named_concepts"].get(src, "–")))
+        method = (s.get("labels") or {}).get("method", "attribution")
+        rows.append((label.format(labels=method), *cells, g["named_concepts"].get(src, "–")))
     out.append(markdown_table(("concepts", *cols, "concepts with F1 ≥ 0.8"), rows,
                               "l" + "r" * (len(cols) + 1)))
     rows = [(name, f"{r['grammatical']:.2f} ({r['ci'][0]:.2f}–{r['ci'][1]:.2f})",

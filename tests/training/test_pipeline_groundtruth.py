@@ -139,3 +139,16 @@ def test_catalogue_names_concepts_after_their_ground_truth_match(run, tmp_path):
     assert (df.loc[others, "truth"] == "").all() and df.loc[others, "truth_f1"].isna().all()
     assert cat.search("topic=sea").index[0] == 3
     assert "truth       topic=sea (F1 0.91" in str(cat[3]) and "truth " not in str(cat[4])
+
+
+@pytest.mark.parametrize("method", ["attribution", "activation"])
+def test_report_names_the_runs_own_labels_method(method):
+    from training.pipeline_groundtruth import render_groundtruth
+
+    g = {"available": True, "tokens": 10, "file": "groundtruth.json", "named_concepts": {},
+         "coverage": {"labels": {"topic": 0.5}}, "mean_best_f1": {"labels": {"topic": 0.6}},
+         "samples": {}}
+    text = "\n".join(render_groundtruth({"groundtruth": g, "labels": {"method": method}}))
+    assert f"| {method} labels (k per token) | 0.50 (0.60)" in text
+    other = {"attribution": "activation", "activation": "attribution"}[method]
+    assert f"{other} labels" not in text
