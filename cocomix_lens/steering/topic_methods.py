@@ -17,6 +17,7 @@ the grid value it was built with, in the unit its family states (`FAMILIES`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,20 @@ class Family:
     model: str  # the run role that generates: "student" or "teacher"
     unit: str
     doc: str
+    # the text the model continues, (method, opening) -> str; None: the opening as it is
+    prompt: Callable[[TopicMethod, Opening], str] | None = None
+
+
+def _cue_before(m: TopicMethod, opening: Opening) -> str:
+    return cue_before(m.topic, opening.tense, m.seed) + opening.text
+
+
+def _switch_after(m: TopicMethod, opening: Opening) -> str:
+    return opening.text + switch_line(m.topic, opening.tense, m.seed)
+
+
+def _context(m: TopicMethod, opening: Opening) -> str:
+    return f"{m.cue} {opening.text}" if m.variant == "before" else f"{opening.text} {m.cue}"
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
@@ -50,12 +65,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("sae", "teacher", "x mean residual norm at the SAE's hook",
            "classic SAE steering: the topic's SAE latent's unit decoder direction added to "
            "the teacher's residual stream"),
-    Family("prompt_cue", "student", "none", "two topic sentences put before the opening"),
+    Family("prompt_cue", "student", "none", "two topic sentences put before the opening",
+           _cue_before),
     Family("prompt_switch", "student", "none",
-           "the corpus's topic-switch line put after the opening"),
+           "the corpus's topic-switch line put after the opening", _switch_after),
     Family("prompt_context", "student", "none",
            "a text the target concept is most active on (the catalogue's top teacher context) "
-           "put before (variant before) or after (after) the opening: runs without a world"),
+           "put before (variant before) or after (after) the opening: runs without a world",
+           _context),
     Family("unsteered", "student", "none", "no edit"),
     Family("random_concept", "student", "as the CoCoMix method it controls",
            "the chosen CoCoMix edit moved to random live concepts"),
@@ -96,15 +113,10 @@ class TopicMethod:
         return f"{self.family}/{self.variant}" if self.variant else self.family
 
     def prompt(self, opening: Opening) -> str:
-        """The text the model continues: the opening, with a cue when the method prompts."""
-        if self.family == "prompt_cue":
-            return cue_before(self.topic, opening.tense, self.seed) + opening.text
-        if self.family == "prompt_switch":
-            return opening.text + switch_line(self.topic, opening.tense, self.seed)
-        if self.family == "prompt_context":
-            before = self.variant == "before"
-            return f"{self.cue} {opening.text}" if before else f"{opening.text} {self.cue}"
-        return opening.text
+        """The text the model continues: the opening, with a cue when the method prompts
+        (its family's `prompt`)."""
+        text = FAMILIES[self.family].prompt
+        return opening.text if text is None else text(self, opening)
 
     def method(self) -> Method:
         """The harness's Method: the spec's hooks, the residual direction at its hook, or no
