@@ -63,8 +63,6 @@ def run(args: argparse.Namespace) -> int:
                          "oracle; fix: pass a run of `cocomix-lens pipeline --preset world`, "
                          "or --mode wiki")
     cfg = BenchConfig.quick() if args.quick else BenchConfig()
-    if args.workers < 1:
-        raise ValueError(f"--workers {args.workers}; fix: pass 1 or more")
     cfg = replace(cfg, seed=args.seed, topics=args.topics or cfg.topics, workers=args.workers)
     out = Path(args.out) if args.out else run_.path / LAYOUT.pipeline.steer_bench
     results = run_bench(run_, out, cfg, show_progress=not args.no_progress)
