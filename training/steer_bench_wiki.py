@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
+from cocomix_lens.steering.topic_methods import FAMILIES
 from training.steer_bench import Bench, BenchConfig, _bar, choose_and_report
 from training.steer_bench_methods import (
     TopicKit,
@@ -61,7 +62,7 @@ WIKI_SCORES = {"concept": "sae_active", "sae_act": "sae_act", "promoted": "top_t
 """Score -> the registered scorer a wiki cell reads (fluency is derived from ppl)."""
 HARMONIC_OF = ("concept", "fluency")
 SCORING = "wiki-2"  # part of a wiki cell's key: bumped when WIKI_SCORES change
-WORLD_PROMPTS = ("prompt_cue", "prompt_switch")  # need the world's grammar
+WORLD_ONLY = tuple(f.name for f in FAMILIES.values() if f.world)  # need the world's grammar
 CONTEXTS = ("before", "after")  # prompt_context variants
 COLUMNS = (("concept", False), ("fluency", False), ("sae_act", False), ("promoted", False),
            ("ppl", True), ("distinct_2", False))
@@ -250,7 +251,7 @@ def wiki_methods(bench: WikiBench, k: TopicKit, chosen: dict, best_cocomix: str,
 
     target = bench.targets[k.topic]
     world = extra_methods(bench, k, chosen, best_cocomix, best_diffmean, tuned)
-    return [m for m in world if m.family not in WORLD_PROMPTS] + [
+    return [m for m in world if m.family not in WORLD_ONLY] + [
         TopicMethod("prompt_context", v, k.topic, cue=target.context,
                     extra={"document": target.context_doc}) for v in CONTEXTS]
 

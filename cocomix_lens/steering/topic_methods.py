@@ -36,6 +36,7 @@ class Family:
     doc: str
     # the text the model continues, (method, opening) -> str; None: the opening as it is
     prompt: Callable[[TopicMethod, Opening], str] | None = None
+    world: bool = False  # built from the world's grammar (its cue lines): world runs only
 
 
 def _cue_before(m: TopicMethod, opening: Opening) -> str:
@@ -61,14 +62,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("switch_vector", "student", "x (mean c_t after the topic-switch line toward T - "
            "after the lines toward other topics)",
            "transplant from prompting: the student's concept vector right after the corpus's "
-           "topic-switch line (diffmean.switch_means) as a `vector` edit of c_t"),
+           "topic-switch line (diffmean.switch_means) as a `vector` edit of c_t", world=True),
     Family("sae", "teacher", "x mean residual norm at the SAE's hook",
            "classic SAE steering: the topic's SAE latent's unit decoder direction added to "
            "the teacher's residual stream"),
     Family("prompt_cue", "student", "none", "two topic sentences put before the opening",
-           _cue_before),
+           _cue_before, world=True),
     Family("prompt_switch", "student", "none",
-           "the corpus's topic-switch line put after the opening", _switch_after),
+           "the corpus's topic-switch line put after the opening", _switch_after, world=True),
     Family("prompt_context", "student", "none",
            "a text the target concept is most active on (the catalogue's top teacher context) "
            "put before (variant before) or after (after) the opening: runs without a world",

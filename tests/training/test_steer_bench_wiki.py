@@ -16,7 +16,7 @@ from cocomix_lens.steering.topic_eval import evaluate_method
 from cocomix_lens.steering.topic_methods import FAMILIES, TopicMethod
 from cocomix_lens.world.openings import Opening
 from training.cli import main
-from training.steer_bench_wiki import WIKI_SCORES, WORLD_PROMPTS, WikiBenchConfig, targets
+from training.steer_bench_wiki import WIKI_SCORES, WORLD_ONLY, WikiBenchConfig, targets
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_quick_wiki_bench_measures_every_family_that_applies(wiki_bench):
     assert results["mode"] == "wiki" and len(results["topics"]) == 3
     families = {cell["method"]["family"] for row in results["rows"].values()
                 for cell in row["cells"]}
-    assert families == set(FAMILIES) - set(WORLD_PROMPTS)
+    assert families == set(FAMILIES) - set(WORLD_ONLY)
     for row in results["rows"].values():
         s = row["summary"]["harmonic"]
         assert s["lo"] <= s["mean"] <= s["hi"]
