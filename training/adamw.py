@@ -17,6 +17,10 @@ from torch import Tensor
 # On the 69M shape (85M parameters, 1 thread) 32K-element chunks took 0.32 s a step (call
 # overhead), 256K-2M ones 0.16-0.20 s, torch's whole-tensor passes 0.41-0.51 s.
 CHUNK = 1 << 18
+# The torch whose `_single_tensor_adam` op order and `_init_group` signature `_step_param`
+# copies (pyproject allows torch >= 2.1, whose AdamW had another `_init_group`): elsewhere
+# `step` is torch's own, so other versions train as torch does, only slower.
+CHUNKED_TORCH = "2.13."
 
 
 class AdamW(torch.optim.AdamW):
@@ -40,6 +44,8 @@ class AdamW(torch.optim.AdamW):
 
     @staticmethod
     def _chunkable(group: dict) -> bool:
+        if not torch.__version__.startswith(CHUNKED_TORCH):
+            return False
         off = ("amsgrad", "maximize", "capturable", "differentiable", "foreach", "fused")
         scalars = (group["lr"], group["weight_decay"], *group["betas"])
         return (not any(group[k] for k in off) and all(isinstance(x, float) for x in scalars)

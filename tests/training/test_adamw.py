@@ -50,12 +50,16 @@ def _same_state(a, b):
 @pytest.mark.parametrize("chunk", [64, 100, 1 << 18])  # aligned, ragged, whole tensors
 def test_chunked_adamw_steps_are_bitwise_torchs(chunk, monkeypatch):
     monkeypatch.setattr(adamw, "CHUNK", chunk)
+    chunked = []  # the chunked path runs (torch's own step would pass this test too)
+    step_param = adamw._step_param
+    monkeypatch.setattr(adamw, "_step_param", lambda *a: (chunked.append(1), step_param(*a)))
     torch.manual_seed(0)
     ref = _Net()
     ours = copy.deepcopy(ref)
     ref_opt, ours_opt = _optim(torch.optim.AdamW, ref), _optim(adamw.AdamW, ours)
     _steps(ref, *ref_opt, 0, 5)
     _steps(ours, *ours_opt, 0, 5)
+    assert len(chunked) == 5 * len(list(ours.parameters()))
     assert _same(ref, ours)
     assert _same_state(ref_opt[0], ours_opt[0])
 
@@ -93,3 +97,15 @@ def test_options_the_chunks_do_not_implement_run_torchs_step(monkeypatch):
     opt = adamw.AdamW(model.parameters(), lr=1e-3, amsgrad=True)
     _steps(model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), 0, 1)
     assert not calls and all(len(s) == 4 for s in opt.state.values())  # with max_exp_avg_sq
+
+
+@pytest.mark.parametrize("version", ["2.5.1", "2.1.0+cpu"])
+def test_a_torch_other_than_the_copied_one_takes_torchs_own_step(version, monkeypatch):
+    calls = []
+    monkeypatch.setattr(adamw, "_step_param", lambda *a: calls.append(a))
+    monkeypatch.setattr(torch, "__version__", version)
+    torch.manual_seed(0)
+    model = _Net()
+    opt = adamw.AdamW(model.parameters(), lr=1e-3)
+    _steps(model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), 0, 1)
+    assert not calls and all(len(s) == 3 for s in opt.state.values())  # torch stepped them
