@@ -271,7 +271,7 @@ def _add_explanations(concepts: pd.DataFrame, teacher: tuple[np.ndarray, ...],
                       truth: dict[int, tuple[str, float]], limit: int) -> pd.DataFrame:
     """Explanation, keywords and detection score (catalogue.explain) from the sentences of
     the first `limit` validation tokens; the name becomes the explanation's head phrase."""
-    from cocomix_lens.world.units import sentence_ends
+    from cocomix_lens.data.sentences import sentence_ends
 
     scanned = np.asarray(tokens[:limit], dtype=np.int64)
     units = Units(scanned, text_units(scanned, sentence_ends(vocab, eos_id)))

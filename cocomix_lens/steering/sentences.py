@@ -6,8 +6,9 @@ of a sentence when k - 1 tokens passed since the last sentence end at or before 
 t itself ends a sentence, so the slot predicts the next sentence's first token). An edit at
 `positions="sentences"` with `span=n` acts on the first n slots of every sentence;
 `"new_sentences"` does the same from the prompt's last token on (the sentences the model
-writes). A token ends a sentence as in the world's ground truth (`world.units.sentence_ends`):
-its text holds ., ?, ! or a newline, or it is <|endoftext|> (a document's start).
+writes). A token ends a sentence by the one rule every corpus is split with
+(`cocomix_lens.data.sentences.sentence_ends`): its text holds ., ?, ! or a newline, or it is
+<|endoftext|> (a document's start).
 
     ends = sentence_end_table(model)                       # bool [d_vocab]
     since, carry = since_sentence_end(tokens, ends, carry)  # [batch, pos], [batch]
@@ -28,8 +29,8 @@ def sentence_end_table(model) -> Tensor:
     """bool [d_vocab] on the model's device: which token ids end a sentence (module docstring).
     Needs the model's tokenizer (a model from `Run.open` or `from_pretrained` has it)."""
     from cocomix_lens.catalogue.readout import vocabulary
+    from cocomix_lens.data.sentences import sentence_ends
     from cocomix_lens.data.tokenizer import eos_id
-    from cocomix_lens.world.units import sentence_ends
 
     tok = model.tokenizer
     if tok is None:

@@ -11,20 +11,11 @@ Characters, places and quantities are spans of a few tokens and are judged per t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
+# The sentence-end rule reads only token text, so it lives with the data (one rule for every
+# corpus); the world's sentence units are made with it, and `world.sentence_ends` names it.
+from cocomix_lens.data.sentences import sentence_ends
 
 SENTENCE_VARIABLES = ("topic", "act", "tense", "sentiment", "kind")
 """Variables constant over a sentence, scored per sentence."""
 
-_END_CHARS = (".", "?", "!", "\n")
-
-
-def sentence_ends(token_texts: Sequence[str], eos_id: int | None = None) -> np.ndarray:
-    """bool [vocab]: which tokens end a sentence — their text holds ., ?, ! or a newline (a
-    dialogue line or a topic switch), and the end-of-text token. Index it with token ids."""
-    ends = np.array([any(c in t for c in _END_CHARS) for t in token_texts], dtype=bool)
-    if eos_id is not None:
-        ends[eos_id] = True
-    return ends
+__all__ = ["SENTENCE_VARIABLES", "sentence_ends"]

@@ -27,10 +27,3 @@ def test_bootstrap_interval_resamples_texts():
     # Binomial by text: p = 0.75, n = 40, sd = 0.068; the interval is about ±0.13.
     assert lo < 0.75 < hi and 0.2 < hi - lo < 0.33
     assert np.isnan(grammatical_share([]).value)
-
-
-def test_sentence_ends_mark_punctuation_newlines_and_end_of_text():
-    from cocomix_lens.world import sentence_ends
-
-    ends = sentence_ends(["She", " sold", ".", " Did", "?\n", "Anna", ":", "<eos>"], eos_id=7)
-    assert ends.tolist() == [False, False, True, False, True, False, False, True]
