@@ -8,10 +8,10 @@ topic's set banned) at every generated position, against the same edit at the fi
 slots of each sentence (positions "new_sentences" / "sentences", decided from the tokens as
 they are generated: cocomix_lens/steering/sentences.py), and the transplant from the prompt
 that works: the student's concept vector right after the corpus's topic-switch line toward
-the topic (`diffmean.switch_means`, over training openings) as a `vector` edit. Each variant
-at one strength for every topic (best selection-half harmonic mean) and, for the CoCoMix
-ones, at a grammar-bounded strength per topic ("@topic"), each with its random-concept
-control; the 5x goal of the steer-bench per variant. Writes OUT/results.{json,md}.
+the topic (`world.steer_topics.switch_means`, over training openings) as a `vector` edit.
+Each variant at one strength for every topic (best selection-half harmonic mean) and, for
+the CoCoMix ones, at a grammar-bounded strength per topic ("@topic"), each with its
+random-concept control; the 5x goal of the steer-bench per variant. Writes OUT/results.{json,md}.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ SWITCH_GRID = (8.0, 16.0, 32.0, 64.0)  # x the switch-line difference of means (
 
 
 def switch_means(bench: Bench):
-    """`diffmean.switch_means` of the run at c_t, cached in OUT/switch_means.json."""
-    from cocomix_lens.steering.diffmean import TopicMeans, switch_means
+    """`steer_topics.switch_means` of the run at c_t, cached in OUT/switch_means.json."""
+    from cocomix_lens.steering.diffmean import TopicMeans
+    from cocomix_lens.world.steer_topics import switch_means
 
     path = bench.out / "switch_means.json"
     stamp = {"run": bench.fingerprint, "topics": bench.topics}

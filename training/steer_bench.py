@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cocomix_lens.world.steer_topics  # noqa: F401  (registers the world's prompting families)
 import cocomix_lens.world.steering_scorers  # noqa: F401  (registers the oracle scorers)
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text, strict_json
 from cocomix_lens.steering.ops import OPS as STEERING_OPS

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+import cocomix_lens.world.steer_topics  # noqa: F401  (its families are the ones left out)
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text
 from cocomix_lens.steering.topic_methods import FAMILIES
 from training.steer_bench import Bench, BenchConfig, _bar, choose_and_report

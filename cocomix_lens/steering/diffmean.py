@@ -166,30 +166,3 @@ def random_direction(like: np.ndarray, seed: int) -> np.ndarray:
     """A seeded Gaussian direction with the norm of `like` (the matched-norm control)."""
     r = np.random.default_rng(seed).standard_normal(like.shape)
     return (r / np.linalg.norm(r) * np.linalg.norm(like)).astype(np.float32)
-
-
-@torch.no_grad()
-def switch_means(run: Any, hooks: Sequence[str], topics: Sequence[str], split: str = "train",
-                 n_openings: int = 64, seed: int = 0) -> TopicMeans:
-    """Per topic T, the student's activations at `hooks` at the last token of "opening + the
-    corpus's topic-switch line toward T" (`world.openings.switch_line`), over the first
-    `n_openings` openings of `split` on other topics: the state in which the model has just
-    been told the talk turns to T, whose slot predicts the first token of a sentence on T.
-    `diffmean(hook, T)` is that mean minus the mean over the other topics' switch lines."""
-    from cocomix_lens.data.tokenizer import eos_id, prompt_ids
-    from cocomix_lens.world.openings import openings, switch_line
-
-    model, tok = run.student, run.tokenizer
-    pool = openings(run.shards, split, limit=4 * n_openings)  # enough of other topics
-    rows, ends = [], []
-    for i, t in enumerate(topics):
-        for o in [o for o in pool if o.topic != t][:n_openings]:
-            rows.append(prompt_ids(tok, o.text + switch_line(t, o.tense, seed)))
-            ends.append(i)
-    width = max(map(len, rows))
-    windows = torch.full((len(rows), width), eos_id(tok), dtype=torch.long)
-    labels = np.full((len(rows), width), -1, dtype=np.int64)
-    for r, (ids, i) in enumerate(zip(rows, ends)):
-        windows[r, :len(ids)] = torch.tensor(ids)  # padded on the right: causal, unread
-        labels[r, len(ids) - 1] = i
-    return accumulate_means(model, windows, labels, list(topics), hooks)

@@ -27,8 +27,7 @@ import numpy as np
 
 from cocomix_lens.sampling import Sampling
 from cocomix_lens.steering.evaluate import Evaluation, Harness
-from cocomix_lens.steering.topic_methods import TopicMethod
-from cocomix_lens.world.openings import Opening
+from cocomix_lens.steering.topic_methods import TextPrompt, TopicMethod
 
 SCORES = {"concept": "oracle_on_target", "fluency": "oracle_grammatical",
           "relevance": "oracle_relevance", "ppl": "ppl_ntp"}
@@ -88,7 +87,7 @@ class MethodScores:
                             harmonic_of)
 
 
-def evaluate_method(run: Any, method: TopicMethod, openings: Sequence[Opening],
+def evaluate_method(run: Any, method: TopicMethod, openings: Sequence[TextPrompt],
                     sampling: Sampling, n_samples: int = 4, n_examples: int = 3,
                     batch_size: int = 64, scores: dict[str, str] | None = None,
                     concept: int | None = None) -> MethodScores:

@@ -1,5 +1,5 @@
-"""Steering methods aimed at a world topic, as reproducible records: what the steering
-benchmark (`cocomix_lens.steering.topic_eval`, `cocomix-lens steer-bench`) measures.
+"""Steering methods aimed at a topic, as reproducible records: what the steering benchmark
+(`cocomix_lens.steering.topic_eval`, `cocomix-lens steer-bench`) measures.
 
     m = TopicMethod("diffmean", "blocks.1.hook_resid_post", "farming", 4.0,
                     hook="blocks.1.hook_resid_post", vector=tuple(4.0 * v))
@@ -13,17 +13,29 @@ the SAE decoder direction, a random direction) and the hook it is added at, or t
 before / after the opening (prompting). `method()` turns it into the one `Method` every
 steering evaluation runs (`spec_method`, `residual_method`, `prompt_method`). `strength` is
 the grid value it was built with, in the unit its family states (`FAMILIES`).
+
+The families here need nothing but the opening's text. A corpus whose grammar writes prompts
+of its own registers those families with `register_family` when its module is imported (the
+world's topic cues and switch line: `cocomix_lens/world/steer_topics.py`), as a corpus's
+scorers are registered with `scorers.register_scorer`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from cocomix_lens.steering.method import Method, prompt_method, residual_method
 from cocomix_lens.steering.spec import SteeringSpec
-from cocomix_lens.world.openings import Opening, cue_before, switch_line
+
+
+class TextPrompt(Protocol):
+    """What a topic method continues: a held-out document's opening, of which the families
+    here read only the text (a corpus's families may read more, e.g. the world's tense)."""
+
+    @property
+    def text(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -34,20 +46,13 @@ class Family:
     model: str  # the run role that generates: "student" or "teacher"
     unit: str
     doc: str
-    # the text the model continues, (method, opening) -> str; None: the opening as it is
-    prompt: Callable[[TopicMethod, Opening], str] | None = None
+    # the text the model continues, (method, opening) -> str; None: the opening as it is.
+    # (Any: a corpus's family reads its own opening type, e.g. the world's `Opening`.)
+    prompt: Callable[[TopicMethod, Any], str] | None = None
     world: bool = False  # built from the world's grammar (its cue lines): world runs only
 
 
-def _cue_before(m: TopicMethod, opening: Opening) -> str:
-    return cue_before(m.topic, opening.tense, m.seed) + opening.text
-
-
-def _switch_after(m: TopicMethod, opening: Opening) -> str:
-    return opening.text + switch_line(m.topic, opening.tense, m.seed)
-
-
-def _context(m: TopicMethod, opening: Opening) -> str:
+def _context(m: TopicMethod, opening: TextPrompt) -> str:
     return f"{m.cue} {opening.text}" if m.variant == "before" else f"{opening.text} {m.cue}"
 
 
@@ -59,17 +64,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            "DiffMean: the topic's difference of mean residuals added at a hook"),
     Family("diffmean_vector", "student", "x (mean c_t over topic tokens - over others)",
            "DiffMean in concept-vector space: a `vector` edit of c_t"),
-    Family("switch_vector", "student", "x (mean c_t after the topic-switch line toward T - "
-           "after the lines toward other topics)",
-           "transplant from prompting: the student's concept vector right after the corpus's "
-           "topic-switch line (diffmean.switch_means) as a `vector` edit of c_t", world=True),
     Family("sae", "teacher", "x mean residual norm at the SAE's hook",
            "classic SAE steering: the topic's SAE latent's unit decoder direction added to "
            "the teacher's residual stream"),
-    Family("prompt_cue", "student", "none", "two topic sentences put before the opening",
-           _cue_before, world=True),
-    Family("prompt_switch", "student", "none",
-           "the corpus's topic-switch line put after the opening", _switch_after, world=True),
     Family("prompt_context", "student", "none",
            "a text the target concept is most active on (the catalogue's top teacher context) "
            "put before (variant before) or after (after) the opening: runs without a world",
@@ -80,6 +77,13 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("random_direction", "student", "as the DiffMean method it controls",
            "a random direction with the norm of the chosen DiffMean vector, at its hook"),
 )}
+"""name -> Family: the families above and those a corpus registers (`register_family`)."""
+
+
+def register_family(family: Family) -> Family:
+    """Add (or replace) a steering family in `FAMILIES`; returns it."""
+    FAMILIES[family.name] = family
+    return family
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,8 @@ class TopicMethod:
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"unknown steering family {self.family!r}; choose one of "
-                             f"{', '.join(FAMILIES)}")
+                             f"{', '.join(FAMILIES)} (a corpus's own families are registered "
+                             "by importing its module, e.g. cocomix_lens.world.steer_topics)")
         if (self.hook is None) != (self.vector is None):
             raise ValueError("a residual direction needs both hook and vector")
 
@@ -113,7 +118,7 @@ class TopicMethod:
         """'family/variant' (the row of a benchmark table)."""
         return f"{self.family}/{self.variant}" if self.variant else self.family
 
-    def prompt(self, opening: Opening) -> str:
+    def prompt(self, opening: TextPrompt) -> str:
         """The text the model continues: the opening, with a cue when the method prompts
         (its family's `prompt`)."""
         text = FAMILIES[self.family].prompt

@@ -1,26 +1,29 @@
-"""TopicMethod.prompt (cocomix_lens/steering/topic_methods.py): each family's text, composed
-directly from the world's cue functions."""
+"""TopicMethod.prompt (cocomix_lens/steering/topic_methods.py): the families here continue the
+opening's text, read through nothing but its `text` (the world's own families:
+tests/world/test_steer_topics.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
-from cocomix_lens.steering.topic_methods import FAMILIES, TopicMethod
-from cocomix_lens.world.openings import Opening, cue_before, switch_line
-
-OPENING = Opening("Anna was a nurse.", "medicine", ("Anna",), "past", "val/3")
+from cocomix_lens.steering.topic_methods import FAMILIES, Family, TopicMethod, register_family
 
 
-@pytest.mark.parametrize("seed", [0, 3])
-def test_each_family_continues_the_text_its_registry_entry_names(seed):
-    expected = {
-        "prompt_cue": cue_before("farming", "past", seed) + OPENING.text,
-        "prompt_switch": OPENING.text + switch_line("farming", "past", seed),
-    }
-    for family in set(FAMILIES) - {"prompt_context"}:  # (its cue: the test below)
-        m = TopicMethod(family, "", "farming", seed=seed)
-        assert m.prompt(OPENING) == expected.get(family, OPENING.text), family
-    assert expected["prompt_cue"] != expected["prompt_switch"] != OPENING.text
+@dataclass(frozen=True)
+class Text:
+    """An opening of any corpus: only its text."""
+
+    text: str
+
+
+OPENING = Text("Anna was a nurse.")
+
+
+def test_each_family_without_a_grammar_continues_the_opening_as_it_is():
+    for family in {n for n, f in FAMILIES.items() if not f.world} - {"prompt_context"}:
+        assert TopicMethod(family, "", "farming").prompt(OPENING) == OPENING.text, family
 
 
 def test_context_prompt_goes_before_or_after_the_opening_by_variant():
@@ -28,3 +31,15 @@ def test_context_prompt_goes_before_or_after_the_opening_by_variant():
     after = TopicMethod("prompt_context", "after", "goat", cue="The goat ate.")
     assert before.prompt(OPENING) == "The goat ate. Anna was a nurse."
     assert after.prompt(OPENING) == "Anna was a nurse. The goat ate."
+
+
+def test_a_registered_family_writes_its_own_prompt_and_an_unknown_one_is_refused():
+    with pytest.raises(ValueError, match="unknown steering family 'shout'"):
+        TopicMethod("shout", "", "goat")
+    family = Family("shout", "student", "none", "the opening in capitals",
+                    lambda m, o: o.text.upper())
+    try:
+        assert register_family(family) is FAMILIES["shout"] is family
+        assert TopicMethod("shout", "", "goat").prompt(OPENING) == "ANNA WAS A NURSE."
+    finally:
+        del FAMILIES["shout"]

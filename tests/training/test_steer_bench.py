@@ -233,13 +233,13 @@ def test_the_readme_and_docs_quote_the_committed_results():
 
 
 def test_switch_means_read_c_t_at_the_end_of_each_switch_line(world_run):
-    """`diffmean.switch_means` (benchmarks/steer_sentences.py's transplant) equals the mean of
+    """`steer_topics.switch_means` (benchmarks/steer_sentences.py's transplant) equals the mean of
     the student's c_t at the last token of opening + switch line, computed prompt by prompt."""
     import torch
 
     from cocomix_lens.data.tokenizer import prompt_ids
-    from cocomix_lens.steering.diffmean import switch_means
     from cocomix_lens.world.openings import openings, switch_line
+    from cocomix_lens.world.steer_topics import switch_means
 
     run, hook = Run.open(world_run), "concept.hook_vector"
     means = switch_means(run, [hook], TOPICS, n_openings=3)
