@@ -128,6 +128,40 @@ def test_no_new_import_circles_in_the_library_the_app_or_the_jobs():
                                  "app.shell")) for group in found for m in group)
 
 
+# Arrows inside the library that must not be drawn: folder -> the folders it never imports
+# (at module level, inside functions or under TYPE_CHECKING). ruff's banned-api bans a module
+# for the whole repo, not for one folder, so they are checked on the import graph instead.
+BANNED_ARROWS = {
+    # the world registers its scorers and families into steering's registries
+    "cocomix_lens.steering": ("cocomix_lens.world",),
+    # steering hooks into the model; the model takes any object with `context(...)`
+    "cocomix_lens.model": ("cocomix_lens.steering",),
+}
+
+
+def _within(module: str, folder: str) -> bool:
+    return module == folder or module.startswith(folder + ".")
+
+
+def banned_arrows(graph: dict[str, set[str]],
+                  rules: dict[str, tuple[str, ...]]) -> set[tuple[str, str]]:
+    """(importer, imported) of every import `rules` forbids."""
+    return {(m, t) for m, targets in graph.items() for folder, banned in rules.items()
+            if _within(m, folder) for t in targets if any(_within(t, b) for b in banned)}
+
+
+def test_steering_never_imports_the_world_and_the_model_never_imports_steering():
+    found = banned_arrows(import_graph(("cocomix_lens",)), BANNED_ARROWS)
+    assert not found, sorted(found)
+
+
+def test_the_arrow_finder_finds_a_banned_arrow_and_only_that():
+    graph = {"p.steering.a": {"p.world.b", "p.steering.c"}, "p.steering.c": {"p.world"},
+             "p.world.b": {"p.steering.a"}, "p.steering_x": {"p.world.b"}}
+    assert banned_arrows(graph, {"p.steering": ("p.world",)}) == {
+        ("p.steering.a", "p.world.b"), ("p.steering.c", "p.world")}
+
+
 def test_the_circle_finder_finds_a_circle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert circles(graph) == {frozenset("abc")}
