@@ -31,7 +31,7 @@ install-dev: $(VENV)/.installed-dev
 demo: install
 	@t0=$$(date +%s) && \
 	$(VENV)/bin/cocomix-lens pipeline --preset world --out $(DEMO_OUT) && t1=$$(date +%s) && \
-	$(VENV)/bin/cocomix-lens steer-eval --run $(DEMO_OUT) --densest 10 \
+	$(VENV)/bin/cocomix-lens steer-eval --run $(DEMO_OUT) --densest 10 --truth topic \
 		--sweep-samples 32 --samples 64 --out $(DEMO_OUT)/steering && t2=$$(date +%s) && \
 	echo "make demo: pipeline $$((t1 - t0)) s, steer-eval $$((t2 - t1)) s" && \
 	echo "Open the app: make app   (or: $(VENV)/bin/cocomix-lens app --run $(DEMO_OUT))"

@@ -63,6 +63,11 @@ class ScreenSettings:
 
     n: int = 30
     """Concepts to screen: the live ones the student predicts most often."""
+    truth: str | None = None
+    """Screen only concepts whose ground-truth match (catalogue column `truth`, e.g.
+    "topic=sea") is a value of this variable ("topic"); None: every live concept. On the world
+    run the densest concepts are tense and pronoun ones, which no add edit moves (`make demo`
+    screens topic concepts: docs/steering.md)."""
     strength: float = 6.0
     """The screen's add edit, in catalogue logit stds."""
     screen_samples: int = 48
@@ -108,13 +113,23 @@ def pick_strength(result: SweepResult, metric: str, bounds: FluencyBounds) -> fl
     return max(ok) if ok else min(result.strengths)
 
 
-def densest_concepts(run: Any, n: int) -> list[tuple[int, float, int]]:
+def densest_concepts(run: Any, n: int, truth: str | None = None) -> list[tuple[int, float, int]]:
     """(concept, prediction density, rank among live concepts) of the `n` live concepts the
-    student predicts most often (catalogue column `prediction_density`)."""
+    student predicts most often (catalogue column `prediction_density`), only those whose
+    ground-truth match is a value of the variable `truth` when given (`ScreenSettings.truth`)."""
     cat = run.catalogue.concepts
     live = cat[~cat["dead"]].sort_values("prediction_density", ascending=False, kind="stable")
-    return [(int(c), float(d), i + 1)
-            for i, (c, d) in enumerate(live["prediction_density"].head(n).items())]
+    ranked = [(int(c), float(d), i + 1)
+              for i, (c, d) in enumerate(live["prediction_density"].items())]
+    if truth is not None:
+        variables = sorted({str(t).split("=")[0] for t in live["truth"] if t})
+        if truth not in variables:
+            fix = (f"a variable among {variables}, or no filter" if variables else
+                   "screen without the filter (the run has no ground-truth matches)")
+            raise ValueError(f"truth={truth!r}: no live concept's ground-truth match (catalogue "
+                             f"column truth) is a value of it; fix: {fix}")
+        ranked = [r for r in ranked if str(live.at[r[0], "truth"]).startswith(truth + "=")]
+    return ranked[:n]
 
 
 def oracle_target(run: Any, concept: int) -> str | None:
@@ -167,7 +182,10 @@ class DenseSteering:
         metrics = st["metrics"]
         md = [f"{self.live} live concepts; median prediction density "
               f"{self.median_density:.1%}.", "",
-              f"## Screen: the {len(self.screen)} densest, add {st['strength']:g} std, "
+              f"## Screen: the {len(self.screen)} densest"
+              + (f" {st['truth']} concepts (ground-truth match {st['truth']}=...)"
+                 if st.get("truth") else "")
+              + f", add {st['strength']:g} std, "
               f"{st['screen_samples']} samples (steered [CI] vs unsteered / control)", ""]
         rows = [(row["concept"], row["name"], f"{row['density']:.1%} ({row['rank']})",
                  *(_cell(row["result"], m) for m in metrics), "yes" if row["clear"] else "no")
@@ -230,7 +248,8 @@ def steer_densest(run: Any, settings: ScreenSettings = ScreenSettings(),
     # samples are drawn once for every screened concept, and only scored per concept.
     screen = Harness(run, list(prompts) if prompts else default_prompts(run), sampling, ev)
     controls: dict[tuple[int, float], Method] = {}
-    for c, dens, rank in progress(densest_concepts(run, st.n), st.n, "screen"):
+    chosen = densest_concepts(run, st.n, st.truth)
+    for c, dens, rank in progress(chosen, len(chosen), "screen"):
         r = screen_concept(screen, c, st.strength, controls)
         res.screen.append({"concept": c, "density": dens, "rank": rank,
                            "name": run.catalogue.names([c])[0],

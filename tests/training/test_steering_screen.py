@@ -80,6 +80,24 @@ def test_densest_concepts_are_the_live_ones_by_prediction_density(run):
     assert dens[0] == live.max() and (live > dens[-1]).sum() <= 4
 
 
+def test_densest_concepts_of_one_variable_keep_their_rank_among_all_live_ones():
+    """`truth="topic"` screens the densest concepts whose ground-truth match is a topic, in
+    density order, each with its rank among every live concept; a variable no concept
+    matches is refused in one line naming the argument and the variables there are."""
+    import pandas as pd
+
+    cat = pd.DataFrame({"dead": [False, False, True, False, False, False],
+                        "prediction_density": [0.9, 0.5, 0.95, 0.7, 0.2, 0.6],
+                        "truth": ["tense=past", "topic=sea", "topic=war", "", "topic=art",
+                                  "act=intro"]})
+    fake = type("R", (), {"catalogue": type("C", (), {"concepts": cat})()})()
+    assert densest_concepts(fake, 2, "topic") == [(1, 0.5, 4), (4, 0.2, 5)]  # 2 dead: skipped
+    assert densest_concepts(fake, 1, "tense") == [(0, 0.9, 1)]
+    assert [c for c, _, _ in densest_concepts(fake, 10)] == [0, 3, 5, 1, 4]
+    with pytest.raises(ValueError, match=r"truth='place'.*among \['act', 'tense', 'topic'\]"):
+        densest_concepts(fake, 3, "place")
+
+
 def test_the_screen_is_sweep_at_one_strength_and_picks_the_densest_passing(run, monkeypatch):
     res = steer_densest(run, replace(FAST, n=3, strength=4.0), SHORT)
     assert [r["concept"] for r in res.screen] == [c for c, _, _ in densest_concepts(run, 3)]
@@ -148,6 +166,13 @@ def test_steer_eval_densest_writes_json_and_tables(run, tmp_path, capsys):
     assert main(["steer-eval", "--run", str(run.path), "--spec", str(spec),
                  "--out", str(out)]) == 2
     assert "--out goes with --densest" in capsys.readouterr().err
+    assert main(["steer-eval", "--run", str(run.path), "--spec", str(spec),
+                 "--truth", "topic"]) == 2
+    assert "--truth goes with --densest" in capsys.readouterr().err
+    assert main(args[:5] + ["--truth", "place"]) == 2  # the micro run has no ground truth
+    err = capsys.readouterr().err
+    assert "--truth 'place'" in err and "fix: screen without" in err
+    assert len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit) as exit_:
         main(["steer-eval", "--run", str(run.path), "--densest", "0"])
     assert exit_.value.code == 2

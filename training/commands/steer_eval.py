@@ -59,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="--densest: generations per condition in the screen")
     p.add_argument("--sweep-samples", type=SAMPLES, default=64,
                    help="--densest: generations per condition in the sweeps")
+    p.add_argument("--truth", metavar="VARIABLE",
+                   help="--densest: screen only concepts whose ground-truth match is a value "
+                        "of VARIABLE (world runs, e.g. topic)")
     p.add_argument("--out", help="--densest: write steering.json and steering.md here")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--device", default="cpu", help="torch device")
@@ -86,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
         return _densest(run_, args, sampling)
     if args.out:
         raise ValueError("--out goes with --densest; fix: drop --out, or use --json > FILE")
+    if args.truth:
+        raise ValueError("--truth goes with --densest (it filters the screened concepts); "
+                         "fix: drop --truth, or screen with --densest N")
     spec = validate_spec(SteeringSpec.load(args.spec), run_.student.cfg)
     method = as_method(run_, spec)
     extras = {k: v for k, v in (("topic", args.topic), ("character", args.character)) if v}
@@ -119,7 +125,7 @@ def _densest(run_, args: argparse.Namespace, sampling) -> int:
     from cocomix_lens.progress import progress_bar
     from training.steering_screen import ScreenSettings, steer_densest
 
-    settings = ScreenSettings(n=args.densest, strength=args.screen_strength,
+    settings = ScreenSettings(n=args.densest, truth=args.truth, strength=args.screen_strength,
                               screen_samples=args.screen_samples,
                               sweep_samples=args.sweep_samples,
                               samples=args.n_samples or 128)
