@@ -7,7 +7,7 @@ only to runs whose corpus is the world. A world `Run` imports it itself when it 
 - `oracle_on_target` (success): share of a sample's sentences on the steered topic, or
   mentioning the steered character; the target comes from `extras["topic"]` /
   `extras["character"]` or, failing those, from the world words among the concept's top output
-  tokens (`world_target`);
+  tokens (`world_target`); NaN (undefined) when neither names one;
 - `oracle_grammatical` (fluency): share of its sentences the grammar parses;
 - `oracle_relevance` (fluency): share of its sentences that keep talking about a character
   the prompt named (`cocomix_lens.world.scoring.kept_share`: names and resolved pronouns).
@@ -17,6 +17,7 @@ so prompts should end at a sentence boundary (`default_prompts` gives whole firs
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any
 
@@ -34,6 +35,8 @@ from cocomix_lens.world import (
 )
 from cocomix_lens.world.scoring import kept_share
 
+log = logging.getLogger(__name__)
+
 
 def is_world_run(run: Any) -> bool:
     """Whether the run's shards were prepared from the world corpus."""
@@ -41,6 +44,10 @@ def is_world_run(run: Any) -> bool:
         return run.shards.manifest["corpus"]["source"] == "world"
     except (FileNotFoundError, KeyError, TypeError, AttributeError):
         return False
+
+
+class NoTarget(ValueError):
+    """The concept's top output tokens name no topic or character, and no extras name one."""
 
 
 def world_target(run: Any, concept: int, extras: dict[str, Any]) -> tuple[str, str]:
@@ -64,15 +71,22 @@ def world_target(run: Any, concept: int, extras: dict[str, Any]) -> tuple[str, s
     names = [w for w, t in zip(words, tags) if t and t.startswith("NAME:")]
     if names:
         return "character", names[0]
-    raise ValueError(f"concept {concept}'s top output tokens ({', '.join(words)}) name no "
-                     "topic or character of the world; fix: pass extras={'topic': NAME}")
+    raise NoTarget(f"concept {concept}'s top output tokens ({', '.join(words)}) name no "
+                   "topic or character of the world; fix: pass extras={'topic': NAME}")
 
 
 _TOPIC_TAGS = frozenset({"N", "NS", "ADJ", "ROLE", "VB", "VZ", "VD"})
 
 
 def _on_target(r: Readings) -> np.ndarray:
-    kind, name = r.extras.get("_target") or world_target(r.run, r.concept, r.extras)
+    try:
+        kind, name = r.extras.get("_target") or world_target(r.run, r.concept, r.extras)
+    except NoTarget as e:
+        # Undefined, not an error: most concepts (tense, pronouns, sentence acts) have no topic
+        # or character to check, and every world evaluation runs this scorer by default. A
+        # target named in extras that the world lacks still raises (bad input).
+        log.info("oracle_on_target is undefined (NaN): %s", e)
+        return np.full(len(r.gens.texts), np.nan)
     share = topic_share if kind == "topic" else mention_share
     return np.array([share([t], name).value for t in r.gens.texts], dtype=np.float64)
 

@@ -378,7 +378,7 @@ def test_concepts_page_shows_explanations_and_finds_a_concept_by_another_word_fo
     from cocomix_lens import Run
     from cocomix_lens.catalogue.words import fold
 
-    cat = Run.open(server["root"] / "run").catalogue
+    cat = Run.open(server["run"]).catalogue
     heads = cat.concepts["explanation"].str.split(" — ").str[0].str.split(";").str[0]
     words = ~cat.concepts["dead"] & heads.str.fullmatch(r"[a-z]{3,}")  # a word, not a piece
     c = int(cat.concepts.loc[words, "detection"].idxmax())

@@ -60,3 +60,23 @@ def test_world_target_prefers_extras():
 def test_world_target_refuses_unknown_or_two_targets(extras, message):
     with pytest.raises(ValueError, match=f"{message}.*fix"):
         world_target(None, 0, extras)
+
+
+def test_a_concept_naming_no_topic_scores_nan_on_target_and_bad_extras_still_raise(
+        monkeypatch):
+    """Most concepts of the JumpReLU world run (tense, pronouns, sentence acts) name no topic
+    or character: their on-target share is undefined (NaN), so an evaluation with the default
+    scorers (the app's Steer page) runs instead of failing; a target the world lacks, named
+    in extras, is still refused."""
+    import cocomix_lens.world.steering_scorers as ws
+
+    def no_target(run, concept, extras):
+        if extras:
+            return world_target(run, concept, extras)
+        raise ws.NoTarget("concept 0's top output tokens (the, her) name no topic")
+
+    monkeypatch.setattr(ws, "world_target", no_target)
+    got = SCORERS["oracle_on_target"].fn(_readings({}))
+    assert got.shape == (len(TEXTS),) and np.isnan(got).all()
+    with pytest.raises(ValueError, match="'bogus' is not"):
+        SCORERS["oracle_on_target"].fn(_readings({"topic": "bogus"}))
