@@ -140,7 +140,12 @@ def _strength(op: str) -> float:
         st.caption(f"No strength: {entry.doc}")
         return 0.0
     lo, hi = entry.range
-    st.session_state["steer_strength"] = min(hi, max(lo, st.session_state["steer_strength"]))
+    given = st.session_state["steer_strength"]
+    st.session_state["steer_strength"] = min(hi, max(lo, given))
+    if given != st.session_state["steer_strength"]:  # a loaded spec or measured edit: say so
+        st.warning(f"strength {given:g} is outside {op}'s slider range [{lo:g}, {hi:g}]: "
+                   f"this page uses {st.session_state['steer_strength']:g}; for {given:g}, run "
+                   "the spec from Python or `cocomix-lens generate --steer SPEC`")
     return st.slider("Strength", lo, hi, step=0.5, key="steer_strength", help=what + (
         ". A negative logit times a factor > 1 moves further out of the top-k; a concept acts "
         "only once it is in the top-k (use add or force to promote a negative one)."

@@ -139,7 +139,9 @@ OPS: dict[str, Op] = {
         ("concept", "value", "std", "unit"), ("concept", "value"),
         '{"op": "add", "concept": 12, "value": 6.0}',
         lambda e: f"add {e.value:g} {_std_units(e)} to {_concept(e)}",
-        unit="std", label="logit standard deviations added", range=(-10.0, 10.0),
+        # +-30 as vector's: measured edits go past 10 (steer-bench's single-concept add chose 20
+        # std, make demo's screen 12), and the app's slider must hold what "Use this edit" gives
+        unit="std", label="logit standard deviations added", range=(-30.0, 30.0),
         default=8.0, source=MEASURED),
     "ban": Op(
         "logits", _ban, "set the concept's logit to -inf: never in the top-k",

@@ -109,10 +109,9 @@ def test_training_page_without_a_study_says_how_to_make_one_and_a_damaged_one_er
 
 
 # ---- steer ------------------------------------------------------------------------------------
-def test_steer_page_shows_the_runs_measured_steering_and_uses_its_edit(root):
-    import json
-    import shutil
-
+def _measured_doc(strength: float) -> dict:
+    """A `steer-eval --densest` result for concept 5 whose chosen CoCoMix edit is add
+    `strength` std."""
     import numpy as np
 
     from cocomix_lens.steering.results import ArmResult, MetricInfo, SteeringEvaluation
@@ -120,16 +119,23 @@ def test_steer_page_shows_the_runs_measured_steering_and_uses_its_edit(root):
 
     vals = {c: {m: list(v + np.linspace(-0.1, 0.1, 8)) for m in ("sae_act", "student_prob")}
             for c, v in (("steered", 3.0), ("unsteered", 1.0), ("control", 1.2))}
-    arm = ArmResult("cocomix", "add concept 5 by 4 std", 5, 9, 4.0,
+    arm = ArmResult("cocomix", f"add concept 5 by {strength:g} std", 5, 9, strength,
                     [MetricInfo(m, "success", "") for m in ("sae_act", "student_prob")], vals,
                     n_boot=100)
-    doc = DenseSteering(live=40, median_density=0.05, settings={"samples": 8},
-                        screen=[{"concept": 2, "clear": False}, {"concept": 5, "clear": True}],
-                        concept=5, density=0.3, rank=2, chosen={"cocomix_add": 4.0, "sae": 0.3},
-                        final=SteeringEvaluation({"cocomix": arm}, {})).to_dict()
+    return DenseSteering(live=40, median_density=0.05, settings={"samples": 8},
+                         screen=[{"concept": 2, "clear": False}, {"concept": 5, "clear": True}],
+                         concept=5, density=0.3, rank=2,
+                         chosen={"cocomix_add": strength, "sae": 0.3},
+                         final=SteeringEvaluation({"cocomix": arm}, {})).to_dict()
+
+
+def test_steer_page_shows_the_runs_measured_steering_and_uses_its_edit(root):
+    import json
+    import shutil
+
     out = root / "run" / "steering"
     out.mkdir()
-    (out / "steering.json").write_text(json.dumps(doc))
+    (out / "steering.json").write_text(json.dumps(_measured_doc(4.0)))
     try:
         at = open_app(page="steer")
         assert_clean(at)
@@ -143,6 +149,33 @@ def test_steer_page_shows_the_runs_measured_steering_and_uses_its_edit(root):
                 at.session_state["steer_strength"]) == (5, "add", 4.0)
     finally:
         shutil.rmtree(out)
+
+
+@pytest.mark.parametrize("strength, shown, warned", [(12.0, 12.0, False), (40.0, 30.0, True)])
+def test_a_measured_edit_beyond_ten_std_reaches_the_slider_and_one_beyond_it_is_said(
+        root, strength, shown, warned):
+    """The demo's screen chooses add 12 std: "Use this edit" puts 12 on the slider (its range
+    was +-10, which silently made it 10); a strength beyond the slider's range is used at the
+    range's end with a warning that says so."""
+    import json
+    import shutil
+
+    import streamlit as st
+
+    out = root / "run" / "steering"
+    out.mkdir()
+    (out / "steering.json").write_text(json.dumps(_measured_doc(strength)))
+    st.cache_resource.clear()  # the app keeps one Run per process, its steering read once
+    try:
+        at = open_app(page="steer")
+        at.button(key="steer_use_measured").click().run()
+        assert_clean(at)
+        assert at.slider(key="steer_strength").value == shown
+        said = [w.value for w in at.warning if "outside add's slider range" in w.value]
+        assert bool(said) == warned, said
+    finally:
+        shutil.rmtree(out)
+        st.cache_resource.clear()
 
 
 def _steer(at, concept: int, strength: float, op: str = "scale"):

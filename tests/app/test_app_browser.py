@@ -283,10 +283,13 @@ def steer_measured_page(browser, server, png: Path) -> None:
     act(page, lambda: page.get_by_role("button", name=f"Use this edit: add {strength:g} std "
                                                       f"to concept {doc['concept']}").click())
     enter(page, page.get_by_role("textbox", name="Prompt"), prompt, "Control+Enter")
+    slider = page.get_by_role("slider", name="Strength")  # it holds the measured edit
+    assert float(slider.input_value()) == strength
     generate(page)
     texts = samples(page)
     body = page.inner_text("body")
     assert texts["steered"].strip() and f"gives concept {doc['concept']} when" in body
+    assert "slider range" not in body  # no strength was clamped to the slider
     assert_no_traceback(page)
     page.screenshot(path=str(png), full_page=True)
     page.close()
@@ -381,10 +384,15 @@ def test_concepts_page_shows_explanations_and_finds_a_concept_by_another_word_fo
     cat = Run.open(server["run"]).catalogue
     heads = cat.concepts["explanation"].str.split(" — ").str[0].str.split(";").str[0]
     words = ~cat.concepts["dead"] & heads.str.fullmatch(r"[a-z]{3,}")  # a word, not a piece
-    c = int(cat.concepts.loc[words, "detection"].idxmax())
+    # whose "-ing" form folds back to it ("farm"/"farming"; not "header"/"headering")
+    words &= heads.map(lambda h: isinstance(h, str) and fold(h + "ing") == fold(h))
+    # the best-detected one that its head word itself finds first (on the demo run 16 concepts
+    # are headed "intro" and "there" is every intro concept's keyword: which of those ranks
+    # first is the search's choice, not what this test checks, the folding of word forms)
+    ranked = cat.concepts.loc[words, "detection"].sort_values(ascending=False).index
+    c = next(int(i) for i in ranked if int(cat.search(heads[i], limit=1).index[0]) == int(i))
     head = heads[c]
     query = head + "ing"  # another word form of its head: the search folds it back
-    assert fold(query) == fold(head)
     page = open_page(browser, server["base"], "concepts")
     enter(page, page.get_by_role("textbox", name=re.compile("Search by meaning")), query)
     grid = page.locator("[data-testid=stDataFrame]").first
