@@ -212,9 +212,10 @@ def _world() -> PipelineConfig:
         # with this SAE, attribution labels follow the next token, which the student cannot
         # see, and isolate no topic (labels 0.00, student 0.29, CoCoMix val loss 1.270 vs NTP
         # 1.269), while activation labels keep the SAE's topics (labels 0.86, student 0.93) and
-        # train the better student (val loss 1.257; the TopK + attribution preset: 1.254, its
-        # student 0.21). Same prepare, teacher and NTP stages, seed 0; `cocomix-lens pipeline
-        # --preset world --labels.method attribution` for the other row (docs/world.md).
+        # train the better student (val loss 1.257, one thread as the row before; 1.265 on
+        # `make demo`'s two; the TopK + attribution preset: 1.254, its student 0.36). Same
+        # prepare, teacher and NTP stages, seed 0; `cocomix-lens pipeline --preset world
+        # --labels.method attribution` for the other row (docs/world.md).
         labels=LabelsStage(method="activation"),
         # 1,000 teacher and student steps: what fits `make demo` in 15 min on 2 cores (the NTP
         # student beside the teacher chain, 1 thread each, then CoCoMix on both; docs/world.md).
