@@ -163,34 +163,41 @@ def find_second_edit(run_dir: Path, first, prompt: str = "The"):
 MEASURED_STRENGTH = 3.5  # an add strength no op default has, so a prefill shows its source
 
 
-def add_measured_steering(run_dir: Path) -> int:
-    """A densest-concept steering result (RUN/steering/steering.json, the screen's JSON) that
-    chose add MEASURED_STRENGTH std for the run's densest live concept; returns that concept.
-    The app reads only the screen, the chosen strength and the final table from it."""
+def measured_doc(concept: int, strength: float, rank: int = 1,
+                 screen: list[dict] | None = None) -> dict:
+    """A `steer-eval --densest` result (the screen's JSON) whose chosen CoCoMix edit is add
+    `strength` std to `concept`, its steered success figures clear of both controls. The app
+    reads only the screen, the chosen strength and the final table from it."""
     import numpy as np
 
-    from cocomix_lens import Run
-    from cocomix_lens.data.files import atomic_write_json
-    from cocomix_lens.rundir import LAYOUT
     from cocomix_lens.steering.results import ArmResult, MetricInfo, SteeringEvaluation
-    from training.steering_screen import DenseSteering, densest_concepts
+    from training.steering_screen import DenseSteering
 
-    run = Run.open(run_dir)
-    concept = densest_concepts(run, 1)[0][0]
     metrics = ("sae_act", "student_prob")
     vals = {c: {m: list(v + np.linspace(-0.01, 0.01, 8)) for m in metrics}
             for c, v in (("steered", 0.3), ("unsteered", 0.1), ("control", 0.1))}
-    arm = ArmResult("cocomix", f"add concept {concept}", concept, concept + 1,
-                    MEASURED_STRENGTH, [MetricInfo(m, "success", "") for m in metrics], vals,
-                    n_boot=100)
-    doc = DenseSteering(live=10, median_density=0.05, settings={"samples": 8, "strength": 6.0},
-                        screen=[{"concept": concept, "clear": True}], concept=concept,
-                        density=0.3, rank=1, chosen={"cocomix_add": MEASURED_STRENGTH,
-                                                     "sae": 0.3},
-                        final=SteeringEvaluation({"cocomix": arm}, {})).to_dict()
+    arm = ArmResult("cocomix", f"add concept {concept} by {strength:g} std", concept,
+                    concept + 1, strength, [MetricInfo(m, "success", "") for m in metrics],
+                    vals, n_boot=100)
+    return DenseSteering(live=10, median_density=0.05, settings={"samples": 8, "strength": 6.0},
+                         screen=screen or [{"concept": concept, "clear": True}],
+                         concept=concept, density=0.3, rank=rank,
+                         chosen={"cocomix_add": strength, "sae": 0.3},
+                         final=SteeringEvaluation({"cocomix": arm}, {})).to_dict()
+
+
+def add_measured_steering(run_dir: Path) -> int:
+    """`measured_doc` for the run's densest live concept at MEASURED_STRENGTH, written where
+    the app reads it (RUN/steering/steering.json); returns that concept."""
+    from cocomix_lens import Run
+    from cocomix_lens.data.files import atomic_write_json
+    from cocomix_lens.rundir import LAYOUT
+    from training.steering_screen import densest_concepts
+
+    concept = densest_concepts(Run.open(run_dir), 1)[0][0]
     path = run_dir / LAYOUT.pipeline.steering_json
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, doc)
+    atomic_write_json(path, measured_doc(concept, MEASURED_STRENGTH))
     return concept
 
 

@@ -12,6 +12,7 @@ from helpers_app import (
     find_second_edit,
     find_steerable,
     library_text,
+    measured_doc,
     open_app,
 )
 
@@ -110,23 +111,10 @@ def test_training_page_without_a_study_says_how_to_make_one_and_a_damaged_one_er
 
 # ---- steer ------------------------------------------------------------------------------------
 def _measured_doc(strength: float) -> dict:
-    """A `steer-eval --densest` result for concept 5 whose chosen CoCoMix edit is add
-    `strength` std."""
-    import numpy as np
-
-    from cocomix_lens.steering.results import ArmResult, MetricInfo, SteeringEvaluation
-    from training.steering_screen import DenseSteering
-
-    vals = {c: {m: list(v + np.linspace(-0.1, 0.1, 8)) for m in ("sae_act", "student_prob")}
-            for c, v in (("steered", 3.0), ("unsteered", 1.0), ("control", 1.2))}
-    arm = ArmResult("cocomix", f"add concept 5 by {strength:g} std", 5, 9, strength,
-                    [MetricInfo(m, "success", "") for m in ("sae_act", "student_prob")], vals,
-                    n_boot=100)
-    return DenseSteering(live=40, median_density=0.05, settings={"samples": 8},
-                         screen=[{"concept": 2, "clear": False}, {"concept": 5, "clear": True}],
-                         concept=5, density=0.3, rank=2,
-                         chosen={"cocomix_add": strength, "sae": 0.3},
-                         final=SteeringEvaluation({"cocomix": arm}, {})).to_dict()
+    """A `steer-eval --densest` result for concept 5 (rank 2, after a screened concept that
+    did not pass) whose chosen CoCoMix edit is add `strength` std."""
+    return measured_doc(5, strength, rank=2, screen=[{"concept": 2, "clear": False},
+                                                     {"concept": 5, "clear": True}])
 
 
 def test_steer_page_shows_the_runs_measured_steering_and_uses_its_edit(root):
