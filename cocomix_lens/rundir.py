@@ -1,4 +1,6 @@
-"""The run reader: every artifact of a run directory, loaded lazily, each once.
+"""The run reader: every artifact of a run directory, loaded lazily: models, data and the
+catalogue once; result files (summary, steering, steer-bench, ground truth, study) again
+when a command rewrites them.
 
     from cocomix_lens import Run
     run = Run.open("runs/demo")             # `cocomix-lens pipeline` or `cocomix-lens train`
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -128,6 +131,7 @@ class Run:
 
     def __init__(self, path: Path, kind: str, device: str = "cpu") -> None:
         self.path, self.kind, self.device = path, kind, device
+        self._results: dict[str, tuple[tuple[int, int], Any]] = {}
 
     @classmethod
     def open(cls, path: str | Path, device: str = "cpu") -> Run:
@@ -182,47 +186,61 @@ class Run:
 
     # ------------------------------------------------------------------ pieces
 
-    @cached_property
+    def _result(self, piece: str, read: Callable[[Path], Any]) -> Any:
+        """`piece`'s file read once, and again whenever its size or mtime changes: the app
+        keeps one Run per process, and a steer-eval or steer-bench re-run while it serves
+        must show its new results (models, which nothing rewrites in place, load once)."""
+        path = self.require(piece)
+        st = path.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+        hit = self._results.get(piece)
+        if hit is None or hit[0] != stamp:
+            hit = self._results[piece] = (stamp, read(path))
+        return hit[1]
+
+    @property
     def summary(self) -> dict[str, Any]:
         """summary.json: the pipeline's stage results, or the trainer's final numbers."""
-        return read_json(self.require("summary"), "re-run the command that wrote it (the "
-                         "pipeline's last stage, or train)", expect=dict, fields=SUMMARY_FIELDS)
+        return self._result("summary", lambda p: read_json(
+            p, "re-run the command that wrote it (the pipeline's last stage, or train)",
+            expect=dict, fields=SUMMARY_FIELDS))
 
-    @cached_property
+    @property
     def report(self) -> str:
         """REPORT.md text (pipeline runs)."""
-        return self.require("report").read_text()
+        return self._result("report", lambda p: p.read_text())
 
-    @cached_property
+    @property
     def steering(self) -> dict[str, Any]:
         """steering/steering.json: `steer-eval --densest`'s screen, sweeps and final
         evaluation (`training.steering_screen.DenseSteering.to_dict`)."""
-        return read_json(self.require("steering"), self._maker("steering", self.where(
-            "steering")), expect=dict)
+        return self._result("steering", lambda p: read_json(
+            p, self._maker("steering", self.where("steering")), expect=dict))
 
-    @cached_property
+    @property
     def steer_bench(self) -> dict[str, Any]:
         """steering/bench/results.json: `cocomix-lens steer-bench`'s leaderboard of steering
         methods toward each world topic (training/steer_bench.py)."""
-        return read_json(self.require("steer_bench"), self._maker("steer_bench", self.where(
-            "steer_bench")), expect=dict)
+        return self._result("steer_bench", lambda p: read_json(
+            p, self._maker("steer_bench", self.where("steer_bench")), expect=dict))
 
-    @cached_property
+    @property
     def groundtruth(self) -> dict[str, Any]:
         """groundtruth.json (world runs): per source ("sae", "labels", "student") the best
         concept of every latent value and the best value of every concept, token- and
         sentence-level (`cocomix_lens.groundtruth.Recovery.summary`)."""
-        return read_json(self.require("groundtruth"), "re-run the pipeline's groundtruth stage "
-                         "(delete the file first)", expect=dict, fields={"sources": dict})
+        return self._result("groundtruth", lambda p: read_json(
+            p, "re-run the pipeline's groundtruth stage (delete the file first)",
+            expect=dict, fields={"sources": dict}))
 
-    @cached_property
+    @property
     def study(self) -> dict[str, Any]:
         """study/study.json (pipeline runs): `cocomix-lens study`'s curves, claims and
         ablations (read for people by report/study.py); NaN is stored as null."""
         rewrite = Remedy("study", {"run": self.path, "seeds": 3, "report_only": True},
                          verb="re-write it with")
-        return read_json(self.require("study"), rewrite, expect=dict,
-                         fields={"claims": list, "curves": dict, "ablations": list})
+        return self._result("study", lambda p: read_json(
+            p, rewrite, expect=dict, fields={"claims": list, "curves": dict, "ablations": list}))
 
     @cached_property
     def tokenizer(self):

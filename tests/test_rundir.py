@@ -213,3 +213,25 @@ def test_an_unusable_device_is_refused_when_the_run_opens(tmp_path, device, mess
         pytest.skip("this machine has CUDA")
     with pytest.raises(ValueError, match=f"device='{device}'.*{message}.*fix"):
         Run.open(tmp_path, device=device)
+
+
+def test_result_files_are_read_again_when_a_command_rewrites_them(pipeline_run, tmp_path):
+    """The app keeps one Run per process: a steer-eval re-run while it serves must show."""
+    import os
+
+    _, out, _ = pipeline_run
+    copy = copy_run(out, tmp_path)
+    (copy / "steering").mkdir()
+    path = copy / "steering" / "steering.json"
+    path.write_text('{"concept": 7}')
+    run = Run.open(copy)
+    first = run.steering
+    assert first == {"concept": 7} and run.steering is first  # read once while unchanged
+    student = run.student
+    path.write_text('{"concept": 12, "strength": 4}')
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    assert run.steering == {"concept": 12, "strength": 4}
+    summary = run.summary
+    (copy / "summary.json").write_text(json.dumps({**summary, "note": "rerun"}))
+    assert run.summary["note"] == "rerun"
+    assert run.student is student  # models stay loaded once
