@@ -36,12 +36,14 @@ from cocomix_lens.steering.ops import OPS as STEERING_OPS
 from training.steer_bench_methods import candidates, extra_methods, sae_norm, topic_kit
 from training.steer_bench_report import (
     CELLS,
+    FLUENT,
     best_variant,
     choose_strengths,
     ranked_variants,
     recommend,
     results_json,
     results_markdown,
+    tune_fluent,
     tune_per_topic,
 )
 
@@ -298,7 +300,8 @@ def _one_length(pool: list, tokenizer: Any, topics: list[str], n: int) -> list:
 def choose_and_report(bench: Any, cands: dict[str, dict[str, list]], kits: dict[str, Any],
                       extras: Any) -> tuple[dict, str, str, dict, dict[str, list]]:
     """After the selection half: each variant's strength, the best CoCoMix and DiffMean
-    variants, per-topic strengths for the best of them, and the report-half cells of every
+    variants, per-topic strengths for the best of them, CoCoMix's fluent choice per topic
+    (`tune_fluent`), and the report-half cells of every
     chosen method, tuned method and `extras(bench, kit, chosen, best_cocomix, best_diffmean,
     tuned)` (prompting, controls) -> (chosen, best_cocomix, best_diffmean, tuned, report:
     row key -> [MethodScores per topic])."""
@@ -307,6 +310,8 @@ def choose_and_report(bench: Any, cands: dict[str, dict[str, list]], kits: dict[
     best_cocomix = top_cocomix[0]
     best_diffmean = best_variant(chosen, "diffmean/")
     tuned = tune_per_topic(bench, cands, (*top_cocomix, best_diffmean))
+    for t, m in tune_fluent(bench, cands).items():
+        tuned[t][FLUENT] = m
     methods = [m for t in bench.topics for m in (
         [c["method"] for c in chosen[t].values()] + list(tuned[t].values())
         + extras(bench, kits[t], chosen[t], best_cocomix, best_diffmean, tuned[t]))]

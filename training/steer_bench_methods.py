@@ -151,10 +151,12 @@ def extra_methods(bench: Any, kit: TopicKit, chosen: dict[str, Any], best_cocomi
 def random_control(bench: Any, kit: TopicKit, cm: Any):
     """The random-concept control of the CoCoMix method `cm` (`random_concepts`), in the row
     "random_concept/<its variant>"."""
-    op, which, pos = cm.variant.split("@")[0].split("/")
+    recipe = cm.extra.get("recipe")  # the fluent row's edit differs from topic to topic
+    op, which, pos = (recipe or cm.variant.split("@")[0]).split("/")
     ids = random_concepts(bench.run, kit, cm, bench.cfg.seed)
     rc = cocomix_method(kit, op, which, pos, cm.strength, bench.run, ids=ids)
-    return replace(rc, family="random_concept", variant=cm.variant)
+    extra = rc.extra if recipe is None else {**rc.extra, "recipe": recipe}
+    return replace(rc, family="random_concept", variant=cm.variant, extra=extra)
 
 
 def random_concepts(run: Any, kit: TopicKit, method: Any,

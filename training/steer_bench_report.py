@@ -14,26 +14,69 @@ from cocomix_lens.tables import markdown_table
 CELLS = "cells.jsonl"  # every scored cell, appended as it is scored (the resume cache)
 
 
+def grammar_holds(cell: Any, floor: float) -> bool:
+    """Whether `cell`'s grammatical share clears `floor` by one standard error of its mean.
+    The selection half scores 10 continuations per cell, and the strongest edit that clears a
+    bound on so few is the one most likely to have cleared it by luck: with the bare mean, the
+    per-topic choices of the JumpReLU demo run kept grammar within 10 points on the selection
+    half and lost 12 on the report half."""
+    g = np.asarray(cell.values["fluency"], dtype=np.float64)
+    g = g[~np.isnan(g)]
+    if g.size == 0:
+        return False
+    se = float(g.std(ddof=1) / np.sqrt(g.size)) if g.size > 1 else 0.0
+    return float(g.mean()) - se >= floor
+
+
+def _grammar_floor(bench: Any, topic: str) -> float:
+    from cocomix_lens.steering.topic_methods import TopicMethod
+
+    base = bench.cell(TopicMethod("unsteered", "", topic), "selection")
+    return float(np.nanmean(base.values["fluency"])) - bench.cfg.max_grammar_drop
+
+
 def tune_per_topic(bench: Any, cands: dict[str, dict[str, list]],
                    variants: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """topic -> variant -> the variant at its own strength for this topic, renamed
     "<variant>@topic": the grid point with the best selection-half harmonic mean among those
     whose grammatical share stays within `max_grammar_drop` of the unsteered run's on the
-    same openings (the smallest strength when none does)."""
-    from cocomix_lens.steering.topic_methods import TopicMethod
-
+    same openings (`grammar_holds`; the smallest strength when none does)."""
     out: dict[str, dict[str, Any]] = {t: {} for t in cands}
     for t, variants_of in cands.items():
-        base = bench.cell(TopicMethod("unsteered", "", t), "selection")
-        floor = float(np.nanmean(base.values["fluency"])) - bench.cfg.max_grammar_drop
+        floor = _grammar_floor(bench, t)
         for v in variants:
             ms = variants_of.get(v)
             if not ms:
                 continue
             cells = [bench.cell(m, "selection") for m in ms]
-            ok = [i for i, c in enumerate(cells) if np.nanmean(c.values["fluency"]) >= floor]
+            ok = [i for i, c in enumerate(cells) if grammar_holds(c, floor)]
             i = max(ok, key=lambda j: float(np.mean(cells[j].harmonic))) if ok else 0
             out[t][v] = replace(ms[i], variant=ms[i].variant + "@topic")
+    return out
+
+
+FLUENT = "cocomix/fluent"
+"""The row of CoCoMix's recipe and strength chosen per topic under the grammar bound."""
+
+
+def tune_fluent(bench: Any, cands: dict[str, dict[str, list]]) -> dict[str, Any]:
+    """topic -> CoCoMix's best edit of the topic that keeps grammar: over every CoCoMix
+    variant (op, concept set, positions) and strength of the selection half, the one with the
+    best harmonic mean among those that keep grammar within `max_grammar_drop` of unsteered
+    (`grammar_holds`); the most grammatical one when none does. In the row `FLUENT`, the
+    variant it came from in `extra["recipe"]`."""
+    out = {}
+    for t, variants_of in cands.items():
+        floor = _grammar_floor(bench, t)
+        ms = [m for v, vms in sorted(variants_of.items()) if v.startswith("cocomix/")
+              for m in vms]
+        cells = [bench.cell(m, "selection") for m in ms]
+        ok = [i for i, c in enumerate(cells) if grammar_holds(c, floor)]
+        i = (max(ok, key=lambda j: float(np.mean(cells[j].harmonic))) if ok else
+             max(range(len(ms)), key=lambda j: float(np.nanmean(cells[j].values["fluency"]))))
+        m = ms[i]
+        out[t] = replace(m, variant=FLUENT.split("/", 1)[1],
+                         extra={**m.extra, "recipe": m.variant})
     return out
 
 
@@ -107,12 +150,15 @@ def results_json(bench: Any, cfg: Any, kits: dict, chosen: dict, report: dict,
         "rows": rows,
         "goals": goals(rows, best_cocomix, bench.topics),
         "goals_per_topic_strength": goals(rows, best_cocomix + "@topic", bench.topics),
+        "goals_fluent": goals(rows, FLUENT, bench.topics),
         # every CoCoMix variant tuned per topic, for the record (the headline figures above
         # are the variant chosen on the selection half, not the best of these on the report)
         "goals_tuned": {k: goals(rows, k, bench.topics)["passed"] for k in sorted(rows)
                         if k.startswith("cocomix/") and k.endswith("@topic")},
         "per_topic_strength": {t: {v: m.strength for v, m in tv.items()}
                                for t, tv in tuned.items()},
+        "fluent": {t: {"recipe": tv[FLUENT].extra["recipe"], "strength": tv[FLUENT].strength}
+                   for t, tv in tuned.items() if FLUENT in tv},
         "cells": {"computed": bench.computed, "total": len(bench.cells),
                   "workers": cfg.workers},
     }
@@ -166,7 +212,15 @@ def results_markdown(results: dict[str, Any]) -> str:
         f"5x goal ({g['method']}: on-topic >= 5x random-concept control and >= 5x unsteered, "
         f"grammar within 10 points of unsteered): {g['passed']} of {g['of']} topics; with its "
         f"strength chosen per topic ({gt['method']}, grammar-bounded on the selection half): "
-        f"{gt['passed']} of {gt['of']}." + _tuned_line(results), ""])
+        f"{gt['passed']} of {gt['of']}." + _tuned_line(results) + _fluent_line(results), ""])
+
+
+def _fluent_line(results: dict[str, Any]) -> str:
+    g = results.get("goals_fluent")
+    if not g:
+        return ""
+    return (f" CoCoMix's recipe and strength chosen per topic, keeping grammar on the selection "
+            f"half ({g['method']}): {g['passed']} of {g['of']}.")
 
 
 def _tuned_line(results: dict[str, Any]) -> str:

@@ -60,7 +60,8 @@ def test_quick_bench_measures_every_family_on_the_report_half(bench):
     # CI-sized by construction, not by a clock (the wall time is a benchmark figure: the
     # results record it): one strength per method and a bounded number of cells per topic
     assert all(len(g) == 1 for g in BenchConfig.quick().grids.values())
-    assert results["cells"]["total"] <= 32 * len(TOPICS), results["cells"]
+    # (34: the fluent row and its control added 2 per topic to 32)
+    assert results["cells"]["total"] <= 34 * len(TOPICS), results["cells"]
     families = {cell["method"]["family"] for row in results["rows"].values()
                 for cell in row["cells"]}
     # prompt_context: the wiki mode's prompting; switch_vector: benchmarks/steer_sentences.py
@@ -93,6 +94,53 @@ def test_a_row_reproduces_from_its_method_and_sampling(bench, world_run):
         for name, values in cell["values"].items():
             assert np.allclose(np.asarray(values, dtype=float), again.values[name],
                                atol=1e-5, equal_nan=True), (key, name)
+
+
+def test_grammar_holds_clears_the_floor_by_one_standard_error():
+    from types import SimpleNamespace
+
+    from training.steer_bench_report import grammar_holds
+
+    cell = SimpleNamespace(values={"fluency": np.array([1.0, 1.0, 1.0, 0.0, np.nan])})
+    # mean 0.75 over the 4 scored continuations, standard error 0.5 / 2 = 0.25
+    assert grammar_holds(cell, 0.5) and not grammar_holds(cell, 0.51)
+    assert not grammar_holds(SimpleNamespace(values={"fluency": np.array([np.nan])}), 0.0)
+
+
+def test_the_fluent_row_is_cocomixs_best_selection_edit_that_keeps_grammar(bench, world_run):
+    """Per topic, over every CoCoMix variant and strength of the selection half: the best
+    harmonic mean among the cells whose grammar holds (else the most grammatical one),
+    reported with a random-concept control of the same edit."""
+    from training.steer_bench import Bench
+    from training.steer_bench_methods import candidates, sae_norm, topic_kit
+    from training.steer_bench_report import FLUENT, _grammar_floor, grammar_holds
+
+    out, results, _ = bench
+    cfg = BenchConfig.quick()
+    cfg.topics = TOPICS
+    b = Bench(Run.open(world_run), cfg, out)  # every cell read back from the bench's cache
+    means = b.topic_means()
+    resid = sae_norm(b.run, [o for s in b.splits.values() for o in s.selection])
+    for t in TOPICS:
+        cands = candidates(b, topic_kit(b.run, t, cfg, means), resid)
+        cells = {(m.variant, m.strength): b.cell(m, "selection") for v, ms in cands.items()
+                 if v.startswith("cocomix/") for m in ms}
+        floor = _grammar_floor(b, t)
+        ok = {k: float(np.mean(c.harmonic)) for k, c in cells.items() if grammar_holds(c, floor)}
+        pick = results["fluent"][t]
+        key = (pick["recipe"], pick["strength"])
+        if ok:
+            assert ok[key] == max(ok.values())
+        else:
+            assert np.nanmean(cells[key].values["fluency"]) == max(
+                np.nanmean(c.values["fluency"]) for c in cells.values())
+        rows = {r: next(c for c in results["rows"][r]["cells"] if c["method"]["topic"] == t)
+                for r in (FLUENT, "random_concept/fluent")}
+        steered, control = rows[FLUENT]["method"], rows["random_concept/fluent"]["method"]
+        assert steered["extra"]["recipe"] == pick["recipe"] == control["extra"]["recipe"]
+        assert len(control["extra"]["concepts"]) == len(steered["extra"]["concepts"])
+        assert not set(control["extra"]["concepts"]) & set(steered["extra"]["concepts"])
+    assert results["goals_fluent"]["method"] == FLUENT
 
 
 def test_an_interrupted_bench_resumes_from_its_cells(bench, world_run):
