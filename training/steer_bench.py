@@ -82,6 +82,12 @@ OPS = tuple(op for op in STEERING_OPS if op != "ban")
 CONCEPT_SETS = ("single", "set", "set+ban")
 POSITIONS = ("all", "generated")
 QUICK_TOPICS = 3
+HALVES = {"selection": ("selection", "select_samples"),
+          "confirm": ("selection", "confirm_samples"),
+          "report": ("report", "report_samples")}
+"""Cell kinds -> (the openings they continue, the config field with continuations per
+opening): "confirm" scores the selection half's openings again, with more continuations, for
+the per-topic choices (steer_bench_report.grammar_bounded)."""
 
 
 @dataclass
@@ -90,6 +96,8 @@ class BenchConfig:
 
     n_prompts: int = 20  # openings per topic: half for selection, half for the report
     select_samples: int = 1  # continuations per opening while choosing strengths
+    confirm_samples: int = 3  # ... when the few best per-topic candidates are scored again
+    confirm_top: int = 3  # candidates per topic (and variant) scored again before the choice
     report_samples: int = 3  # continuations per opening in the reported figures
     max_new_tokens: int = 32
     temperature: float = 1.0
@@ -111,7 +119,8 @@ class BenchConfig:
     def quick(cls) -> BenchConfig:
         """Seconds-sized, for CI: 3 topics (`QUICK_TOPICS`), 4 openings, one strength per
         method."""
-        return cls(n_prompts=4, select_samples=1, report_samples=1, max_new_tokens=12,
+        return cls(n_prompts=4, select_samples=1, report_samples=1, confirm_samples=2,
+                   confirm_top=2, max_new_tokens=12,
                    topics=None, ops=("add", "vector"), positions=("all",),
                    diffmean_tokens=4096, quick_topics=QUICK_TOPICS,
                    grids={k: v[len(v) // 2:][:1] if k != "add" else (6.0,)
@@ -169,8 +178,9 @@ class Bench:
 
     # ---- cells --------------------------------------------------------------------------
     def _job(self, method: Any, half: str) -> tuple[str, tuple, int]:
-        openings = self.splits[method.topic].half(half)
-        n = self.cfg.select_samples if half == "selection" else self.cfg.report_samples
+        part, samples = HALVES[half]
+        openings = self.splits[method.topic].half(part)
+        n = getattr(self.cfg, samples)
         key = _key(method, [o.text for o in openings], n, self.sampling, self.fingerprint)
         return key, openings, n
 

@@ -15,11 +15,7 @@ CELLS = "cells.jsonl"  # every scored cell, appended as it is scored (the resume
 
 
 def grammar_holds(cell: Any, floor: float) -> bool:
-    """Whether `cell`'s grammatical share clears `floor` by one standard error of its mean.
-    The selection half scores 10 continuations per cell, and the strongest edit that clears a
-    bound on so few is the one most likely to have cleared it by luck: with the bare mean, the
-    per-topic choices of the JumpReLU demo run kept grammar within 10 points on the selection
-    half and lost 12 on the report half."""
+    """Whether `cell`'s grammatical share clears `floor` by one standard error of its mean."""
     g = np.asarray(cell.values["fluency"], dtype=np.float64)
     g = g[~np.isnan(g)]
     if g.size == 0:
@@ -28,30 +24,66 @@ def grammar_holds(cell: Any, floor: float) -> bool:
     return float(g.mean()) - se >= floor
 
 
-def _grammar_floor(bench: Any, topic: str) -> float:
+def _floor(bench: Any, topic: str, half: str) -> float:
     from cocomix_lens.steering.topic_methods import TopicMethod
 
-    base = bench.cell(TopicMethod("unsteered", "", topic), "selection")
+    base = bench.cell(TopicMethod("unsteered", "", topic), half)
     return float(np.nanmean(base.values["fluency"])) - bench.cfg.max_grammar_drop
+
+
+def _hm(cell: Any) -> float:
+    return float(np.mean(cell.harmonic))
+
+
+def _grammar(cell: Any) -> float:
+    return float(np.nanmean(cell.values["fluency"]))
+
+
+def grammar_bounded(bench: Any, groups: dict[Any, tuple[str, list]]) -> dict[Any, Any]:
+    """group -> the method of (topic, methods) with the best harmonic mean on the selection
+    half among those that keep grammar within `max_grammar_drop` of unsteered there, chosen
+    in two rounds. The selection cells hold 10 continuations, and the strongest edit that
+    clears a bound on so few is the one most likely to have cleared it by luck (choosing on
+    them alone, the JumpReLU demo run's per-topic picks held grammar within 10 points on the
+    selection half and lost 12 on the report half). So the `confirm_top` best whose mean
+    clears the bound (the most grammatical, when none does) are scored again on the same
+    openings with `confirm_samples` continuations each ("confirm" cells), and the best of
+    them whose grammar there clears the bound by one standard error (`grammar_holds`) wins;
+    the most grammatical of them when none does. The report half is never read."""
+    finals = {}
+    for g, (topic, ms) in groups.items():
+        floor = _floor(bench, topic, "selection")
+        cells = [bench.cell(m, "selection") for m in ms]
+        ok = [i for i, c in enumerate(cells) if _grammar(c) >= floor]
+        rank = (sorted(ok, key=lambda i: -_hm(cells[i])) if ok else
+                sorted(range(len(ms)), key=lambda i: -_grammar(cells[i])))
+        finals[g] = [ms[i] for i in rank[:bench.cfg.confirm_top]]
+    from cocomix_lens.steering.topic_methods import TopicMethod
+
+    topics = {topic for topic, _ in groups.values()}
+    bench.fill([(TopicMethod("unsteered", "", t), "confirm") for t in sorted(topics)]
+               + [(m, "confirm") for ms in finals.values() for m in ms])
+    out = {}
+    for g, ms in finals.items():
+        floor = _floor(bench, groups[g][0], "confirm")
+        cells = [bench.cell(m, "confirm") for m in ms]
+        ok = [i for i, c in enumerate(cells) if grammar_holds(c, floor)]
+        i = (max(ok, key=lambda j: _hm(cells[j])) if ok else
+             max(range(len(ms)), key=lambda j: _grammar(cells[j])))
+        out[g] = ms[i]
+    return out
 
 
 def tune_per_topic(bench: Any, cands: dict[str, dict[str, list]],
                    variants: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """topic -> variant -> the variant at its own strength for this topic, renamed
-    "<variant>@topic": the grid point with the best selection-half harmonic mean among those
-    whose grammatical share stays within `max_grammar_drop` of the unsteered run's on the
-    same openings (`grammar_holds`; the smallest strength when none does)."""
+    "<variant>@topic": its grid's `grammar_bounded` choice."""
+    groups = {(t, v): (t, variants_of[v]) for t, variants_of in cands.items()
+              for v in variants if variants_of.get(v)}
+    picks = grammar_bounded(bench, groups)
     out: dict[str, dict[str, Any]] = {t: {} for t in cands}
-    for t, variants_of in cands.items():
-        floor = _grammar_floor(bench, t)
-        for v in variants:
-            ms = variants_of.get(v)
-            if not ms:
-                continue
-            cells = [bench.cell(m, "selection") for m in ms]
-            ok = [i for i, c in enumerate(cells) if grammar_holds(c, floor)]
-            i = max(ok, key=lambda j: float(np.mean(cells[j].harmonic))) if ok else 0
-            out[t][v] = replace(ms[i], variant=ms[i].variant + "@topic")
+    for (t, v), m in picks.items():
+        out[t][v] = replace(m, variant=m.variant + "@topic")
     return out
 
 
@@ -60,24 +92,14 @@ FLUENT = "cocomix/fluent"
 
 
 def tune_fluent(bench: Any, cands: dict[str, dict[str, list]]) -> dict[str, Any]:
-    """topic -> CoCoMix's best edit of the topic that keeps grammar: over every CoCoMix
-    variant (op, concept set, positions) and strength of the selection half, the one with the
-    best harmonic mean among those that keep grammar within `max_grammar_drop` of unsteered
-    (`grammar_holds`); the most grammatical one when none does. In the row `FLUENT`, the
-    variant it came from in `extra["recipe"]`."""
-    out = {}
-    for t, variants_of in cands.items():
-        floor = _grammar_floor(bench, t)
-        ms = [m for v, vms in sorted(variants_of.items()) if v.startswith("cocomix/")
-              for m in vms]
-        cells = [bench.cell(m, "selection") for m in ms]
-        ok = [i for i, c in enumerate(cells) if grammar_holds(c, floor)]
-        i = (max(ok, key=lambda j: float(np.mean(cells[j].harmonic))) if ok else
-             max(range(len(ms)), key=lambda j: float(np.nanmean(cells[j].values["fluency"]))))
-        m = ms[i]
-        out[t] = replace(m, variant=FLUENT.split("/", 1)[1],
-                         extra={**m.extra, "recipe": m.variant})
-    return out
+    """topic -> CoCoMix's best edit of the topic that keeps grammar: the `grammar_bounded`
+    choice over every CoCoMix variant (op, concept set, positions) and strength. In the row
+    `FLUENT`, the variant it came from in `extra["recipe"]`."""
+    groups = {t: (t, [m for v, vms in sorted(variants_of.items()) if v.startswith("cocomix/")
+                      for m in vms]) for t, variants_of in cands.items()}
+    return {t: replace(m, variant=FLUENT.split("/", 1)[1],
+                       extra={**m.extra, "recipe": m.variant})
+            for t, m in grammar_bounded(bench, groups).items()}
 
 
 def recommend(bench: Any, chosen: dict[str, dict[str, Any]], tuned: dict[str, dict[str, Any]],
@@ -86,8 +108,8 @@ def recommend(bench: Any, chosen: dict[str, dict[str, Any]], tuned: dict[str, di
     strength for every topic or at the grammar-bounded strength of each topic, whichever has
     the better mean selection-half harmonic mean over topics."""
     one = float(np.mean([chosen[t][variant]["selection_hm"] for t in chosen]))
-    per = float(np.mean([np.mean(bench.cell(tuned[t][variant], "selection").harmonic)
-                         for t in chosen]))
+    per = float(np.mean([_hm(bench.cell(replace(tuned[t][variant], variant=variant.split(
+        "/", 1)[1]), "selection")) for t in chosen]))  # the same edit's cell, not a new one
     return {"variant": variant, "per_topic": per > one,
             "selection_hm": {"one_strength": one, "per_topic": per}}
 

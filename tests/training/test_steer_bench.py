@@ -60,8 +60,9 @@ def test_quick_bench_measures_every_family_on_the_report_half(bench):
     # CI-sized by construction, not by a clock (the wall time is a benchmark figure: the
     # results record it): one strength per method and a bounded number of cells per topic
     assert all(len(g) == 1 for g in BenchConfig.quick().grids.values())
-    # (34: the fluent row and its control added 2 per topic to 32)
-    assert results["cells"]["total"] <= 34 * len(TOPICS), results["cells"]
+    # 32 + the fluent row and its control (2) + the confirm round (unsteered and at most
+    # confirm_top = 2 candidates for each of 3 tuned groups: 7)
+    assert results["cells"]["total"] <= 41 * len(TOPICS), results["cells"]
     families = {cell["method"]["family"] for row in results["rows"].values()
                 for cell in row["cells"]}
     # prompt_context: the wiki mode's prompting; switch_vector: benchmarks/steer_sentences.py
@@ -107,37 +108,72 @@ def test_grammar_holds_clears_the_floor_by_one_standard_error():
     assert not grammar_holds(SimpleNamespace(values={"fluency": np.array([np.nan])}), 0.0)
 
 
-def test_the_fluent_row_is_cocomixs_best_selection_edit_that_keeps_grammar(bench, world_run):
-    """Per topic, over every CoCoMix variant and strength of the selection half: the best
-    harmonic mean among the cells whose grammar holds (else the most grammatical one),
-    reported with a random-concept control of the same edit."""
-    from training.steer_bench import Bench
-    from training.steer_bench_methods import candidates, sae_norm, topic_kit
-    from training.steer_bench_report import FLUENT, _grammar_floor, grammar_holds
+class _Cells:
+    """A stand-in bench: fixed cells per (strength, half); records what it is asked to fill."""
+
+    def __init__(self, cells, confirm_top=2):
+        from types import SimpleNamespace
+
+        self.cfg = SimpleNamespace(max_grammar_drop=0.10, confirm_top=confirm_top)
+        self.cells, self.filled = cells, []
+
+    def fill(self, jobs):
+        self.filled += [(m.strength, half) for m, half in jobs]
+
+    def cell(self, method, half):
+        from types import SimpleNamespace
+
+        grammar, hm = self.cells[(method.strength, half)]
+        return SimpleNamespace(values={"fluency": np.asarray(grammar, dtype=float)},
+                               harmonic=np.full(len(grammar), hm))
+
+
+def _edit(strength):
+    return TopicMethod("cocomix", "add/set/all", "sea", strength)
+
+
+def test_the_grammar_bounded_choice_is_confirmed_on_more_continuations():
+    """The selection half's best edit that only looked grammatical on 10 continuations loses
+    to the runner-up that holds grammar on the confirm cells; the third candidate is never
+    scored again, the one below the bound never considered."""
+    from training.steer_bench_report import grammar_bounded
+
+    ones = [1.0] * 30
+    cells = {(None, "selection"): ([1.0] * 10, 0.0), (None, "confirm"): (ones, 0.0),
+             (8.0, "selection"): ([1.0] * 9 + [0.5], 0.5),   # best, lucky
+             (8.0, "confirm"): ([1.0] * 20 + [0.4] * 10, 0.45),  # 0.80 < 0.90
+             (4.0, "selection"): ([1.0] * 8 + [0.6] * 2, 0.4),   # 0.92: runner-up
+             (4.0, "confirm"): ([1.0] * 29 + [0.7], 0.35),      # 0.99 - 0.01 >= 0.90
+             (2.0, "selection"): ([1.0] * 10, 0.2),
+             (12.0, "selection"): ([0.7] * 10, 0.9)}             # below the bound
+    bench = _Cells(cells)
+    picks = grammar_bounded(bench, {"g": ("sea", [_edit(s) for s in (2.0, 4.0, 8.0, 12.0)])})
+    assert picks["g"].strength == 4.0
+    assert sorted(bench.filled, key=str) == [(4.0, "confirm"), (8.0, "confirm"),
+                                             (None, "confirm")]
+    # none holds on the confirm cells: the most grammatical of the confirmed ones
+    cells[(4.0, "confirm")] = ([1.0] * 25 + [0.0] * 5, 0.35)  # 0.83
+    assert grammar_bounded(_Cells(cells), {"g": ("sea", [_edit(s) for s in (
+        2.0, 4.0, 8.0, 12.0)])})["g"].strength == 4.0
+
+
+def test_the_fluent_row_is_a_confirmed_cocomix_edit_with_its_own_control(bench):
+    """Per topic: a CoCoMix variant and strength of the selection grid, scored again in the
+    confirm round, reported beside a random-concept control of the same edit."""
+    from training.steer_bench_report import FLUENT
 
     out, results, _ = bench
-    cfg = BenchConfig.quick()
-    cfg.topics = TOPICS
-    b = Bench(Run.open(world_run), cfg, out)  # every cell read back from the bench's cache
-    means = b.topic_means()
-    resid = sae_norm(b.run, [o for s in b.splits.values() for o in s.selection])
+    confirmed = {(c["method"]["topic"], c["method"]["variant"], c["method"]["strength"])
+                 for c in map(json.loads, (out / CELLS).read_text().splitlines())
+                 if c["half"] == "confirm"}
     for t in TOPICS:
-        cands = candidates(b, topic_kit(b.run, t, cfg, means), resid)
-        cells = {(m.variant, m.strength): b.cell(m, "selection") for v, ms in cands.items()
-                 if v.startswith("cocomix/") for m in ms}
-        floor = _grammar_floor(b, t)
-        ok = {k: float(np.mean(c.harmonic)) for k, c in cells.items() if grammar_holds(c, floor)}
         pick = results["fluent"][t]
-        key = (pick["recipe"], pick["strength"])
-        if ok:
-            assert ok[key] == max(ok.values())
-        else:
-            assert np.nanmean(cells[key].values["fluency"]) == max(
-                np.nanmean(c.values["fluency"]) for c in cells.values())
+        assert (t, pick["recipe"], pick["strength"]) in confirmed
         rows = {r: next(c for c in results["rows"][r]["cells"] if c["method"]["topic"] == t)
                 for r in (FLUENT, "random_concept/fluent")}
         steered, control = rows[FLUENT]["method"], rows["random_concept/fluent"]["method"]
         assert steered["extra"]["recipe"] == pick["recipe"] == control["extra"]["recipe"]
+        assert steered["strength"] == pick["strength"] == control["strength"]
         assert len(control["extra"]["concepts"]) == len(steered["extra"]["concepts"])
         assert not set(control["extra"]["concepts"]) & set(steered["extra"]["concepts"])
     assert results["goals_fluent"]["method"] == FLUENT
