@@ -33,6 +33,7 @@ import cocomix_lens.world.steer_topics  # noqa: F401  (registers the world's pro
 import cocomix_lens.world.steering_scorers  # noqa: F401  (registers the oracle scorers)
 from cocomix_lens.data.files import atomic_write_json, atomic_write_text, strict_json
 from cocomix_lens.steering.ops import OPS as STEERING_OPS
+from cocomix_lens.steering.toward import CONCEPT_SETS
 from training.steer_bench_methods import candidates, extra_methods, sae_norm, topic_kit
 from training.steer_bench_report import (
     CELLS,
@@ -79,7 +80,6 @@ TUNED_COCOMIX = 3
 topic ("@topic"), each with its own random-concept control."""
 OPS = tuple(op for op in STEERING_OPS if op != "ban")
 """Every op of the registry that can raise a concept (ban only lowers one)."""
-CONCEPT_SETS = ("single", "set", "set+ban")
 POSITIONS = ("all", "generated")
 QUICK_TOPICS = 3
 HALVES = {"selection": ("selection", "select_samples"),
@@ -105,7 +105,7 @@ class BenchConfig:
     seed: int = 0
     topics: list[str] | None = None  # default: every topic of the run's ground truth
     ops: tuple[str, ...] = OPS
-    concept_sets: tuple[str, ...] = CONCEPT_SETS
+    concept_sets: tuple[str, ...] = CONCEPT_SETS  # toward.CONCEPT_SETS
     positions: tuple[str, ...] = POSITIONS
     diffmean_tokens: int = 65_536  # training tokens read for the topic means
     per_topic_strength: bool = False  # choose strengths per topic, not one for all topics
