@@ -97,7 +97,8 @@ class BenchConfig:
     n_prompts: int = 20  # openings per topic: half for selection, half for the report
     select_samples: int = 1  # continuations per opening while choosing strengths
     confirm_samples: int = 3  # ... when the few best per-topic candidates are scored again
-    confirm_top: int = 3  # candidates per topic (and variant) scored again before the choice
+    confirm_top: int = 3  # candidates per topic (and variant) scored again in one round
+    confirm_rounds: int = 4  # rounds of them before the gentlest candidate is taken
     report_samples: int = 3  # continuations per opening in the reported figures
     max_new_tokens: int = 32
     temperature: float = 1.0
@@ -120,7 +121,7 @@ class BenchConfig:
         """Seconds-sized, for CI: 3 topics (`QUICK_TOPICS`), 4 openings, one strength per
         method."""
         return cls(n_prompts=4, select_samples=1, report_samples=1, confirm_samples=2,
-                   confirm_top=2, max_new_tokens=12,
+                   confirm_top=2, confirm_rounds=2, max_new_tokens=12,
                    topics=None, ops=("add", "vector"), positions=("all",),
                    diffmean_tokens=4096, quick_topics=QUICK_TOPICS,
                    grids={k: v[len(v) // 2:][:1] if k != "add" else (6.0,)

@@ -41,37 +41,43 @@ def _grammar(cell: Any) -> float:
 
 def grammar_bounded(bench: Any, groups: dict[Any, tuple[str, list]]) -> dict[Any, Any]:
     """group -> the method of (topic, methods) with the best harmonic mean on the selection
-    half among those that keep grammar within `max_grammar_drop` of unsteered there, chosen
-    in two rounds. The selection cells hold 10 continuations, and the strongest edit that
-    clears a bound on so few is the one most likely to have cleared it by luck (choosing on
-    them alone, the JumpReLU demo run's per-topic picks held grammar within 10 points on the
-    selection half and lost 12 on the report half). So the `confirm_top` best whose mean
-    clears the bound (the most grammatical, when none does) are scored again on the same
-    openings with `confirm_samples` continuations each ("confirm" cells), and the best of
-    them whose grammar there clears the bound by one standard error (`grammar_holds`) wins;
-    the most grammatical of them when none does. The report half is never read."""
-    finals = {}
+    half among those that keep grammar within `max_grammar_drop` of unsteered there, checked
+    on more continuations. The selection cells hold 10 continuations, and the strongest edit
+    that clears a bound on so few is the one most likely to have cleared it by luck (choosing
+    on them alone, the JumpReLU demo run's per-topic picks held grammar within 10 points on
+    the selection half and lost 12 on the report half). So the methods whose selection mean
+    clears the bound are taken best harmonic mean first, `confirm_top` at a time, for at most
+    `confirm_rounds` rounds: each is scored again on the same openings with
+    `confirm_samples` continuations ("confirm" cells), and the first round in which some
+    clear the bound by one standard error (`grammar_holds`) gives the best of those. A group
+    that none clears gets its most grammatical method on the selection half (the gentlest).
+    The report half is never read."""
+    from cocomix_lens.steering.topic_methods import TopicMethod
+
+    cfg, queue, gentlest = bench.cfg, {}, {}
     for g, (topic, ms) in groups.items():
         floor = _floor(bench, topic, "selection")
         cells = [bench.cell(m, "selection") for m in ms]
         ok = [i for i, c in enumerate(cells) if _grammar(c) >= floor]
-        rank = (sorted(ok, key=lambda i: -_hm(cells[i])) if ok else
-                sorted(range(len(ms)), key=lambda i: -_grammar(cells[i])))
-        finals[g] = [ms[i] for i in rank[:bench.cfg.confirm_top]]
-    from cocomix_lens.steering.topic_methods import TopicMethod
-
-    topics = {topic for topic, _ in groups.values()}
-    bench.fill([(TopicMethod("unsteered", "", t), "confirm") for t in sorted(topics)]
-               + [(m, "confirm") for ms in finals.values() for m in ms])
-    out = {}
-    for g, ms in finals.items():
-        floor = _floor(bench, groups[g][0], "confirm")
-        cells = [bench.cell(m, "confirm") for m in ms]
-        ok = [i for i, c in enumerate(cells) if grammar_holds(c, floor)]
-        i = (max(ok, key=lambda j: _hm(cells[j])) if ok else
-             max(range(len(ms)), key=lambda j: _grammar(cells[j])))
-        out[g] = ms[i]
-    return out
+        queue[g] = [ms[i] for i in sorted(ok, key=lambda i: -_hm(cells[i]))]
+        gentlest[g] = ms[max(range(len(ms)), key=lambda i: _grammar(cells[i]))]
+    topics = sorted({topic for topic, _ in groups.values()})
+    bench.fill([(TopicMethod("unsteered", "", t), "confirm") for t in topics])
+    out: dict[Any, Any] = {}
+    for r in range(cfg.confirm_rounds):
+        batch = {g: q[r * cfg.confirm_top:(r + 1) * cfg.confirm_top]
+                 for g, q in queue.items() if g not in out}
+        batch = {g: ms for g, ms in batch.items() if ms}
+        if not batch:
+            break
+        bench.fill([(m, "confirm") for ms in batch.values() for m in ms])
+        for g, ms in batch.items():
+            floor = _floor(bench, groups[g][0], "confirm")
+            cells = [bench.cell(m, "confirm") for m in ms]
+            ok = [i for i, c in enumerate(cells) if grammar_holds(c, floor)]
+            if ok:
+                out[g] = ms[max(ok, key=lambda j: _hm(cells[j]))]
+    return {g: out.get(g, gentlest[g]) for g in groups}
 
 
 def tune_per_topic(bench: Any, cands: dict[str, dict[str, list]],

@@ -111,14 +111,15 @@ def test_grammar_holds_clears_the_floor_by_one_standard_error():
 class _Cells:
     """A stand-in bench: fixed cells per (strength, half); records what it is asked to fill."""
 
-    def __init__(self, cells, confirm_top=2):
+    def __init__(self, cells, confirm_top=2, confirm_rounds=2):
         from types import SimpleNamespace
 
-        self.cfg = SimpleNamespace(max_grammar_drop=0.10, confirm_top=confirm_top)
+        self.cfg = SimpleNamespace(max_grammar_drop=0.10, confirm_top=confirm_top,
+                                   confirm_rounds=confirm_rounds)
         self.cells, self.filled = cells, []
 
     def fill(self, jobs):
-        self.filled += [(m.strength, half) for m, half in jobs]
+        self.filled.append(sorted((m.strength or 0.0, half) for m, half in jobs))
 
     def cell(self, method, half):
         from types import SimpleNamespace
@@ -132,29 +133,34 @@ def _edit(strength):
     return TopicMethod("cocomix", "add/set/all", "sea", strength)
 
 
-def test_the_grammar_bounded_choice_is_confirmed_on_more_continuations():
-    """The selection half's best edit that only looked grammatical on 10 continuations loses
-    to the runner-up that holds grammar on the confirm cells; the third candidate is never
-    scored again, the one below the bound never considered."""
+def _choose(cells, **kw):
     from training.steer_bench_report import grammar_bounded
 
-    ones = [1.0] * 30
+    bench = _Cells(cells, **kw)
+    grid = [_edit(s) for s in (1.0, 2.0, 3.0, 4.0, 8.0, 12.0)]
+    return grammar_bounded(bench, {"g": ("sea", grid)})["g"].strength, bench.filled
+
+
+def test_the_grammar_bounded_choice_is_confirmed_on_more_continuations():
+    """Selection-half candidates that only looked grammatical on 10 continuations lose to the
+    first, in harmonic-mean order, that holds grammar on the confirm cells (2 at a time);
+    the one below the bound is never scored again; none holding: the gentlest."""
+    ones, lucky = [1.0] * 30, [1.0] * 20 + [0.4] * 10  # 0.80 < 0.90 on the confirm cells
     cells = {(None, "selection"): ([1.0] * 10, 0.0), (None, "confirm"): (ones, 0.0),
-             (8.0, "selection"): ([1.0] * 9 + [0.5], 0.5),   # best, lucky
-             (8.0, "confirm"): ([1.0] * 20 + [0.4] * 10, 0.45),  # 0.80 < 0.90
-             (4.0, "selection"): ([1.0] * 8 + [0.6] * 2, 0.4),   # 0.92: runner-up
-             (4.0, "confirm"): ([1.0] * 29 + [0.7], 0.35),      # 0.99 - 0.01 >= 0.90
-             (2.0, "selection"): ([1.0] * 10, 0.2),
-             (12.0, "selection"): ([0.7] * 10, 0.9)}             # below the bound
-    bench = _Cells(cells)
-    picks = grammar_bounded(bench, {"g": ("sea", [_edit(s) for s in (2.0, 4.0, 8.0, 12.0)])})
-    assert picks["g"].strength == 4.0
-    assert sorted(bench.filled, key=str) == [(4.0, "confirm"), (8.0, "confirm"),
-                                             (None, "confirm")]
-    # none holds on the confirm cells: the most grammatical of the confirmed ones
-    cells[(4.0, "confirm")] = ([1.0] * 25 + [0.0] * 5, 0.35)  # 0.83
-    assert grammar_bounded(_Cells(cells), {"g": ("sea", [_edit(s) for s in (
-        2.0, 4.0, 8.0, 12.0)])})["g"].strength == 4.0
+             (12.0, "selection"): ([0.7] * 10, 0.9),           # below the bound
+             (8.0, "selection"): ([1.0] * 9 + [0.5], 0.5), (8.0, "confirm"): (lucky, 0.45),
+             (4.0, "selection"): ([1.0] * 8 + [0.6] * 2, 0.4), (4.0, "confirm"): (lucky, 0.4),
+             (3.0, "selection"): ([1.0] * 10, 0.3), (3.0, "confirm"): ([1.0] * 29 + [0.7], 0.3),
+             (2.0, "selection"): ([1.0] * 10, 0.2), (2.0, "confirm"): (ones, 0.2),
+             (1.0, "selection"): ([1.0] * 10, 0.1), (1.0, "confirm"): (ones, 0.1)}
+    strength, filled = _choose(cells)
+    assert strength == 3.0  # 0.99 - 0.01 >= 0.90, and a better harmonic mean than 2.0's
+    assert filled == [[(0.0, "confirm")], [(4.0, "confirm"), (8.0, "confirm")],
+                      [(2.0, "confirm"), (3.0, "confirm")]]
+    cells[(3.0, "confirm")] = cells[(2.0, "confirm")] = (lucky, 0.3)
+    cells[(1.0, "selection")] = ([1.0] * 9 + [0.95], 0.1)
+    assert _choose(cells)[0] == 2.0  # two rounds, none holds: the most grammatical (first)
+    assert _choose(cells, confirm_rounds=3)[0] == 1.0  # the third round confirms 1.0
 
 
 def test_the_fluent_row_is_a_confirmed_cocomix_edit_with_its_own_control(bench):
