@@ -50,8 +50,10 @@ def grammar_bounded(bench: Any, groups: dict[Any, tuple[str, list]]) -> dict[Any
     `confirm_rounds` rounds: each is scored again on the same openings with
     `confirm_samples` continuations ("confirm" cells), and the first round in which some
     clear the bound by one standard error (`grammar_holds`) gives the best of those. A group
-    that none clears gets its most grammatical method on the selection half (the gentlest).
-    The report half is never read."""
+    that none clears gets its gentlest method: the smallest |strength| of a one-variant grid
+    (its grammar on the selection cells says little when an edit, like a ban, costs grammar at
+    every strength), else the most grammatical on the selection half. The report half is never
+    read."""
     from cocomix_lens.steering.topic_methods import TopicMethod
 
     cfg, queue, gentlest = bench.cfg, {}, {}
@@ -60,7 +62,7 @@ def grammar_bounded(bench: Any, groups: dict[Any, tuple[str, list]]) -> dict[Any
         cells = [bench.cell(m, "selection") for m in ms]
         ok = [i for i, c in enumerate(cells) if _grammar(c) >= floor]
         queue[g] = [ms[i] for i in sorted(ok, key=lambda i: -_hm(cells[i]))]
-        gentlest[g] = ms[max(range(len(ms)), key=lambda i: _grammar(cells[i]))]
+        gentlest[g] = _gentlest(ms, cells)
     topics = sorted({topic for topic, _ in groups.values()})
     bench.fill([(TopicMethod("unsteered", "", t), "confirm") for t in topics])
     out: dict[Any, Any] = {}
@@ -78,6 +80,12 @@ def grammar_bounded(bench: Any, groups: dict[Any, tuple[str, list]]) -> dict[Any
             if ok:
                 out[g] = ms[max(ok, key=lambda j: _hm(cells[j]))]
     return {g: out.get(g, gentlest[g]) for g in groups}
+
+
+def _gentlest(ms: list, cells: list) -> Any:
+    if len({m.variant for m in ms}) == 1 and all(m.strength is not None for m in ms):
+        return min(ms, key=lambda m: abs(m.strength))
+    return ms[max(range(len(ms)), key=lambda i: _grammar(cells[i]))]
 
 
 def tune_per_topic(bench: Any, cands: dict[str, dict[str, list]],

@@ -159,8 +159,15 @@ def test_the_grammar_bounded_choice_is_confirmed_on_more_continuations():
                       [(2.0, "confirm"), (3.0, "confirm")]]
     cells[(3.0, "confirm")] = cells[(2.0, "confirm")] = (lucky, 0.3)
     cells[(1.0, "selection")] = ([1.0] * 9 + [0.95], 0.1)
-    assert _choose(cells)[0] == 2.0  # two rounds, none holds: the most grammatical (first)
-    assert _choose(cells, confirm_rounds=3)[0] == 1.0  # the third round confirms 1.0
+    assert _choose(cells)[0] == 1.0  # two rounds, none holds: the smallest strength
+    cells[(1.0, "confirm")] = (lucky, 0.1)
+    assert _choose(cells, confirm_rounds=3)[0] == 1.0  # nothing holds in three either
+    # a grid of several variants (the fluent row): the most grammatical on the selection half
+    from training.steer_bench_report import grammar_bounded
+
+    mixed = [_edit(8.0), TopicMethod("cocomix", "add/single/all", "sea", 2.0), _edit(1.0)]
+    cells[(2.0, "selection")] = ([1.0] * 10, 0.2)
+    assert grammar_bounded(_Cells(cells), {"g": ("sea", mixed)})["g"].strength == 2.0
 
 
 def test_the_fluent_row_is_a_confirmed_cocomix_edit_with_its_own_control(bench):
