@@ -120,7 +120,7 @@ RECOMMENDED = TopicRecipe(
     source="steer-bench on the demo run: the CoCoMix recipe with the best harmonic mean on "
            "the selection half, 0.136 [0.115, 0.159] on the report half at one strength for "
            "every topic (per-topic strengths holding grammar within 10 points of unsteered: "
-           "0.085, and worse on the selection half too) "
+           "0.041, and worse on the selection half too) "
            "(benchmarks/results/steer_bench_world: the steer-bench step on runs/demo)")
 """The best CoCoMix recipe on the steering benchmark's report half (see `source`)."""
 

@@ -314,6 +314,7 @@ def test_the_readme_and_docs_quote_the_committed_results():
     for quoted in (est("prompt_switch"), est(best["diffmean"]), est(best["cocomix"]),
                    mean("sae/best latent"), f"{per_topic['passed']} of {per_topic['of']}",
                    f"({goals['passed']} at its one best strength)",
+                   f"recipe chosen per topic on {results['goals_fluent']['passed']}",
                    f"{results['wall_s'] // 60:.0f} min"):
         assert quoted in line, quoted
     docs = bench.docs()
@@ -323,6 +324,9 @@ def test_the_readme_and_docs_quote_the_committed_results():
         assert est(key) in plain, key
     assert f"**{goals['passed']} of {goals['of']}**" in docs
     assert f"**{per_topic['passed']} of {per_topic['of']}**" in docs
+    fluent = results["goals_fluent"]
+    assert f"(`fluent`) **{fluent['passed']} of {fluent['of']}**" in docs
+    assert est("cocomix/fluent") in plain
     tuned = results["goals_tuned"]
     where = {"all": "all positions", "generated": "generated positions"}
     for key, passed in tuned.items():  # the other tuned variants, each with its count
