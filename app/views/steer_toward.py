@@ -31,8 +31,11 @@ def _use(run: Any, name: str, apply_spec: Callable[[Any], None]) -> None:
     from cocomix_lens.steering import validate_spec
     from cocomix_lens.steering.toward import toward
 
+    # the checkbox is for topics: a typed concept name takes the recommended edit
+    keep = bool(st.session_state.get("steer_toward_keep")) and not str(
+        st.session_state.get("steer_toward_name", "")).strip()
     try:
-        spec, how = toward(run, name)
+        spec, how = toward(run, name, keep_grammar=keep)
         validate_spec(spec, run.student.cfg)
         apply_spec(spec)
         st.session_state["steer_toward_how"] = how
@@ -47,7 +50,7 @@ def render(ctx: Any, apply_spec: Callable[[Any], None]) -> None:
 
     from cocomix_lens.steering.topic_eval import leaderboard
     from cocomix_lens.steering.topics import world_topics
-    from cocomix_lens.steering.toward import RECOMMENDED
+    from cocomix_lens.steering.toward import KEEP_GRAMMAR_SOURCE, RECOMMENDED
 
     run = ctx.run
     topics = world_topics(run) if run.has("groundtruth") else []
@@ -56,11 +59,18 @@ def render(ctx: Any, apply_spec: Callable[[Any], None]) -> None:
         topic = left.selectbox("Topic", topics, key="steer_toward_topic") if topics else None
         name = right.text_input("or a concept name (catalogue search)", key="steer_toward_name")
         target = name.strip() or topic
-        st.button(f"Use the recommended edit toward {target!r}" if target else
-                  "Use the recommended edit", key="steer_toward_go", disabled=not target,
+        keep = left.checkbox("Keep grammar (topics)", key="steer_toward_keep",
+                             disabled=not topics or bool(name.strip()),
+                             help="the edit the steering benchmark chose for the topic keeping "
+                                  "grammar within 10 points of unsteered: it moves the topic "
+                                  "less than the recommended edit")
+        which = "grammar-keeping" if keep and not name.strip() else "recommended"
+        st.button(f"Use the {which} edit toward {target!r}" if target else
+                  f"Use the {which} edit", key="steer_toward_go", disabled=not target,
                   on_click=_use, args=(run, target, apply_spec))
         st.caption(f"Recommended: {RECOMMENDED.op} {RECOMMENDED.strength} on the topic's "
-                   f"{RECOMMENDED.concepts} of concepts ({RECOMMENDED.source}).")
+                   f"{RECOMMENDED.concepts} of concepts ({RECOMMENDED.source}). Keep grammar: "
+                   f"{KEEP_GRAMMAR_SOURCE}.")
         if "steer_toward_how" in st.session_state:
             st.info(st.session_state["steer_toward_how"])
         results, where = bench_results(run)

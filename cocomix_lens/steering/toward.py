@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from cocomix_lens.remedy import Remedy, attach
-from cocomix_lens.steering.spec import Edit, SteeringSpec, position_label
+from cocomix_lens.steering.spec import Edit, SteeringSpec, parse_position_label, position_label
 from cocomix_lens.steering.topics import topic_concepts, world_topics
 
 CONCEPT_SETS = ("single", "set", "set+ban")
@@ -125,14 +125,68 @@ RECOMMENDED = TopicRecipe(
 """The best CoCoMix recipe on the steering benchmark's report half (see `source`)."""
 
 
-def toward(run: Any, name: str, recipe: TopicRecipe = RECOMMENDED) -> tuple[SteeringSpec, str]:
+KEEP_GRAMMAR: dict[str, tuple[str, float | None]] = {
+    "art": ("add/set/all", 3.0),
+    "cooking": ("add/set/generated", 3.0),
+    "farming": ("add/set/all", 3.0),
+    "forest": ("add/set/all", 1.5),
+    "medicine": ("scale/set/all", -4.0),
+    "music": ("add/single/all", 10.0),
+    "school": ("force/set+ban/generated", None),
+    "sea": ("add/set/generated", 6.0),
+    "space": ("add/set+ban/all", 2.0),
+    "sport": ("force/set/all", None),
+    "trade": ("add/set/all", 6.0),
+    "travel": ("add/set/generated", 3.0),
+    "war": ("add/set+ban/all", 4.5),
+    "weather": ("scale/single/all", -16.0),
+}
+"""topic -> (steer-bench variant "op/concepts/positions", strength): per topic, the CoCoMix edit
+with the best selection-half harmonic mean among those that kept grammar within 10 points of
+unsteered (the steer-bench's `fluent` choice on the demo run, `KEEP_GRAMMAR_SOURCE`)."""
+KEEP_GRAMMAR_SOURCE = (
+    "steer-bench on the demo run: the CoCoMix edit chosen for this topic that kept grammar "
+    "within 10 points of unsteered on the selection half (the cocomix/fluent row: "
+    "8 of 14 topics pass the 5x on-topic goal on the report half, harmonic "
+    "mean 0.030; benchmarks/results/steer_bench_world)")
+
+
+def keep_grammar_recipe(run: Any, topic: str) -> TopicRecipe:
+    """The recipe `toward(..., keep_grammar=True)` uses for `topic`: the run's own
+    steer-bench `fluent` choice when it has one, else `KEEP_GRAMMAR`'s (the demo run's)."""
+    bench = run.steer_bench if run.has("steer_bench") else {}
+    mine = bench.get("fluent", {}).get(topic)
+    if mine is not None:
+        variant, strength = mine["recipe"], mine["strength"]
+        source = ("this run's steer-bench: the CoCoMix edit chosen for this topic that kept "
+                  "grammar within 10 points of unsteered on its selection half")
+    elif topic in KEEP_GRAMMAR:
+        (variant, strength), source = KEEP_GRAMMAR[topic], KEEP_GRAMMAR_SOURCE
+    else:
+        bench_it = Remedy("steer-bench", {"run": run.path}, verb="measure it with")
+        raise attach(ValueError(f"no edit of topic {topic!r} was measured to keep grammar; "
+                                f"fix: {bench_it}"), bench_it)
+    op, concepts, positions = variant.split("/", 2)
+    where, span = parse_position_label(positions)
+    return TopicRecipe(op, concepts, where, strength, source, span=span)
+
+
+def toward(run: Any, name: str, recipe: TopicRecipe = RECOMMENDED,
+           keep_grammar: bool = False) -> tuple[SteeringSpec, str]:
     """(spec, one line saying what it steers and why) toward `name`: a topic of the run's
     ground truth (its concepts, `topics.topic_concepts`), else the concept the catalogue's
-    search ranks first for `name` (a single concept, the recipe's op and strength)."""
+    search ranks first for `name` (a single concept, the recipe's op and strength).
+    `keep_grammar` (topics only): the edit the steering benchmark chose for the topic under
+    its grammar bound (`keep_grammar_recipe`) instead of `recipe`, which moves the topic
+    more and costs more grammar."""
     name = str(name).strip()
     topics = world_topics(run) if run.has("groundtruth") else []
+    if keep_grammar and name not in topics:
+        raise ValueError(f"keep_grammar=True needs a topic of the run's ground truth "
+                         f"({', '.join(topics) or 'none'}), not {name!r}; fix: pass one of "
+                         "them, or drop keep_grammar=True")
     if name in topics:
-        recipe = recipe.for_topic(run, name)
+        recipe = keep_grammar_recipe(run, name) if keep_grammar else recipe.for_topic(run, name)
         ids, ban = recipe.ids(run, name)
         what = f"topic {name!r}: concepts {list(ids)} ({topic_concepts(run, name).how})"
         what += f", {len(ban)} other topics' concepts banned" if ban else ""

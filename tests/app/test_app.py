@@ -452,6 +452,27 @@ def test_steer_toward_a_concept_by_name_loads_the_recommended_edit(root):
     assert "catalogue's best match for 'ship'" in at.session_state["steer_toward_how"]
 
 
+def test_steer_toward_a_topic_keeping_grammar_loads_the_measured_edit(tmp_path_factory,
+                                                                       micro_world_run):
+    from cocomix_lens import Run
+    from cocomix_lens.steering.toward import KEEP_GRAMMAR_SOURCE, toward
+
+    root = build_root(tmp_path_factory.mktemp("app_world"), micro_world_run[1])
+    with app_env(root):
+        at = open_app(page="steer")
+        assert_clean(at)
+        at.selectbox(key="steer_toward_topic").select("sea").run()
+        at.checkbox(key="steer_toward_keep").check().run()
+        assert at.button(key="steer_toward_go").label == "Use the grammar-keeping edit toward 'sea'"
+        at.button(key="steer_toward_go").click().run()
+        assert_clean(at)
+    spec, how = toward(Run.open(root / "run"), "sea", keep_grammar=True)
+    first = spec.edits[0]
+    assert at.session_state["steer_op"] == first.op
+    assert at.session_state["steer_concept"] == first.concept
+    assert at.session_state["steer_toward_how"] == how and KEEP_GRAMMAR_SOURCE in how
+
+
 def test_one_spec_gives_the_same_text_through_library_cli_and_app(root, steerable, tmp_path,
                                                                    capsys):
     """A spec file with an add edit in catalogue stds (resolved by each path alike) and a

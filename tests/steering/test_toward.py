@@ -6,7 +6,14 @@ from pathlib import Path
 import pytest
 from test_topic_concepts import fake_run
 
-from cocomix_lens.steering.toward import RECOMMENDED, TopicRecipe, topic_spec, toward
+from cocomix_lens.steering.toward import (
+    KEEP_GRAMMAR,
+    KEEP_GRAMMAR_SOURCE,
+    RECOMMENDED,
+    TopicRecipe,
+    topic_spec,
+    toward,
+)
 
 
 def world_run(catalogue: bool = True):
@@ -109,3 +116,40 @@ def test_a_recipe_at_sentence_positions_carries_its_span_into_the_spec_and_its_r
     spec = recipe.spec(world_run(), [3], ban=[5])
     assert [(e.op, e.positions, e.span) for e in spec.edits] == [
         ("vector", "new_sentences", 4), ("ban", "new_sentences", 4)]
+
+
+def _committed_bench() -> dict:
+    return json.loads((Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+                       / "steer_bench_world" / "results.json").read_text())
+
+
+def test_keep_grammar_recipes_are_the_committed_benchs_fluent_choices():
+    results = _committed_bench()
+    assert KEEP_GRAMMAR == {t: (c["recipe"], c["strength"])
+                            for t, c in results["fluent"].items()}
+    g, row = results["goals_fluent"], results["rows"]["cocomix/fluent"]["summary"]
+    assert f"{g['passed']} of {g['of']} topics" in KEEP_GRAMMAR_SOURCE
+    assert f"harmonic mean {row['harmonic']['mean']:.3f}" in KEEP_GRAMMAR_SOURCE
+
+
+def test_keep_grammar_steers_a_topic_with_its_measured_edit(monkeypatch):
+    run = world_run()
+    op, strength = KEEP_GRAMMAR["sea"][0].split("/")[0], KEEP_GRAMMAR["sea"][1]
+    spec, how = toward(run, "sea", keep_grammar=True)
+    assert {e.op for e in spec.edits} - {"ban"} == {op} and KEEP_GRAMMAR_SOURCE in how
+    assert {e.concept for e in spec.edits if e.op == op} <= {7, 9, 5}
+    if strength is not None:
+        assert {e.value for e in spec.edits if e.op == op} == {strength}
+    # the run's own bench decides first
+    run.has = lambda piece: piece in ("groundtruth", "catalogue", "steer_bench")
+    run.steer_bench = {"fluent": {"sea": {"recipe": "vector/single/new_sentences:2",
+                                          "strength": 2.0}}}
+    spec, how = toward(run, "sea", keep_grammar=True)
+    assert [(e.op, e.concept, e.value, e.positions, e.span) for e in spec.edits] == [
+        ("vector", 7, 2.0, "new_sentences", 2)] and "this run's steer-bench" in how
+    # neither measured the topic: one line naming the command that does
+    monkeypatch.delitem(KEEP_GRAMMAR, "war")
+    with pytest.raises(ValueError, match=r"topic 'war' .*fix: measure it with"):
+        toward(run, "war", keep_grammar=True)
+    with pytest.raises(ValueError, match=r"needs a topic .*\(sea, war\), not 'violin'"):
+        toward(run, "violin", keep_grammar=True)

@@ -259,6 +259,30 @@ def test_generate_toward_a_topic_prints_what_the_library_gives(world_run, capsys
     assert capsys.readouterr().out == expected + "\n"
 
 
+def test_generate_keep_grammar_prints_the_measured_edit_or_one_line_naming_the_fix(
+        world_run, capsys):
+    from cocomix_lens.sampling import Sampling
+    from cocomix_lens.steering.toward import toward
+
+    prompt = "Anna was a nurse."
+    assert main(["generate", "--run", str(world_run), "--prompt", prompt, "--toward", "sea",
+                 "--keep-grammar", "--seed", "1", "--max-new-tokens", "8"]) == 0
+    run = Run.open(world_run)
+    spec, _ = toward(run, "sea", keep_grammar=True)
+    assert spec != toward(run, "sea")[0]
+    expected = run.student.generate(prompt, **Sampling(max_new_tokens=8, seed=1).kwargs(),
+                                    steering=spec)
+    assert capsys.readouterr().out == expected + "\n"
+    assert main(["generate", "--run", str(world_run), "--prompt", prompt,
+                 "--keep-grammar"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "fix: add --toward TOPIC" in err
+    assert main(["generate", "--run", str(world_run), "--prompt", prompt, "--toward", "violin",
+                 "--keep-grammar"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "drop --keep-grammar True" in err
+
+
 def test_a_topics_best_concept_prefills_the_benchs_best_single_concept_edit(bench, world_run):
     from cocomix_lens.steering.best import best_setting
 

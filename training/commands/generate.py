@@ -3,6 +3,7 @@
     cocomix-lens generate --run runs/demo --prompt "The history of"
     cocomix-lens generate --run runs/demo --prompt "The history of" --steer spec.json --seed 0
     cocomix-lens generate --run runs/demo --prompt "Anna was a nurse." --toward farming
+    cocomix-lens generate --run runs/demo --prompt "Anna was a nurse." --toward war --keep-grammar
 
 The spec is resolved against the run (`SteeringSpec.resolve`: add / vector edits in catalogue
 stds take the catalogue's logit std), exactly as the app and `steer-eval` do, so the same
@@ -32,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument("--toward", metavar="NAME",
                       help="steer toward a world topic or a concept (catalogue search) by name "
                            "with the recommended edit (cocomix_lens.steering.toward)")
+    p.add_argument("--keep-grammar", action="store_true",
+                   help="with --toward a topic: the edit the steering benchmark chose for it "
+                        "keeping grammar within 10 points of unsteered (moves the topic less)")
     p.add_argument("--model", default="student", choices=MODELS,
                    help="which of the run's models (only the CoCoMix student can be steered)")
     add_flags(p, Sampling)
@@ -45,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     from cocomix_lens.steering import SteeringSpec, validate_spec
     from training.flags import from_flags
 
+    if args.keep_grammar and not args.toward:
+        raise ValueError("--keep-grammar chooses the edit of --toward; fix: add --toward TOPIC "
+                         "or drop --keep-grammar")
     if args.steer and args.model != "student":
         raise ValueError(f"--steer edits the CoCoMix student's concepts, not the "
                          f"{args.model}'s; fix: drop --model or --steer")
@@ -59,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         if args.model != "student":
             raise ValueError(f"--toward edits the CoCoMix student's concepts, not the "
                              f"{args.model}'s; fix: drop --model or --toward")
-        spec, how = toward(run, args.toward)
+        spec, how = toward(run, args.toward, keep_grammar=args.keep_grammar)
         validate_spec(spec, model.cfg)
         log.info("steering toward %s", how)
     text = model.generate(args.prompt, **from_flags(Sampling, args).kwargs(),
