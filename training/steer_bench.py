@@ -94,7 +94,11 @@ the per-topic choices (steer_bench_report.grammar_bounded)."""
 class BenchConfig:
     """What one bench measures; every field is recorded in results.json."""
 
-    n_prompts: int = 20  # openings per topic: half for selection, half for the report
+    # openings per topic, half for selection and half for the report. 40, not 20: on the
+    # demo run, 10 selection openings chose per-topic edits whose grammar did not carry over
+    # to other openings (the fluent row passed the 5x goal on 8 of 14 topics); 20 pass 11
+    # (10 at --seed 1), for 9.6-11 min instead of 5.3 (docs/steering.md)
+    n_prompts: int = 40
     select_samples: int = 1  # continuations per opening while choosing strengths
     confirm_samples: int = 3  # ... when the few best per-topic candidates are scored again
     confirm_top: int = 3  # candidates per topic (and variant) scored again in one round

@@ -78,6 +78,7 @@ class WikiBenchConfig(BenchConfig):
     and prompts' rules (module docstring)."""
 
     concept_sets: tuple[str, ...] = ("single",)  # no ground truth: no concept sets
+    n_prompts: int = 20  # what its committed results (benchmarks/results) were measured with
     n_targets: int = 12
     min_density: float = 0.002  # teacher-SAE activation density (catalogue act_density)
     max_density: float = 0.05

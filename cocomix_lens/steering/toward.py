@@ -116,30 +116,30 @@ class TopicRecipe:
 
 
 RECOMMENDED = TopicRecipe(
-    "add", "set+ban", "generated", 8.0,
+    "add", "set+ban", "all", 6.0,
     source="steer-bench on the demo run: the CoCoMix recipe with the best harmonic mean on "
-           "the selection half, 0.136 [0.115, 0.159] on the report half at one strength for "
-           "every topic (per-topic strengths holding grammar within 10 points of unsteered: "
-           "0.041, and worse on the selection half too) "
+           "the selection half, 0.130 [0.113, 0.148] on the report half at one strength "
+           "for every topic (per-topic strengths holding grammar within 10 points of unsteered: "
+           "0.054, and worse on the selection half too) "
            "(benchmarks/results/steer_bench_world: the steer-bench step on runs/demo)")
 """The best CoCoMix recipe on the steering benchmark's report half (see `source`)."""
 
 
 KEEP_GRAMMAR: dict[str, tuple[str, float | None]] = {
-    "art": ("add/set/all", 3.0),
-    "cooking": ("add/set/generated", 3.0),
+    "art": ("add/set+ban/all", 3.0),
+    "cooking": ("add/single/all", 8.0),
     "farming": ("add/set/all", 3.0),
-    "forest": ("add/set/all", 1.5),
-    "medicine": ("scale/set/all", -4.0),
+    "forest": ("add/set+ban/all", 4.5),
+    "medicine": ("add/set+ban/all", 3.0),
     "music": ("add/single/all", 10.0),
-    "school": ("force/set+ban/generated", None),
-    "sea": ("add/set/generated", 6.0),
-    "space": ("add/set+ban/all", 2.0),
-    "sport": ("force/set/all", None),
-    "trade": ("add/set/all", 6.0),
-    "travel": ("add/set/generated", 3.0),
-    "war": ("add/set+ban/all", 4.5),
-    "weather": ("scale/single/all", -16.0),
+    "school": ("scale/single/generated", -16.0),
+    "sea": ("add/set/generated", 4.5),
+    "space": ("vector/set+ban/all", 1.0),
+    "sport": ("add/set/all", 3.0),
+    "trade": ("vector/set+ban/all", 1.0),
+    "travel": ("add/single/all", 8.0),
+    "war": ("add/single/generated", 12.0),
+    "weather": ("add/set/all", 6.0),
 }
 """topic -> (steer-bench variant "op/concepts/positions", strength): per topic, the CoCoMix edit
 with the best selection-half harmonic mean among those that kept grammar within 10 points of
@@ -147,8 +147,8 @@ unsteered (the steer-bench's `fluent` choice on the demo run, `KEEP_GRAMMAR_SOUR
 KEEP_GRAMMAR_SOURCE = (
     "steer-bench on the demo run: the CoCoMix edit chosen for this topic that kept grammar "
     "within 10 points of unsteered on the selection half (the cocomix/fluent row: "
-    "8 of 14 topics pass the 5x on-topic goal on the report half, harmonic "
-    "mean 0.030; benchmarks/results/steer_bench_world)")
+    "11 of 14 topics pass the 5x on-topic goal on the report half, harmonic "
+    "mean 0.049; benchmarks/results/steer_bench_world)")
 
 
 def keep_grammar_recipe(run: Any, topic: str) -> TopicRecipe:

@@ -238,6 +238,16 @@ def test_cli_resumes_the_bench_in_the_runs_piece(bench, world_run, capsys):
     assert Run.open(world_run).steer_bench["rows"].keys() == results["rows"].keys()
 
 
+def test_cli_prompts_sets_the_openings_per_topic(world_run, tmp_path, capsys):
+    assert main(["steer-bench", "--run", str(world_run), "--quick", "--topics", "sea",
+                 "--prompts", "6", "--out", str(tmp_path), "--no-progress"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["config"]["n_prompts"] == 6
+    assert {len(results["prompts"]["sea"][h]) for h in ("selection", "report")} == {3}
+    assert BenchConfig().n_prompts == 40 and BenchConfig.quick().n_prompts == 4
+    capsys.readouterr()
+
+
 def test_cli_refuses_a_run_without_the_world_oracle(micro_run, tmp_path, capsys):
     run_dir = micro_run[1]  # the session's topical run (tests/conftest.py), read only
     assert main(["steer-bench", "--run", str(run_dir), "--mode", "world", "--quick", "--out",
@@ -260,16 +270,19 @@ def test_generate_toward_a_topic_prints_what_the_library_gives(world_run, capsys
 
 
 def test_generate_keep_grammar_prints_the_measured_edit_or_one_line_naming_the_fix(
-        world_run, capsys):
+        world_run, capsys, caplog):
+    import logging
+
     from cocomix_lens.sampling import Sampling
     from cocomix_lens.steering.toward import toward
 
     prompt = "Anna was a nurse."
-    assert main(["generate", "--run", str(world_run), "--prompt", prompt, "--toward", "sea",
-                 "--keep-grammar", "--seed", "1", "--max-new-tokens", "8"]) == 0
+    with caplog.at_level(logging.INFO, logger="training.commands.generate"):
+        assert main(["generate", "--run", str(world_run), "--prompt", prompt, "--toward",
+                     "sea", "--keep-grammar", "--seed", "1", "--max-new-tokens", "8"]) == 0
     run = Run.open(world_run)
-    spec, _ = toward(run, "sea", keep_grammar=True)
-    assert spec != toward(run, "sea")[0]
+    spec, how = toward(run, "sea", keep_grammar=True)
+    assert "kept grammar within 10 points" in how and how in caplog.text  # the flag reached it
     expected = run.student.generate(prompt, **Sampling(max_new_tokens=8, seed=1).kwargs(),
                                     steering=spec)
     assert capsys.readouterr().out == expected + "\n"

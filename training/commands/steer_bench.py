@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topics", nargs="+", help="topics to bench (default: every topic); wiki "
                                                "mode: target concept ids")
     p.add_argument("--seed", type=SEED, default=0, help="seed of prompts, sampling, controls")
+    p.add_argument("--prompts", type=number(2, 10_000), default=None,
+                   help="openings per topic, half to choose strengths on and half to report "
+                        "on (default: 40 on a world run, 20 in wiki mode)")
     p.add_argument("--workers", type=number(1, 256), default=1,
                    help="processes scoring cells in parallel (each loads the models once)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     world = is_world_run(run_)
     if args.mode == "wiki" or (args.mode == "auto" and not world):
         cfg = WikiBenchConfig.quick() if args.quick else WikiBenchConfig()
-        cfg = replace(cfg, seed=args.seed, topics=args.topics, workers=args.workers)
+        cfg = replace(cfg, seed=args.seed, topics=args.topics, workers=args.workers,
+                      n_prompts=args.prompts or cfg.n_prompts)
         out = Path(args.out) if args.out else run_.path / LAYOUT.pipeline.steer_bench_wiki
         print(wiki_markdown(run_wiki_bench(run_, out, cfg, not args.no_progress)))
         return 0
@@ -63,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
                          "oracle; fix: pass a run of `cocomix-lens pipeline --preset world`, "
                          "or --mode wiki")
     cfg = BenchConfig.quick() if args.quick else BenchConfig()
-    cfg = replace(cfg, seed=args.seed, topics=args.topics or cfg.topics, workers=args.workers)
+    cfg = replace(cfg, seed=args.seed, topics=args.topics or cfg.topics, workers=args.workers,
+                  n_prompts=args.prompts or cfg.n_prompts)
     out = Path(args.out) if args.out else run_.path / LAYOUT.pipeline.steer_bench
     results = run_bench(run_, out, cfg, show_progress=not args.no_progress)
     print(results_markdown(results))
