@@ -44,7 +44,7 @@ def make_edit(op: str, concept: int, strength: float,
               positions: str | Sequence[int] = "all", std: float | None = None) -> Edit:
     """One library Edit from the page's controls (ValueError naming the fix if invalid);
     `positions` as the page's field reads (`spec.position_label`: "generated",
-    "new_sentences:3", "0,3,5") or a list of token indices."""
+    "new_tokens:4", "new_sentences:3", "0,3,5") or a list of token indices."""
     pos, span = (parse_position_label(positions) if isinstance(positions, str)
                  else (tuple(int(p) for p in positions), None))
     edit = op_edit(op, concept, strength, pos, span)

@@ -61,7 +61,11 @@ log = logging.getLogger(__name__)
 # student, whose best edits cost more grammar) adds points below every grid of a method
 # that can act gently, CoCoMix's and the baselines' alike, so that the grammar-bounded
 # per-topic choice ("@topic") has a gentle strength to pick rather than falling back to the
-# smallest point of a grid made for the harmonic mean.
+# smallest point of a grid made for the harmonic mean. Round 6 adds steering only the start
+# of the continuation ("new_tokens:n", START_POSITIONS), which needs stronger edits than
+# steering all of it: in a sweep on the selection half, `add` set+ban at 8-12 std and
+# `vector` set+ban at 4-16 std on the first 4-8 new tokens moved most topics further than
+# 3-6 std at every position, at less grammar cost.
 GRIDS: dict[str, tuple[float | None, ...]] = {
     "add": (1.5, 2.0, 3.0, 4.5, 6.0, 8.0, 10.0),  # logit stds (the catalogue's)
     "add/single": (4.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0),
@@ -71,6 +75,12 @@ GRIDS: dict[str, tuple[float | None, ...]] = {
     "set": (1.0, 5.0),  # weight of each concept replacing the top-k
     "vector": (1.0, 2.0, 4.0, 8.0),  # activation rise in logit stds, along the compressor row
     "vector/single": (2.0, 4.0, 8.0, 20.0),
+    "add/new_tokens": (6.0, 8.0, 10.0, 12.0),
+    "add/single/new_tokens": (10.0, 15.0, 20.0),
+    "vector/new_tokens": (4.0, 8.0, 16.0),
+    "vector/single/new_tokens": (8.0, 16.0),
+    "diffmean/new_tokens": (2.0, 4.0, 8.0),
+    "diffmean_vector/new_tokens": (4.0, 8.0, 12.0),
     "diffmean": (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 8.0),  # x the difference of means
     "diffmean_vector": (1.0, 2.0, 3.0, 4.0, 6.0),
     "sae": (0.15, 0.3, 0.45, 0.6, 0.9),  # x mean residual norm
@@ -81,6 +91,10 @@ topic ("@topic"), each with its own random-concept control."""
 OPS = tuple(op for op in STEERING_OPS if op != "ban")
 """Every op of the registry that can raise a concept (ban only lowers one)."""
 POSITIONS = ("all", "generated")
+START_POSITIONS = ("new_tokens:4", "new_tokens:8")
+"""Steer the first 4 or 8 new tokens, then let the model go on (spec.START_SET)."""
+START_OPS = ("add", "vector")
+"""The ops searched at START_POSITIONS too."""
 QUICK_TOPICS = 3
 HALVES = {"selection": ("selection", "select_samples"),
           "confirm": ("selection", "confirm_samples"),
@@ -112,6 +126,8 @@ class BenchConfig:
     ops: tuple[str, ...] = OPS
     concept_sets: tuple[str, ...] = CONCEPT_SETS  # toward.CONCEPT_SETS
     positions: tuple[str, ...] = POSITIONS
+    start_positions: tuple[str, ...] = START_POSITIONS  # ... for the ops in start_ops
+    start_ops: tuple[str, ...] = START_OPS
     diffmean_tokens: int = 65_536  # training tokens read for the topic means
     per_topic_strength: bool = False  # choose strengths per topic, not one for all topics
     max_grammar_drop: float = 0.10  # "@topic" rows: grammar within this of unsteered
@@ -127,6 +143,7 @@ class BenchConfig:
         return cls(n_prompts=4, select_samples=1, report_samples=1, confirm_samples=2,
                    confirm_top=2, confirm_rounds=2, max_new_tokens=12,
                    topics=None, ops=("add", "vector"), positions=("all",),
+                   start_positions=START_POSITIONS[:1],
                    diffmean_tokens=4096, quick_topics=QUICK_TOPICS,
                    grids={k: v[len(v) // 2:][:1] if k != "add" else (6.0,)
                           for k, v in GRIDS.items()},
@@ -196,7 +213,7 @@ class Bench:
         for method, half in jobs:
             key, openings, n = self._job(method, half)
             if key not in self.cells:
-                todo[key] = (half, (method, openings, n, self.score_kwargs(method)))
+                todo[key] = (half, (method, openings, n, self.score_kwargs(method, half)))
         if self.progress is not None:
             self.progress.update(len(jobs) - len(todo))
         if not todo:
@@ -221,10 +238,18 @@ class Bench:
         if self.progress is not None:
             self.progress.update(1)
 
-    def score_kwargs(self, method: Any) -> dict[str, Any]:
-        """What `topic_eval.evaluate_method` scores `method` with beyond its defaults (the
-        world oracle): nothing here; the wiki bench's model-based scores."""
-        return {}
+    def score_kwargs(self, method: Any, half: str) -> dict[str, Any]:
+        """What `topic_eval.evaluate_method` scores `method`'s `half` cells with (default: the
+        world oracle's scores): the perplexity (an NTP forward per cell, a tenth of the bench)
+        only where it is reported; the wiki bench's model-based scores."""
+        from cocomix_lens.steering.topic_eval import SCORES
+
+        return {} if half == "report" else {"scores": {k: v for k, v in SCORES.items()
+                                                      if k != "ppl"}}
+
+    def concept_hook(self) -> str:
+        """The residual the concept head reads (DiffMean at the start positions goes here)."""
+        return f"blocks.{self.run.student.cfg.insert_layer - 1}.hook_resid_post"
 
     def cell(self, method: Any, half: str) -> Any:
         """The scores of `method` on its topic's `half` (computed by `fill` if missing)."""

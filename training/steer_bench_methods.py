@@ -51,18 +51,26 @@ def cocomix_method(kit: TopicKit, op: str, which: str, positions: str,
                               "how": kit.concepts.how})
 
 
-def grid(cfg: Any, op: str, which: str) -> tuple[float | None, ...]:
-    """The strengths searched for `op` on concept set `which`: its own grid when the config
-    has one ("add/single"), else the op's."""
-    return cfg.grids.get(f"{op}/{which}", cfg.grids[op])
+def grid(cfg: Any, op: str, which: str, positions: str = "all") -> tuple[float | None, ...]:
+    """The strengths searched for `op` on concept set `which` at `positions`: the config's
+    most specific grid ("add/single/new_tokens", "add/new_tokens", "add/single"), else the
+    op's."""
+    where = positions.partition(":")[0]
+    for key in (f"{op}/{which}/{where}", f"{op}/{where}", f"{op}/{which}"):
+        if key in cfg.grids:
+            return cfg.grids[key]
+    return cfg.grids[op]
 
 
-def diffmean_method(kit: TopicKit, hook: str, strength: float):
+def diffmean_method(kit: TopicKit, hook: str, strength: float, positions: str = "all"):
+    """DiffMean at `hook`, added at `positions` (`method.residual_method`); the variant is the
+    hook, then the positions when they are not all of them."""
     from cocomix_lens.steering.topic_methods import TopicMethod
 
     v = strength * kit.means.diffmean(hook, kit.topic)
-    return TopicMethod("diffmean", hook, kit.topic, strength, hook=hook,
-                  vector=tuple(float(x) for x in v))
+    variant = hook if positions == "all" else f"{hook}/{positions}"
+    return TopicMethod("diffmean", variant, kit.topic, strength, hook=hook,
+                       vector=tuple(float(x) for x in v), positions=positions)
 
 
 def diffmean_vector_method(kit: TopicKit, strength: float, positions: str = "all",
@@ -113,14 +121,24 @@ def candidates(bench: Any, kit: TopicKit, sae_resid: float) -> dict[str, list]:
         for which in cfg.concept_sets:
             if which == "set" and len(kit.concepts.concepts) < 2:
                 continue  # the set is the single concept
-            for pos in cfg.positions:
-                ms = [cocomix_method(kit, op, which, pos, s, run) for s in grid(cfg, op, which)]
+            starts = cfg.start_positions if op in cfg.start_ops else ()
+            for pos in (*cfg.positions, *starts):
+                ms = [cocomix_method(kit, op, which, pos, s, run)
+                      for s in grid(cfg, op, which, pos)]
                 out[ms[0].key] = ms
     for hook in bench.hooks():
         ms = [diffmean_method(kit, hook, s) for s in cfg.grids["diffmean"]]
         out[ms[0].key] = ms
     ms = [diffmean_vector_method(kit, s) for s in cfg.grids["diffmean_vector"]]
     out[ms[0].key] = ms
+    # the baselines at the start positions too, so that where an edit acts is not what
+    # separates CoCoMix from DiffMean: at the residual the concept head reads, and in c_t
+    for pos in cfg.start_positions:
+        ms = [diffmean_method(kit, bench.concept_hook(), s, pos)
+              for s in grid(cfg, "diffmean", "", pos)]
+        out[ms[0].key] = ms
+        ms = [diffmean_vector_method(kit, s, pos) for s in grid(cfg, "diffmean_vector", "", pos)]
+        out[ms[0].key] = ms
     ms = [sae_method(kit, run, s, sae_resid) for s in cfg.grids["sae"]]
     out[ms[0].key] = ms
     return out
@@ -141,8 +159,8 @@ def extra_methods(bench: Any, kit: TopicKit, chosen: dict[str, Any], best_cocomi
     dm = chosen[best_diffmean]["method"]
     seed = bench.cfg.seed * 1009 + sum(map(ord, kit.topic))
     out.append(TopicMethod("random_direction", dm.variant, kit.topic, dm.strength, hook=dm.hook,
-                      vector=tuple(float(x) for x in random_direction(
-                          np.asarray(dm.vector), seed))))
+                           vector=tuple(float(x) for x in random_direction(
+                               np.asarray(dm.vector), seed)), positions=dm.positions))
     return out
 
 

@@ -150,8 +150,10 @@ def choose_strengths(bench: Any, cands: dict[str, dict[str, list]]) -> dict[str,
 
 
 def ranked_variants(chosen: dict[str, dict[str, Any]], prefix: str) -> list[str]:
-    """The variants of a family, best selection-half harmonic mean over topics first."""
+    """The variants of a family that every topic has (a topic with one concept has no
+    concept-set variants), best selection-half harmonic mean over topics first."""
     variants = {v for c in chosen.values() for v in c if v.startswith(prefix)}
+    variants = {v for v in variants if all(v in c for c in chosen.values())} or variants
     return sorted(sorted(variants), key=lambda v: -np.mean(
         [chosen[t][v]["selection_hm"] for t in chosen if v in chosen[t]]))
 

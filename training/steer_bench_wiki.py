@@ -192,7 +192,7 @@ class WikiBench(Bench):
     def _splits(self) -> dict[str, Any]:
         return self._split
 
-    def score_kwargs(self, method: Any) -> dict[str, Any]:
+    def score_kwargs(self, method: Any, half: str) -> dict[str, Any]:  # ppl: fluency here
         return {"scores": WIKI_SCORES, "concept": self.targets[method.topic].concept}
 
     def _job(self, method: Any, half: str) -> tuple[str, tuple, int]:

@@ -160,9 +160,11 @@ def _controls(ctx, model) -> tuple:
         op = st.selectbox("Operation", sl.available_ops(), key="steer_op")
         strength = _strength(op)
         pos = st.text_input("Positions", key="steer_positions",
-                            help="all, prompt, generated, sentences or new_sentences (the "
-                                 "first slot of each sentence; new_sentences:3 the first "
-                                 "three, from the prompt's end on), or token indices (0,3,5)")
+                            help="all, prompt, generated; new_tokens:4 (the first four "
+                                 "new tokens, then the model goes on unsteered); sentences "
+                                 "or new_sentences (the first slot of each sentence; "
+                                 "new_sentences:3 the first three, from the prompt's end "
+                                 "on); or token indices (0,3,5)")
         loaded = _loaded_edits()
         _setting_note(int(concept), op, float(strength))
     with right:

@@ -50,6 +50,7 @@ def render(ctx: Any, apply_spec: Callable[[Any], None]) -> None:
 
     from cocomix_lens.steering.topic_eval import leaderboard
     from cocomix_lens.steering.topics import world_topics
+    from cocomix_lens.steering.spec import position_label
     from cocomix_lens.steering.toward import KEEP_GRAMMAR_SOURCE, RECOMMENDED
 
     run = ctx.run
@@ -68,8 +69,10 @@ def render(ctx: Any, apply_spec: Callable[[Any], None]) -> None:
         st.button(f"Use the {which} edit toward {target!r}" if target else
                   f"Use the {which} edit", key="steer_toward_go", disabled=not target,
                   on_click=_use, args=(run, target, apply_spec))
+        where = position_label(RECOMMENDED.positions, RECOMMENDED.span)
         st.caption(f"Recommended: {RECOMMENDED.op} {RECOMMENDED.strength} on the topic's "
-                   f"{RECOMMENDED.concepts} of concepts ({RECOMMENDED.source}). Keep grammar: "
+                   f"{RECOMMENDED.concepts} of concepts at positions {where} "
+                   f"({RECOMMENDED.source}). Keep grammar: "
                    f"{KEEP_GRAMMAR_SOURCE}.")
         if "steer_toward_how" in st.session_state:
             st.info(st.session_state["steer_toward_how"])

@@ -26,14 +26,30 @@ def sample_next(logits: Tensor, temperature: float, top_k: int | None, top_p: fl
         kth = logits.topk(top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1.0:
-        sorted_logits, order = logits.sort(-1, descending=True)
-        p = sorted_logits.softmax(-1)
-        # Drop a token once the mass before it already reaches top_p (keeps at least one).
-        drop_sorted = (p.cumsum(-1) - p) >= top_p
-        drop = drop_sorted.scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
+        logits = logits.masked_fill(nucleus_drop(logits, top_p), float("-inf"))
     probs = logits.softmax(-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+NUCLEUS_K = 64
+"""Tokens sorted first when looking for the top-p nucleus; the whole vocabulary is sorted only
+when some row's NUCLEUS_K largest hold less than top_p (sorting every step's [batch, d_vocab]
+was a fifth of steer-bench's generation time)."""
+
+
+def nucleus_drop(logits: Tensor, top_p: float) -> Tensor:
+    """bool [batch, d_vocab]: the tokens top-p sampling drops, i.e. each token once the mass
+    of the tokens ranked before it already reaches top_p (at least one is kept)."""
+    k = min(NUCLEUS_K, logits.shape[-1])
+    vals, order = logits.topk(k, dim=-1)  # descending
+    p = (vals - logits.logsumexp(-1, keepdim=True)).exp()
+    before = p.cumsum(-1) - p
+    if k < logits.shape[-1] and not bool((before[:, -1] + p[:, -1] >= top_p).all()):
+        vals, order = logits.sort(-1, descending=True)
+        p = vals.softmax(-1)
+        before = p.cumsum(-1) - p
+    drop = torch.ones_like(logits, dtype=torch.bool)
+    return drop.scatter(-1, order, before >= top_p)
 
 
 class GenerationMixin:

@@ -109,8 +109,10 @@ class Steering:
                 return None
             return slice(rows[0], rows[0] + 1) if len(rows) == 1 else torch.tensor(
                 rows, device=self.model.device)
+        first_new = self.prompt_len - 1  # the slot that predicts the first new token
         lo, hi = {"all": (0, None), "prompt": (0, self.prompt_len),
-                  "generated": (self.prompt_len, None)}[pos]
+                  "generated": (self.prompt_len, None),
+                  "new_tokens": (first_new, first_new + (edit.span or 1))}[pos]
         start = max(lo - o, 0)
         stop = n if hi is None else min(hi - o, n)
         return slice(start, stop) if start < stop else None

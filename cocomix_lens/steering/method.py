@@ -17,8 +17,9 @@ without one takes its control explicitly (`evaluate_methods(..., control=...)`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+import inspect
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,7 +29,7 @@ from torch import Tensor, nn
 
 from cocomix_lens.concepts.extractor import decoder_directions
 from cocomix_lens.data.tokenizer import prompt_ids
-from cocomix_lens.steering.spec import Edit, SteeringSpec
+from cocomix_lens.steering.spec import Edit, SteeringSpec, parse_position_label
 
 MODELS = ("student", "teacher")
 """The run models a method can generate with."""
@@ -105,31 +106,78 @@ def _retarget(spec: SteeringSpec, old: int, new: int) -> SteeringSpec:
     return replace(spec, edits=tuple(move(e) for e in spec.edits))
 
 
+RESIDUAL_POSITIONS = ("all", "generated", "new_tokens")
+"""Where `residual_method` adds its direction (spec.py's position sets of those names)."""
+
+
 def residual_method(hook_name: str, direction: Tensor | Sequence[float], description: str,
                     model: str = "student", concept: int | None = None,
                     strength: float = 1.0, positions: str = "all") -> Method:
     """Add `strength` x `direction` [d_model] to the residual stream at `hook_name` at every
-    position ("all") or at generated positions only ("generated")."""
-    if positions not in ("all", "generated"):
-        raise ValueError(f"positions={positions!r}; fix: 'all' or 'generated'")
+    position ("all"), at generated positions only ("generated"), or at the first n slots from
+    the prompt's last token on ("new_tokens:n", as spec.py's position set)."""
+    where, span = _residual_positions(positions)
     vec = torch.as_tensor(direction, dtype=torch.float32).detach()
     if vec.ndim != 1 or not torch.isfinite(vec).all():
         raise ValueError("direction must be a finite [d_model] vector; fix: pass one row")
 
     def hooks(m: nn.Module, prompt_len: int) -> AbstractContextManager:
         d = (strength * vec).to(m.device)
+        if where == "all":
+            return m.hooks(fwd_hooks=[(hook_name, lambda x, hook: x + d)])
+        lo, hi = {"generated": (prompt_len, None),
+                  "new_tokens": (prompt_len - 1, prompt_len - 1 + span)}[where]
+        chunk = _Chunk(m)
 
-        def add(x: Tensor, hook: Any) -> Tensor:  # x [batch, pos, d_model]
-            if positions == "all" or x.shape[1] == 1:
-                return x + d
+        def add(x: Tensor, hook: Any) -> Tensor:  # x [batch, rows, d_model]
+            # rows per token: 2 on the interleaved stream (a token and its concept slot)
+            o, n, per = chunk.offset, chunk.n_tokens, x.shape[1] // chunk.n_tokens
+            a, b = max(lo, o) - o, (o + n if hi is None else min(hi, o + n)) - o
+            if a >= b:
+                return x
             x = x.clone()
-            x[:, prompt_len:] += d  # a full forward holds the prompt: spare it
+            x[:, a * per:b * per] += d
             return x
-        return m.hooks(fwd_hooks=[(hook_name, add)])
+        return chunk.around(m.hooks(fwd_hooks=[(hook_name, add)]))
 
     return Method(description, model, hooks, None,
                   {"hook": hook_name, "norm": float(strength * vec.norm()),
                    "positions": positions}, concept, float(strength))
+
+
+def _residual_positions(positions: str) -> tuple[str, int]:
+    try:
+        where, span = parse_position_label(positions)
+    except ValueError:
+        where, span = None, None
+    if where not in RESIDUAL_POSITIONS:
+        raise ValueError(f"positions={positions!r}; fix: 'all', 'generated' or 'new_tokens:n'")
+    return where, span or 1
+
+
+class _Chunk:
+    """Which tokens the model's current forward holds: `offset` (the KV cache's n_tokens, as
+    steering/hooks.py reads it) and `n_tokens`, read by a forward pre-hook."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.offset, self.n_tokens = model, 0, 1
+        self._args = inspect.signature(model.forward)
+
+    def before_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        bound = self._args.bind_partial(*args, **kwargs).arguments
+        cache = bound.get("past_kv_cache")
+        self.offset = 0 if cache is None else cache.n_tokens
+        x = bound["input"]
+        self.n_tokens = (x if isinstance(x, Tensor) else self.model.to_tokens(x)).shape[-1]
+
+    @contextmanager
+    def around(self, hooks: AbstractContextManager) -> Iterator[None]:
+        handle = self.model.register_forward_pre_hook(self.before_forward, with_kwargs=True)
+        try:
+            with hooks:
+                yield
+        finally:
+            handle.remove()
 
 
 def sae_method(run: Any, concept: int, strength: float, prompts: Sequence[str]) -> Method:

@@ -180,8 +180,10 @@ def describe_edit(edit) -> str:
     pos = edit.positions
     where = "" if pos == "all" else (f" at {pos} positions" if isinstance(pos, str)
                                      else " at positions " + ",".join(map(str, pos)))
+    n = edit.span or 1
     if pos in ("sentences", "new_sentences"):  # sentences.SENTENCE_SETS
-        n = edit.span or 1
         where = (f" at the first {n} slot{'s' if n > 1 else ''} of each sentence"
                  + (" from the prompt's end on" if pos == "new_sentences" else ""))
+    elif pos == "new_tokens":  # spec.START_SET
+        where = f" at the first {n} new token{'s' if n > 1 else ''}, then released"
     return OPS[edit.op].describe(edit) + where

@@ -2,9 +2,11 @@
 
 An edit names an operation (ops.py holds the registry and what each one does), a concept and
 the token positions it applies to: "prompt" (positions < prompt length), "generated" (the
-rest), "all", a list of absolute token indices, or the first `span` slots of each sentence,
-decided from the tokens as they are generated: "sentences" (everywhere) or "new_sentences"
-(from the prompt's last token on; sentences.py). Position t is the concept slot computed
+rest), "all", a list of absolute token indices, the first `span` slots from the prompt's last
+token on ("new_tokens": steer the start of the continuation, then let the model go on by
+itself), or the first `span` slots of each sentence, decided from the tokens as they are
+generated: "sentences" (everywhere) or "new_sentences" (from the prompt's last token on;
+sentences.py). Position t is the concept slot computed
 after token t, which predicts token t + 1: an edit at the last prompt position changes the
 first generated token, a "generated" edit acts from the second one on.
 
@@ -37,7 +39,13 @@ FORMAT_VERSION = 1
 MAX_SPEC_BYTES = 1 << 20  # a d_model=2048 `vector` edit is ~40 KB of JSON
 MAX_EDITS = 256
 MAX_POSITIONS = 1 << 16
-POSITION_SETS = ("prompt", "generated", "all", *SENTENCE_SETS)
+START_SET = "new_tokens"
+"""The first `span` slots from the prompt's last token on: the slots that predict the first
+`span` generated tokens (steer-bench's round 6: steering only the start of a continuation
+moves the topic at less grammar cost than steering all of it; docs/steering.md)."""
+SPAN_SETS = (START_SET, *SENTENCE_SETS)
+"""Position sets whose extent is `span` slots (None means 1)."""
+POSITION_SETS = ("prompt", "generated", "all", *SPAN_SETS)
 Positions = str | tuple[int, ...]
 
 
@@ -57,8 +65,8 @@ class Edit:
     value: float | None = None
     """scale: factor on the logit; add, vector: amount in logit stds (`std`, `unit`)."""
     positions: Positions = "all"
-    """"prompt", "generated", "all", "sentences", "new_sentences" or absolute token
-    indices."""
+    """"prompt", "generated", "all", "new_tokens", "sentences", "new_sentences" or absolute
+    token indices."""
     concepts: tuple[int, ...] | None = None
     """set: the concepts that replace the top-k."""
     weights: tuple[float, ...] | None = None
@@ -73,9 +81,11 @@ class Edit:
     means it too: the run's catalogue, via `SteeringSpec.resolve`), "prompt" (measured on the
     prompt) or "logit" (raw logits, std 1). ops.UNITS."""
     span: int | None = None
-    """positions "sentences" / "new_sentences": how many slots of each sentence the edit acts
-    on (None means 1: the slot of the token that ends the previous sentence, which predicts
-    the sentence's first token; 3: the slots predicting its first three tokens)."""
+    """positions "new_tokens": how many slots from the prompt's last token on the edit acts on
+    (None means 1: the slot that predicts the first generated token; 4: the slots predicting
+    the first four). "sentences" / "new_sentences": how many slots of each sentence (None
+    means 1: the slot of the token that ends the previous sentence, which predicts the
+    sentence's first token; 3: the slots predicting its first three tokens)."""
 
     def __post_init__(self) -> None:
         # Lists from JSON (and 1-d arrays) become tuples, so specs compare and hash by value;
@@ -113,7 +123,8 @@ class SteeringSpec:
     def add_edit(self, edit: Edit) -> SteeringSpec:
         return replace(self, edits=(*self.edits, edit))
 
-    # `span`: with positions "sentences" / "new_sentences", the slots of each sentence edited
+    # `span`: with positions "new_tokens", the slots edited from the prompt's last token on;
+    # with "sentences" / "new_sentences", the slots of each sentence edited
     def scale(self, concept: int, factor: float, positions: Positions = "all",
               span: int | None = None) -> SteeringSpec:
         """Multiply concept's predicted logit by `factor` (the paper's steering)."""
@@ -317,12 +328,12 @@ def check_edit(edit: Edit) -> None:
 def _check_span(edit: Edit) -> None:
     if edit.span is None:
         return
-    if edit.positions not in SENTENCE_SETS:
-        raise ValueError(f"span={edit.span!r} counts slots of each sentence and needs positions "
-                         f"{' or '.join(map(repr, SENTENCE_SETS))}, not {edit.positions!r}; fix: "
-                         "drop span or use sentence positions")
+    if edit.positions not in SPAN_SETS:
+        raise ValueError(f"span={edit.span!r} counts slots and needs positions "
+                         f"{' or '.join(map(repr, SPAN_SETS))}, not {edit.positions!r}; fix: "
+                         "drop span or use one of those positions")
     if not isinstance(edit.span, int) or isinstance(edit.span, bool) or edit.span < 1:
-        raise ValueError(f"span={edit.span!r} must be an integer >= 1 (slots of each sentence); "
+        raise ValueError(f"span={edit.span!r} must be an integer >= 1 (slots); "
                          'fix: e.g. "span": 2')
 
 
@@ -346,7 +357,7 @@ def _check_ids(edit: Edit) -> None:
 
 def position_label(positions: Positions, span: int | None = None) -> str:
     """Positions as one line of text (a steer-bench row, the app's field): "generated",
-    "new_sentences:2" (sentence positions with a span) or "0,3,5"."""
+    "new_tokens:4" / "new_sentences:2" (a position set with a span) or "0,3,5"."""
     if not isinstance(positions, str):
         return ",".join(map(str, positions))
     return positions if span is None else f"{positions}:{span}"
@@ -363,8 +374,8 @@ def parse_position_label(label: str) -> tuple[Positions, int | None]:
             return tuple(int(p) for p in name.split(",") if p), None
     except ValueError:
         pass
-    raise ValueError(f"positions {label!r}: use one of {', '.join(POSITION_SETS)}, a sentence "
-                     "set with a span like new_sentences:3, or token indices like 0,3,5")
+    raise ValueError(f"positions {label!r}: use one of {', '.join(POSITION_SETS)}, a set with "
+                     "a span like new_tokens:4 or new_sentences:3, or token indices like 0,3,5")
 
 
 def check_positions(positions: Positions) -> None:

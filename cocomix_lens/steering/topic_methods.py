@@ -99,6 +99,7 @@ class TopicMethod:
     vector: tuple[float, ...] | None = None
     seed: int = 0  # of the prompting cue's word choice
     cue: str = ""  # prompt_context: the text put before or after the opening
+    positions: str = "all"  # a residual direction: where it is added (method.residual_method)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # what it was made from
 
     def __post_init__(self) -> None:
@@ -133,7 +134,8 @@ class TopicMethod:
             return Method(desc, self.model, lambda m, n: self.spec.context(m, n), None,
                           {"spec": self.spec.to_dict()}, strength=_nan(self.strength))
         if self.vector is not None:
-            return residual_method(self.hook, self.vector, desc, self.model)
+            return residual_method(self.hook, self.vector, desc, self.model,
+                                   positions=self.positions)
         return prompt_method(lambda text: text, desc, model=self.model)
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,7 +145,8 @@ class TopicMethod:
                 "spec": None if self.spec is None else self.spec.to_dict(),
                 "hook": self.hook, "vector": None if self.vector is None else list(self.vector),
                 "seed": self.seed, "extra": self.extra,
-                **({"cue": self.cue} if self.cue else {})}  # (world cells keep their keys)
+                **({"cue": self.cue} if self.cue else {}),  # (world cells keep their keys)
+                **({"positions": self.positions} if self.positions != "all" else {})}
 
     @classmethod
     def from_dict(cls, blob: dict[str, Any]) -> TopicMethod:
@@ -152,7 +155,8 @@ class TopicMethod:
         return cls(blob["family"], blob["variant"], blob["topic"], blob.get("strength"),
                    None if spec is None else SteeringSpec.from_dict(spec), blob.get("hook"),
                    None if vector is None else tuple(vector), blob.get("seed", 0),
-                   blob.get("cue", ""), dict(blob.get("extra") or {}))
+                   blob.get("cue", ""), blob.get("positions", "all"),
+                   dict(blob.get("extra") or {}))
 
 
 def _nan(x: float | None) -> float:

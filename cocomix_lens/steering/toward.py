@@ -65,7 +65,8 @@ class TopicRecipe:
     names (grammar within 10 points of unsteered): the strength for a world topic on a run
     without a steer-bench of its own."""
     span: int | None = None
-    """Sentence positions ("sentences", "new_sentences"): the slots of each sentence edited."""
+    """positions "new_tokens": the slots edited from the prompt's last token on; sentence
+    positions ("sentences", "new_sentences"): the slots of each sentence edited."""
 
     def __post_init__(self) -> None:
         if self.concepts not in CONCEPT_SETS:
@@ -116,30 +117,31 @@ class TopicRecipe:
 
 
 RECOMMENDED = TopicRecipe(
-    "add", "set+ban", "all", 6.0,
+    "vector", "set+ban", "new_tokens", 16.0, span=8,
     source="steer-bench on the demo run: the CoCoMix recipe with the best harmonic mean on "
-           "the selection half, 0.130 [0.113, 0.148] on the report half at one strength "
-           "for every topic (per-topic strengths holding grammar within 10 points of unsteered: "
-           "0.054, and worse on the selection half too) "
+           "the selection half, 0.215 [0.194, 0.236] on the report half at one strength "
+           "for every topic, on the first 8 new tokens, then released (per-topic strengths "
+           "holding grammar within 10 points of unsteered: 0.125, and worse on the selection "
+           "half too; DiffMean on the same tokens: 0.235 [0.215, 0.255]) "
            "(benchmarks/results/steer_bench_world: the steer-bench step on runs/demo)")
 """The best CoCoMix recipe on the steering benchmark's report half (see `source`)."""
 
 
 KEEP_GRAMMAR: dict[str, tuple[str, float | None]] = {
     "art": ("add/set+ban/all", 3.0),
-    "cooking": ("add/single/all", 8.0),
-    "farming": ("add/set/all", 3.0),
+    "cooking": ("add/set+ban/new_tokens:8", 12.0),
+    "farming": ("add/set+ban/new_tokens:8", 6.0),
     "forest": ("add/set+ban/all", 4.5),
-    "medicine": ("add/set+ban/all", 3.0),
-    "music": ("add/single/all", 10.0),
-    "school": ("scale/single/generated", -16.0),
-    "sea": ("add/set/generated", 4.5),
-    "space": ("vector/set+ban/all", 1.0),
-    "sport": ("add/set/all", 3.0),
-    "trade": ("vector/set+ban/all", 1.0),
-    "travel": ("add/single/all", 8.0),
-    "war": ("add/single/generated", 12.0),
-    "weather": ("add/set/all", 6.0),
+    "medicine": ("vector/set+ban/new_tokens:4", 8.0),
+    "music": ("add/set+ban/new_tokens:8", 8.0),
+    "school": ("vector/set/new_tokens:4", 8.0),
+    "sea": ("add/set+ban/new_tokens:8", 10.0),
+    "space": ("add/set+ban/new_tokens:8", 8.0),
+    "sport": ("vector/set+ban/new_tokens:8", 4.0),
+    "trade": ("add/set+ban/new_tokens:8", 12.0),
+    "travel": ("add/set+ban/new_tokens:4", 6.0),
+    "war": ("vector/set+ban/new_tokens:4", 16.0),
+    "weather": ("add/set+ban/new_tokens:8", 12.0),
 }
 """topic -> (steer-bench variant "op/concepts/positions", strength): per topic, the CoCoMix edit
 with the best selection-half harmonic mean among those that kept grammar within 10 points of
@@ -147,8 +149,8 @@ unsteered (the steer-bench's `fluent` choice on the demo run, `KEEP_GRAMMAR_SOUR
 KEEP_GRAMMAR_SOURCE = (
     "steer-bench on the demo run: the CoCoMix edit chosen for this topic that kept grammar "
     "within 10 points of unsteered on the selection half (the cocomix/fluent row: "
-    "11 of 14 topics pass the 5x on-topic goal on the report half, harmonic "
-    "mean 0.049; benchmarks/results/steer_bench_world)")
+    "14 of 14 topics pass the 5x on-topic goal on the report half, harmonic "
+    "mean 0.134; benchmarks/results/steer_bench_world)")
 
 
 def keep_grammar_recipe(run: Any, topic: str) -> TopicRecipe:

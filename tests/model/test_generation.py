@@ -4,7 +4,7 @@ import pytest
 import torch
 from helpers_model import tiny_model, tokens
 
-from cocomix_lens.model.generation import sample_next
+from cocomix_lens.model.generation import NUCLEUS_K, nucleus_drop, sample_next
 
 
 def _boost(z, hook):
@@ -83,6 +83,19 @@ def test_top_k_and_top_p_restrict_the_support():
     assert set(sample_next(logits, 1.0, None, 0.8, gen).tolist()) == {0, 1}
     assert set(sample_next(logits, 1.0, None, 0.5, gen).tolist()) == {0}
     assert sample_next(logits, 0, None, None, gen).eq(0).all()
+
+
+@pytest.mark.parametrize("scale", [8.0, 0.01])  # peaked rows (nucleus in the top 64) and flat
+def test_the_nucleus_equals_a_full_sort_of_the_vocabulary(scale):
+    logits = torch.randn(40, 1000, generator=torch.Generator().manual_seed(1)) * scale
+    for top_p in (0.5, 0.9, 0.95):
+        sorted_logits, order = logits.sort(-1, descending=True)
+        p = sorted_logits.softmax(-1)
+        drop_sorted = (p.cumsum(-1) - p) >= top_p
+        expected = drop_sorted.scatter(-1, order, drop_sorted)
+        assert torch.equal(nucleus_drop(logits, top_p), expected)
+    kept = (~nucleus_drop(logits, 0.95)).sum(-1)
+    assert bool((kept < NUCLEUS_K).all()) if scale > 1 else bool((kept > NUCLEUS_K).all())
 
 
 def test_stop_tokens_end_generation_and_pad_finished_rows():

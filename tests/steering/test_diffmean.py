@@ -2,6 +2,7 @@
 recovered, and adding a direction inside the context changes the activation by exactly it."""
 
 import numpy as np
+import pytest
 import torch
 from helpers_model import tiny_model, tokens
 
@@ -86,3 +87,32 @@ def test_latent_means_equal_accumulate_means_labelled_by_the_saes_own_activity(m
             assert np.array_equal(means[c].counts[h], ref.counts[h])
             assert np.allclose(means[c].diffmean(h, str(c)), ref.diffmean(h, str(c)),
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("hook", [HOOK, "blocks.1.hook_resid_pre"])  # 1 and 2 rows per token
+@pytest.mark.parametrize("positions", ["generated", "new_tokens:3"])
+def test_a_residual_method_at_positions_adds_at_those_tokens_cached_or_not(hook, positions):
+    model, x, _, v = planted()
+    prompt_len = 5
+    _, free = model.run_with_cache(x[:2], names_filter=hook)
+    m = residual_method(hook, v, "planted", strength=3.0, positions=positions)
+    with m.context(model, prompt_len):
+        _, inside = model.run_with_cache(x[:2], names_filter=hook)
+    moved = (inside[hook] - free[hook]).norm(dim=-1)[0]  # [rows]
+    per = moved.shape[0] // x.shape[1]
+    first, last = (prompt_len, x.shape[1]) if positions == "generated" else (
+        prompt_len - 1, prompt_len + 2)
+    expected = torch.zeros(x.shape[1], dtype=torch.bool)
+    expected[first:last] = True
+    assert torch.equal(moved > 1e-4, expected.repeat_interleave(per))
+    prompt = x[:1, :prompt_len]
+    with m.context(model, prompt_len):
+        cached = model.generate(prompt, 8, seed=3)
+    with m.context(model, prompt_len):
+        assert torch.equal(cached, model.generate(prompt, 8, seed=3, use_cache=False))
+
+
+def test_a_residual_method_refuses_positions_it_cannot_place():
+    for bad in ("sentences", "prompt", "later:2"):
+        with pytest.raises(ValueError, match="fix: 'all', 'generated' or 'new_tokens:n'"):
+            residual_method(HOOK, torch.ones(4), "x", positions=bad)

@@ -49,6 +49,19 @@ def bench(world_run):
     return out, results, time.perf_counter() - t0
 
 
+def test_the_best_variant_is_one_every_topic_has():
+    """A concept-set variant that a one-concept topic lacks cannot be the recipe for every
+    topic, however well it does on the topics that have it."""
+    from training.steer_bench_report import best_variant, ranked_variants
+
+    chosen = {"sea": {"cocomix/a": {"selection_hm": 0.2}, "cocomix/b": {"selection_hm": 0.1},
+                      "diffmean/x": {"selection_hm": 0.9}},
+              "war": {"cocomix/a": {"selection_hm": 0.3}}}
+    assert ranked_variants(chosen, "cocomix/") == ["cocomix/a"]
+    chosen["war"]["cocomix/b"] = {"selection_hm": 0.5}
+    assert best_variant(chosen, "cocomix/") == "cocomix/b"  # (0.1 + 0.5) / 2 > 0.25
+
+
 def test_harmonic_mean_is_zero_when_any_score_is_zero():
     h = harmonic([np.array([1.0, 0.5, 0.0]), np.array([1.0, 0.5, 1.0]),
                   np.array([1.0, 0.25, 1.0])])
@@ -61,8 +74,11 @@ def test_quick_bench_measures_every_family_on_the_report_half(bench):
     # results record it): one strength per method and a bounded number of cells per topic
     assert all(len(g) == 1 for g in BenchConfig.quick().grids.values())
     # 32 + the fluent row and its control (2) + the confirm round (unsteered and at most
-    # confirm_top = 2 candidates for each of 3 tuned groups: 7)
-    assert results["cells"]["total"] <= 41 * len(TOPICS), results["cells"]
+    # confirm_top = 2 candidates for each of 3 tuned groups: 7) + the start positions (2 ops
+    # x at most 3 concept sets, and DiffMean at the concept layer and in c_t, at one
+    # "new_tokens" span, each selected and reported: 16)
+    assert results["cells"]["total"] <= 57 * len(TOPICS), results["cells"]
+    assert any(k.endswith("/new_tokens:4") for k in results["rows"])
     families = {cell["method"]["family"] for row in results["rows"].values()
                 for cell in row["cells"]}
     # prompt_context: the wiki mode's prompting; switch_vector: benchmarks/steer_sentences.py
@@ -365,11 +381,12 @@ def test_the_readme_and_docs_quote_the_committed_results():
     assert f"(`fluent`) **{fluent['passed']} of {fluent['of']}**" in docs
     assert est("cocomix/fluent") in plain
     tuned = results["goals_tuned"]
-    where = {"all": "all positions", "generated": "generated positions"}
+    where = {"all": "all positions", "generated": "generated positions",
+             **{f"new_tokens:{n}": f"the first {n} new tokens" for n in (4, 8)}}
     for key, passed in tuned.items():  # the other tuned variants, each with its count
         if key != best["cocomix"] + "@topic":
             _, op, which, pos = key.removesuffix("@topic").split("/")
-            assert f"`{op}` {which} at {where[pos]} {passed}" in docs, key
+            assert f"`{op}` {which} at {where[pos]} {passed}" in " ".join(docs.split()), key
     sel = results["recommended"]["selection_hm"]
     assert f"({sel['one_strength']:.3f} vs {sel['per_topic']:.3f}" in docs
 
