@@ -196,7 +196,9 @@ def toward(run: Any, name: str, recipe: TopicRecipe = RECOMMENDED,
         ids, ban = (_search(run, name, topics),), ()
         what = f"concept {ids[0]}, the catalogue's best match for {name!r}"
     spec = recipe.spec(run, ids, ban)
-    return spec, f"{what}; {recipe.op} at {recipe.strength}: {recipe.source}"
+    where = position_label(recipe.positions, recipe.span)
+    where = "" if where == "all" else f" at positions {where}"
+    return spec, f"{what}; {recipe.op} {recipe.strength}{where}: {recipe.source}"
 
 
 def _search(run: Any, name: str, topics: list[str]) -> int:

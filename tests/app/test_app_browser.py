@@ -424,6 +424,7 @@ def test_steer_toward_a_name_in_the_browser_loads_the_recommended_edit_and_gener
     `toward` resolves it), the page says why, and the steered sample is generated from it."""
     from cocomix_lens import Run
     from cocomix_lens.catalogue.search import search
+    from cocomix_lens.steering.spec import position_label
     from cocomix_lens.steering.toward import RECOMMENDED
 
     name = "ship"
@@ -437,6 +438,8 @@ def test_steer_toward_a_name_in_the_browser_loads_the_recommended_edit_and_gener
     body = page.inner_text("body")
     assert f"concept {hit}, the catalogue's best match for {name!r}" in body
     assert chosen(page, "Operation") == RECOMMENDED.op
+    where = position_label(RECOMMENDED.positions, RECOMMENDED.span)  # e.g. new_tokens:8
+    assert page.get_by_role("textbox", name="Positions").input_value() == where
     pick(page, "Operation", RECOMMENDED.op)  # already chosen: starts no run, returns at once
     generate(page)
     texts = samples(page)

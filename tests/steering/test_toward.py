@@ -147,6 +147,7 @@ def test_keep_grammar_steers_a_topic_with_its_measured_edit(monkeypatch):
     spec, how = toward(run, "sea", keep_grammar=True)
     assert [(e.op, e.concept, e.value, e.positions, e.span) for e in spec.edits] == [
         ("vector", 7, 2.0, "new_sentences", 2)] and "this run's steer-bench" in how
+    assert "vector 2.0 at positions new_sentences:2" in how  # where the edit acts, in words
     # neither measured the topic: one line naming the command that does
     monkeypatch.delitem(KEEP_GRAMMAR, "war")
     with pytest.raises(ValueError, match=r"topic 'war' .*fix: measure it with"):
