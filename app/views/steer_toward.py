@@ -48,9 +48,9 @@ def render(ctx: Any, apply_spec: Callable[[Any], None]) -> None:
     (passed in by app/views/steer.py: importing it back would close a circle)."""
     import pandas as pd
 
+    from cocomix_lens.steering.spec import position_label
     from cocomix_lens.steering.topic_eval import leaderboard
     from cocomix_lens.steering.topics import world_topics
-    from cocomix_lens.steering.spec import position_label
     from cocomix_lens.steering.toward import KEEP_GRAMMAR_SOURCE, RECOMMENDED
 
     run = ctx.run
